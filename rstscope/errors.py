@@ -13,7 +13,9 @@ EXIT_FAIL_ON = 1  # an opt-in --fail-on condition was met (grep-style)
 EXIT_USAGE = 2  # bad flags or arguments (click's default too)
 EXIT_DATAERR = 65  # EX_DATAERR: capture is corrupt and nothing readable was found
 EXIT_NOINPUT = 66  # EX_NOINPUT: input missing or unreadable
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a needed external tool (tcpdump, haproxy, ...) is missing
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: internal error (a bug); never reused for anything else
+EXIT_OSERR = 71  # EX_OSERR: the reset lab could not build or run its namespaces/processes
 EXIT_IOERR = 74  # EX_IOERR: output cannot be written
 EXIT_NOPERM = 77  # EX_NOPERM: no capture privilege (CAP_NET_RAW)
 
@@ -77,3 +79,15 @@ def require(module: str, *, extra: str | None = None, apt: str | None = None) ->
         raise MissingExtraError(
             f"{module} is needed for this; install it with: {' or '.join(hints)}"
         ) from exc
+
+
+class ToolUnavailableError(RstscopeError):
+    """A needed external program (tcpdump, haproxy, nginx, iptables, ip) is not installed."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class LabError(RstscopeError):
+    """The reset lab failed to set up or run a scenario (namespaces, processes, timing)."""
+
+    exit_code = EXIT_OSERR

@@ -1,0 +1,257 @@
+"""The library surface: ``analyze()`` and the :class:`Analysis` it returns.
+
+This module glues ingestion (files → packet batches) to the pure core
+(batches → flow and reset records) and presents the results as pandas
+DataFrames with fixed schemas.  It is what notebooks use, and what the CLI
+prints from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from rstscope.catalog import load_timeouts
+from rstscope.core import Tracker, TrackerConfig
+from rstscope.ingest import open_capture
+from rstscope.schema import SCHEMA_VERSION, addr_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Source = str | os.PathLike[str] | IO[bytes]
+Sources = Source | Sequence[Source]
+
+ORIGINS = ("client", "server", "load-balancer", "firewall", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class PacketFilter:
+    """Packet-level filters applied before tracking (``--port``, ``--host``)."""
+
+    ports: tuple[int, ...] = ()
+    hosts: tuple[str, ...] = ()
+
+    def mask(self, batch: np.ndarray) -> np.ndarray | None:
+        """Boolean mask of rows to keep, or None to keep all."""
+        keep: np.ndarray | None = None
+        if self.ports:
+            ports = np.asarray(self.ports, dtype=np.uint16)
+            keep = np.isin(batch["sport"], ports) | np.isin(batch["dport"], ports)
+        if self.hosts:
+            raw = np.asarray([addr_bytes(h) for h in self.hosts], dtype="S16")
+            # numpy strips trailing NULs from S16 on both sides alike, so equality holds.
+            hit = np.isin(batch["src"], raw) | np.isin(batch["dst"], raw)
+            keep = hit if keep is None else keep & hit
+        return keep
+
+
+def _source_name(source: Sources) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
+        return ",".join(_source_name(s) for s in source)
+    return getattr(source, "name", "<stream>") if isinstance(getattr(source, "name", None), str) else "<stream>"
+
+
+@dataclass
+class Analysis:
+    """Results of analysing one capture (or one ordered list of rotated files).
+
+    ``flows`` and ``resets`` are DataFrames with the documented schemas
+    (docs/schema.md); they are never ``None`` (empty frames keep their columns).
+    """
+
+    file: str
+    tracker: Tracker
+    read_stats: Any
+    _source: Sources | None = None
+    _flows_df: pd.DataFrame | None = field(default=None, repr=False)
+    _resets_df: pd.DataFrame | None = field(default=None, repr=False)
+    _packets_df: pd.DataFrame | None = field(default=None, repr=False)
+
+    # -- records ---------------------------------------------------------
+    def reset_records(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.tracker.resets()]
+
+    def flow_records(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self.tracker.flows()]
+
+    # -- DataFrames ------------------------------------------------------
+    @property
+    def resets(self) -> pd.DataFrame:
+        if self._resets_df is None:
+            from rstscope.frames import resets_frame
+
+            self._resets_df = resets_frame(self.reset_records())
+        return self._resets_df
+
+    @property
+    def flows(self) -> pd.DataFrame:
+        if self._flows_df is None:
+            from rstscope.frames import flows_frame
+
+            self._flows_df = flows_frame(self.flow_records())
+        return self._flows_df
+
+    @property
+    def packets(self) -> pd.DataFrame:
+        """Per-packet header fields, read again from the source on first use (lazy)."""
+        if self._packets_df is None:
+            from rstscope.ingest import read_packets
+
+            if self._source is None or not _rereadable(self._source):
+                raise ValueError("packets are only available for analyses of files on disk")
+            self._packets_df = read_packets(self._source)
+        return self._packets_df
+
+    # -- summaries -------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        resets = self.tracker.resets()
+        by_origin = {o: 0 for o in ORIGINS}
+        for r in resets:
+            by_origin[r.origin] = by_origin.get(r.origin, 0) + 1
+        stats = self.read_stats
+        vantage_point, vantage_reason = self.tracker.vantage
+        return {
+            "file": self.file,
+            "packets": int(getattr(stats, "frames", 0)),
+            "tcp_packets": int(getattr(stats, "tcp", 0)),
+            "non_tcp": dict(getattr(stats, "non_tcp", {}) or {}),
+            "warnings": list(getattr(stats, "warnings", []) or []),
+            "flows": len(self.tracker.flows()),
+            "resets": len(resets),
+            "resets_by_origin": by_origin,
+            "vantage": vantage_point,
+            "vantage_reason": vantage_reason,
+        }
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document of ``rstscope analyze --format json`` (docs/schema.md)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "file": self.file,
+            "summary": self.summary(),
+            "flows": [_jsonable(f) for f in self.flow_records()],
+            "resets": [_jsonable(r) for r in self.reset_records()],
+        }
+
+    def to_parquet(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``flows.parquet`` and ``resets.parquet`` into ``directory``."""
+        from rstscope.errors import require
+
+        require("pyarrow", extra="parquet")
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.flows.to_parquet(out / "flows.parquet", index=False)
+        self.resets.to_parquet(out / "resets.parquet", index=False)
+        return out
+
+    # -- plots and reports (matplotlib is imported only here, on use) -----
+    def timeline(self, reset_or_flow: Any, ax: Any = None) -> Any:
+        """Plot one flow's timeline; accepts a flow id, a reset row, or a frame number row."""
+        from rstscope.plot import timeline
+
+        return timeline(self, reset_or_flow, ax=ax)
+
+    def overview(self, ax: Any = None) -> Any:
+        """Plot all flows as lanes, RSTs coloured by origin."""
+        from rstscope.plot import overview
+
+        return overview(self, ax=ax)
+
+    def idle_gap_histogram(self, ax: Any = None) -> Any:
+        """Histogram of idle gaps before RSTs with known timeouts marked."""
+        from rstscope.plot import idle_gap_histogram
+
+        return idle_gap_histogram(self, ax=ax)
+
+    def report(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report to ``path``."""
+        from rstscope.report import write_report
+
+        write_report([self], path)
+        return Path(path)
+
+    def _repr_html_(self) -> str:
+        from rstscope.frames import summary_html
+
+        return summary_html(self)
+
+
+def _rereadable(source: Sources) -> bool:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source) != "-"
+    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
+        return all(_rereadable(s) for s in source)
+    return False
+
+
+def _jsonable(obj: Any) -> Any:
+    """Make a record JSON-safe: NaN/inf become null, numpy scalars become Python."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def make_config(vantage: str = "auto", **overrides: Any) -> TrackerConfig:
+    """A tracker config with the shipped timeout catalog loaded."""
+    return TrackerConfig(vantage=vantage, timeouts=load_timeouts(), **overrides)  # type: ignore[arg-type]
+
+
+def analyze(
+    source: Sources,
+    *,
+    vantage: str = "auto",
+    ports: Iterable[int] = (),
+    hosts: Iterable[str] = (),
+    config: TrackerConfig | None = None,
+    batch_size: int = 65536,
+    progress: Callable[[int, int], None] | None = None,
+) -> Analysis:
+    """Analyse a capture: a path, a binary file object, ``"-"``, or a list of rotated files.
+
+    Args:
+        source: what to read.  A list is read in order as one stream, so flows
+            survive file boundaries.
+        vantage: ``auto`` (inferred from TTLs and timing) or ``client``,
+            ``server``, ``middle`` to override the inference.
+        ports, hosts: keep only packets to or from these ports / addresses.
+        config: a full :class:`TrackerConfig` (``vantage`` is then ignored).
+        progress: called as ``progress(packets_so_far, batches_so_far)``.
+
+    Returns:
+        An :class:`Analysis`.
+
+    Raises:
+        InputMissingError, CaptureError: the input is missing or unreadable.
+    """
+    cfg = config if config is not None else make_config(vantage)
+    flt = PacketFilter(tuple(int(p) for p in ports), tuple(hosts))
+    tracker = Tracker(cfg)
+    packets = 0
+    with open_capture(source, batch_size=batch_size) as reader:
+        for n, batch in enumerate(reader, 1):
+            keep = flt.mask(batch)
+            if keep is not None:
+                batch = batch[keep]
+            packets += len(batch)
+            if len(batch):
+                tracker.feed(batch)
+            if progress is not None:
+                progress(packets, n)
+        tracker.finish()
+        stats = reader.stats
+    return Analysis(file=_source_name(source), tracker=tracker, read_stats=stats, _source=source)

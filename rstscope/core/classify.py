@@ -1,0 +1,521 @@
+"""Evidence rules and the verdict for one RST.
+
+Theory of operation.  Each rule in :data:`RULES` looks at a
+:class:`~rstscope.core.flow.ResetContext` and returns zero or more
+:class:`Evidence` items whose ``weight`` is log-odds in favour of "the claimed
+endpoint really sent this RST" (positive) versus "a device on the path sent it"
+(negative).  The sum (plus a prior: most RSTs are benign endpoint aborts) gives
+P(endpoint).  The sender follows from that; the origin of a middlebox RST
+(load balancer vs firewall) from the timeout catalog and injection signs.
+Confidence is then *capped* wherever the wire cannot separate two origins (a
+full proxy looks exactly like the server from the client side; a lone RST has
+no baseline), so that high confidence is only given when independent signals
+agree.  Weights are re-signed relative to the final verdict before they are
+stored, so a positive weight in a record always supports its verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rstscope.core.config import TrackerConfig
+from rstscope.core.flow import ResetContext, seq_diff
+from rstscope.core.records import Evidence, ResetRecord
+from rstscope.core.timeouts import TimeoutMatch, match_gap
+from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
+from rstscope.core.vantage import flow_vantage
+from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text, flags_text
+
+NS = 1_000_000_000
+PRIOR_ENDPOINT = 0.7  # most RSTs in real traffic are benign endpoint aborts
+_LB_CATEGORIES = ("load-balancer", "proxy", "cdn")
+_FW_CATEGORIES = ("firewall", "nat")
+
+
+@dataclass(slots=True)
+class Facts:
+    """Derived numbers shared by the rules (computed once per RST)."""
+
+    ctx: ResetContext
+    cfg: TrackerConfig
+    side: str  # "client" | "server": who the RST claims to come from
+    vantage: str
+    later: list  # type: ignore[type-arg]  # post-RST packets inside the settle window
+    rtt_side_s: float | None
+    rtt_s: float | None
+    ttl_mode: int | None
+    ttl_spread: int | None
+    ttl_consistent: bool | None
+    hop_delta: int | None
+    idle_gap_s: float | None
+    triggered: bool
+    latency_s: float | None
+    trigger_gap_s: float | None
+    seq_status: str
+    matches: list[TimeoutMatch]
+    lone: bool
+    tags: set[str] = field(default_factory=set)
+
+
+def _ev(name: str, value: object, expected: object, weight: float) -> Evidence:
+    def scal(v: object) -> str | int | float | bool | None:
+        if v is None or isinstance(v, str | int | float | bool):
+            return v
+        return str(v)
+
+    return Evidence(name, scal(value), scal(expected), round(weight, 2))
+
+
+# -- rules -------------------------------------------------------------------
+
+def rule_ttl(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    if f.ttl_mode is None:
+        f.tags.add("no-baseline")
+        return [_ev("ttl_baseline", c.ttl, "non-RST packets from the sender", 0.0)]
+    mode = f.ttl_mode
+    if f.ttl_consistent:
+        w = 2.5 if hops(mode) == 0 else 1.5
+        return [_ev("ttl", c.ttl, mode, w)]
+    if c.s_syn_ttl >= 0 and abs(c.ttl - c.s_syn_ttl) <= 1:
+        # The sender's packets come with two TTLs and the RST matches its SYN: the
+        # stack that opened the connection (the other TTL may be a second path).
+        f.tags.add("ttl-multimodal")
+        return [_ev("ttl_matches_syn", c.ttl, f"{mode} (SYN {c.s_syn_ttl})", 1.0)]
+    if initial_ttl(c.ttl) != initial_ttl(mode):
+        f.tags.add("ttl-mismatch")
+        return [_ev("ttl_initial_class", f"{initial_ttl(c.ttl)} (ttl {c.ttl})",
+                    f"{initial_ttl(mode)} (ttl {mode})", -3.0)]
+    f.tags.add("ttl-mismatch")
+    return [_ev("ttl", c.ttl, mode, -2.0 - min(abs(c.ttl - mode), 10) * 0.1)]
+
+
+def rule_ip_id(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    if c.ip_id < 0:
+        return []
+    out: list[Evidence] = []
+    if c.ip_id != 0 and c.ip_id == c.r_nr_ip_id:
+        # A 1-in-65536 coincidence otherwise: the device rewrote the trigger packet
+        # into a RST (noahdavids' firewall trace); the window often survives too.
+        f.tags.add("recycled")
+        out.append(_ev("ip_id_recycled", c.ip_id, "differs from the trigger's IP ID", -4.5))
+        if c.win == c.r_nr_win and c.win != 0:
+            out.append(_ev("window_recycled", c.win, "the sender's own window", -1.0))
+        return out
+    inc, zero, const, rand = c.s_ipid_counts
+    total = inc + zero + const + rand
+    if c.ip_id == 0 and c.df:
+        f.tags.add("ipid0-df")
+        out.append(_ev("ip_id_zero_df", 0, "socket-less Linux RST uses IP ID 0 + DF", 0.0))
+        if total >= 2 and zero >= 0.6 * total:
+            out.append(_ev("ip_id_behaviour", "zero", "zero", 0.5))
+        return out
+    if total < 2 or c.s_last_ip_id < 0:
+        return out
+    if inc >= 0.6 * total:
+        step = (c.ip_id - c.s_last_ip_id) & 0xFFFF
+        if 1 <= step <= 64:
+            f.tags.add("ipid-continuous")
+            out.append(_ev("ip_id_step", step, "1..64 (sender's counter)", 2.0))
+        else:
+            f.tags.add("ipid-break")
+            out.append(_ev("ip_id_step", step, "1..64 (sender's counter)", -1.0))
+    elif zero >= 0.6 * total:
+        out.append(_ev("ip_id_behaviour", "nonzero on RST", "zero", -0.7))
+    return out
+
+
+def rule_latency(f: Facts) -> list[Evidence]:
+    if not f.triggered or f.latency_s is None or f.rtt_side_s is None or f.rtt_side_s < 0.001:
+        return []
+    frac = f.latency_s / f.rtt_side_s
+    if frac < 0.5:
+        f.tags.add("too-fast")
+        return [_ev("latency_vs_rtt", round(frac, 3), ">= 0.5 of the RTT to the sender", -2.0)]
+    return [_ev("latency_vs_rtt", round(frac, 3), ">= 0.5 of the RTT to the sender", 0.5)]
+
+
+def rule_seq(f: Facts) -> list[Evidence]:
+    if f.seq_status == "exact":
+        return [_ev("seq", "exact", "sender's next sequence number", 0.5)]
+    if f.seq_status == "out-of-window":
+        f.tags.add("seq-oow")
+        return [_ev("seq", "out-of-window", "within the receiver's window", -1.5)]
+    if f.seq_status == "in-window":
+        return [_ev("seq", "in-window", "sender's next sequence number", -0.3)]
+    return []
+
+
+def rule_race(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    rtt = f.rtt_side_s if f.rtt_side_s is not None else 0.05
+    for o in f.later:
+        if o.d != c.d or o.flags & TH_RST:
+            continue
+        after_s = (o.ts - c.ts) / NS
+        progress = False
+        if c.s_snd_nxt is not None and seq_diff((o.seq + o.plen) % (1 << 32), c.s_snd_nxt) > 0:
+            progress = True
+        if (o.flags & TH_ACK and c.s_max_ack is not None
+                and seq_diff(o.ack, c.s_max_ack) > 0):
+            progress = True
+        if progress or after_s > max(rtt, 0.002):
+            f.tags.add("race")
+            return [_ev("data_after_rst", f"frame {o.frame} +{after_s:.4f} s",
+                        "silence from the sender after its RST", -3.0)]
+    return []
+
+
+def rule_storm(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    win = f.cfg.storm_window_s * NS
+    same = [(p.seq, p.ack, p.ttl, p.ip_id) for p in c.prior
+            if p.d == c.d and 0 <= c.ts - p.ts <= win]
+    same += [(o.seq, o.ack, o.ttl, o.ip_id) for o in f.later
+             if o.d == c.d and o.flags & TH_RST and o.ts - c.ts <= win]
+    if not same:
+        return []
+    me = (c.seq, c.ack, c.ttl, c.ip_id)
+    dups = sum(1 for s in same if s == me)
+    distinct = [s for s in same if s != me]
+    out: list[Evidence] = []
+    if dups:
+        out.append(_ev("duplicate_rsts", dups, "identical copies (SPAN/TAP), not a storm", 0.0))
+    if distinct:
+        ttls = {s[2] for s in distinct} | {c.ttl}
+        if len(ttls) > 1:
+            f.tags.add("storm")
+            out.append(_ev("rst_burst_ttls", len(distinct) + 1,
+                           "one RST with the sender's TTL", -2.0))
+        elif len({s[0] for s in distinct} | {c.seq}) > 1 and "seq-oow" in f.tags:
+            f.tags.add("storm")
+            out.append(_ev("rst_burst_seq", len(distinct) + 1, "one RST", -1.0))
+        else:
+            out.append(_ev("rst_burst", len(distinct) + 1, "one RST", 0.0))
+    return out
+
+
+def rule_bidirectional(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    win = max(0.01, f.rtt_s if f.rtt_s is not None else 0.2) * NS
+    for p in c.prior:
+        if p.d != c.d and 0 <= c.ts - p.ts <= win:
+            break
+    else:
+        if not any(o.d != c.d and o.flags & TH_RST and o.ts - c.ts <= win for o in f.later):
+            return []
+    f.tags.add("bidirectional")
+    return [_ev("rst_both_directions", True, "a RST towards one endpoint only", -2.5)]
+
+
+def rule_context(f: Facts) -> list[Evidence]:
+    c = f.ctx
+    out: list[Evidence] = []
+    if c.s_fin_ts >= 0:
+        f.tags.add("after-fin")
+        out.append(_ev("after_own_fin", round((c.ts - c.s_fin_ts) / NS, 4),
+                       "RST without a prior FIN", 1.0))
+    if c.s_tls_alert_ts >= 0:
+        f.tags.add("after-alert")
+        out.append(_ev("after_tls_alert", round((c.ts - c.s_tls_alert_ts) / NS, 4),
+                       "no TLS alert", 0.8))
+    if (c.d == 1 and c.ch_ts >= 0 and c.sh_ts < 0 and f.triggered
+            and c.r_nr_ts == c.ch_ts):
+        f.tags.add("after-clienthello")
+        out.append(_ev("after_client_hello", True, "ServerHello before any RST", -1.0))
+    if (f.triggered and c.r_nr_flags & TH_SYN and not c.r_nr_flags & TH_ACK
+            and c.s_pkts == 0):
+        f.tags.add("refused")
+        out.append(_ev("answers_syn", True, "SYN/ACK", 0.5))
+    if c.r_fin_ts >= 0 and c.s_fin_ts < 0 and f.triggered and c.r_nr_len == 0:
+        out.append(_ev("after_peer_fin", True, "FIN/ACK from the sender", 0.0))
+    if f.triggered and c.r_nr_len > 0 and "ipid0-df" in f.tags and not c.flags & TH_ACK:
+        f.tags.add("no-socket")
+        out.append(_ev("answers_data_without_socket", True, "ACK of the data", 0.3))
+    if c.plen:
+        out.append(_ev("rst_payload_bytes", c.plen, 0, 0.0))
+    if c.s_since_peer >= 3 and c.s_rxmit > 0:
+        f.tags.add("unanswered")
+        out.append(_ev("unanswered_retransmissions", c.s_since_peer, "replies from the peer",
+                       0.0))
+    if f.lone:
+        out.append(_ev("lone_rst", True, "packets of a connection around the RST", 0.0))
+    return out
+
+
+def rule_timeout(f: Facts) -> list[Evidence]:
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    if gap is None or gap < 5.0 or not f.matches:
+        return []
+    best = f.matches[0]
+    if best.fits:
+        f.tags.add("timeout-rst-device")
+        return [_ev("idle_matches_rst_timeout", round(gap, 3), best.label(), -1.0)]
+    return [_ev("idle_matches_timeout", round(gap, 3), best.label(), 0.0)]
+
+
+RULES: tuple[Callable[[Facts], list[Evidence]], ...] = (
+    rule_ttl, rule_ip_id, rule_latency, rule_seq, rule_race, rule_storm, rule_bidirectional,
+    rule_context, rule_timeout,
+)
+
+
+# -- facts ---------------------------------------------------------------------
+
+def _facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
+    flow = ctx.flow
+    d = ctx.d
+    side = "client" if d == 0 else "server"
+    vantage, _ = flow_vantage(flow, cfg.vantage)
+    settle = cfg.settle_s * NS
+    later = [o for o in ctx.later if o.ts - ctx.ts <= settle]
+    rs = flow.rtt_side_ns[d]
+    rtt_side_s = rs / NS if rs >= 0 else None
+    ro, rr = flow.rtt_side_ns
+    rtt_s = (ro + rr) / NS if ro >= 0 and rr >= 0 else None
+    ms = ttl_mode_spread(ctx.s_ttl_counts)
+    mode, spread = (ms if ms else (None, None))
+    consistent: bool | None = None
+    hop_delta: int | None = None
+    if mode is not None and spread is not None:
+        tol = max(2 if hops(mode) > 9 else 1, min(spread, 3))
+        consistent = (initial_ttl(ctx.ttl) == initial_ttl(mode)
+                      and abs(ctx.ttl - mode) <= tol)
+        hop_delta = hops(mode) - hops(ctx.ttl)
+    last_any = max(ctx.s_nr_ts, ctx.r_nr_ts)
+    idle_gap = (ctx.ts - last_any) / NS if last_any >= 0 else None
+    triggered = False
+    latency = None
+    trigger_gap = None
+    if ctx.r_nr_ts >= 0 and ctx.r_nr_ts >= ctx.s_nr_ts:
+        latency = (ctx.ts - ctx.r_nr_ts) / NS
+        limit = max(2 * rtt_side_s, rtt_side_s + 0.05) if rtt_side_s is not None else 1.0
+        triggered = latency <= limit
+        trigger_gap = ctx.r_nr_gap_ns / NS
+    seq_status = _seq_status(ctx, triggered)
+    gap = trigger_gap if triggered else idle_gap
+    bidir = any(p.d != d and 0 <= ctx.ts - p.ts <= 0.2 * NS for p in ctx.prior) or any(
+        o.d != d and o.flags & TH_RST for o in later)
+    matches = match_gap(cfg, gap, triggered=triggered, bidirectional=bidir,
+                        local_sender=vantage == side) if gap else []
+    lone = ctx.s_pkts == 0 and ctx.r_pkts == 0
+    return Facts(ctx, cfg, side, vantage, later, rtt_side_s, rtt_s, mode, spread, consistent,
+                 hop_delta, idle_gap, triggered, latency, trigger_gap, seq_status, matches,
+                 lone)
+
+
+def _seq_status(ctx: ResetContext, triggered: bool) -> str:
+    refs = []
+    if ctx.s_snd_nxt is not None:
+        refs.append(ctx.s_snd_nxt)
+    if ctx.r_pkts and ctx.r_nr_flags & TH_ACK:
+        refs.append(ctx.r_nr_ack)  # the receiver's RCV.NXT as last advertised
+    if not refs:
+        return "unknown"
+    if ctx.seq in refs:
+        return "exact"
+    if not ctx.flags & TH_ACK and ctx.seq == 0 and triggered:
+        return "exact"  # RFC 9293: a RST to a segment without ACK has seq 0, ack set
+    rcv_nxt = refs[-1]
+    win = ctx.r_win if ctx.r_win is not None else 65535
+    if ctx.r_wscale >= 0:
+        win <<= ctx.r_wscale
+    delta = seq_diff(ctx.seq, rcv_nxt)
+    return "in-window" if 0 <= delta < max(win, 1) else "out-of-window"
+
+
+# -- verdict -------------------------------------------------------------------
+
+def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
+    """(origin, how sure we are of the device class, why)."""
+    fitting = [m for m in f.matches if m.fits]
+    if fitting:
+        cat = fitting[0].entry.category
+        if cat in _LB_CATEGORIES:
+            return "load-balancer", 0.85, fitting[0].label()
+        if cat in _FW_CATEGORIES:
+            return "firewall", 0.85, fitting[0].label()
+    if f.tags & {"race", "storm", "after-clienthello"}:
+        return "firewall", 0.85, "injection signs (race, burst or SNI trigger)"
+    if "bidirectional" in f.tags:
+        return "load-balancer", 0.6, "RSTs to both sides at once (LB reset-on-idle style)"
+    return "firewall", 0.6, "a stateful device on the path"
+
+
+def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
+    """Turn a settled :class:`ResetContext` into its :class:`ResetRecord`."""
+    f = _facts(ctx, cfg)
+    raw: list[Evidence] = []
+    for rule in RULES:
+        raw.extend(rule(f))
+    score = math.log(PRIOR_ENDPOINT / (1 - PRIOR_ENDPOINT)) + sum(e.weight for e in raw)
+    p_end = 1 / (1 + math.exp(-max(min(score, 30.0), -30.0)))
+    endpoint = p_end >= 0.5
+    side = f.side
+    alternatives: list[tuple[str, str]] = []
+    best_fit = next((m for m in f.matches if m.fits), None)
+    proxy_match = next((m for m in f.matches if m.entry.full_proxy), None)
+    if endpoint:
+        origin = side
+        sender = f"{side}-endpoint"
+        conf = p_end
+        local = f.vantage == side
+        if not local:
+            # A full proxy (L7 LB, reverse proxy, NAT-ing forward proxy) terminates
+            # TCP; from the far side its stack *is* the endpoint.  The wire cannot
+            # separate the two, so never claim high certainty.
+            conf = min(conf, 0.75)
+            why = ("a full proxy terminates TCP, so its stack looks like the "
+                   f"{side} from here")
+            if proxy_match is not None:
+                conf = min(conf, 0.55)
+                why = f"gap matches {proxy_match.label()}; {why}"
+            alternatives.append(("load-balancer", why))
+        else:
+            conf = min(conf, 0.95)
+        if best_fit is not None:
+            conf = min(conf, 0.6)
+            alt = "load-balancer" if best_fit.entry.category in _LB_CATEGORIES else "firewall"
+            alternatives.append((alt, f"gap matches {best_fit.label()}, which resets"))
+        if "unanswered" in f.tags:
+            alternatives.append(("firewall", "a device silently dropped the flow; the "
+                                 "endpoint gave up after unanswered retransmissions"))
+    else:
+        origin, cls_conf, why = _middlebox_origin(f)
+        sender = "middlebox"
+        conf = (1 - p_end) * cls_conf
+        other = "firewall" if origin == "load-balancer" else "load-balancer"
+        alternatives.append((other, f"the wire shows a device, not which kind ({why})"))
+        if not f.tags & {"race", "recycled", "ttl-mismatch"}:
+            alternatives.append((side, "the endpoint stack could produce these fields"))
+    if "no-baseline" in f.tags:
+        conf = min(conf, 0.5 if not f.lone else 0.3)
+        if endpoint:
+            alternatives.append(("firewall", "no packets from the claimed sender to "
+                                 "compare TTL/IP ID with"))
+    if endpoint:
+        alternatives = [a for a in alternatives if a[0] != origin]
+    if "ttl-multimodal" in f.tags:
+        conf = min(conf, 0.6)
+    evidence = tuple(e if endpoint else Evidence(e.name, e.value, e.expected, -e.weight or 0.0)
+                     for e in raw)
+    cause = _cause(f, origin, sender, best_fit)
+    advice = _advice(f, origin, sender, best_fit)
+    flow = ctx.flow
+    src_raw, dst_raw = (flow.orig_raw, flow.resp_raw) if ctx.d == 0 else (flow.resp_raw,
+                                                                             flow.orig_raw)
+    sport, dport = (flow.orig_p, flow.resp_p) if ctx.d == 0 else (flow.resp_p, flow.orig_p)
+    o_nr = ctx.s_nr_ts if ctx.d == 0 else ctx.r_nr_ts
+    r_nr = ctx.r_nr_ts if ctx.d == 0 else ctx.s_nr_ts
+    last_pl = max(ctx.s_last_payload_ts, ctx.r_last_payload_ts)
+    sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
+                   else hops(ctx.ttl))
+    cands = tuple(m.label() for m in f.matches[:4])
+    return ResetRecord(
+        frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts, ts=ctx.ts / NS,
+        flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
+        dst=addr_text(dst_raw, flow.ip_v), dport=dport,
+        direction="orig" if ctx.d == 0 else "resp", flags=flags_text(ctx.flags),
+        origin=origin,  # type: ignore[arg-type]
+        sender=sender,  # type: ignore[arg-type]
+        sender_hops=sender_hops, confidence=round(conf, 3), cause=cause,
+        evidence=evidence, alternatives=tuple(dict(reversed(alternatives)).items())[::-1],
+        advice=advice, idle_gap_s=_r(f.idle_gap_s),
+        idle_gap_orig_s=_r((ctx.ts - o_nr) / NS if o_nr >= 0 else None),
+        idle_gap_resp_s=_r((ctx.ts - r_nr) / NS if r_nr >= 0 else None),
+        idle_since_payload_s=_r((ctx.ts - last_pl) / NS if last_pl >= 0 else None),
+        idle_before_trigger_s=_r(f.trigger_gap_s) if f.triggered else None,
+        triggered=f.triggered, trigger_frame=ctx.r_nr_frame if f.triggered else None,
+        latency_s=_r(f.latency_s) if f.triggered else None, rtt_s=_r(f.rtt_s),
+        ttl=ctx.ttl, expected_ttl=f.ttl_mode, hop_delta=f.hop_delta, ip_id=ctx.ip_id,
+        timeout_candidates=cands, conn_state=flow.conn_state(),
+        seq_status=f.seq_status,  # type: ignore[arg-type]
+    )
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _cause(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
+    c = f.ctx
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    gap_txt = f"{gap:.1f} s" if gap is not None else "an unknown time"
+    if f.lone:
+        return ("A lone RST with no other packets of its connection (backscatter or a "
+                "capture that started late); its sender cannot be checked.")
+    if sender == "middlebox":
+        if "race" in f.tags:
+            return (f"An on-path device injected this RST as the {f.side}: the real "
+                    f"{f.side} kept sending after it.")
+        if "recycled" in f.tags:
+            return ("A stateful middlebox answered the trigger with a RST built from the "
+                    "trigger packet itself (same IP ID).")
+        if fit is not None:
+            kind = "on the next packet" if f.triggered else "to both sides"
+            return (f"A {origin} expired the connection after {gap_txt} of silence and "
+                    f"reset it {kind} (matches {fit.label()}).")
+        if "bidirectional" in f.tags:
+            return (f"A middlebox reset both endpoints at once after {gap_txt} of silence.")
+        if "after-clienthello" in f.tags:
+            return "A filtering device reset the connection right after the TLS ClientHello."
+        return (f"A device between the capture point and the {f.side} sent this RST in the "
+                f"{f.side}'s name (TTL/IP ID/timing differ from the {f.side}'s packets).")
+    who = f"The {f.side}"
+    if "refused" in f.tags:
+        return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
+    if "after-fin" in f.tags or "after-alert" in f.tags:
+        return f"{who} closed the connection and then aborted it (RST after its own FIN/alert)."
+    if "no-socket" in f.tags or ("ipid0-df" in f.tags and f.triggered and c.flags & TH_RST
+                                 and not c.flags & TH_FIN and gap and gap > 5):
+        return (f"{who}'s kernel no longer had this connection when a packet arrived after "
+                f"{gap_txt} (restart, lost state, or expired NAT/LB state in front of it).")
+    if "unanswered" in f.tags:
+        return (f"{who} gave up after {c.s_since_peer} unanswered packets: the path went "
+                "silent (a device likely dropped the flow).")
+    if gap is not None and gap >= 5:
+        return f"{who} aborted the connection after {gap_txt} of silence (an idle or read timeout)."
+    return f"{who} aborted the connection (application close with unread data or SO_LINGER 0)."
+
+
+def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tuple[str, ...]:
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    out: list[str] = []
+    if f.lone:
+        return ("capture from the start of the connection (or both ends) to attribute this RST",)
+    if sender == "middlebox" and ("race" in f.tags or "after-clienthello" in f.tags
+                                  or "storm" in f.tags):
+        out.append("an on-path filter/IPS reset this flow: check DPI/IPS and SNI policies "
+                   "for this destination")
+    elif fit is not None or (sender == "middlebox" and gap is not None and gap >= 5):
+        t = fit.entry.timeout_s if fit else gap or 0.0
+        out.append(f"send data or TCP keepalives more often than every {max(t * 0.8, 1):.0f} s")
+        if fit is not None:
+            out.append(f"or raise {fit.entry.product} '{fit.entry.setting}' above the longest "
+                       f"silence ({gap:.0f} s)")
+    elif sender != "middlebox":
+        if "refused" in f.tags:
+            out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "
+                       "(or that a host firewall does not REJECT it)")
+        elif "unanswered" in f.tags:
+            out.append("find the device that silently drops idle flows (NAT/firewall idle "
+                       "timeout) and keep the connection busy below it")
+        elif gap is not None and gap >= 5:
+            if f.side == "client":
+                out.append(f"your client's read/idle timeout is about {gap:.0f} s; raise it "
+                           "or make the server answer sooner")
+            else:
+                out.append(f"the server side drops connections idle for ~{gap:.0f} s; keep "
+                           "them busier or raise its idle/keepalive timeout")
+            for m in f.matches[:2]:
+                out.append(f"candidate setting: {m.label()}")
+        elif "after-fin" not in f.tags:
+            out.append("benign if requests succeed (application abort); otherwise check "
+                       f"the {f.side} application logs at this time")
+    return tuple(out)
+
+
+__all__ = ["RULES", "classify"]

@@ -1,0 +1,133 @@
+"""Result records: one :class:`FlowRecord` per connection, one :class:`ResetRecord` per RST.
+
+Field names follow Zeek's conn.log vocabulary (``orig_h``, ``resp_pkts``,
+``conn_state``, ``history``) and carry units (``idle_gap_s``, ``ts_ns``).
+``to_dict()`` gives JSON-ready values (tuples become lists, evidence becomes dicts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+Origin = Literal["client", "server", "load-balancer", "firewall", "unknown"]
+Sender = Literal["client-endpoint", "server-endpoint", "middlebox"]
+SeqStatus = Literal["exact", "in-window", "out-of-window", "unknown"]
+Scalar = str | int | float | bool | None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Evidence):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _ToDict:
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name -> JSON-ready value, in declaration order."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence(_ToDict):
+    """One measured fact behind a verdict.
+
+    ``weight`` is signed: > 0 supports the verdict's sender, < 0 argues against it,
+    0 is context only.  Its magnitude is the log-odds the rule contributes.
+    """
+
+    name: str
+    value: Scalar
+    expected: Scalar
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord(_ToDict):
+    """One TCP connection (5-tuple + generation)."""
+
+    flow_id: int
+    generation: int
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    ip_v: int
+    orientation: str  # "syn" | "synack" | "inferred:<why>"
+    first_ts_ns: int
+    last_ts_ns: int
+    duration_s: float
+    orig_pkts: int
+    resp_pkts: int
+    orig_bytes: int  # TCP payload bytes
+    resp_bytes: int
+    orig_ip_bytes: int
+    resp_ip_bytes: int
+    conn_state: str
+    history: str
+    orig_state: str  # Zeek endpoint state (INACTIVE, SYN_SENT, ..., RESET)
+    resp_state: str
+    orig_ttl_mode: int | None
+    orig_ttl_spread: int | None
+    orig_initial_ttl: int | None
+    orig_hops: int | None
+    resp_ttl_mode: int | None
+    resp_ttl_spread: int | None
+    resp_initial_ttl: int | None
+    resp_hops: int | None
+    orig_ip_id: str  # incrementing | zero | random | constant | n/a
+    resp_ip_id: str
+    orig_win: int | None
+    resp_win: int | None
+    rtt_s: float | None
+    rtt_orig_side_s: float | None  # capture point -> originator -> capture point
+    rtt_resp_side_s: float | None  # capture point -> responder -> capture point
+    vantage: str  # client | server | middle (this flow's inferred capture point)
+    max_idle_gap_s: float
+    resets: int
+    evicted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRecord(_ToDict):
+    """One RST packet with its evidence and verdict."""
+
+    frame: int
+    file_id: int
+    ts_ns: int
+    ts: float
+    flow_id: int
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    direction: Literal["orig", "resp"]
+    flags: str
+    origin: Origin
+    sender: Sender
+    sender_hops: int | None
+    confidence: float
+    cause: str
+    evidence: tuple[Evidence, ...]
+    alternatives: tuple[tuple[str, str], ...]
+    advice: tuple[str, ...]
+    idle_gap_s: float | None
+    idle_gap_orig_s: float | None
+    idle_gap_resp_s: float | None
+    idle_since_payload_s: float | None
+    idle_before_trigger_s: float | None  # silence that preceded the triggering packet
+    triggered: bool
+    trigger_frame: int | None
+    latency_s: float | None
+    rtt_s: float | None
+    ttl: int
+    expected_ttl: int | None
+    hop_delta: int | None
+    ip_id: int
+    timeout_candidates: tuple[str, ...]
+    conn_state: str
+    seq_status: SeqStatus

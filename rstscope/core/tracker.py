@@ -1,0 +1,365 @@
+"""The sans-IO flow tracker: ``feed(batch)``, ``advance(now_ns)``, ``finish()``.
+
+Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
+with one ``np.unique``.  A flow's packets take the per-packet path
+(:meth:`Flow.packet`) when order matters for it in this batch: it is new, in
+its handshake, awaiting a RST verdict, or one of its packets carries SYN, FIN,
+RST, a TLS handshake/alert record or a zero window.  All other packets are
+folded in by :func:`rstscope.core.bulk.apply` with vectorised numpy.  Each RST
+becomes a pending :class:`ResetContext`; it collects the packets of its settle
+window and is classified when packet time (or ``advance``) passes the window,
+or at ``finish``.  The tracker never reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from rstscope.core import bulk
+from rstscope.core.classify import classify
+from rstscope.core.config import TrackerConfig
+from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
+from rstscope.core.flow import Flow, ResetContext
+from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.timeouts import nearing
+from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
+from rstscope.core.vantage import flow_vantage
+from rstscope.schema import PACKET_DTYPE, TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
+
+NS = 1_000_000_000
+_KEY_DTYPE = np.dtype([("a", "V16"), ("b", "V16"), ("pa", ">u2"), ("pb", ">u2")])
+_CONTROL = TH_SYN | TH_FIN | TH_RST
+_EVICT_CHECK_NS = 60 * NS
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerStats:
+    packets: int
+    flows: int
+    active_flows: int
+    evicted: int
+    resets: int
+    pending_resets: int
+    packet_path: int  # packets handled one by one
+    bulk_path: int  # packets folded in by the vectorised path
+
+
+def _orientation(flags: int, sport: int, dport: int) -> tuple[bool, str]:
+    """(first packet's sender is the originator, why)."""
+    if flags & TH_SYN:
+        return (False, "synack") if flags & TH_ACK else (True, "syn")
+    if sport < 1024 <= dport:
+        return False, "inferred:well-known-port"
+    if dport < 1024 <= sport:
+        return True, "inferred:well-known-port"
+    if sport < 49152 <= dport:
+        return False, "inferred:ephemeral-port"
+    if dport < 49152 <= sport:
+        return True, "inferred:ephemeral-port"
+    return True, "inferred:first-packet"
+
+
+class Tracker:
+    """Flow table, Zeek conn_state/history, per-direction baselines, RST verdicts."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self._flows: dict[bytes, Flow] = {}
+        self._done: list[FlowRecord] = []
+        self._resets: list[ResetRecord] = []
+        self._pending: list[tuple[int, int, ResetContext]] = []  # (deadline, seq, ctx)
+        self._seq = 0
+        self._next_id = 1
+        self._packets = 0
+        self._evicted = 0
+        self._packet_path = 0
+        self._bulk_path = 0
+        self._now = -1
+        self._last_evict_check = -1
+        self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
+
+    # -- public API ------------------------------------------------------------
+    def feed(self, batch: np.ndarray) -> list[Event]:
+        """Consume one batch of PACKET_DTYPE records (file order); return new events."""
+        if batch.dtype != PACKET_DTYPE:
+            raise TypeError("feed() expects a PACKET_DTYPE batch")
+        n = len(batch)
+        events: list[Event] = []
+        if n == 0:
+            return events
+        self._packets += n
+        src, dst = batch["src"], batch["dst"]
+        sport, dport = batch["sport"], batch["dport"]
+        swap = (src > dst) | ((src == dst) & (sport > dport))
+        keys = np.empty(n, dtype=_KEY_DTYPE)
+        keys["a"] = np.where(swap, dst, src).view("V16")
+        keys["b"] = np.where(swap, src, dst).view("V16")
+        keys["pa"] = np.where(swap, dport, sport)
+        keys["pb"] = np.where(swap, sport, dport)
+        kv = keys.view(np.dtype((np.void, _KEY_DTYPE.itemsize)))
+        ukeys, inv = np.unique(kv, return_inverse=True)
+        inv = inv.reshape(-1)
+        ng = len(ukeys)
+        flags = batch["flags"]
+        ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
+        ctl |= (batch["win"] == 0)
+        group_ctl = np.zeros(ng, dtype=bool)
+        group_ctl[inv[ctl]] = True
+        key_bytes = [k.tobytes() for k in ukeys]
+        flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
+        force = self.config.packet_path_only
+        hot = np.fromiter(
+            (force or f is None or bool(group_ctl[i]) or f.needs_packet_path()
+             for i, f in enumerate(flows)), dtype=bool, count=ng)
+        pkt_hot = hot[inv]
+        hot_idx = np.flatnonzero(pkt_hot)
+        if len(hot_idx):
+            events.extend(self._packet_path_batch(batch, hot_idx, inv, swap, key_bytes, flows))
+        cold_idx = np.flatnonzero(~pkt_hot)
+        if len(cold_idx):
+            orient = np.array([f.orig_is_a if f is not None else True for f in flows])
+            g = inv[cold_idx]
+            d = (swap[cold_idx] == orient[g]).astype(np.int64)  # from B while orig is A -> resp
+            bulk.apply(batch[cold_idx], g, d, flows)  # type: ignore[arg-type]
+            self._bulk_path += len(cold_idx)
+        self._now = max(self._now, int(batch["ts_ns"].max()))
+        events.extend(self._settle(self._now))
+        events.extend(self._maybe_evict(self._now))
+        return events
+
+    def advance(self, now_ns: int) -> list[Event]:
+        """Time passed without packets (live capture tick)."""
+        self._now = max(self._now, now_ns)
+        events = self._settle(self._now)
+        events.extend(self._idle_warnings(self._now))
+        events.extend(self._maybe_evict(self._now))
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of input: settle every pending verdict."""
+        return self._settle(None)
+
+    def flows(self) -> list[FlowRecord]:
+        """Every flow seen (finished and evicted generations first, then live ones)."""
+        return self._done + [self._record(f) for f in self._flows.values()]
+
+    def resets(self) -> list[ResetRecord]:
+        return list(self._resets)
+
+    @property
+    def stats(self) -> TrackerStats:
+        return TrackerStats(
+            packets=self._packets, flows=len(self._done) + len(self._flows),
+            active_flows=len(self._flows), evicted=self._evicted, resets=len(self._resets),
+            pending_resets=len(self._pending), packet_path=self._packet_path,
+            bulk_path=self._bulk_path)
+
+    @property
+    def vantage(self) -> tuple[str, str]:
+        """(client|server|middle, reason) for the capture as a whole (majority of flows)."""
+        if self.config.vantage != "auto":
+            return self.config.vantage, "set by the user"
+        votes: Counter[str] = Counter()
+        reasons: dict[str, str] = {}
+        for f in self._flows.values():
+            v, why = flow_vantage(f)
+            votes[v] += 1
+            reasons.setdefault(v, why)
+        for rec in self._done:
+            votes[rec.vantage] += 1
+        if not votes:
+            return "middle", "no flows"
+        v, cnt = votes.most_common(1)[0]
+        total = sum(votes.values())
+        return v, f"{cnt} of {total} flows; e.g. {reasons.get(v, 'finished flows')}"
+
+    # -- internals -------------------------------------------------------------
+    def _packet_path_batch(self, batch: np.ndarray, idx: np.ndarray, inv: np.ndarray,
+                           swap: np.ndarray, key_bytes: list[bytes],
+                           flows: list[Flow | None]) -> list[Event]:
+        events: list[Event] = []
+        sub = batch[idx]
+        cols = {name: sub[name].tolist() for name in (
+            "ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
+            "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport",
+            "ip_v")}
+        srcs = sub["src"]
+        dsts = sub["dst"]
+        groups = inv[idx].tolist()
+        swaps = swap[idx].tolist()
+        settle_ns = int(self.config.settle_s * NS)
+        for j in range(len(idx)):
+            u = groups[j]
+            ts = cols["ts_ns"][j]
+            fl = cols["flags"][j]
+            from_a = not swaps[j]
+            flow = flows[u]
+            if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
+                    flow, cols["seq"][j]):
+                events.extend(self._retire(flow))
+                flow = None
+            if flow is None:
+                first_is_orig, why = _orientation(fl, cols["sport"][j], cols["dport"][j])
+                flow = self._new_flow(key_bytes[u], from_a == first_is_orig, why,
+                                      not first_is_orig, cols["ip_v"][j],
+                                      bytes(srcs[j]), cols["sport"][j],
+                                      bytes(dsts[j]), cols["dport"][j], first_is_orig)
+                flows[u] = flow
+            d = 0 if from_a == flow.orig_is_a else 1
+            ctx = flow.packet(d, ts, cols["frame"][j], cols["file_id"][j], fl, cols["seq"][j],
+                              cols["ack"][j], cols["payload_len"][j], cols["ip_len"][j],
+                              cols["ttl"][j], cols["ip_id"][j], cols["df"][j], cols["win"][j],
+                              cols["wscale"][j], cols["tsval"][j], cols["tls_ct"][j],
+                              cols["tls_hs"][j])
+            if ctx is not None:
+                self._seq += 1
+                heapq.heappush(self._pending, (ts + settle_ns, self._seq, ctx))
+            if self._pending and self._pending[0][0] < ts:
+                events.extend(self._settle(ts))
+        self._packet_path += len(idx)
+        return events
+
+    def _new_generation(self, flow: Flow, seq: int) -> bool:
+        """A SYN starts a new generation after the flow ended or with a new ISN."""
+        if flow.ended():
+            return True
+        return flow.syn_seq is not None and seq != flow.syn_seq
+
+    def _new_flow(self, key: bytes, orig_is_a: bool, why: str, flipped: bool, ip_v: int,
+                  src: bytes, sport: int, dst: bytes, dport: int,
+                  sender_is_orig: bool) -> Flow:
+        if sender_is_orig:
+            o_raw, o_p, r_raw, r_p = src, sport, dst, dport
+        else:
+            o_raw, o_p, r_raw, r_p = dst, dport, src, sport
+        gen = self._gen.get(key, 0) + 1
+        self._gen[key] = gen
+        flow = Flow(self._next_id, gen, key, orig_is_a, why, flipped, ip_v, o_raw, o_p,
+                    r_raw, r_p)
+        self._next_id += 1
+        self._flows[key] = flow
+        if len(self._flows) > self.config.max_flows:
+            self._evict_oldest()
+        return flow
+
+    def _retire(self, flow: Flow) -> list[Event]:
+        """Close a generation: settle its RSTs now and keep its record."""
+        events: list[Event] = []
+        if flow.pending:
+            keep = []
+            for item in self._pending:
+                if item[2].flow is flow:
+                    events.append(self._verdict(item[2]))
+                else:
+                    keep.append(item)
+            heapq.heapify(keep)
+            self._pending = keep
+        flow.pending.clear()
+        self._done.append(self._record(flow))
+        self._flows.pop(flow.key, None)
+        return events
+
+    def _verdict(self, ctx: ResetContext) -> Event:
+        rec = classify(ctx, self.config)
+        self._resets.append(rec)
+        if ctx in ctx.flow.pending:
+            ctx.flow.pending.remove(ctx)
+        return ResetVerdict(rec)
+
+    def _settle(self, now: int | None) -> list[Event]:
+        events: list[Event] = []
+        while self._pending and (now is None or self._pending[0][0] <= now):
+            _, _, ctx = heapq.heappop(self._pending)
+            events.append(self._verdict(ctx))
+        return events
+
+    def _idle_warnings(self, now: int) -> list[Event]:
+        if not self.config.timeouts:
+            return []
+        events: list[Event] = []
+        for f in self._flows.values():
+            if f.last_ts < 0 or f.ended():
+                continue
+            idle_s = (now - f.last_ts) / NS
+            if idle_s < self.config.idle_warn_min_s * self.config.idle_warn_fraction:
+                f.warned_s = 0.0
+                continue
+            hits = nearing(self.config, idle_s)
+            fresh = [e for e in hits if e.timeout_s > f.warned_s]
+            if fresh:
+                f.warned_s = max(e.timeout_s for e in fresh)
+                events.append(IdleWarning(f.flow_id, round(idle_s, 3), tuple(
+                    f"{e.timeout_s:g} s: {e.label} ({e.expiry_behaviour})" for e in fresh)))
+        return events
+
+    def _maybe_evict(self, now: int) -> list[Event]:
+        if self._last_evict_check >= 0 and now - self._last_evict_check < _EVICT_CHECK_NS:
+            return []
+        self._last_evict_check = now
+        limit = int(self.config.evict_idle_s * NS)
+        stale = [f for f in self._flows.values()
+                 if not f.pending and f.last_ts >= 0 and now - f.last_ts > limit]
+        return [self._evict(f, "idle") for f in stale]
+
+    def _evict_oldest(self) -> None:
+        victim = min((f for f in self._flows.values() if not f.pending),
+                     key=lambda f: f.last_ts, default=None)
+        if victim is not None:
+            self._evict(victim, "max_flows")
+
+    def _evict(self, flow: Flow, reason: str) -> Event:
+        flow.evicted = True
+        self._evicted += 1
+        rec = self._record(flow)
+        self._done.append(rec)
+        self._flows.pop(flow.key, None)
+        return FlowEvicted(rec, reason)
+
+    def _record(self, f: Flow) -> FlowRecord:
+        o, r = f.dirs
+        om = ttl_mode_spread(o.ttl_counts)
+        rm = ttl_mode_spread(r.ttl_counts)
+        v, _ = flow_vantage(f, self.config.vantage)
+        ro, rr = f.rtt_side_ns
+        first = f.first_ts if f.first_ts >= 0 else 0
+        last = f.last_ts if f.last_ts >= 0 else first
+        return FlowRecord(
+            flow_id=f.flow_id, generation=f.generation,
+            orig_h=addr_text(f.orig_raw, f.ip_v), orig_p=f.orig_p,
+            resp_h=addr_text(f.resp_raw, f.ip_v), resp_p=f.resp_p, ip_v=f.ip_v,
+            orientation=f.orientation, first_ts_ns=first, last_ts_ns=last,
+            duration_s=(last - first) / NS, orig_pkts=o.pkts, resp_pkts=r.pkts,
+            orig_bytes=o.bytes, resp_bytes=r.bytes, orig_ip_bytes=o.ip_bytes,
+            resp_ip_bytes=r.ip_bytes, conn_state=f.conn_state(), history="".join(f.history),
+            orig_state=o.ep.state, resp_state=r.ep.state,
+            orig_ttl_mode=om[0] if om else None, orig_ttl_spread=om[1] if om else None,
+            orig_initial_ttl=initial_ttl(om[0]) if om else None,
+            orig_hops=hops(om[0]) if om else None,
+            resp_ttl_mode=rm[0] if rm else None, resp_ttl_spread=rm[1] if rm else None,
+            resp_initial_ttl=initial_ttl(rm[0]) if rm else None,
+            resp_hops=hops(rm[0]) if rm else None,
+            orig_ip_id=_ipid_label(o.ipid_counts, f.ip_v),
+            resp_ip_id=_ipid_label(r.ipid_counts, f.ip_v),
+            orig_win=o.win, resp_win=r.win,
+            rtt_s=(ro + rr) / NS if ro >= 0 and rr >= 0 else None,
+            rtt_orig_side_s=ro / NS if ro >= 0 else None,
+            rtt_resp_side_s=rr / NS if rr >= 0 else None,
+            vantage=v, max_idle_gap_s=f.max_gap_ns / NS, resets=f.resets, evicted=f.evicted)
+
+
+def _ipid_label(counts: list[int], ip_v: int) -> str:
+    if ip_v != 4:
+        return "n/a"
+    total = sum(counts)
+    if total == 0:
+        return "n/a"
+    inc, zero, const, rand = counts
+    for label, c in (("incrementing", inc), ("zero", zero), ("constant", const),
+                     ("random", rand)):
+        if c >= 0.6 * total:
+            return label
+    return "random"

@@ -1,0 +1,42 @@
+"""Shared pieces of the container walkers: results and the aligned uint32 views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from rstscope.ingest.records import RecordTable
+
+
+class Status(Enum):
+    MORE = "more"  # stopped at the record budget; call again
+    NEED = "need"  # the window ends inside a record (or is exhausted)
+    CORRUPT = "corrupt"  # an impossible record/block at ``pos``; resync or stop
+    END = "end"  # the container says there is nothing more
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    rec: RecordTable
+    pos: int  # first byte not consumed
+    status: Status
+    need: int = 0  # for NEED: bytes wanted from ``pos`` onward
+    problem: str = ""  # for CORRUPT: what was wrong
+
+
+def u32_views(buf: np.ndarray) -> list[memoryview]:
+    """Four native-uint32 views of ``buf``, starting at byte 0, 1, 2 and 3.
+
+    ``views[p & 3][(p >> 2) + k]`` is the uint32 at byte ``p + 4k``: a plain
+    index instead of a struct call keeps the serial record walk at ~0.15 us
+    per record.
+    """
+    mv = memoryview(buf).cast("B")
+    n = len(mv)
+    out = []
+    for r in range(4):
+        usable = max(0, (n - r) // 4) * 4
+        out.append(mv[r:r + usable].cast("I"))
+    return out

@@ -1,0 +1,146 @@
+"""Real middleboxes for the lab: netfilter/conntrack rule sets, haproxy, nginx, a cert.
+
+All rules go into a lab namespace (``ip netns exec NS iptables ...``); the root
+namespace is never touched.  Conntrack's established timeout is a per-netns
+sysctl on current kernels, so expiry can be seconds inside the lab while the
+host keeps its own value.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from rstscope.lab.session import Session, wait_for
+from rstscope.lab.topology import FW_OUTER_ADDR, LB_ADDR, SRV_ADDR
+
+
+def _tables(ip_v: int) -> str:
+    return "ip6tables" if ip_v == 6 else "iptables"
+
+
+def conntrack_timeout(session: Session, ns: str, timeout_s: float) -> None:
+    """Short established-state lifetime so idle expiry happens within the scenario."""
+    session.sysctl(ns, "net.netfilter.nf_conntrack_tcp_timeout_established",
+                   max(1, round(timeout_s)))
+
+
+def stateful_filter(session: Session, ns: str, ip_v: int, *, action: str = "reject") -> None:
+    """Forward only conntrack-established flows and new SYNs; anything else gets
+    ``REJECT --reject-with tcp-reset`` (``action="reject"``) or is dropped silently."""
+    t = _tables(ip_v)
+    base = [t, "-w", "-A", "FORWARD"]
+    session.run([*base, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+                ns=ns)
+    session.run([*base, "-p", "tcp", "--syn", "-m", "conntrack", "--ctstate", "NEW",
+                 "-j", "ACCEPT"], ns=ns)
+    target = ["REJECT", "--reject-with", "tcp-reset"] if action == "reject" else ["DROP"]
+    session.run([*base, "-p", "tcp", "-j", *target], ns=ns)
+
+
+def policy_reject(session: Session, ns: str, ip_v: int, dport: int) -> None:
+    """A policy rule: connections to ``dport`` on the server are refused with a RST."""
+    session.run([_tables(ip_v), "-w", "-A", "FORWARD", "-p", "tcp", "-d", SRV_ADDR[ip_v],
+                 "--dport", str(dport), "-j", "REJECT", "--reject-with", "tcp-reset"], ns=ns)
+
+
+def snat(session: Session, ns: str, ip_v: int, out_if: str) -> None:
+    """Source NAT with a random port per mapping: after the conntrack entry expires
+    the next packet gets a new mapping, i.e. the flow is rebound to another port."""
+    session.run([_tables(ip_v), "-w", "-t", "nat", "-A", "POSTROUTING", "-o", out_if, "-p", "tcp",
+                 "-j", "SNAT", "--to-source", FW_OUTER_ADDR[ip_v], "--random-fully"], ns=ns)
+
+
+def l4_dnat(session: Session, ns: str, ip_v: int, vip_port: int, srv_port: int) -> None:
+    """An L4 balancer: VIP:port is DNATed to the server; idle flows expire and then
+    get a RST like a cloud NLB does (stateful_filter in the same namespace)."""
+    dest = f"[{SRV_ADDR[6]}]:{srv_port}" if ip_v == 6 else f"{SRV_ADDR[4]}:{srv_port}"
+    session.run([_tables(ip_v), "-w", "-t", "nat", "-A", "PREROUTING", "-p", "tcp",
+                 "-d", LB_ADDR[ip_v], "--dport", str(vip_port), "-j", "DNAT",
+                 "--to-destination", dest], ns=ns)
+    stateful_filter(session, ns, ip_v, action="reject")
+
+
+def make_cert(session: Session) -> tuple[Path, Path]:
+    """A throwaway self-signed EC certificate for this run (openssl CLI)."""
+    cert, key = session.tmp / "cert.pem", session.tmp / "key.pem"
+    session.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+                 "-days", "2", "-subj", "/CN=api.lab.test"])
+    return cert, key
+
+
+def _hostport(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def wait_listening(session: Session, ns: str, port: int, what: str) -> None:
+    def up() -> bool:
+        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}"],
+                             capture_output=True, text=True).stdout
+        return bool(out.strip())
+
+    wait_for(up, timeout_s=10, what=what)
+
+
+def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
+                  timeout_s: float, nolinger: bool = True) -> None:
+    """haproxy in TCP mode between client and server, idle timeouts on both sides."""
+    fam = "ipv6" if ip_v == 6 else "ipv4"
+    ms = int(timeout_s * 1000)
+    cfg = session.tmp / "haproxy.cfg"
+    cfg.write_text(
+        "global\n"
+        "    log stdout format raw local0 info\n"
+        "defaults\n"
+        "    mode tcp\n"
+        "    log global\n"
+        "    option tcplog\n"
+        "    timeout connect 5s\n"
+        f"    timeout client {ms}ms\n"
+        f"    timeout server {ms}ms\n"
+        + ("    option nolinger\n" if nolinger else "")
+        + "frontend fe\n"
+        f"    bind {fam}@{LB_ADDR[ip_v]}:{port}\n"
+        "    default_backend be\n"
+        "backend be\n"
+        f"    server s1 {fam}@{SRV_ADDR[ip_v]}:{srv_port}\n"
+    )
+    session.spawn(["haproxy", "-db", "-f", str(cfg)], ns=ns, log=session.tmp / "haproxy.log")
+    wait_listening(session, ns, port, "haproxy to listen")
+
+
+def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
+                timeout_s: float, cert: Path, key: Path) -> None:
+    """nginx terminating TLS and proxying (unbuffered) to the TLS server."""
+    prefix = session.tmp / "nginx"
+    prefix.mkdir(exist_ok=True)
+    temp_paths = "".join(f"    {k}_temp_path {prefix / k};\n"
+                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        "worker_processes 1;\n"
+        f"pid {prefix / 'nginx.pid'};\n"
+        f"error_log {prefix / 'error.log'} info;\n"
+        "events { worker_connections 64; }\n"
+        "http {\n"
+        "    access_log off;\n"
+        + temp_paths
+        + "    reset_timedout_connection on;\n"
+        "    server {\n"
+        f"        listen {_hostport(LB_ADDR[ip_v], port)} ssl;\n"
+        f"        ssl_certificate {cert};\n"
+        f"        ssl_certificate_key {key};\n"
+        "        location / {\n"
+        f"            proxy_pass https://{_hostport(SRV_ADDR[ip_v], srv_port)};\n"
+        "            proxy_http_version 1.1;\n"
+        "            proxy_set_header Connection \"\";\n"
+        "            proxy_buffering off;\n"
+        f"            proxy_read_timeout {int(timeout_s * 1000)}ms;\n"
+        "        }\n"
+        "    }\n"
+        "}\n"
+    )
+    session.spawn(["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf),
+                   "-g", "daemon off;"], ns=ns, log=session.tmp / "nginx.log")
+    wait_listening(session, ns, port, "nginx to listen")

@@ -1,0 +1,269 @@
+"""Run one scenario end to end: build, capture, drive traffic, label, tear down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rstscope.errors import LabError, OutputError
+from rstscope.lab import capture, middlebox, topology, truth
+from rstscope.lab.scenarios import Plan, get
+from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools, wait_for
+
+#: Vantage points written for users: name -> (node, interface, link type or None).
+VANTAGES: Mapping[str, tuple[str, str, str | None]] = {
+    "client": ("client", "eth0", None),
+    "server": ("srv", "eth0", None),
+    "client-any": ("client", "any", "LINUX_SLL2"),
+}
+SERVER_PORT = 443
+#: Settle time so the last RSTs and retransmissions are on the wire before captures stop.
+SETTLE_S = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class VantageResult:
+    name: str
+    pcap: Path
+    labels: Path
+    rst_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LabResult:
+    """What a run wrote (all paths inside ``out_dir``)."""
+
+    scenario: str
+    params: dict[str, int | float | str]
+    out_dir: Path
+    manifest: Path
+    vantages: tuple[VantageResult, ...]
+    keylog: Path | None
+    emitters: tuple[str, ...]  # node keys that emitted at least one RST
+
+    def labels(self, vantage: str) -> list[dict[str, Any]]:
+        for v in self.vantages:
+            if v.name == vantage:
+                return truth.read_labels(v.labels)
+        raise KeyError(vantage)
+
+
+def run_scenario(name: str, params: Mapping[str, str] | None = None,
+                 out_dir: str | os.PathLike[str] = ".", *,
+                 vantages: tuple[str, ...] = tuple(VANTAGES),
+                 fail_after_setup: bool = False,
+                 on_ready: Callable[[Session], None] | None = None) -> LabResult:
+    """Run scenario ``name`` with ``key=value`` overrides and write its outputs to ``out_dir``.
+
+    ``fail_after_setup`` and ``on_ready`` exist for the teardown tests (inject a
+    failure midway / observe the live session).
+    """
+    scen = get(name)
+    p = scen.params(params)
+    unknown = [v for v in vantages if v not in VANTAGES]
+    if unknown:
+        from rstscope.errors import UsageError
+        raise UsageError(f"unknown vantage {unknown[0]!r} (known: {', '.join(VANTAGES)})")
+    require_root()
+    plan = scen.plan(p)
+    tools = list(BASE_TOOLS) + list(scen.tools)
+    require_tools(tools)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror}") from exc
+
+    ip_v = int(p["ip_v"])
+    ttl = {node: int(p[f"ttl_{node}"]) for node in topology.NODES}
+    with Session() as session:
+        topo = topology.build(session, ttl)
+        _setup_middlebox(session, topo, plan, p, ip_v)
+        caps = [capture.start(session, name=f"ns-{node}", ns=topo.ns[node], iface="any",
+                              out=session.tmp / f"ns-{node}.pcap", linktype="LINUX_SLL")
+                for node in topology.NODES]
+        vcaps = {v: capture.start(session, name=v, ns=topo.ns[VANTAGES[v][0]],
+                                  iface=VANTAGES[v][1], out=out / f"{name}.{v}.pcap",
+                                  linktype=VANTAGES[v][2])
+                 for v in vantages}
+        cert, key = middlebox.make_cert(session)
+        _start_server(session, topo, plan, ip_v, cert, key)
+        _start_frontends(session, topo, plan, p, ip_v, cert, key)
+        if on_ready is not None:
+            on_ready(session)
+        if fail_after_setup:
+            raise LabError("injected failure after setup (teardown test)")
+        keylog = out / f"{name}.keylog"
+        keylog.unlink(missing_ok=True)
+        client_log = session.tmp / "client.out"
+        dest = topology.LB_ADDR[ip_v] if plan.target == "lb" else topology.SRV_ADDR[ip_v]
+        with open(client_log, "wb") as fh:
+            client = session.python("client", ["--host", dest, "--port", str(SERVER_PORT),
+                                               "--sni", plan.sni, "--keylog", str(keylog),
+                                               *plan.client_args],
+                                    ns=topo.ns["client"], log=session.tmp / "client.err",
+                                    stdout=fh)
+        try:
+            client.wait(timeout=plan.duration_s + 15)
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"scenario {name}: client did not finish in time") from exc
+        time.sleep(SETTLE_S)
+        for c in [*vcaps.values(), *caps]:
+            capture.stop(c)
+
+        found: list[truth.Emission] = []
+        for c, node in zip(caps, topology.NODES, strict=True):
+            found += truth.emissions(node, truth.read_segments(c.path))
+        origins = dict(topology.ROLE)
+        results = []
+        for v, c in vcaps.items():
+            labels = truth.label_capture(
+                c.path, found, ns_names=topo.ns, roles=topology.ROLE, origins=origins,
+                causes=dict(plan.causes), timeouts=dict(plan.timeouts),
+                endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}))
+            lpath = out / f"{name}.{v}.labels.json"
+            truth.write_labels(labels, lpath)
+            results.append(VantageResult(v, c.path, lpath, len(labels)))
+        events = {
+            "client": _events(client_log),
+            "server": _events(session.tmp / "server.out"),
+            "injector": _events(session.tmp / "injector.out"),
+        }
+        manifest = out / f"{name}.manifest.json"
+        manifest.write_text(json.dumps({
+            "scenario": name,
+            "description": scen.description,
+            "params": p,
+            "run_id": session.run_id,
+            "namespaces": topo.ns,
+            "roles": topology.ROLE,
+            "initial_ttl": topo.ttl,
+            "addresses": {"client": topology.CLIENT_ADDR[ip_v], "lb": topology.LB_ADDR[ip_v],
+                          "srv": topology.SRV_ADDR[ip_v],
+                          "lb_inner": topology.LB_INNER_ADDR[ip_v],
+                          "fw_outer": topology.FW_OUTER_ADDR[ip_v]},
+            "causes": dict(plan.causes),
+            "timeouts_s": dict(plan.timeouts),
+            "emitted": [{"node": e.node, "ts_ns": e.ts_ns, "src": e.seg.src,
+                         "sport": e.seg.sport, "dst": e.seg.dst, "dport": e.seg.dport,
+                         "seq": e.seg.seq, "ack": e.seg.ack, "flags": e.seg.flags,
+                         "ttl": e.seg.ttl} for e in found],
+            "vantages": [{k: str(v) if isinstance(v, Path) else v for k, v in asdict(r).items()}
+                         | {"pcap": r.pcap.name, "labels": r.labels.name} for r in results],
+            "events": events,
+            "versions": _versions(plan),
+        }, indent=1) + "\n")
+        # Keep the namespace captures when asked (debugging provenance).
+        if os.environ.get("RSTSCOPE_LAB_KEEP_NS_CAPTURES"):
+            for c in caps:
+                shutil.copy(c.path, out / f"{name}.{c.name}.pcap")
+        return LabResult(
+            scenario=name, params=p, out_dir=out, manifest=manifest, vantages=tuple(results),
+            keylog=keylog if keylog.exists() else None,
+            emitters=tuple(sorted({e.node for e in found})),
+        )
+
+
+def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,
+                     p: Mapping[str, int | float | str], ip_v: int) -> None:
+    mb = plan.middlebox
+    if mb in ("fw-reject", "fw-snat"):
+        middlebox.conntrack_timeout(session, topo.ns["fw"], plan.timeouts["fw"])
+    if mb == "fw-reject":
+        middlebox.stateful_filter(session, topo.ns["fw"], ip_v)
+    elif mb == "fw-snat":
+        middlebox.snat(session, topo.ns["fw"], ip_v, out_if="up0")
+    elif mb == "fw-policy":
+        middlebox.policy_reject(session, topo.ns["fw"], ip_v, SERVER_PORT)
+    elif mb == "l4lb":
+        middlebox.conntrack_timeout(session, topo.ns["lb"], plan.timeouts["lb"])
+        middlebox.l4_dnat(session, topo.ns["lb"], ip_v, SERVER_PORT, SERVER_PORT)
+
+
+def _start_server(session: Session, topo: topology.Topology, plan: Plan, ip_v: int,
+                  cert: Path, key: Path) -> None:
+    out = session.tmp / "server.out"
+    fh = open(out, "wb")  # noqa: SIM115 - handed to the child
+    try:
+        srv = session.python("server", ["--bind", topology.SRV_ADDR[ip_v], "--port",
+                                        str(SERVER_PORT), "--cert", str(cert), "--key", str(key),
+                                        "--schedule", plan.server_schedule,
+                                        *plan.server_args],
+                             ns=topo.ns["srv"], log=session.tmp / "server.err", stdout=fh)
+    finally:
+        fh.close()
+    _wait_event(srv, out, "listening", "the lab server")
+
+
+def _start_frontends(session: Session, topo: topology.Topology, plan: Plan,
+                     p: Mapping[str, int | float | str], ip_v: int, cert: Path,
+                     key: Path) -> None:
+    mb = plan.middlebox
+    if mb == "haproxy":
+        middlebox.start_haproxy(session, topo.ns["lb"], ip_v, port=SERVER_PORT,
+                                srv_port=SERVER_PORT, timeout_s=plan.timeouts["lb"])
+    elif mb == "nginx":
+        middlebox.start_nginx(session, topo.ns["lb"], ip_v, port=SERVER_PORT,
+                              srv_port=SERVER_PORT, timeout_s=plan.timeouts["lb"],
+                              cert=cert, key=key)
+    elif mb.startswith("inject-"):
+        out = session.tmp / "injector.out"
+        fh = open(out, "wb")  # noqa: SIM115 - handed to the child
+        try:
+            inj = session.python("injector", ["--iface", "fw0", "--sni", plan.sni,
+                                              "--style", mb.removeprefix("inject-"),
+                                              "--ttl", str(p["inject_ttl"])],
+                                 ns=topo.ns["rtr"], log=session.tmp / "injector.err",
+                                 stdout=fh)
+        finally:
+            fh.close()
+        _wait_event(inj, out, "ready", "the injector")
+
+
+def _wait_event(proc: subprocess.Popen[bytes], out: Path, event: str, what: str) -> None:
+    def seen() -> bool:
+        if proc.poll() is not None:
+            err = Path(str(out).replace(".out", ".err"))
+            tail = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
+            raise LabError(f"{what} exited early: {tail[-1] if tail else proc.returncode}")
+        return any(e.get("event") == event for e in _events(out))
+
+    wait_for(seen, timeout_s=20, what=what)
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _versions(plan: Plan) -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unavailable"
+        text = (r.stdout or r.stderr).strip().splitlines()
+        return text[0] if text else "unknown"
+
+    vers = {"kernel": os.uname().release, "python": sys.version.split()[0],
+            "tcpdump": first_line(["tcpdump", "--version"])}
+    if plan.middlebox == "haproxy":
+        vers["haproxy"] = first_line(["haproxy", "-v"])
+    if plan.middlebox == "nginx":
+        vers["nginx"] = first_line(["nginx", "-v"])
+    return vers

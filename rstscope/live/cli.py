@@ -1,0 +1,272 @@
+"""``rstscope capture`` and ``rstscope watch``: click commands for live capture.
+
+Both raise :class:`rstscope.errors.RstscopeError` subclasses for expected
+faults; ``rstscope.cli.main`` (or :func:`main` here) turns them into one line
+and the exit code (2 usage, 74 output, 77 no privilege).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from rstscope.errors import EXIT_SOFTWARE, RstscopeError, UsageError
+from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
+from rstscope.live.privileges import check_capture_privilege
+from rstscope.live.watch import LiveOptions, LiveResult, LiveSession
+from rstscope.live.writer import RotationPolicy, parse_size
+
+DEFAULT_FILTER = "tcp port 443"
+
+
+def _clock(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _gap(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.3f} s" if v < 10 else f"{v:.1f} s")
+
+
+def format_event(ev: Any) -> list[str]:
+    """One event as human lines (the first is the headline)."""
+    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
+
+    if isinstance(ev, ResetVerdict):
+        r = ev.reset
+        hops = "" if r.sender_hops is None else f", {r.sender_hops} hop(s) away"
+        lines = [
+            f"{_clock(r.ts)} RST {r.src}:{r.sport} > {r.dst}:{r.dport} [{r.flags}] "
+            f"frame {r.frame}: {r.origin} ({r.sender}{hops}, confidence {r.confidence:.2f}), "
+            f"idle {_gap(r.idle_gap_s)}",
+            f"    cause: {r.cause}",
+        ]
+        lines += [f"    advice: {a}" for a in r.advice[:2]]
+        return lines
+    if isinstance(ev, IdleWarning):
+        near = "; ".join(ev.candidates[:3]) or "a known timeout"
+        return [f"{_clock(_now())} warning: flow {ev.flow_id} idle {ev.idle_s:.0f} s; "
+                f"default timeout near: {near}"]
+    if isinstance(ev, FlowEvicted):
+        return []  # memory-guard bookkeeping; counted in the summary
+    return [f"{_clock(_now())} {type(ev).__name__}"]
+
+
+def event_json(ev: Any) -> dict[str, Any] | None:
+    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
+
+    if isinstance(ev, ResetVerdict):
+        return {"event": "reset", "reported_ts": _now(), **ev.reset.to_dict()}
+    if isinstance(ev, IdleWarning):
+        return {"event": "idle-warning", "reported_ts": _now(), "flow_id": ev.flow_id,
+                "idle_s": ev.idle_s, "candidates": list(ev.candidates)}
+    if isinstance(ev, FlowEvicted):
+        return {"event": "flow-evicted", "reported_ts": _now(), "flow_id": ev.flow.flow_id,
+                "reason": ev.reason}
+    return None
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _summary_lines(res: LiveResult) -> list[str]:
+    c = res.counters
+    lines = [
+        f"{c.captured} packets captured",
+        f"{c.received_by_filter} packets received by filter",
+        f"{c.dropped_by_kernel} packets dropped by kernel",
+        "unknown packets dropped by interface" if c.dropped_by_interface is None
+        else f"{c.dropped_by_interface} packets dropped by interface",
+    ]
+    if res.files:
+        names = [str(p) for p in dict.fromkeys(res.files)]
+        shown = ", ".join(names[:5]) + (f", ... ({len(names)} files)" if len(names) > 5 else "")
+        lines.append(f"{res.written} packets written to {shown}")
+    return lines
+
+
+def _summary_json(res: LiveResult) -> dict[str, Any]:
+    c = res.counters
+    return {
+        "event": "summary", "captured": c.captured, "received_by_filter": c.received_by_filter,
+        "dropped_by_kernel": c.dropped_by_kernel, "dropped_by_interface": c.dropped_by_interface,
+        "written": res.written, "files": [str(p) for p in dict.fromkeys(res.files)],
+        "flows": res.flows, "resets_by_origin": res.resets_by_origin,
+        "elapsed_s": round(res.elapsed_s, 3),
+    }
+
+
+def _policy(size: str | None, ring: int | None, seconds: float | None) -> RotationPolicy:
+    return RotationPolicy(file_size_bytes=parse_size(size) if size else None, ring_files=ring,
+                          rotate_s=seconds)
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option("-i", "--interface", "iface", required=True, help="Interface to capture on."),
+        click.option("-f", "--filter", "bpf", default=DEFAULT_FILTER, show_default=True,
+                     help="Kernel BPF filter (tcpdump syntax); '' for everything."),
+        click.option("-s", "--snaplen", type=int, default=DEFAULT_SNAPLEN, show_default=True,
+                     help="Bytes kept per packet (headers + TLS record header)."),
+        click.option("-w", "--write", "out", type=str, default=None,
+                     help="Write packets to this file (strftime pattern with -G)."),
+        click.option("--format", "fmt", type=click.Choice(["pcapng", "pcap"]), default="pcapng",
+                     show_default=True, help="Output file format."),
+        click.option("-C", "file_size", default=None,
+                     help="Rotate when a file exceeds this size: millions of bytes, "
+                          "or with a k/m/g suffix KiB/MiB/GiB (as tcpdump)."),
+        click.option("-W", "ring", type=int, default=None,
+                     help="With -C: ring of N files; with -G: stop after N files."),
+        click.option("-G", "rotate_s", type=float, default=None,
+                     help="Start a new file every SECONDS (use strftime codes in -w)."),
+        click.option("-c", "--count", type=int, default=None, help="Stop after COUNT packets."),
+        click.option("--duration", "duration_s", type=float, default=None,
+                     help="Stop after this many seconds."),
+        click.option("-Z", "--relinquish-privileges", "user", default=None,
+                     help="After opening the socket, run as USER (default under sudo: "
+                          "the invoking user)."),
+        click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
+                     help="Do not put the interface into promiscuous mode."),
+        click.option("-B", "--buffer-size", "buffer_kib", type=int, default=DEFAULT_BUFFER_KIB,
+                     show_default=True, help="Kernel capture buffer in KiB."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _options(iface: str, bpf: str, snaplen: int, out: str | None, fmt: str,
+             file_size: str | None, ring: int | None, rotate_s: float | None,
+             count: int | None, duration_s: float | None, user: str | None, no_promisc: bool,
+             buffer_kib: int) -> LiveOptions:
+    if (file_size or ring or rotate_s) and not out:
+        raise UsageError("-C, -W and -G need -w FILE")
+    if count is not None and count <= 0:
+        raise UsageError("-c must be positive")
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError("--duration must be positive")
+    return LiveOptions(
+        iface=iface, bpf=bpf or None, snaplen=snaplen, out=out,
+        fmt="pcap" if fmt == "pcap" else "pcapng", policy=_policy(file_size, ring, rotate_s),
+        count=count, duration_s=duration_s, user=user, promisc=not no_promisc,
+        buffer_kib=buffer_kib,
+    )
+
+
+def _status(line: str) -> None:
+    click.echo(f"rstscope: {line}", err=True)
+
+
+@click.command(epilog="Stops on Ctrl-C, -c, --duration or the -G/-W file budget; "
+                      "prints packet and drop counts like tcpdump.")
+@_common
+def capture(**kw: Any) -> None:
+    """Capture packets to pcapng/pcap files (tcpdump-style flags, needs CAP_NET_RAW)."""
+    opts = _options(**kw)
+    if not opts.out:
+        raise UsageError("capture needs -w FILE (use 'rstscope watch' to see verdicts live)")
+    res = LiveSession(opts, on_listening=_status).run()
+    for line in _summary_lines(res):
+        click.echo(line, err=True)
+
+
+@click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.")
+@_common
+@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
+              default="auto", show_default=True, help="Where this capture point is.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
+@click.option("--max-flows", type=int, default=None,
+              help="Bound on tracked flows (the least recently seen are evicted, and counted).")
+@click.option("--evict-idle", "evict_idle_s", type=float, default=None,
+              help="Forget flow state after this many idle seconds (records are kept).")
+@click.option("--timeouts", "timeouts_file", type=str, default=None,
+              help="CSV of your own devices' idle timeouts (columns as the packaged "
+                   "idle-timeouts.csv), added to the catalog for matching and warnings.")
+@click.option("--idle-warn-min", "idle_warn_min_s", type=float, default=None,
+              help="Warn about timeouts of at least this many seconds (default 30).")
+def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: float | None,
+          timeouts_file: str | None, idle_warn_min_s: float | None, **kw: Any) -> None:
+    """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings."""
+    opts = _options(**kw)
+    check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
+    from rstscope.api import make_config
+
+    overrides: dict[str, Any] = {}
+    if max_flows is not None:
+        overrides["max_flows"] = max_flows
+    if evict_idle_s is not None:
+        overrides["evict_idle_s"] = evict_idle_s
+    config = make_config(vantage, **overrides)
+    if timeouts_file is not None:
+        from rstscope.catalog import load_timeouts_file
+
+        config = dataclasses.replace(
+            config, timeouts=tuple(config.timeouts) + load_timeouts_file(timeouts_file))
+    if idle_warn_min_s is not None:
+        config = dataclasses.replace(config, idle_warn_min_s=idle_warn_min_s)
+
+    def on_event(ev: Any) -> None:
+        if as_json:
+            doc = event_json(ev)
+            if doc is not None:
+                click.echo(json.dumps(doc, default=str))
+        else:
+            for line in format_event(ev):
+                click.echo(line)
+        sys.stdout.flush()
+
+    res = LiveSession(opts, analyze=True, on_event=on_event, on_listening=_status,
+                      config=config).run()
+    if as_json:
+        click.echo(json.dumps(_summary_json(res)))
+    by = ", ".join(f"{k} {v}" for k, v in sorted(res.resets_by_origin.items()))
+    for line in _summary_lines(res):
+        click.echo(line, err=True)
+    click.echo(f"{sum(res.resets_by_origin.values())} resets ({by or 'none'}) in {res.flows} flows",
+               err=True)
+
+
+@click.group()
+def live() -> None:
+    """Live capture commands (also registered on the main rstscope CLI)."""
+
+
+live.add_command(capture)
+live.add_command(watch)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    click.echo(f"rstscope: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m rstscope.live capture|watch ...`` with the main CLI's error mapping."""
+    try:
+        live.main(args=list(argv) if argv is not None else None, prog_name="rstscope",
+                  standalone_mode=False)
+    except RstscopeError as exc:
+        _die(str(exc), exc.exit_code)
+    except click.exceptions.Abort:
+        _die("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _die("interrupted", 130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug: keep the traceback
+        import traceback
+
+        traceback.print_exc()
+        _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)
+    sys.exit(0)

@@ -1,0 +1,221 @@
+"""The live session: socket -> (writer, FrameDecoder -> Tracker) on a wall-clock tick.
+
+The same pure core as offline analysis sees the same packet records; only
+time is different: with no traffic, :meth:`Tracker.advance` is called with
+the wall clock every ``tick_s`` so idle gaps grow, idle warnings fire and
+pending RST verdicts settle (within the tracker's settle window, well under
+a second).  Packet timestamps are the kernel's ``CLOCK_REALTIME`` receive
+times, the same clock as :func:`time.time_ns`.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, CaptureCounters, LiveSource
+from rstscope.live.privileges import Identity, drop_privileges, target_identity
+from rstscope.live.writer import Format, Interface, RotatingWriter, RotationPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """Everything ``rstscope capture`` / ``watch`` take from the command line."""
+
+    iface: str
+    bpf: str | None = "tcp port 443"
+    snaplen: int = DEFAULT_SNAPLEN
+    out: str | None = None  # -w pattern
+    fmt: Format = "pcapng"
+    policy: RotationPolicy = field(default_factory=RotationPolicy)
+    count: int | None = None  # -c: stop after this many packets
+    duration_s: float | None = None  # --duration
+    user: str | None = None  # -Z
+    promisc: bool = True
+    buffer_kib: int = DEFAULT_BUFFER_KIB
+    tick_s: float = 0.25  # advance()/flush period; verdict latency <= settle_s + tick_s
+
+
+@dataclass(frozen=True, slots=True)
+class LiveResult:
+    """What a finished live session reports."""
+
+    counters: CaptureCounters
+    files: tuple[Path, ...]
+    written: int
+    resets_by_origin: dict[str, int]
+    flows: int
+    ran_as: Identity | None
+    elapsed_s: float
+
+
+EventSink = Callable[[Any], None]
+
+
+class LiveSession:
+    """Run one capture until -c, --duration, -G/-W budget, SIGINT or SIGTERM.
+
+    ``analyze=True`` decodes frames and feeds a :class:`rstscope.core.Tracker`,
+    passing every event to ``on_event`` as it happens (``rstscope watch``).
+    ``on_listening`` is called once capture is running and the first file is
+    open (the start line scripts wait for).
+    """
+
+    def __init__(self, opts: LiveOptions, *, analyze: bool = False,
+                 on_event: EventSink | None = None,
+                 on_listening: Callable[[str], None] | None = None,
+                 config: Any = None) -> None:
+        self.opts = opts
+        self.analyze = analyze
+        self.on_event = on_event
+        self.on_listening = on_listening
+        self.config = config
+        self.tracker: Any = None
+        self._stop_reason: str | None = None
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to finish (safe from a signal handler)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop(signal.Signals(signum).name)
+
+    def run(self) -> LiveResult:
+        opts = self.opts
+        started = time.monotonic()
+        identity = target_identity(opts.user)
+        old_handlers: dict[signal.Signals, Any] = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, self._on_signal)
+        except ValueError:  # not the main thread: the caller stops us via stop()
+            old_handlers.clear()
+        try:
+            with LiveSource(opts.iface, bpf=opts.bpf, snaplen=opts.snaplen, promisc=opts.promisc,
+                            buffer_kib=opts.buffer_kib) as src:
+                # The socket is open: nothing below needs root.  Files are created after
+                # this, so they belong to the invoking (or -Z) user.
+                drop_privileges(identity)
+                writer = None
+                if opts.out:
+                    writer = RotatingWriter(
+                        opts.out, fmt=opts.fmt, policy=opts.policy,
+                        interfaces=[Interface(opts.iface, src.linktype, opts.snaplen)])
+                try:
+                    decoder, tracker = self._analysis_parts()
+                    if self.on_listening:
+                        self.on_listening(
+                            f"listening on {opts.iface}, link-type {src.linktype}, "
+                            f"snapshot length {opts.snaplen} bytes"
+                            + (f", filter '{opts.bpf}'" if opts.bpf else ""))
+                    self._loop(src, writer, decoder, tracker, started)
+                    if tracker is not None:
+                        self._emit(tracker.finish())
+                finally:
+                    if writer is not None:
+                        writer.close()
+                counters = src.counters()
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        by_origin: Counter[str] = Counter()
+        flows = 0
+        if self.tracker is not None:
+            for r in self.tracker.resets():
+                by_origin[r.origin] += 1
+            flows = len(self.tracker.flows())
+        return LiveResult(
+            counters=counters,
+            files=tuple(writer.paths) if writer else (),
+            written=writer.packets if writer else 0,
+            resets_by_origin=dict(by_origin),
+            flows=flows,
+            ran_as=identity,
+            elapsed_s=time.monotonic() - started,
+        )
+
+    def _analysis_parts(self) -> tuple[Any, Any]:
+        if not self.analyze:
+            return None, None
+        from rstscope.api import make_config
+        from rstscope.core import Tracker
+        from rstscope.ingest import FrameDecoder
+
+        self.tracker = Tracker(self.config if self.config is not None else make_config())
+        return FrameDecoder(), self.tracker
+
+    def _emit(self, events: list[Any]) -> None:
+        if self.on_event is not None:
+            for ev in events:
+                self.on_event(ev)
+
+    def _loop(self, src: LiveSource, writer: RotatingWriter | None, decoder: Any, tracker: Any,
+              started: float) -> None:
+        opts = self.opts
+        tick_ns = int(opts.tick_s * 1e9)
+        next_tick = time.time_ns() + tick_ns
+        deadline = None if opts.duration_s is None else started + opts.duration_s
+        remaining = opts.count
+        frame_no = 0  # captured frames so far; labels rows when nothing is written
+        last_ts = 0
+        draining = False
+        while True:
+            now = time.time_ns()
+            if self._stop_reason is not None or (deadline is not None
+                                                 and time.monotonic() >= deadline):
+                if draining:
+                    break
+                # One last non-blocking read: packets the kernel already queued belong
+                # to the capture (Ctrl-C right after a RST still reports it).
+                draining = True
+                wait_s = 0.0
+            else:
+                wait_s = max(0.0, min((next_tick - now) / 1e9, opts.tick_s))
+            frames = src.read(wait_s)
+            if remaining is not None and len(frames) > remaining:
+                frames = frames[:remaining]
+            if frames:
+                file_ids = np.zeros(len(frames), dtype=np.uint16)
+                frame_nos = np.arange(frame_no + 1, frame_no + 1 + len(frames), dtype=np.uint64)
+                if writer is not None:
+                    for i, (ts_ns, _lt, data, wirelen, iface) in enumerate(frames):
+                        where = writer.write(ts_ns, iface, data, wirelen)
+                        if where is None:  # -G/-W file budget used up
+                            frames = frames[:i]
+                            self.stop("file limit")
+                            break
+                        file_ids[i] = where.file_id
+                        frame_nos[i] = where.frame
+                if tracker is not None and frames:
+                    batch = decoder.decode(frames)
+                    if len(batch):
+                        # The decoder numbers frames 1.. across calls; map each row back
+                        # to its (file, frame-in-file) so live and offline records agree.
+                        idx = batch["frame"].astype(np.int64) - (frame_no + 1)
+                        batch["file_id"] = file_ids[idx]
+                        batch["frame"] = frame_nos[idx]
+                        last_ts = max(last_ts, int(batch["ts_ns"].max()))
+                        self._emit(tracker.feed(batch))
+                frame_no += len(frames)
+                if remaining is not None:
+                    remaining -= len(frames)
+                    if remaining <= 0:
+                        self.stop("count")
+            now = time.time_ns()
+            if now >= next_tick:
+                next_tick = now + tick_ns
+                if writer is not None:
+                    writer.tick(now / 1e9)
+                    if writer.exhausted:
+                        self.stop("file limit")
+                if tracker is not None:
+                    self._emit(tracker.advance(max(now, last_ts)))

@@ -1,0 +1,303 @@
+"""Streaming pcap/pcapng writer with tcpdump-style rotation (-C, -W, -G).
+
+Records are appended as they arrive; nothing is held beyond the file object's
+buffer.  Rotation happens *between* packets: the old file is flushed and
+closed before the new one is opened, and the packet that triggered the
+rotation goes into the new file, so no packet is ever lost or split.
+
+File naming follows tcpdump so scripts written for it keep working:
+
+* ``-w F`` alone: one file ``F``.
+* ``-C`` (size): ``F``, ``F1``, ``F2``, ...; with ``-W N`` a ring ``F0`` ..
+  ``F{N-1}`` (zero padded), overwritten in turn.
+* ``-G`` (seconds): ``F`` is a strftime pattern expanded (local time) when
+  each file opens; with ``-C`` the size counter is appended; with ``-W N``
+  capture stops after N files.  A name that repeats (a pattern without
+  strftime codes) gets ``.1``, ``.2`` appended instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from rstscope.errors import OutputError, UsageError
+
+Format = Literal["pcapng", "pcap"]
+
+# pcap with nanosecond timestamps (the "modified" magic libpcap writes with
+# --time-stamp-precision=nano); byte order is this machine's, as tcpdump does.
+_PCAP_NS_MAGIC = 0xA1B23C4D
+# pcapng block types and option codes (draft-ietf-opsawg-pcapng).
+_SHB = 0x0A0D0D0A
+_IDB = 0x00000001
+_EPB = 0x00000006
+_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_OPT_END = 0
+_OPT_SHB_USERAPPL = 4
+_OPT_IF_NAME = 2
+_OPT_IF_TSRESOL = 9
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """``-C`` argument to bytes, as tcpdump reads it.
+
+    A bare number is millions of bytes (decimal MB: ``-C 1`` = 1,000,000);
+    the suffixes k, m, g switch to KiB, MiB, GiB like tcpdump's.  Fractions
+    are allowed (``-C 0.5``) because small files are handy for tests.
+    """
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise UsageError(f"bad file size {text!r}: expected a number with optional k/m/g suffix")
+    value = float(m.group(1))
+    unit = {"": 1_000_000, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    size = int(value * unit)
+    if size <= 0:
+        raise UsageError(f"bad file size {text!r}: must be positive")
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One capture interface as recorded in the file (a pcapng IDB)."""
+
+    name: str
+    linktype: int
+    snaplen: int
+
+
+@dataclass(frozen=True, slots=True)
+class RotationPolicy:
+    """When to start a new file: by size, by time, and how many files."""
+
+    file_size_bytes: int | None = None  # -C
+    ring_files: int | None = None  # -W
+    rotate_s: float | None = None  # -G
+
+    def __post_init__(self) -> None:
+        if self.ring_files is not None and self.ring_files < 1:
+            raise UsageError("-W must be at least 1")
+        if self.ring_files is not None and self.file_size_bytes is None and self.rotate_s is None:
+            raise UsageError("-W needs -C or -G")
+        if self.rotate_s is not None and self.rotate_s <= 0:
+            raise UsageError("-G must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Where one packet went: index of the file in :attr:`RotatingWriter.paths`, 1-based frame."""
+
+    file_id: int
+    frame: int
+
+
+def _pad4(n: int) -> int:
+    return (4 - n % 4) % 4
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("=HH", code, len(value)) + value + b"\x00" * _pad4(len(value))
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("=II", block_type, total) + body + struct.pack("=I", total)
+
+
+class _File:
+    """One open output file of either format."""
+
+    def __init__(self, path: Path, fmt: Format, interfaces: Sequence[Interface]) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.frames = 0
+        try:
+            fh: BinaryIO = open(path, "wb", buffering=1 << 16)  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+        self.fh = fh
+        header = self._header(interfaces)
+        self.size = len(header)
+        self._write(header)
+
+    def _header(self, interfaces: Sequence[Interface]) -> bytes:
+        if self.fmt == "pcap":
+            if len({i.linktype for i in interfaces}) != 1:
+                raise UsageError("pcap files hold one link type; use --format pcapng")
+            snaplen = max(i.snaplen for i in interfaces)
+            return struct.pack("=IHHiIII", _PCAP_NS_MAGIC, 2, 4, 0, 0, snaplen,
+                               interfaces[0].linktype)
+        shb_opts = _option(_OPT_SHB_USERAPPL, b"rstscope") + _option(_OPT_END, b"")
+        out = _block(_SHB, struct.pack("=IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + shb_opts)
+        for iface in interfaces:
+            opts = (_option(_OPT_IF_NAME, iface.name.encode())
+                    # if_tsresol 9: timestamps are in units of 10^-9 s (ns).
+                    + _option(_OPT_IF_TSRESOL, b"\x09") + _option(_OPT_END, b""))
+            out += _block(_IDB, struct.pack("=HHI", iface.linktype, 0, iface.snaplen) + opts)
+        return out
+
+    def record_size(self, caplen: int) -> int:
+        if self.fmt == "pcap":
+            return 16 + caplen
+        return 32 + caplen + _pad4(caplen)
+
+    def write(self, ts_ns: int, iface: int, data: bytes, wirelen: int) -> None:
+        caplen = len(data)
+        if self.fmt == "pcap":
+            sec, nsec = divmod(ts_ns, 1_000_000_000)
+            rec = struct.pack("=IIII", sec, nsec, caplen, wirelen) + data
+        else:
+            body = struct.pack("=IIIII", iface, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF,
+                               caplen, wirelen) + data + b"\x00" * _pad4(caplen)
+            rec = _block(_EPB, body)
+        self._write(rec)
+        self.size += len(rec)
+        self.frames += 1
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+
+    def flush(self) -> None:
+        try:
+            self.fh.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        try:
+            self.fh.close()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+
+
+class RotatingWriter:
+    """Append packets to ``pattern``-named files, rotating per :class:`RotationPolicy`.
+
+    Files are opened lazily-but-eagerly: the first one in the constructor (so an
+    unwritable path fails before capture starts), later ones on rotation.  The
+    caller must construct it *after* dropping privileges so files belong to the
+    invoking user.
+    """
+
+    def __init__(
+        self,
+        pattern: str | os.PathLike[str],
+        *,
+        interfaces: Sequence[Interface],
+        fmt: Format = "pcapng",
+        policy: RotationPolicy | None = None,
+    ) -> None:
+        if not interfaces:
+            raise UsageError("a capture file needs at least one interface")
+        self.pattern = os.fspath(pattern)
+        self.fmt: Format = fmt
+        self.interfaces = tuple(interfaces)
+        self.policy = policy or RotationPolicy()
+        self.paths: list[Path] = []  # every file opened, in order (a ring reuses names)
+        self.packets = 0
+        self.exhausted = False  # -G with -W: the file budget is used up; stop capturing
+        self._size_count = 0  # -C counter within the current -G period
+        self._period_start_s = time.time()
+        self._used_names: set[str] = set()
+        self._file: _File | None = None
+        self._open(self._period_start_s)
+
+    @property
+    def current(self) -> Path | None:
+        return self._file.path if self._file else None
+
+    def _name(self, period_start_s: float) -> str:
+        pol = self.policy
+        base = self.pattern
+        if pol.rotate_s is not None:
+            base = time.strftime(self.pattern, time.localtime(period_start_s))
+        if pol.file_size_bytes is not None:
+            if pol.ring_files is not None and pol.rotate_s is None:
+                width = len(str(pol.ring_files - 1))
+                base += str(self._size_count % pol.ring_files).zfill(width)
+            elif self._size_count:
+                base += str(self._size_count)
+        if pol.rotate_s is not None and base in self._used_names:
+            # A -G pattern without strftime codes would overwrite itself; keep every packet.
+            n = 1
+            while f"{base}.{n}" in self._used_names:
+                n += 1
+            base = f"{base}.{n}"
+        return base
+
+    def _open(self, period_start_s: float) -> None:
+        name = self._name(period_start_s)
+        path = Path(name)
+        self._file = _File(path, self.fmt, self.interfaces)
+        self._used_names.add(name)
+        self.paths.append(path)
+
+    def _rotate(self, *, new_period_s: float | None) -> None:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        pol = self.policy
+        if new_period_s is not None:
+            if pol.ring_files is not None and len(self.paths) >= pol.ring_files:
+                self.exhausted = True
+                return
+            self._period_start_s = new_period_s
+            self._size_count = 0
+        else:
+            self._size_count += 1
+        self._open(self._period_start_s)
+
+    def tick(self, now_s: float | None = None) -> None:
+        """Flush, and rotate by time (-G) even when no packets arrive."""
+        now = time.time() if now_s is None else now_s
+        pol = self.policy
+        if (pol.rotate_s is not None and self._file is not None
+                and now - self._period_start_s >= pol.rotate_s):
+            # Periods stay aligned to the first file's start, like tcpdump's.
+            periods = int((now - self._period_start_s) // pol.rotate_s)
+            self._rotate(new_period_s=self._period_start_s + periods * pol.rotate_s)
+        if self._file is not None:
+            self._file.flush()
+
+    def write(self, ts_ns: int, iface: int, data: bytes, wirelen: int) -> Written | None:
+        """Append one packet; returns where it went, or None once exhausted."""
+        if self._file is None:
+            return None
+        pol = self.policy
+        if pol.rotate_s is not None and ts_ns / 1e9 - self._period_start_s >= pol.rotate_s:
+            self.tick(ts_ns / 1e9)
+            if self._file is None:
+                return None
+        if (pol.file_size_bytes is not None and self._file.frames
+                and self._file.size + self._file.record_size(len(data)) > pol.file_size_bytes):
+            self._rotate(new_period_s=None)
+        assert self._file is not None
+        self._file.write(ts_ns, iface, data, wirelen)
+        self.packets += 1
+        return Written(file_id=len(self.paths) - 1, frame=self._file.frames)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> RotatingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,43 @@
+"""Load matplotlib lazily, on a non-interactive backend when there is no display.
+
+rstscope never calls ``plt.show()``; figures are returned (notebooks display
+them) or saved (CLI, report).  Importing :mod:`rstscope.plot` does not import
+matplotlib: only drawing does, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from rstscope.errors import require
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, selecting Agg first when no display is available."""
+    mpl: Any = require("matplotlib", extra="plot")
+    if "matplotlib.pyplot" not in sys.modules and not _has_display():
+        # Only choose a backend before pyplot is loaded; a notebook's inline
+        # backend (or a user's explicit choice) must stay untouched.
+        mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    if "ipykernel" in sys.modules:
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def new_figure(width_in: float, height_in: float) -> Any:
+    """A figure not registered with pyplot's state machine, so batch rendering
+    (reports with many sections) never accumulates open figures."""
+    require("matplotlib", extra="plot")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout="constrained")

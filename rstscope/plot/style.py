@@ -1,0 +1,44 @@
+"""Shared look of rstscope figures: origin colours, lane colours, duration text.
+
+Kept free of matplotlib imports so that the report and the CLI can format
+text without loading a plotting backend.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Colour-blind-safe (Okabe-Ito) colours, one per verdict origin; the same
+# origin has the same colour in every figure and in the HTML report.
+ORIGIN_COLORS: Final[dict[str, str]] = {
+    "client": "#0072B2",
+    "server": "#009E73",
+    "load-balancer": "#E69F00",
+    "firewall": "#D55E00",
+    "unknown": "#7F7F7F",
+}
+LANE_COLORS: Final[dict[str, str]] = {"orig": "#3B6FB6", "resp": "#4A9D5B"}
+GAP_COLOR: Final = "#DDDDDD"
+TIMEOUT_COLOR: Final = "#AA3377"
+
+
+def origin_color(origin: object) -> str:
+    """Colour of a verdict origin; anything unexpected is drawn as ``unknown``."""
+    return ORIGIN_COLORS.get(str(origin), ORIGIN_COLORS["unknown"])
+
+
+def fmt_duration(seconds: float) -> str:
+    """Human duration: ``850 ms``, ``12.3 s``, ``5 min 12 s``, ``3 h 12 min``."""
+    s = float(seconds)
+    if s < 0:
+        return "-" + fmt_duration(-s)
+    if s < 1.0:
+        return f"{s * 1000:.0f} ms"
+    if s < 60.0:
+        return f"{s:.3g} s" if s < 10 else f"{s:.1f} s"
+    if s < 3600.0:
+        m, rest = divmod(round(s), 60)
+        return f"{m} min {rest} s" if rest else f"{m} min"
+    h, rest = divmod(round(s), 3600)
+    m = rest // 60
+    return f"{h} h {m} min" if m else f"{h} h"

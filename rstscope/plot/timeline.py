@@ -1,0 +1,419 @@
+"""One flow over time: two lanes (orig, resp), idle gaps, RST verdicts, a TTL track.
+
+Theory of operation:
+
+* Packets are vertical ticks on their direction's lane; tick height grows with
+  the payload (log scale; pure ACKs are short).  Above ``max_ticks`` packets
+  the lane is binned in display space: one tick per bin, height by the bin's
+  largest payload, so a 100k-packet flow draws a few hundred artists.
+* Idle gaps (silence in both directions) are shaded and labelled with their
+  duration.  Gaps that dominate the flow are *compressed* (see
+  :mod:`rstscope.plot.axis`): the axis breaks there, with a log scale inside
+  the gap, and the label says so.
+* Each RST gets one marker (``gid="rst-marker"``) on its sender's lane,
+  coloured by verdict origin, and a label with origin, confidence and its TTL
+  against the direction's baseline.
+* The known timeouts that match the gap before a RST (the reset's
+  ``timeout_candidates``; else the nearest catalog values) are dashed lines
+  drawn *from the last activity before the RST*.
+* A TTL/hop track sits beneath the lanes in a second Axes.
+
+Artists carry gids (``rst-marker``, ``rst-label``, ``idle-gap``, ``gap-label``,
+``axis-break``, ``timeout-line``, ``timeout-label``, ``packets-orig``,
+``packets-resp``, ``ttl-baseline``, ``rst-ttl``) so tests and users can find
+them without comparing pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rstscope.plot.axis import TimeAxis, build_time_axis
+from rstscope.plot.gaps import IdleGap, find_idle_gaps
+from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
+from rstscope.plot.style import GAP_COLOR, LANE_COLORS, TIMEOUT_COLOR, fmt_duration, origin_color
+from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, parse_candidates
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from rstscope.api import Analysis
+
+TH_SYN, TH_FIN, TH_RST = 0x002, 0x001, 0x004
+LANE_Y = {"orig": 1.0, "resp": 0.0}
+TTL_AXES_LABEL = "rstscope-ttl"
+# A gap is compressed (axis="auto") when it is this share of the flow or more.
+COMPRESS_SHARE = 0.25
+MAX_RST_LABELS = 6
+
+
+def timeline(
+    analysis: Analysis,
+    flow_or_reset: object,
+    ax: Axes | None = None,
+    *,
+    ttl_ax: Axes | None = None,
+    ttl_track: bool = True,
+    axis: str = "auto",
+    max_ticks: int = 3000,
+    min_gap_s: float | None = None,
+    packets: pd.DataFrame | None = None,
+) -> Axes:
+    """Plot one flow's timeline and return the lanes Axes.
+
+    Args:
+        analysis: an :class:`rstscope.api.Analysis`.
+        flow_or_reset: a ``flow_id``, a flow or reset record, or a row of
+            ``analysis.flows`` / ``analysis.resets`` (a reset is highlighted).
+        ax: Axes for the lanes.  When given and ``ttl_track`` is true, the TTL
+            track is carved out of the bottom of ``ax``'s own space
+            (``mpl_toolkits.axes_grid1`` divider), unless ``ttl_ax`` is given.
+            When None, a new pyplot figure with both Axes is made.
+        ttl_ax: Axes for the TTL/hop track (shares nothing else with ``ax``).
+        ttl_track: draw the TTL track at all.
+        axis: ``"auto"`` (compress gaps of >= 25 % of the flow), ``"broken"``
+            (compress every shaded gap) or ``"linear"``.
+        max_ticks: above this many packets, lanes are binned.
+        min_gap_s: shade silences at least this long (default: 1 s, or 20x
+            the median inter-packet time).
+        packets: the capture's packet frame, to reuse one read for many plots.
+
+    Returns:
+        The lanes Axes; the TTL Axes (if any) has label ``"rstscope-ttl"`` and
+        is in ``ax.figure.axes``.
+    """
+    if axis not in ("auto", "broken", "linear"):
+        from rstscope.errors import UsageError
+
+        raise UsageError(f"axis must be auto, broken or linear, not {axis!r}")
+    flow, highlight = resolve(analysis, flow_or_reset)
+    resets = resets_of_flow(analysis, flow["flow_id"])
+    pk = packets_of_flow(analysis, flow["flow_id"], packets=packets)
+    ax, ttl_ax = _make_axes(ax, ttl_ax, ttl_track)
+
+    ts = pk["ts_ns"].to_numpy(dtype=np.int64)
+    rst_ts = [int(r["ts_ns"]) for r in resets]
+    t0 = int(min([int(flow["first_ts_ns"]), *ts[:1].tolist(), *rst_ts]))
+    t_end = int(max([int(flow["last_ts_ns"]), *ts[-1:].tolist(), *rst_ts]))
+    all_ts = np.sort(np.concatenate([ts, np.asarray(rst_ts, dtype=np.int64)]))
+    gaps = find_idle_gaps(all_ts, min_gap_s, keep_ending_at=rst_ts)
+    span_ns = max(t_end - t0, 1)
+    if axis == "linear":
+        squeeze: list[IdleGap] = []
+    elif axis == "broken":
+        squeeze = gaps
+    else:
+        # Longest first, each judged against the time left after the previous
+        # compressions: a 400 s gap beside a 3 h one still dominates the rest.
+        squeeze, left_ns = [], span_ns
+        for g in sorted(gaps, key=lambda g: g.start_ns - g.end_ns):
+            if g.end_ns - g.start_ns >= COMPRESS_SHARE * left_ns:
+                squeeze.append(g)
+                left_ns -= g.end_ns - g.start_ns
+    taxis = build_time_axis(t0, t_end, [(g.start_ns, g.end_ns) for g in squeeze])
+
+    _draw_gaps(ax, taxis, gaps, {(g.start_ns, g.end_ns) for g in squeeze})
+    for direction in ("orig", "resp"):
+        sel = (pk["direction"] == direction).to_numpy(dtype=bool)
+        _draw_lane(ax, taxis, pk[sel], direction, max_ticks)
+    _draw_resets(ax, taxis, resets, highlight)
+    _draw_timeouts(ax, taxis, resets, highlight)
+    _decorate(ax, taxis, flow, resets, len(pk), squeeze)
+    if ttl_ax is not None:
+        _draw_ttl(ttl_ax, taxis, pk, flow, resets, max_ticks)
+        ttl_ax.set_xlim(ax.get_xlim())
+    return ax
+
+
+# -- axes ------------------------------------------------------------------
+
+
+def _make_axes(ax: Axes | None, ttl_ax: Axes | None, ttl_track: bool) -> tuple[Axes, Axes | None]:
+    if ax is None:
+        from rstscope.plot.backend import pyplot
+
+        if ttl_track and ttl_ax is None:
+            _fig, (ax, ttl_ax) = pyplot().subplots(
+                2, 1, figsize=(11, 5.5), height_ratios=(3, 1), sharex=True, layout="constrained")
+        else:
+            _fig, ax = pyplot().subplots(figsize=(11, 4), layout="constrained")
+    elif ttl_track and ttl_ax is None:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        ttl_ax = make_axes_locatable(ax).append_axes("bottom", size="30%", pad=0.45, sharex=ax)
+    if not ttl_track:
+        ttl_ax = None
+    if ttl_ax is not None:
+        ttl_ax.set_label(TTL_AXES_LABEL)
+    assert ax is not None
+    return ax, ttl_ax
+
+
+# -- lanes -----------------------------------------------------------------
+
+
+def _tick_half_height(payload: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    # Pure ACKs 0.08, a full-size segment ~0.38 of the lane spacing.
+    h: npt.NDArray[np.float64] = 0.08 + 0.30 * np.clip(np.log1p(payload) / np.log1p(1460.0), 0.0, 1.0)
+    return h
+
+
+def _draw_lane(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, direction: str, max_ticks: int) -> None:
+    from matplotlib.collections import LineCollection
+
+    y = LANE_Y[direction]
+    flags = pk["flags"].to_numpy(dtype=np.int64)
+    body = pk[(flags & TH_RST) == 0]  # RSTs get their own markers
+    x = taxis.to_x(body["ts_ns"].to_numpy(dtype=np.int64)) if len(body) else np.empty(0)
+    payload = body["payload_len"].to_numpy(dtype=np.float64)
+    binned = len(body) > max_ticks
+    if binned and len(x):
+        lo, hi = float(x.min()), float(x.max())
+        nbins = max(min(max_ticks // 4, 600), 1)
+        idx = np.clip(((x - lo) / max(hi - lo, 1e-12) * nbins).astype(np.int64), 0, nbins - 1)
+        biggest = np.full(nbins, -1.0)
+        np.maximum.at(biggest, idx, payload)
+        counts = np.bincount(idx, minlength=nbins)
+        used = counts > 0
+        x = lo + (np.flatnonzero(used) + 0.5) * (hi - lo) / nbins
+        payload = biggest[used]
+    h = _tick_half_height(payload)
+    segs = np.stack([np.column_stack([x, y - h]), np.column_stack([x, y + h])], axis=1)
+    label = f"{direction} packets ({len(body)}{', binned' if binned else ''})"
+    lc = LineCollection(list(segs), colors=LANE_COLORS[direction], linewidths=1.0 if binned else 0.8,
+                        gid=f"packets-{direction}", label=label)
+    ax.add_collection(lc)
+    # Handshake and close markers: few, and they anchor the reading of the lane.
+    for bit, marker, gid in ((TH_SYN, ">", "syn-marker"), (TH_FIN, "s", "fin-marker")):
+        fl = body["flags"].to_numpy(dtype=np.int64)
+        sel = (fl & bit) != 0
+        if sel.any():
+            xs = taxis.to_x(body["ts_ns"].to_numpy(dtype=np.int64)[sel][:50])
+            ax.plot(xs, np.full(len(xs), y + 0.42), ls="none", marker=marker, ms=5,
+                    color=LANE_COLORS[direction], gid=gid)
+
+
+def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
+               squeezed: set[tuple[int, int]]) -> None:
+    for g in gaps:
+        x0, x1 = taxis.to_x([g.start_ns, g.end_ns])
+        compressed = (g.start_ns, g.end_ns) in squeezed
+        ax.axvspan(x0, x1, color=GAP_COLOR, alpha=0.8, lw=0, zorder=0, gid="idle-gap")
+        text = f"idle {fmt_duration(g.duration_s)}" + (" (axis compressed)" if compressed else "")
+        ax.text((x0 + x1) / 2, 0.5, text, ha="center", va="center", fontsize=8, zorder=3,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
+                gid="gap-label")
+        if compressed:
+            for xb in (x0, x1):
+                ax.text(xb, 0.0, "//", transform=ax.get_xaxis_transform(), ha="center",
+                        va="center", fontsize=9, fontweight="bold", clip_on=False,
+                        gid="axis-break")
+
+
+# -- resets ----------------------------------------------------------------
+
+
+def _ttl_text(r: dict[str, Any]) -> str:
+    ttl, exp, hop = r.get("ttl"), r.get("expected_ttl"), r.get("hop_delta")
+    if exp is None:
+        return f"TTL {ttl} (no baseline)"
+    text = f"TTL {ttl} vs {exp}"
+    if hop:
+        text += f" ({int(hop):+d} hops)"
+    return text
+
+
+def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
+                 highlight: dict[str, Any] | None) -> None:
+    xs = taxis.to_x([int(r["ts_ns"]) for r in resets]) if resets else np.empty(0)
+    span = max(taxis.segments[-1].x_end - taxis.segments[0].x_start, 1e-12)
+    groups: list[list[int]] = []
+    for i, (r, x) in enumerate(zip(resets, xs, strict=True)):
+        y = LANE_Y.get(str(r.get("direction")), 0.5)
+        is_hl = highlight is not None and r["frame"] == highlight["frame"] and r.get(
+            "file_id", 0) == highlight.get("file_id", 0)
+        ax.plot([x], [y], ls="none", marker="X", ms=13 if is_hl else 10,
+                color=origin_color(r.get("origin")), markeredgecolor="black",
+                markeredgewidth=1.6 if is_hl else 0.5, zorder=5, gid="rst-marker",
+                label=f"RST frame {r['frame']}")
+        # RSTs closer than 4 % of the axis share one label (storms, bidirectional resets).
+        if groups and x - xs[groups[-1][0]] < 0.04 * span:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    for g_no, group in enumerate(groups[:MAX_RST_LABELS]):
+        first = resets[group[0]]
+        chosen = next((resets[i] for i in group if highlight is not None
+                       and resets[i]["frame"] == highlight["frame"]), first)
+        x, y = float(xs[group[0]]), LANE_Y.get(str(first.get("direction")), 0.5)
+        conf = chosen.get("confidence")
+        conf_s = f"{float(conf):.0%}" if conf is not None else "?"
+        head = f"RST #{chosen['frame']}" if len(group) == 1 else f"{len(group)} RSTs (#{first['frame']}…)"
+        text = f"{head}: {chosen.get('origin', '?')} ({conf_s})\n{_ttl_text(chosen)}"
+        dy = 0.28 if y >= 0.5 else -0.28
+        frac = (x - taxis.segments[0].x_start) / span
+        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.12 * (g_no % 2) * np.sign(dy)),
+                    ha="right" if frac > 0.8 else "left" if frac < 0.2 else "center", va="bottom" if dy > 0 else "top", fontsize=7.5,
+                    color=origin_color(chosen.get("origin")), zorder=6, gid="rst-label", in_layout=False,
+                    arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6})
+    if len(groups) > MAX_RST_LABELS:
+        ax.text(0.99, 0.02, f"{len(resets)} RSTs; first {MAX_RST_LABELS} groups labelled",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")
+
+
+def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]) -> tuple[list[KnownTimeout], bool]:
+    cands = parse_candidates(r.get("timeout_candidates") or ())
+    if cands:
+        return cands, True
+    gap = r.get("idle_gap_s")
+    if gap is None or not gap > 0:
+        return [], False
+    near = [k for k in nearest(catalog, float(gap), 2) if k.timeout_s <= 1.5 * float(gap)]
+    return near, False
+
+
+def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
+                   highlight: dict[str, Any] | None) -> None:
+    chosen = [highlight] if highlight is not None else [
+        r for r in resets if (r.get("idle_gap_s") or 0) >= 1.0][:2]
+    catalog: list[KnownTimeout] | None = None
+    for r in chosen:
+        gap = r.get("idle_gap_s")
+        if gap is None or not gap > 0:
+            continue
+        if catalog is None:
+            catalog = catalog_by_value()
+        known, matched = _timeouts_for(r, catalog)
+        last_ns = int(r["ts_ns"]) - int(round(float(gap) * 1e9))
+        for k in known:
+            x = float(taxis.to_x([last_ns + int(k.timeout_s * 1e9)])[0])
+            ax.axvline(x, color=TIMEOUT_COLOR, ls="--" if matched else ":", lw=1, zorder=2,
+                       gid="timeout-line")
+            prefix = "" if matched else "nearest known: "
+            ax.text(x, 0.97, " " + prefix + k.label(), transform=ax.get_xaxis_transform(),
+                    rotation=90, ha="right", va="top", fontsize=7, color=TIMEOUT_COLOR,
+                    gid="timeout-label", in_layout=False)
+        x_last = float(taxis.to_x([last_ns])[0])
+        ax.axvline(x_last, color="#555555", ls="-", lw=0.6, alpha=0.6, zorder=1,
+                   gid="last-activity")
+
+
+# -- decoration --------------------------------------------------------------
+
+
+def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[dict[str, Any]],
+              n_packets: int, squeezed: Sequence[IdleGap]) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+
+    ax.set_yticks([LANE_Y["resp"], LANE_Y["orig"]])
+    ax.set_yticklabels([f"resp {_endpoint(flow['resp_h'], flow['resp_p'])}",
+                        f"orig {_endpoint(flow['orig_h'], flow['orig_p'])}"])
+    ax.set_ylim(-0.75, 1.85)
+    segs = taxis.segments
+    lo, hi = segs[0].x_start, segs[-1].x_end
+    pad = max((hi - lo) * 0.03, 1e-3)
+    x_min, x_max = lo, hi
+    if ax.lines or ax.patches:  # RST markers, timeout lines, gap shading
+        ax.relim()
+        ax.autoscale_view(scalex=True, scaley=False)
+        x_min, x_max = ax.get_xlim()
+    ax.set_xlim(min(lo, x_min) - pad, max(hi, x_max) + pad)
+    if squeezed:
+        ax.xaxis.set_major_locator(FixedLocator(_segment_ticks(taxis)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _p: _tick_label(float(taxis.seconds_of_x([x])[0]))))
+    ax.set_xlabel("time since first packet" + ("; // = idle gap compressed (log scale inside)"
+                                               if squeezed else ""))
+    state = flow.get("conn_state", "?")
+    title = (f"flow {flow['flow_id']}: {_endpoint(flow['orig_h'], flow['orig_p'])} \u2192 "
+             f"{_endpoint(flow['resp_h'], flow['resp_p'])}  \u00b7  {state}  \u00b7  "
+             f"{n_packets} packets  \u00b7  {len(resets)} RST")
+    ax.set_title(title, fontsize=10).set_gid("title")
+    ax.grid(axis="x", color="#EEEEEE", lw=0.5)
+
+
+def _endpoint(host: object, port: object) -> str:
+    h = str(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+def _tick_label(t_s: float) -> str:
+    if abs(t_s) < 1e-9:
+        return "0"
+    if abs(t_s) < 1:
+        return f"{t_s * 1000:.0f} ms"
+    if abs(t_s) < 120:
+        return f"{t_s:.3g} s" if abs(t_s) < 10 else f"{t_s:.0f} s"
+    # Clock style keeps neighbouring ticks distinct on hour-long flows.
+    sign = "-" if t_s < 0 else ""
+    m, s = divmod(abs(t_s), 60.0)
+    h, m = divmod(int(m), 60)
+    return f"{sign}{h}:{m:02d}:{s:04.1f}" if h else f"{sign}{m}:{s:04.1f}"
+
+
+def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> list[float]:
+    """Tick positions for a compressed axis: nice values inside each active stretch only
+    (ticks inside a log-compressed gap would read as unevenly spaced times)."""
+    from matplotlib.ticker import MaxNLocator
+
+    segs = taxis.segments
+    width = max(segs[-1].x_end - segs[0].x_start, 1e-12)
+    ticks: list[float] = []
+    for seg in segs:
+        if seg.compressed:
+            continue
+        n = max(1, round(n_total * (seg.x_end - seg.x_start) / width))
+        vals = MaxNLocator(nbins=n).tick_values(seg.t_start_s, seg.t_end_s)
+        inside = [v for v in vals if seg.t_start_s - 1e-9 <= v <= seg.t_end_s + 1e-9]
+        if not inside:
+            inside = [seg.t_start_s]
+        ticks.extend(taxis.x_of_seconds(inside).tolist())
+    return sorted({round(t, 9) for t in ticks})
+
+
+# -- TTL track ---------------------------------------------------------------
+
+
+def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: dict[str, Any],
+              resets: Sequence[dict[str, Any]], max_ticks: int) -> None:
+    flags = pk["flags"].to_numpy(dtype=np.int64)
+    for direction in ("orig", "resp"):
+        sel = ((pk["direction"] == direction).to_numpy(dtype=bool)) & ((flags & TH_RST) == 0)
+        x = taxis.to_x(pk["ts_ns"].to_numpy(dtype=np.int64)[sel])
+        ttl = pk["ttl"].to_numpy(dtype=np.int64)[sel]
+        if len(x) > max_ticks:
+            # One point per (display bin, TTL value): a TTL change still shows.
+            lo, hi = float(x.min()), float(x.max())
+            b = ((x - lo) / max(hi - lo, 1e-12) * 600).astype(np.int64)
+            _u, first = np.unique(b * 256 + ttl, return_index=True)
+            x, ttl = x[first], ttl[first]
+        ax.plot(x, ttl, ls="none", marker=".", ms=3, color=LANE_COLORS[direction],
+                gid=f"ttl-{direction}", label=f"{direction} TTL")
+        mode = flow.get(f"{direction}_ttl_mode")
+        if mode is not None:
+            hops = flow.get(f"{direction}_hops")
+            ax.axhline(float(mode), color=LANE_COLORS[direction], lw=0.8, ls="-", alpha=0.6,
+                       gid="ttl-baseline")
+            ax.text(0.002, float(mode), f" {direction} baseline {mode}"
+                    + (f" ({hops} hops)" if hops is not None else ""),
+                    transform=ax.get_yaxis_transform(), fontsize=7, va="bottom",
+                    color=LANE_COLORS[direction])
+    for r in resets:
+        xr = float(taxis.to_x([int(r["ts_ns"])])[0])
+        ax.plot([xr], [int(r.get("ttl") or 0)], ls="none", marker="X", ms=8,
+                color=origin_color(r.get("origin")), markeredgecolor="black",
+                markeredgewidth=0.5, gid="rst-ttl")
+    ttls = pk["ttl"].to_numpy(dtype=np.int64)
+    if len(ttls):
+        lo_t, hi_t = int(ttls.min()), int(ttls.max())
+        ax.set_ylim(lo_t - 3 - 0.1 * (hi_t - lo_t), hi_t + 3 + 0.1 * (hi_t - lo_t))
+    ax.set_ylabel("TTL")
+    ax.grid(axis="y", color="#EEEEEE", lw=0.5)
+    ax.tick_params(labelsize=8)

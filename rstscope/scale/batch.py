@@ -1,0 +1,394 @@
+"""Analyse many captures on a Dask cluster into Parquet datasets, resumably.
+
+Theory of operation
+-------------------
+``run_batch`` turns PATHS into inputs (:mod:`rstscope.scale.discover`: files,
+ring-buffer sibling groups), then submits one task per input to a Dask
+cluster (a ``LocalCluster`` of single-threaded worker processes, or an
+existing scheduler).  A task hashes the input's bytes (its identity,
+:mod:`rstscope.scale.identity`), skips it when that content is already done,
+otherwise runs it through one tracker (``rstscope.api.analyze`` over the
+ordered file list, so flows survive rotations) and writes its own partitions:
+
+    OUTDIR/resets/input=<id>/part.parquet    one row per RST (ResetRecord)
+    OUTDIR/flows/input=<id>/part.parquet     one row per connection (FlowRecord)
+    OUTDIR/summary.parquet                   one row per input (SUMMARY_SCHEMA)
+
+Workers write partitions themselves (write to a temporary name, then
+``os.replace``), so results never travel through the scheduler, and a crash
+never leaves a half-written partition.  The driver writes the summary after
+every few completed inputs and at the end; an input counts as done only when
+its summary row says ``ok`` *and* its partition files exist, so a crash
+between the two just redoes that input.
+
+Big inputs (``shards=N``, or automatically above ``shard_above_bytes``) take
+the sharded path (:mod:`rstscope.scale.sharded`): one streaming pass splits
+the packets by flow into N shard files, the shards are tracked in parallel,
+flow ids are renumbered to what a single tracker would have given, and each
+shard writes ``part-K.parquet`` into the same partitions.
+
+A bad input (not a capture, corrupt, missing) becomes a summary row with
+``status = "error"``, its one-line message and the exit code ``rstscope
+analyze`` would give; the other inputs go on.  Errored inputs are retried on
+the next run (the fault may have been transient).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rstscope import __version__
+from rstscope.errors import EXIT_SOFTWARE, OutputError, RstscopeError, UsageError
+from rstscope.scale.discover import CaptureInput, discover
+from rstscope.scale.identity import content_hash, input_id
+from rstscope.scale.tables import SUMMARY_SCHEMA, records_table
+
+__all__ = [
+    "DEFAULT_SHARD_ABOVE_BYTES",
+    "BatchReport",
+    "analyze_input",
+    "connect",
+    "read_summary",
+    "run_batch",
+    "write_partition",
+]
+
+# Inputs bigger than this are sharded by flow when the cluster has more than one
+# worker thread.  Below it, one task per file already keeps the workers busy.
+DEFAULT_SHARD_ABOVE_BYTES = 2 * 1024**3
+SUMMARY_FILE = "summary.parquet"
+DATASETS = ("resets", "flows")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """What one ``run_batch`` call did."""
+
+    outdir: str
+    inputs: int
+    analysed: int
+    skipped: int
+    errors: int
+    resets: int  # resets in the inputs analysed by this run
+    elapsed_s: float
+    rows: tuple[dict[str, Any], ...] = field(repr=False)  # summary rows of this run's inputs
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def partition_dir(outdir: str | os.PathLike[str], dataset: str, ident: str) -> Path:
+    return Path(outdir) / dataset / f"input={ident}"
+
+
+def write_partition(table: pa.Table, outdir: str | os.PathLike[str], dataset: str,
+                    ident: str, part: str = "part") -> str:
+    """Write one partition file atomically; returns its path."""
+    d = partition_dir(outdir, dataset, ident)
+    final = d / f"{part}.parquet"
+    tmp = d / f".{part}.{uuid.uuid4().hex}.tmp"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {final}: {exc.strerror}") from exc
+    return str(final)
+
+
+def _base_row(inp: CaptureInput, digest: str, size: int) -> dict[str, Any]:
+    return {
+        "input": input_id(digest), "name": inp.name, "files": list(inp.files),
+        "scheme": inp.scheme, "content_hash": digest, "size_bytes": size,
+        "status": "ok", "error": None, "error_type": None, "exit_code": 0,
+        "packets": None, "tcp_packets": None, "flows": None, "resets": None, "shards": 0,
+        "vantage": None, "warnings": [], "elapsed_s": None, "peak_rss_bytes": None,
+        "worker": f"{socket.gethostname()}:{os.getpid()}", "rstscope_version": __version__,
+        "finished_ts_ns": None,
+    }
+
+
+def _error_row(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    row = dict(row)
+    row["status"] = "error"
+    if isinstance(exc, RstscopeError):
+        row["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        row["exit_code"] = exc.exit_code
+    else:  # a bug in rstscope (or the worker died): say so, the run goes on
+        row["error"] = f"internal error ({type(exc).__name__}: {exc})".splitlines()[0]
+        row["exit_code"] = EXIT_SOFTWARE
+    row["error_type"] = type(exc).__name__
+    return row
+
+
+def _vantage_text(vantage: Any) -> str:
+    # Tracker.vantage is (point, reason); keep the point.
+    if isinstance(vantage, tuple) and vantage:
+        return str(vantage[0])
+    return str(getattr(vantage, "point", vantage))
+
+
+def _stat(stats: Any, name: str) -> int | None:
+    v = getattr(stats, name, None)
+    if v is None and isinstance(stats, dict):
+        v = stats.get(name)
+    return int(v) if v is not None else None
+
+
+def analyze_input(
+    inp: CaptureInput,
+    outdir: str,
+    done: frozenset[str] = frozenset(),
+    *,
+    vantage: str = "auto",
+    batch_size: int = 65536,
+) -> dict[str, Any]:
+    """The per-input task: hash, skip if done, analyse, write partitions, return the summary row.
+
+    Never raises for a bad input: errors become the row's ``status``/``error``.
+    """
+    from rstscope.core.records import FlowRecord, ResetRecord
+
+    started = time.perf_counter()
+    row = _base_row(inp, "", 0)
+    try:
+        row["size_bytes"] = inp.size_bytes
+        digest = content_hash(inp.files)
+        row.update(content_hash=digest, input=input_id(digest))
+        if row["input"] in done:
+            row["status"] = "skipped"
+            return row
+        from rstscope.api import analyze
+
+        result = analyze(list(inp.files), vantage=vantage, batch_size=batch_size)
+        tracker = result.tracker
+        flows = tracker.flows()
+        resets = tracker.resets()
+        write_partition(records_table(resets, ResetRecord), outdir, "resets", row["input"])
+        write_partition(records_table(flows, FlowRecord), outdir, "flows", row["input"])
+        stats = result.read_stats
+        row.update(
+            packets=_stat(stats, "frames"), tcp_packets=_stat(stats, "tcp"),
+            flows=len(flows), resets=len(resets), vantage=_vantage_text(tracker.vantage),
+            warnings=[str(w) for w in (getattr(stats, "warnings", None) or [])],
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        row = _error_row(row, exc)
+    row["elapsed_s"] = time.perf_counter() - started
+    row["peak_rss_bytes"] = peak_rss_bytes()
+    row["finished_ts_ns"] = time.time_ns()
+    return row
+
+
+# -- summary ------------------------------------------------------------------
+
+def read_summary(outdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The summary rows of OUTDIR (empty if none yet)."""
+    path = Path(outdir) / SUMMARY_FILE
+    if not path.exists():
+        return []
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise OutputError(f"cannot read {path}: {exc}") from exc
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+def write_summary(outdir: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
+    path = Path(outdir) / SUMMARY_FILE
+    tmp = path.with_name(f".{SUMMARY_FILE}.{uuid.uuid4().hex}.tmp")
+    ordered = sorted(rows, key=lambda r: (r.get("name") or "", r.get("input") or ""))
+    table = pa.Table.from_pylist(
+        [{k: r.get(k) for k in SUMMARY_SCHEMA.names} for r in ordered], schema=SUMMARY_SCHEMA)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _is_complete(outdir: str, row: dict[str, Any]) -> bool:
+    if row.get("status") != "ok" or not row.get("input"):
+        return False
+    for ds in DATASETS:
+        d = partition_dir(outdir, ds, row["input"])
+        if not d.is_dir() or not any(d.glob("*.parquet")):
+            return False
+    # A sharded input must have all its parts.
+    n = int(row.get("shards") or 0)
+    if n:
+        return all(len(list(partition_dir(outdir, ds, row["input"]).glob("part-*.parquet"))) == n
+                   for ds in DATASETS)
+    return True
+
+
+def _drop_partitions(outdir: str, ident: str) -> None:
+    import shutil
+
+    for ds in DATASETS:
+        shutil.rmtree(partition_dir(outdir, ds, ident), ignore_errors=True)
+
+
+# -- cluster ------------------------------------------------------------------
+
+@contextmanager
+def connect(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask ``Client``: to ``scheduler`` if given, else to a new LocalCluster.
+
+    The LocalCluster runs ``workers`` single-threaded processes (the tracker is
+    pure Python + numpy, so threads would share one GIL) and listens on loopback only.
+    """
+    from rstscope.errors import require
+
+    require("distributed", extra="dask")
+    import distributed
+
+    # distributed is untyped: go through Any so strict mypy accepts the calls.
+    dist: Any = distributed
+    if scheduler:
+        try:
+            client = dist.Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"cannot connect to Dask scheduler {scheduler}: {exc}") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n < 1:
+        raise UsageError("--workers must be at least 1")
+    cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    client = dist.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+# -- driver -------------------------------------------------------------------
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def run_batch(
+    paths: Sequence[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    *,
+    client: Any,
+    vantage: str = "auto",
+    group: bool = True,
+    shards: int | None = None,
+    shard_above_bytes: int | None = DEFAULT_SHARD_ABOVE_BYTES,
+    batch_size: int = 65536,
+    on_start: Callable[[int], None] | None = None,
+    on_done: ProgressFn | None = None,
+) -> BatchReport:
+    """Analyse every input under PATHS on ``client`` into OUTDIR (see the module docstring).
+
+    Args:
+        shards: shard every input into this many flow shards (``--shards``).
+        shard_above_bytes: shard inputs larger than this into one shard per worker
+            thread (None disables automatic sharding).
+        on_start / on_done: progress hooks (number of inputs; each finished row).
+    """
+    import distributed
+
+    as_completed: Any = distributed.as_completed
+    started = time.perf_counter()
+    out = str(outdir)
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror}") from exc
+    if shards is not None and shards < 1:
+        raise UsageError("--shards must be at least 1")
+    inputs = discover(paths, group=group)
+    previous = {r["input"]: r for r in read_summary(out) if r.get("input")}
+    done = frozenset(i for i, r in previous.items() if _is_complete(out, r))
+    threads = sum(client.nthreads().values()) or 1
+
+    def n_shards_for(inp: CaptureInput) -> int:
+        if shards is not None:
+            return shards
+        if shard_above_bytes is None or threads < 2:
+            return 0
+        try:
+            return threads if inp.size_bytes > shard_above_bytes else 0
+        except OSError:
+            return 0
+
+    if on_start is not None:
+        on_start(len(inputs))
+    from rstscope.scale.sharded import submit_sharded
+
+    futures = []
+    for inp in inputs:
+        n = n_shards_for(inp)
+        if n:
+            futures.append(client.submit(submit_sharded, inp, out, done, n, vantage=vantage,
+                                         batch_size=batch_size, pure=False))
+        else:
+            futures.append(client.submit(analyze_input, inp, out, done, vantage=vantage,
+                                         batch_size=batch_size, pure=False))
+    index = {f.key: inp for f, inp in zip(futures, inputs, strict=True)}
+
+    rows = dict(previous)
+    run_rows: list[dict[str, Any]] = []
+    last_write = time.monotonic()
+    for fut in as_completed(futures):
+        inp = index[fut.key]
+        try:
+            row = fut.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: record and go on
+            row = _error_row(_base_row(inp, "", 0), exc)
+        if row["status"] == "skipped":
+            prev = previous.get(row["input"], {})
+            run_rows.append({**prev, **{k: row[k] for k in ("name", "files", "scheme")},
+                             "status": "skipped"})
+        else:
+            # The same paths with other content (the file changed): drop the stale partition.
+            for ident, old in list(rows.items()):
+                if old.get("files") == row["files"] and ident != row["input"]:
+                    _drop_partitions(out, ident)
+                    del rows[ident]
+            if row["input"]:
+                rows[row["input"]] = row
+            else:  # unhashable input (missing/unreadable): keyed by its name
+                rows["error:" + row["name"]] = row
+            run_rows.append(row)
+        if on_done is not None:
+            on_done(run_rows[-1])
+        if time.monotonic() - last_write > 5.0:
+            write_summary(out, list(rows.values()))
+            last_write = time.monotonic()
+    write_summary(out, list(rows.values()))
+    return BatchReport(
+        outdir=out,
+        inputs=len(inputs),
+        analysed=sum(1 for r in run_rows if r["status"] == "ok"),
+        skipped=sum(1 for r in run_rows if r["status"] == "skipped"),
+        errors=sum(1 for r in run_rows if r["status"] == "error"),
+        resets=sum(int(r.get("resets") or 0) for r in run_rows if r["status"] == "ok"),
+        elapsed_s=time.perf_counter() - started,
+        rows=tuple(run_rows),
+    )

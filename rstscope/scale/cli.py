@@ -1,0 +1,118 @@
+"""``rstscope batch``: the click command (registered on the main CLI by rstscope.cli)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from rstscope.errors import UsageError
+
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``1000000`` -> bytes (decimal units like tcpdump -C)."""
+    t = text.strip().lower().removesuffix("b")
+    num = t.rstrip("kmgti")
+    unit = t[len(num):]
+    if unit not in _SIZE_UNITS:
+        raise UsageError(f"bad size {text!r}: use a number with an optional k/M/G/T or KiB/MiB/GiB")
+    try:
+        value = float(num)
+    except ValueError as exc:
+        raise UsageError(f"bad size {text!r}") from exc
+    return int(value * _SIZE_UNITS[unit])
+
+
+class _Progress:
+    """A rich progress bar on stderr when it is a terminal; one line per error otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._prog: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._prog = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TimeRemainingColumn(), console=Console(stderr=True))
+            self._prog.start()
+            self._task = self._prog.add_task("inputs", total=total)
+
+    def done(self, row: dict[str, Any]) -> None:
+        if row.get("status") == "error":
+            msg = f"error: {row.get('name')}: {row.get('error')}"
+            if self._prog is not None:
+                self._prog.console.print(msg, markup=False, highlight=False)
+            else:
+                click.echo(msg, err=True)
+        if self._prog is not None:
+            self._prog.update(self._task, advance=1)
+
+    def stop(self) -> None:
+        if self._prog is not None:
+            self._prog.stop()
+
+
+@click.command("batch")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (Parquet datasets resets/, flows/ and summary.parquet).")
+@click.option("--workers", type=int, default=None,
+              help="Start a local Dask cluster with N single-threaded worker processes "
+                   "[default: number of CPUs].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Use an existing Dask cluster, e.g. tcp://10.0.0.5:8786, instead of a local one.")
+@click.option("--shards", type=int, default=None,
+              help="Shard every input by flow into N parts analysed in parallel.")
+@click.option("--shard-above", "shard_above", default="2GiB", show_default=True,
+              help="Shard inputs bigger than this automatically ('off' to disable).")
+@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
+              default="auto", show_default=True, help="Where the captures were taken.")
+@click.option("--no-group", "no_group", is_flag=True,
+              help="Do not group ring-buffer siblings (x.pcap, x.pcap1, ...): one input per file.")
+def batch(paths: Sequence[str], outdir: str, workers: int | None, scheduler: str | None,
+          shards: int | None, shard_above: str, vantage: str, no_group: bool) -> None:
+    """Analyse many captures in parallel on Dask into Parquet datasets.
+
+    PATHS are capture files, directories (searched recursively for *.pcap,
+    *.pcapng, *.cap and .gz variants) or glob patterns.  Ring-buffer siblings
+    (tcpdump -C/-W, dumpcap -b) are read in order as one capture.  Inputs whose
+    content is already in OUTDIR are skipped, so an interrupted run can be
+    resumed by running it again.  Bad files are reported in the summary and do
+    not stop the others.
+    """
+    from rstscope.scale.batch import connect, run_batch
+
+    if workers is not None and scheduler is not None:
+        raise UsageError("--workers and --scheduler are mutually exclusive")
+    above = None if shard_above.strip().lower() in ("off", "none", "0") else parse_size(shard_above)
+    progress = _Progress()
+    with connect(workers=workers, scheduler=scheduler) as client:
+        try:
+            report = run_batch(paths, outdir, client=client, vantage=vantage, group=not no_group,
+                               shards=shards, shard_above_bytes=above,
+                               on_start=progress.start, on_done=progress.done)
+        finally:
+            progress.stop()
+    click.echo(
+        f"{report.inputs} inputs: {report.analysed} analysed, {report.skipped} skipped "
+        f"(already done), {report.errors} failed; {report.resets} resets; "
+        f"{report.elapsed_s:.1f} s -> {os.path.join(report.outdir, 'summary.parquet')}"
+    )

@@ -1,0 +1,318 @@
+"""Analyse one big input in parallel: shard by flow, track shards, renumber, write.
+
+Theory of operation
+-------------------
+1. :func:`rstscope.scale.shard.write_shards` streams the input once into N
+   flow-complete shard files (packets of a connection never straddle shards).
+2. Each shard goes through its own :class:`rstscope.core.Tracker` on a Dask
+   worker (:func:`analyze_shard`).  The shard replays the first pass's time
+   marks with ``Tracker.advance`` so packet time passes in every shard as in
+   the single stream.
+3. Flow ids.  A single tracker numbers flows 1, 2, 3, ... in the order of the
+   packets that create them (a flow's first packet, or the SYN that starts a
+   new generation).  Every shard notes, for each flow it creates, the original
+   position ``(file_id, frame)`` of that packet; merging the N sorted position
+   lists gives each flow the id the single tracker would have given.  Only
+   these small arrays travel to the coordinating task; the records stay on
+   the workers and each shard writes its own ``part-K.parquet`` files.
+
+What the tracker keeps across flows, and how the sharded path matches it:
+
+* per-flow vantage: computed from the flow's own packets, so it is the same;
+  the capture-wide vantage (a majority vote over flows) is recomputed here
+  from the merged flow records exactly as ``Tracker.vantage`` counts them;
+* flow ids: renumbered as above;
+* pending verdicts: settle when packet time passes the settle window; the
+  shard replays the stream's time after every input batch, and the classifier
+  only uses post-RST packets inside the window, so verdicts match;
+* idle eviction (``evict_idle_s``): the same time marks drive the sweep;
+* ``max_flows`` (least-recently-seen eviction when the table is full) is the
+  one rule that cannot be identical: a shard's table holds only its flows, so
+  it fills later.  It only matters when more than ``max_flows`` (default
+  1,000,000) flows are live at once; such runs report it in the summary warnings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rstscope.core import Tracker, TrackerConfig
+from rstscope.scale.discover import CaptureInput
+from rstscope.scale.shard import ShardSet, read_shard, write_shards
+
+__all__ = ["ShardResult", "analyze_shard", "analyze_sharded_local", "submit_sharded"]
+
+_KEY_DTYPE = np.dtype([("a", "V16"), ("b", "V16"), ("pa", ">u2"), ("pb", ">u2")])
+
+
+def _position(file_id: int, frame: int) -> int:
+    # Stream order of a multi-file read: file by file, frame by frame.
+    return (int(file_id) << 48) | int(frame)
+
+
+def _canonical_keys(batch: np.ndarray) -> np.ndarray:
+    """The tracker's canonical flow key of each packet (same byte layout as Flow.key)."""
+    src, dst = batch["src"], batch["dst"]
+    sport, dport = batch["sport"], batch["dport"]
+    swap = (src > dst) | ((src == dst) & (sport > dport))
+    keys = np.empty(len(batch), dtype=_KEY_DTYPE)
+    keys["a"] = np.where(swap, dst, src).view("V16")
+    keys["b"] = np.where(swap, src, dst).view("V16")
+    keys["pa"] = np.where(swap, dport, sport)
+    keys["pb"] = np.where(swap, sport, dport)
+    return keys
+
+
+class _CreationTracker(Tracker):
+    """A Tracker that also notes the stream position of the packet creating each flow."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        super().__init__(config)
+        self.created_pos: dict[int, int] = {}  # flow_id -> _position of its first packet
+        self._fresh: list[Any] = []
+
+    def _new_flow(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D401 - hook
+        flow = super()._new_flow(*args, **kwargs)
+        self._fresh.append(flow)
+        return flow
+
+    def feed(self, batch: np.ndarray) -> list[Any]:
+        self._fresh = []
+        events = super().feed(batch)
+        if self._fresh:
+            self._locate(batch, self._fresh)
+        return events
+
+    def _locate(self, batch: np.ndarray, fresh: list[Any]) -> None:
+        # A new flow's first packet has the flow's key and its first timestamp; when one
+        # key starts several generations in one batch, they are taken in creation order.
+        ts = batch["ts_ns"]
+        wanted = np.fromiter((f.first_ts for f in fresh), dtype=np.int64, count=len(fresh))
+        cand = np.flatnonzero(np.isin(ts, wanted))
+        keys = _canonical_keys(batch[cand])
+        by_key: dict[tuple[bytes, int], list[int]] = {}
+        for j, i in enumerate(cand.tolist()):
+            by_key.setdefault((keys[j].tobytes(), int(ts[i])), []).append(i)
+        file_id = batch["file_id"]
+        frame = batch["frame"]
+        for f in fresh:
+            slot = by_key.get((bytes(f.key), int(f.first_ts)))
+            if not slot:
+                raise RuntimeError(f"cannot locate the first packet of flow {f.flow_id}")
+            i = slot.pop(0)
+            self.created_pos[f.flow_id] = _position(file_id[i], frame[i])
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    """One shard's tracker output (records keep shard-local flow ids)."""
+
+    k: int
+    flows: tuple[Any, ...]  # FlowRecord
+    resets: tuple[Any, ...]  # ResetRecord
+    created: np.ndarray  # uint64 stream position of each local flow id 1..n (index id-1)
+    packets: int
+    peak_rss_bytes: int
+    elapsed_s: float
+
+
+def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult:
+    """Track one shard, replaying the stream's time marks."""
+    from rstscope.scale.batch import peak_rss_bytes
+
+    started = time.perf_counter()
+    shards = ShardSet.load(shards_dir)
+    tracker = _CreationTracker(config)
+    packets = 0
+    for recs, mark in read_shard(shards, k):
+        if len(recs):
+            tracker.feed(recs)
+            packets += len(recs)
+        if mark is not None:
+            tracker.advance(mark)
+    tracker.finish()
+    flows = tracker.flows()
+    n = len(flows)
+    created = np.zeros(n, dtype=np.uint64)
+    for fid, pos in tracker.created_pos.items():
+        created[fid - 1] = pos
+    return ShardResult(
+        k=k, flows=tuple(flows), resets=tuple(tracker.resets()), created=created,
+        packets=packets, peak_rss_bytes=peak_rss_bytes(),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def global_ids(created: list[np.ndarray]) -> list[np.ndarray]:
+    """Per shard, local flow id - 1 -> the id a single tracker gives (1-based)."""
+    sizes = [len(c) for c in created]
+    if not sum(sizes):
+        return [np.zeros(0, dtype=np.int64) for _ in created]
+    allpos = np.concatenate(created)
+    order = np.argsort(allpos, kind="stable")
+    ranks = np.empty(len(allpos), dtype=np.int64)
+    ranks[order] = np.arange(1, len(allpos) + 1)
+    out, start = [], 0
+    for n in sizes:
+        out.append(ranks[start:start + n])
+        start += n
+    return out
+
+
+def renumber(result: ShardResult, ids: np.ndarray) -> tuple[list[Any], list[Any]]:
+    """The shard's flow and reset records with global flow ids."""
+    from dataclasses import replace
+
+    flows = [replace(f, flow_id=int(ids[f.flow_id - 1])) for f in result.flows]
+    resets = [replace(r, flow_id=int(ids[r.flow_id - 1])) for r in result.resets]
+    return flows, resets
+
+
+def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: str) -> int:
+    """Write ``part-K.parquet`` of the flows and resets datasets; returns the reset count."""
+    from rstscope.core.records import FlowRecord, ResetRecord
+    from rstscope.scale.batch import write_partition
+    from rstscope.scale.tables import records_table
+
+    flows, resets = renumber(result, ids)
+    part = f"part-{result.k}"
+    write_partition(records_table(resets, ResetRecord), outdir, "resets", ident, part)
+    write_partition(records_table(flows, FlowRecord), outdir, "flows", ident, part)
+    return len(resets)
+
+
+def capture_vantage(flows: list[Any], config: TrackerConfig) -> str:
+    """The capture-wide vantage as ``Tracker.vantage`` computes it (majority over flows)."""
+    from collections import Counter
+
+    if config.vantage != "auto":
+        return str(config.vantage)
+    votes: Counter[str] = Counter(f.vantage for f in flows)
+    if not votes:
+        return "middle"
+    return votes.most_common(1)[0][0]
+
+
+def analyze_sharded_local(source: str | list[str], n_shards: int, workdir: str,
+                          config: TrackerConfig | None = None,
+                          batch_size: int = 65536) -> tuple[list[Any], list[Any]]:
+    """Shard and analyse in this process (no Dask): the reference for tests and debugging.
+
+    Returns (flows, resets) with global flow ids, sorted by flow id / stream position.
+    """
+    from rstscope.api import make_config
+
+    cfg = config or make_config()
+    shards = write_shards(source, workdir, n_shards, batch_size=batch_size)
+    results = [analyze_shard(shards.directory, k, cfg) for k in range(n_shards)]
+    ids = global_ids([r.created for r in results])
+    flows: list[Any] = []
+    resets: list[Any] = []
+    for r, m in zip(results, ids, strict=True):
+        f, rs = renumber(r, m)
+        flows += f
+        resets += rs
+    flows.sort(key=lambda f: f.flow_id)
+    resets.sort(key=lambda r: (r.file_id, r.frame))
+    return flows, resets
+
+
+def submit_sharded(
+    inp: CaptureInput,
+    outdir: str,
+    done: frozenset[str],
+    n_shards: int,
+    *,
+    vantage: str = "auto",
+    batch_size: int = 65536,
+) -> dict[str, Any]:
+    """The coordinating task of a sharded input (runs on a worker, fans out via worker_client)."""
+    import distributed
+
+    worker_client: Any = distributed.worker_client
+
+    from rstscope.api import make_config
+    from rstscope.scale.batch import (
+        _base_row,
+        _error_row,
+        _stat,
+        partition_dir,
+        peak_rss_bytes,
+    )
+    from rstscope.scale.identity import content_hash, input_id
+
+    started = time.perf_counter()
+    row = _base_row(inp, "", 0)
+    shard_dir = os.path.join(outdir, ".shards", f"{os.getpid()}-{time.time_ns()}")
+    try:
+        row["size_bytes"] = inp.size_bytes
+        digest = content_hash(inp.files)
+        ident = input_id(digest)
+        row.update(content_hash=digest, input=ident, shards=n_shards)
+        if ident in done:
+            row["status"] = "skipped"
+            return row
+        for ds in ("resets", "flows"):  # a previous partial run may have left other parts
+            shutil.rmtree(partition_dir(outdir, ds, ident), ignore_errors=True)
+        cfg = make_config(vantage)
+        source: str | list[str] = list(inp.files) if len(inp.files) > 1 else inp.files[0]
+        shards = write_shards(source, shard_dir, n_shards, batch_size=batch_size)
+        with worker_client() as client:
+            futs = [client.submit(analyze_shard, shards.directory, k, cfg, pure=False)
+                    for k in range(n_shards)]
+            meta = client.gather([client.submit(_meta, f, pure=False) for f in futs])
+            ids = global_ids([m["created"] for m in meta])
+            writes = [client.submit(write_shard_parts, f, m, outdir, ident, pure=False)
+                      for f, m in zip(futs, ids, strict=True)]
+            resets = sum(client.gather(writes))
+            votes = client.gather([client.submit(_vantages, f, pure=False) for f in futs])
+            del futs
+        from collections import Counter
+
+        tally: Counter[str] = Counter()
+        for v in votes:
+            tally.update(v)
+        warnings = list(shards.read_stats.get("warnings", []))
+        n_flows = sum(len(m["created"]) for m in meta)
+        if n_flows > cfg.max_flows:
+            # Necessary (not sufficient) for the table to fill: say that results may differ.
+            warnings.append(f"{n_flows} flows > max_flows {cfg.max_flows}: evictions of the "
+                            "sharded run may differ from a single tracker's")
+        row.update(
+            packets=_stat(shards.read_stats, "frames"),
+            tcp_packets=_stat(shards.read_stats, "tcp"),
+            flows=n_flows, resets=resets,
+            vantage=(vantage if vantage != "auto"
+                     else (tally.most_common(1)[0][0] if tally else "middle")),
+            warnings=warnings,
+            peak_rss_bytes=max([peak_rss_bytes()] + [m["peak_rss_bytes"] for m in meta]),
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        row = _error_row(row, exc)
+    finally:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # other sharded inputs may still use it
+            os.rmdir(os.path.join(outdir, ".shards"))
+    row["elapsed_s"] = time.perf_counter() - started
+    if row.get("peak_rss_bytes") is None:
+        row["peak_rss_bytes"] = peak_rss_bytes()
+    row["finished_ts_ns"] = time.time_ns()
+    return row
+
+
+def _meta(result: ShardResult) -> dict[str, Any]:
+    return {"created": result.created, "peak_rss_bytes": result.peak_rss_bytes}
+
+
+def _vantages(result: ShardResult) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in result.flows:
+        out[f.vantage] = out.get(f.vantage, 0) + 1
+    return out

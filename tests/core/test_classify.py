@@ -1,0 +1,264 @@
+"""Evidence rules and verdicts, one staged scenario per rule (FakeWire)."""
+
+from __future__ import annotations
+
+import json
+
+from fakewire import FakeWire
+
+from rstscope.catalog import load_timeouts
+from rstscope.core import ResetRecord, Tracker, TrackerConfig
+from rstscope.schema import TH_ACK, TH_SYN
+
+CFG = TrackerConfig(timeouts=load_timeouts())
+
+
+def verdicts(w: FakeWire, cfg: TrackerConfig = CFG) -> list[ResetRecord]:
+    tr = Tracker(cfg)
+    tr.feed(w.batch())
+    tr.finish()
+    return tr.resets()
+
+
+def ev(rec: ResetRecord) -> dict[str, float]:
+    return {e.name: e.weight for e in rec.evidence}
+
+
+def established(**kw: object) -> FakeWire:
+    """Client-side capture (client TTL 64 undecremented), server 12 hops away."""
+    return FakeWire(**kw).handshake(0.001, 0.040).exchange(3)  # type: ignore[arg-type]
+
+
+def test_server_app_abort_is_server_endpoint():
+    w = established()
+    w.wait(0.02)
+    w.rst("s")  # server TTL, next IP ID, exact seq
+    (r,) = verdicts(w)
+    assert r.origin == "server" and r.sender == "server-endpoint"
+    assert ev(r)["ip_id_step"] > 0 and ev(r)["ttl"] > 0
+    assert r.seq_status == "exact"
+    assert r.direction == "resp" and r.flags == "R."
+    assert r.expected_ttl == 52 and r.hop_delta == 0 and r.sender_hops == 12
+    # Seen from the client, a full proxy is indistinguishable from the server.
+    assert r.confidence <= 0.75
+    assert any(o == "load-balancer" for o, _ in r.alternatives)
+
+
+def test_local_client_abort_is_confident():
+    w = established()
+    w.rst("c")
+    (r,) = verdicts(w)
+    assert r.origin == "client" and r.sender == "client-endpoint"
+    assert r.confidence >= 0.8
+    assert r.sender_hops == 0
+
+
+def test_injected_rst_with_race_is_firewall():
+    w = established()
+    w.data("c", 300)
+    w.wait(0.003)  # far faster than the 40 ms path to the server
+    w.rst("s", ttl=61, ip_id=777, seq=w.nxt["s"] + 200_000)
+    w.wait(0.037)
+    w.data("s", 1000)  # the real server answers after the RST: a race
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox" and r.origin == "firewall"
+    names = ev(r)
+    assert names["data_after_rst"] > 0  # supports the middlebox verdict
+    assert names["ttl"] > 0 and names["latency_vs_rtt"] > 0
+    assert r.seq_status == "out-of-window"
+    assert r.triggered and r.latency_s is not None and r.latency_s < 0.01
+    assert r.confidence >= 0.8
+    assert "injected" in r.cause
+
+
+def test_in_flight_packet_after_rst_is_not_a_race():
+    w = established()
+    w.data("s", 500)
+    w.rst("s")
+    w.wait(0.0001)
+    w.ack("s", seq=w.nxt["s"] - 0)  # no new progress, within one RTT
+    (r,) = verdicts(w)
+    assert "data_after_rst" not in ev(r)
+
+
+def test_recycled_ip_id_means_middlebox():
+    w = established()
+    w.wait(3700)
+    probe = w.ack("c")
+    w.wait(0.02)
+    w.rst("s", ip_id=probe["ip_id"], win=probe["win"], ttl=50)
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox"
+    assert ev(r)["ip_id_recycled"] > 0
+    assert r.idle_before_trigger_s is not None and r.idle_before_trigger_s > 3600
+
+
+def test_nlb_style_rst_on_next_packet_after_350s():
+    w = established()
+    w.wait(351)
+    trig = w.data("c", 100)
+    w.wait(0.004)
+    w.rst("s", ttl=62, ip_id=0, with_ack=False, seq=trig["ack"])
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox"
+    assert any(c.startswith("350 s:") for c in r.timeout_candidates)
+    assert r.triggered and r.trigger_frame == 13
+    assert any("keepalives" in a for a in r.advice)
+
+
+def test_bidirectional_rst_is_middlebox():
+    w = established()
+    w.wait(240.3)
+    w.rst("s", ttl=60, ip_id=4321)
+    w.wait(0.0005)
+    w.rst("c", ip_id=9999, ttl=60)  # the client never sent with this TTL (it is local: 64)
+    recs = verdicts(w)
+    assert len(recs) == 2
+    for r in recs:
+        assert r.sender == "middlebox"
+        assert ev(r)["rst_both_directions"] > 0
+        assert not r.triggered
+
+
+def test_duplicates_are_not_a_storm():
+    w = established()
+    w.rst("s")
+    w.rows.append(dict(w.rows[-1]))  # SPAN duplicate: identical fields
+    recs = verdicts(w)
+    assert len(recs) == 2  # every RST packet yields one record
+    assert all(ev(r).get("duplicate_rsts") == 0.0 for r in recs)
+    assert all("rst_burst_ttls" not in ev(r) for r in recs)
+
+
+def test_storm_with_differing_ttls():
+    w = established()
+    w.data("c", 200)
+    w.wait(0.002)
+    for k in range(3):
+        w.rst("s", ttl=40 + k, ip_id=1000 + k, win=1980 + k, seq=w.nxt["s"] + k * 1460)
+    recs = verdicts(w)
+    assert len(recs) == 3
+    for r in recs:
+        assert r.sender == "middlebox" and r.origin == "firewall"
+        assert "rst_burst_ttls" in ev(r)
+
+
+def test_rst_after_own_fin_is_abortive_close():
+    w = established()
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server"
+    assert ev(r)["after_own_fin"] > 0
+    assert "closed the connection" in r.cause
+
+
+def test_refused_port():
+    w = FakeWire()
+    w.pkt("c", TH_SYN)
+    w.wait(0.04)
+    w.rst("s", seq=0, ack=w.nxt["c"], ip_id=0)
+    (r,) = verdicts(w)
+    assert r.conn_state == "REJ"
+    assert "refused" in r.cause
+    assert r.confidence <= 0.5  # no packet from the server to compare with
+    assert any("listens on port 443" in a for a in r.advice)
+
+
+def test_rst_right_after_client_hello():
+    w = established().__class__().handshake(0.001, 0.040)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.005)
+    w.rst("s", ttl=58, ip_id=31337)
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox" and r.origin == "firewall"
+    assert "after_client_hello" in ev(r)
+
+
+def test_lone_rst_has_low_confidence():
+    w = FakeWire()
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.confidence <= 0.3
+    assert "lone" in r.cause.lower()
+    assert r.conn_state == "RSTRH"
+
+
+def test_client_read_timeout_advice():
+    w = established()
+    w.data("c", 200)
+    w.wait(30.0)
+    w.rst("c")
+    (r,) = verdicts(w)
+    assert r.origin == "client"
+    assert r.idle_gap_s is not None and abs(r.idle_gap_s - 30.0) < 0.01
+    assert any("read/idle timeout is about 30 s" in a for a in r.advice)
+
+
+def test_unanswered_retransmissions_point_to_silent_drop():
+    w = established()
+    w.wait(400)
+    first = w.data("c", 100)
+    for backoff in (0.2, 0.4, 0.8, 1.6):
+        w.wait(backoff)
+        w.data("c", 100, seq=first["seq"])
+    w.wait(3.2)
+    w.rst("c")
+    (r,) = verdicts(w)
+    assert r.origin == "client"
+    assert "unanswered_retransmissions" in ev(r)
+    assert any(o == "firewall" for o, _ in r.alternatives)
+
+
+def test_latency_matching_rtt_supports_endpoint():
+    w = established()
+    w.data("c", 100)
+    w.wait(0.041)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert ev(r)["latency_vs_rtt"] > 0
+    assert r.rtt_s is not None and abs(r.rtt_s - 0.041) < 1e-6
+
+
+def test_record_to_dict_is_json_ready():
+    w = established()
+    w.rst("s")
+    (r,) = verdicts(w)
+    d = r.to_dict()
+    json.dumps(d)
+    assert d["evidence"][0].keys() == {"name", "value", "expected", "weight"}
+    assert isinstance(d["alternatives"][0], list)
+
+
+def test_evidence_weights_are_signed_relative_to_verdict():
+    w = established()
+    w.rst("s", ttl=30, ip_id=5)  # TTL class change: device
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox"
+    assert ev(r)["ttl_initial_class"] > 0
+
+
+def test_ipv6_flow_has_no_ip_id_evidence():
+    w = FakeWire("2001:db8::1", "2001:db8:1::2", ip_v=6, server_ttl=57)
+    w.handshake().exchange(2)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.ip_id == -1 and r.src == "2001:db8:1::2"
+    assert not any(n.startswith("ip_id") for n in ev(r))
+
+
+def test_vantage_override():
+    w = established()
+    w.rst("s")
+    (r,) = verdicts(w, TrackerConfig(timeouts=load_timeouts(), vantage="server"))
+    assert r.origin == "server" and r.confidence > 0.75
+
+
+def test_syn_ack_flag_text():
+    w = FakeWire()
+    w.pkt("c", TH_SYN)
+    w.rst("s", with_ack=False, seq=0)
+    (r,) = verdicts(w)
+    assert r.flags == "R"
+    assert TH_ACK  # imported constant used by FakeWire

@@ -1,0 +1,214 @@
+"""Flow tracking: keys, generations, orientation, settling, eviction, the bulk path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakewire import FakeWire, merge
+
+from rstscope.catalog import load_timeouts
+from rstscope.core import (
+    FlowEvicted,
+    IdleWarning,
+    ResetVerdict,
+    Tracker,
+    TrackerConfig,
+)
+from rstscope.schema import TH_ACK, TH_SYN, empty_batch
+
+NS = 1_000_000_000
+
+
+def test_rejects_foreign_dtype():
+    with pytest.raises(TypeError):
+        Tracker().feed(np.zeros(3, dtype=[("x", "i4")]))
+
+
+def test_empty_batch_is_fine():
+    tr = Tracker()
+    assert tr.feed(empty_batch(0)) == []
+    assert tr.finish() == []
+    assert tr.flows() == [] and tr.resets() == []
+
+
+def test_never_split_on_idle():
+    w = FakeWire().handshake().exchange(1)
+    w.wait(5000)  # far beyond Zeek's 5 min inactivity timeout
+    w.data("c", 10)
+    w.data("s", 10)
+    tr = Tracker()
+    tr.feed(w.batch())
+    (f,) = tr.flows()
+    assert f.generation == 1 and f.orig_pkts == 5
+    assert f.max_idle_gap_s == pytest.approx(5000.0, abs=0.1)
+
+
+def test_new_syn_after_rst_starts_new_generation():
+    w = FakeWire().handshake().exchange(1)
+    w.rst("c")
+    w.wait(1)
+    w.nxt["c"] = 99_999
+    w.handshake()
+    tr = Tracker()
+    tr.feed(w.batch())
+    tr.finish()
+    flows = tr.flows()
+    assert [f.generation for f in flows] == [1, 2]
+    assert flows[0].conn_state == "RSTO" and flows[1].conn_state == "S1"
+    assert flows[0].flow_id != flows[1].flow_id
+    assert tr.resets()[0].flow_id == flows[0].flow_id
+
+
+def test_syn_retransmission_keeps_generation_new_isn_splits():
+    w = FakeWire()
+    syn = w.pkt("c", TH_SYN)
+    w.wait(1)
+    w.pkt("c", TH_SYN, seq=syn["seq"])  # same ISN: retransmission
+    tr = Tracker()
+    tr.feed(w.batch())
+    assert len(tr.flows()) == 1 and tr.flows()[0].history == "S"
+    w.wait(1)
+    w.pkt("c", TH_SYN, seq=424242)  # new ISN: a new connection on the same tuple
+    tr = Tracker()
+    tr.feed(w.batch())
+    assert [f.generation for f in tr.flows()] == [1, 2]
+
+
+def test_every_rst_yields_one_record_whatever_the_state():
+    w = FakeWire()
+    w.rst("c")  # lone
+    w.pkt("c", TH_SYN, seq=7)
+    w.rst("s", with_ack=False, seq=0)  # refused
+    w.rst("s", with_ack=False, seq=0)  # duplicate
+    w.data("c", 10)  # data after reset
+    w.rst("s")
+    tr = Tracker()
+    events = tr.feed(w.batch()) + tr.finish()
+    rsts = [e.reset for e in events if isinstance(e, ResetVerdict)]
+    assert sorted(r.frame for r in rsts) == [1, 3, 4, 6]
+    assert len(tr.resets()) == 4
+
+
+def test_verdict_waits_for_settle_window_then_advance_releases_it():
+    w = FakeWire().handshake().exchange(1)
+    w.rst("s")
+    tr = Tracker(TrackerConfig(settle_s=0.5))
+    assert not [e for e in tr.feed(w.batch()) if isinstance(e, ResetVerdict)]
+    assert tr.stats.pending_resets == 1
+    rst_ts = w.rows[-1]["ts_ns"]
+    assert tr.advance(rst_ts + int(0.4 * NS)) == []
+    out = tr.advance(rst_ts + int(0.6 * NS))
+    assert [type(e) for e in out] == [ResetVerdict]
+    assert tr.stats.pending_resets == 0 and tr.stats.resets == 1
+
+
+def test_later_packet_settles_pending_verdicts():
+    a = FakeWire().handshake().exchange(1)
+    a.rst("s")
+    b = FakeWire(cport=40001, t0_s=1_700_000_002.0).handshake()
+    tr = Tracker()
+    events = tr.feed(merge(a.batch(), b.batch()))
+    assert sum(isinstance(e, ResetVerdict) for e in events) == 1
+
+
+def test_idle_warning_on_advance():
+    w = FakeWire().handshake().exchange(1)
+    tr = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    tr.feed(w.batch())
+    last = w.rows[-1]["ts_ns"]
+    assert tr.advance(last + 10 * NS) == []
+    warn = [e for e in tr.advance(last + 320 * NS) if isinstance(e, IdleWarning)]
+    assert len(warn) == 1 and warn[0].idle_s == pytest.approx(320.0)
+    assert any(c.startswith("350 s:") for c in warn[0].candidates)
+    # Not repeated for the same timeouts.
+    assert not [e for e in tr.advance(last + 321 * NS) if isinstance(e, IdleWarning)]
+
+
+def test_idle_eviction_is_counted_and_keeps_record():
+    a = FakeWire().handshake().exchange(1)
+    b = FakeWire(cport=40001, t0_s=1_700_000_500.0).handshake()
+    tr = Tracker(TrackerConfig(evict_idle_s=100))
+    events = tr.feed(a.batch())
+    events += tr.feed(b.batch())
+    ev = [e for e in events if isinstance(e, FlowEvicted)]
+    assert len(ev) == 1 and ev[0].reason == "idle" and ev[0].flow.orig_p == 40000
+    assert tr.stats.evicted == 1 and tr.stats.flows == 2 and tr.stats.active_flows == 1
+    assert [f.evicted for f in tr.flows()] == [True, False]
+
+
+def test_max_flows_bound():
+    tr = Tracker(TrackerConfig(max_flows=3))
+    for i in range(5):
+        w = FakeWire(cport=41000 + i, t0_s=1_700_000_000.0 + i)
+        w.pkt("c", TH_SYN)
+        tr.feed(w.batch())
+    assert tr.stats.active_flows == 3 and tr.stats.evicted == 2
+    assert len(tr.flows()) == 5
+
+
+def test_vantage_inference():
+    w = FakeWire().handshake(0.001, 0.040).exchange(1)
+    tr = Tracker()
+    tr.feed(w.batch())
+    assert tr.vantage[0] == "client"
+    w = FakeWire(client_ttl=50, server_ttl=64).handshake(0.040, 0.001).exchange(1)
+    tr = Tracker()
+    tr.feed(w.batch())
+    assert tr.vantage[0] == "server"
+    w = FakeWire(client_ttl=55, server_ttl=50).handshake(0.020, 0.020).exchange(1)
+    tr = Tracker()
+    tr.feed(w.batch())
+    assert tr.vantage[0] == "middle"
+    assert tr.flows()[0].rtt_s == pytest.approx(0.040)
+
+
+def _mixed_capture() -> np.ndarray:
+    wires = []
+    for i in range(6):
+        w = FakeWire(cport=42000 + i, t0_s=1_700_000_000.0 + i * 0.3,
+                     server_ttl=50 + i, client_ip_id=i * 1000)
+        w.handshake().exchange(30, gap_s=0.2)
+        if i % 2:
+            w.wait(50 + i)
+            w.data("c", 10)
+            w.wait(0.001)
+            w.rst("s", ttl=60, ip_id=4)
+        else:
+            w.fin("c")
+            w.fin("s")
+            w.ack("c")
+        first = w.rows[-3]
+        w.wait(0.01)
+        w.pkt("c", TH_ACK, 100, seq=first["seq"])  # a late retransmission
+        wires.append(w.batch())
+    return merge(*wires)
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 10_000])
+def test_bulk_path_equals_packet_path(batch_size: int):
+    cap = _mixed_capture()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    fast.finish()
+    slow.finish()
+    if batch_size < 10_000:
+        assert fast.stats.bulk_path > 0  # the vectorised path really ran
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
+
+
+def test_flow_record_counts_against_hand_count():
+    w = FakeWire().handshake().exchange(2)
+    tr = Tracker()
+    tr.feed(w.batch())
+    (f,) = tr.flows()
+    # handshake: c SYN, s SYN/ACK, c ACK; each round: c 200 B, s 1000 B, c ACK.
+    assert (f.orig_pkts, f.resp_pkts) == (2 + 2 * 2, 1 + 2)
+    assert (f.orig_bytes, f.resp_bytes) == (400, 2000)
+    assert f.orig_ip_bytes == 6 * 52 + 400 and f.resp_ip_bytes == 3 * 52 + 2000
+    assert (f.orig_ttl_mode, f.orig_hops, f.resp_ttl_mode, f.resp_hops) == (64, 0, 52, 12)
+    assert (f.orig_ip_id, f.resp_ip_id) == ("incrementing", "incrementing")
+    assert f.orientation == "syn" and f.duration_s > 0

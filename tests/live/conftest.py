@@ -1,0 +1,88 @@
+"""Fixtures for live-capture tests: namespaces, a nobody-writable directory, the CLI."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .netlab import Lines, Net
+
+NOBODY = pwd.getpwnam("nobody")
+
+needs_root = pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0
+    or not all(shutil.which(t) for t in ("ip", "tcpdump", "tshark", "iptables", "setpriv")),
+    reason="needs root on Linux with ip, tcpdump, tshark, iptables and setpriv")
+
+
+def live_argv(*args: str) -> list[str]:
+    """The CLI as users run it; the live commands also work standalone."""
+    return [sys.executable, "-m", "rstscope.live", *args]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def net() -> Iterator[Net]:
+    with Net() as n:
+        yield n
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory any user may write (pytest's tmp_path is root-only 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="rstscope-live-"))
+    os.chmod(d, 0o777)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class LiveProc:
+    """A running ``rstscope capture|watch`` in the client namespace."""
+
+    def __init__(self, net: Net, args: list[str], *, cwd: Path, user: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.proc = net.spawn("client", live_argv(*args), cwd=cwd, user=user,
+                              env=env or child_env())
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out = Lines(self.proc.stdout)
+        self.err = Lines(self.proc.stderr)
+
+    def wait_listening(self, timeout_s: float = 20) -> None:
+        self.err.wait(lambda s: "listening on" in s or "rstscope:" in s and "error" in s,
+                      timeout_s)
+        assert self.proc.poll() is None, self.err.text
+
+    def interrupt(self, timeout_s: float = 20) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(timeout=timeout_s)
+        self.out.join()
+        self.err.join()
+        return rc
+
+
+def start_tcpdump(net: Net, path: Path, bpf: str = "tcp port 443",
+                  snaplen: int = 256) -> tuple[subprocess.Popen[str], Lines]:
+    proc = net.spawn("client", ["tcpdump", "-n", "-U", "-i", "eth0", "-s", str(snaplen),
+                                "--time-stamp-precision=nano", "-w", str(path), bpf])
+    assert proc.stderr is not None
+    err = Lines(proc.stderr)
+    err.wait(lambda s: "listening on" in s, 20)
+    return proc, err

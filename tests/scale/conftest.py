@@ -1,0 +1,114 @@
+"""Fixtures for the scale-out tests: real captures, real tools, one small Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def sample_captures() -> list[Path]:
+    """The lab's committed captures (samples/*.pcap*)."""
+    return sorted(p for p in SAMPLES.glob("*.pcap*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def samples() -> list[Path]:
+    found = sample_captures()
+    if not found:
+        pytest.fail("samples/ has no captures (the lab's samples are part of the repository)")
+    return found
+
+
+def make_capture(out: Path, packets: int, *, seed: int = 7, fmt: str = "pcap") -> Path:
+    """A deterministic generated capture (benchmarks/make_capture.py, run as its CLI)."""
+    path = ROOT / "benchmarks" / "make_capture.py"
+    if not path.exists():
+        pytest.fail("benchmarks/make_capture.py (the ingestion engineer's generator) is missing")
+    cmd = [sys.executable, str(path), "-n", str(packets), "--seed", str(seed),
+           "--format", fmt, "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"make_capture failed: {' '.join(cmd)}\n{proc.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60,000-packet generated capture (~50 MB; thousands of flows, ~RST flows)."""
+    d = tmp_path_factory.mktemp("gen")
+    return make_capture(d / "gen.pcap", 60_000)
+
+
+def tcpdump_cmd() -> list[str]:
+    tcpdump = need_tool("tcpdump")
+    # As root tcpdump drops to its own user before writing; keep root so it can
+    # write into pytest's private temporary directories.
+    return [tcpdump, "-Z", "root"] if os.geteuid() == 0 else [tcpdump]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"{cmd}: {proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A LocalCluster of 2 single-threaded worker processes (loopback only)."""
+    from rstscope.scale.batch import connect
+
+    with connect(workers=2) as client:
+        yield client
+
+
+def normalize_parquet_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parquet rows in the shape of ``record.to_dict()`` (evidence values back from JSON)."""
+    out = []
+    for r in rows:
+        r = {k: v for k, v in r.items() if k != "input"}
+        if "evidence" in r:
+            r["evidence"] = [
+                {**e, "value": None if e["value"] is None else json.loads(e["value"]),
+                 "expected": None if e["expected"] is None else json.loads(e["expected"])}
+                for e in r["evidence"]
+            ]
+        out.append(r)
+    return out
+
+
+def record_dicts(records: list[Any]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in records]
+
+
+class Helpers:
+    """Helper functions handed to tests as the ``h`` fixture (tests/ is not a package)."""
+
+    need_tool = staticmethod(need_tool)
+    run = staticmethod(run)
+    tcpdump_cmd = staticmethod(tcpdump_cmd)
+    make_capture = staticmethod(make_capture)
+    normalize_parquet_rows = staticmethod(normalize_parquet_rows)
+    record_dicts = staticmethod(record_dicts)
+
+
+@pytest.fixture(scope="session")
+def h() -> type[Helpers]:
+    return Helpers
