@@ -149,8 +149,10 @@ class Analysis:
         require("pyarrow", extra="parquet")
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        from rstscope.frames import parquet_ready
+
         self.flows.to_parquet(out / "flows.parquet", index=False)
-        self.resets.to_parquet(out / "resets.parquet", index=False)
+        parquet_ready(self.resets).to_parquet(out / "resets.parquet", index=False)
         return out
 
     # -- plots and reports (matplotlib is imported only here, on use) -----

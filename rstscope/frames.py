@@ -9,6 +9,7 @@ inputs give empty frames with the same columns and dtypes, never ``None``.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,20 @@ def resets_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df.insert(list(RESET_SCHEMA).index("ts") + 1, "time",
               pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True))
     return df
+
+
+# Columns whose cells mix value types (evidence values are numbers or text), which
+# columnar formats cannot store as one type: they are written as JSON text.
+JSON_COLUMNS = ("evidence", "alternatives")
+
+
+def parquet_ready(resets: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a resets frame that Arrow/Parquet can store (mixed columns as JSON)."""
+    out = resets.copy()
+    for col in JSON_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: json.dumps(v, default=str)).astype("string")
+    return out
 
 
 def summary_html(analysis: Analysis) -> str:

@@ -1,14 +1,14 @@
-"""Shared test helpers.
+"""Shared test fixtures: the shared captures directory and external tools.
 
-``../shared`` (reference notes, public captures) exists on dev machines and in
-CI but not in a user's clone; tests that need it use the ``shared_dir`` fixture,
-which skips cleanly when it is missing.  Override the location with
-``RSTSCOPE_SHARED``.
+``../shared`` (public captures and reference notes) exists on dev machines and
+in CI but not in a user's clone; tests that need it skip cleanly without it.
+Point ``RSTSCOPE_SHARED`` elsewhere to override the location.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,5 +24,31 @@ def shared_path() -> Path:
 def shared_dir() -> Path:
     p = shared_path()
     if not p.is_dir():
-        pytest.skip(f"shared reference data not found (set RSTSCOPE_SHARED): {p}")
+        pytest.skip(f"shared reference directory not present ({p.name}); set RSTSCOPE_SHARED")
     return p
+
+
+@pytest.fixture(scope="session")
+def shared_captures(shared_dir: Path) -> list[Path]:
+    caps = sorted(p for p in (shared_dir / "captures").rglob("*")
+                  if p.is_file() and (p.suffix in (".pcap", ".pcapng") or p.name.endswith(".gz")))
+    if not caps:
+        pytest.skip("no captures under shared/captures")
+    return caps
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            # CI installs every tool the tests drive (scripts/test.sh); a missing one
+            # there is a broken setup, not a reason to skip.
+            pytest.fail(f"{name} is not installed, but CI must provide it")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    """Path of tshark; skips if absent (CI installs it, so these tests run there)."""
+    return _tool("tshark")

@@ -9,11 +9,15 @@ their handshake or awaiting a verdict) comes through :meth:`Flow.packet`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
 
 from rstscope.core import states
 from rstscope.core.states import Endpoint
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN
 
+_HANDSHAKING = (states.SYN_SENT, states.SYN_ACK_SENT)
 SEQ_MOD = 1 << 32
 HALF = 1 << 31
 
@@ -35,57 +39,98 @@ def ipid_kind(prev: int, cur: int) -> int:
     return 0 if step <= 1024 else 3
 
 
+# Per-direction numeric state lives in one int64 table (struct of arrays) so the
+# bulk path can update every flow of a batch with numpy; the per-packet path
+# loads a direction's column into a Python list, works on plain ints and stores
+# it back.  Index constants name the rows; -1 means "not seen" where noted.
+FIELDS: Final = (
+    "pkts", "bytes", "ip_bytes", "first_ts", "last_ts", "last_payload_ts",
+    "ipid_inc", "ipid_zero", "ipid_const", "ipid_rand", "last_ip_id", "win", "snd_nxt",
+    "max_ack", "rxmit", "since_peer", "data_unacked_ts", "ts_opt", "hist",
+    "nr_ts", "nr_frame", "nr_seq", "nr_ack", "nr_flags", "nr_len", "nr_ttl", "nr_ip_id",
+    "nr_win", "nr_gap_ns",
+)
+(PKTS, BYTES, IPB, FIRST, LAST, LASTPL, INC, ZERO, CONST, RAND, LASTID, WIN, SNDNXT, MAXACK,
+ RXMIT, SINCE, UNACKED, TSOPT, HIST, NR_TS, NR_FRAME, NR_SEQ, NR_ACK, NR_FLAGS, NR_LEN, NR_TTL,
+ NR_IPID, NR_WIN, NR_GAP) = range(len(FIELDS))
+_UNSEEN = (FIRST, LAST, LASTPL, LASTID, WIN, SNDNXT, MAXACK, UNACKED, NR_TS, NR_IPID)
+DEFAULT_COLUMN: Final = [(-1 if i in _UNSEEN else 0) for i in range(len(FIELDS))]
+
+
+class DirTable:
+    """Growable int64 table: one column per flow direction, one row per field."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.a = np.empty((len(FIELDS), capacity), dtype=np.int64)
+        self._default = np.array(DEFAULT_COLUMN, dtype=np.int64)
+        self.a[:] = self._default[:, None]
+        self._used = 0
+        self._free: list[int] = []
+
+    def alloc(self) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self.a[:, slot] = self._default
+            return slot
+        if self._used == self.a.shape[1]:
+            grown = np.empty((len(FIELDS), self.a.shape[1] * 2), dtype=np.int64)
+            grown[:, :self._used] = self.a
+            grown[:, self._used:] = self._default[:, None]
+            self.a = grown
+        self._used += 1
+        return self._used - 1
+
+    def release(self, slot: int) -> None:
+        self._free.append(slot)
+
+
 class Dir:
-    """One direction (orig or resp) of a flow."""
+    """One direction (orig or resp) of a flow: table slot plus non-numeric state."""
 
-    __slots__ = (
-        "pkts", "bytes", "ip_bytes", "first_ts", "last_ts", "last_payload_ts",
-        "ttl_counts", "ipid_counts", "last_ip_id", "win", "wscale", "snd_nxt", "max_ack",
-        "nr_ts", "nr_frame", "nr_seq", "nr_ack", "nr_flags", "nr_len", "nr_ttl", "nr_ip_id",
-        "nr_win", "nr_gap_ns", "hist", "last_syn_seq", "last_fin_seq", "last_rst_seq",
-        "rxmit", "zwin", "since_peer", "ep", "fin_ts", "tls_alert_ts", "data_unacked_ts",
-        "isn", "ts_opt", "syn_ttl",
-    )
+    __slots__ = ("table", "slot", "ttl_counts", "ep", "last_syn_seq", "last_fin_seq",
+                 "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale")
 
-    def __init__(self) -> None:
-        self.pkts = 0
-        self.bytes = 0
-        self.ip_bytes = 0
-        self.first_ts = -1
-        self.last_ts = -1
-        self.last_payload_ts = -1
+    def __init__(self, table: DirTable) -> None:
+        self.table = table
+        self.slot = table.alloc()
         self.ttl_counts: dict[int, int] = {}
-        self.ipid_counts = [0, 0, 0, 0]  # incrementing, zero, constant, random steps
-        self.last_ip_id = -1
-        self.win: int | None = None
-        self.wscale = -1
-        self.snd_nxt: int | None = None  # highest seq + len seen (raw, mod 2**32)
-        self.max_ack: int | None = None
-        # Snapshot of the last non-RST packet: a RST's trigger candidate.
-        self.nr_ts = -1
-        self.nr_frame = 0
-        self.nr_seq = 0
-        self.nr_ack = 0
-        self.nr_flags = 0
-        self.nr_len = 0
-        self.nr_ttl = 0
-        self.nr_ip_id = -1
-        self.nr_win = 0
-        self.nr_gap_ns = 0  # silence (either direction) that preceded that packet
-        self.hist = 0
+        self.ep = Endpoint()
         self.last_syn_seq = -1
         self.last_fin_seq = -1
         self.last_rst_seq = -1
-        self.rxmit = 0
         self.zwin = 0
-        self.since_peer = 0  # packets sent since the peer was last heard
-        self.ep = Endpoint()
         self.fin_ts = -1
         self.tls_alert_ts = -1
-        self.data_unacked_ts = -1  # ts of newest data not yet ACKed (RTT sampling)
         self.isn: int | None = None
-        self.ts_opt = False
         self.syn_ttl = -1  # TTL of this side's SYN or SYN/ACK: the endpoint's own stack
+        self.wscale = -1
+
+    def col(self) -> list[int]:
+        return self.table.a[:, self.slot].tolist()  # type: ignore[no-any-return]
+
+    def get(self, field: int) -> int:
+        return int(self.table.a[field, self.slot])
+
+    @property
+    def pkts(self) -> int:
+        return self.get(PKTS)
+
+    @property
+    def bytes(self) -> int:
+        return self.get(BYTES)
+
+    @property
+    def ip_bytes(self) -> int:
+        return self.get(IPB)
+
+    @property
+    def win(self) -> int | None:
+        w = self.get(WIN)
+        return None if w < 0 else w
+
+    @property
+    def ipid_counts(self) -> list[int]:
+        return self.table.a[INC:RAND + 1, self.slot].tolist()  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -180,12 +225,13 @@ class Flow:
         "resp_raw", "orig_p", "resp_p", "dirs", "history", "first_ts", "last_ts",
         "nr_last_ts", "max_gap_ns", "syn_ts", "synack_ts", "hs_ack_ts", "syn_seq",
         "rtt_side_ns", "resets", "pending", "recent_rsts", "ch_ts", "sh_ts", "evicted",
-        "flipped", "warned_s",
+        "flipped", "warned_s", "hot_until", "table",
     )
 
-    def __init__(self, flow_id: int, generation: int, key: bytes, orig_is_a: bool,
-                 orientation: str, flipped: bool, ip_v: int, orig_raw: bytes, orig_p: int,
-                 resp_raw: bytes, resp_p: int) -> None:
+    def __init__(self, table: DirTable, flow_id: int, generation: int, key: bytes,
+                 orig_is_a: bool, orientation: str, flipped: bool, ip_v: int, orig_raw: bytes,
+                 orig_p: int, resp_raw: bytes, resp_p: int) -> None:
+        self.table = table
         self.flow_id = flow_id
         self.generation = generation
         self.key = key
@@ -197,7 +243,7 @@ class Flow:
         self.resp_raw = resp_raw
         self.orig_p = orig_p
         self.resp_p = resp_p
-        self.dirs = (Dir(), Dir())
+        self.dirs = (Dir(table), Dir(table))
         self.history: list[str] = ["^"] if self.flipped else []
         self.first_ts = -1
         self.last_ts = -1
@@ -216,22 +262,26 @@ class Flow:
         self.sh_ts = -1
         self.evicted = False
         self.warned_s = 0.0
+        self.hot_until = -1  # packets up to this time feed a pending RST's evidence
 
     # -- queries -----------------------------------------------------------
     def ended(self) -> bool:
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
         return states.RESET in (o, r) or (o == states.CLOSED and r == states.CLOSED)
 
-    def needs_packet_path(self) -> bool:
-        """Packets of this flow must go through :meth:`packet` (order matters)."""
-        if self.pending:
+    def needs_packet_path(self, ts: int) -> bool:
+        """Packets of this flow must go through :meth:`packet` (order matters).
+
+        A still-INACTIVE side is checked by the tracker: it matters only if that
+        side sends (one-sided captures would otherwise never leave this path).
+        """
+        if self.pending and ts <= self.hot_until:
             return True
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
-        if o in (states.INACTIVE, states.SYN_SENT, states.SYN_ACK_SENT):
+        if o in _HANDSHAKING or r in _HANDSHAKING:
             return True
-        if r in (states.INACTIVE, states.SYN_SENT, states.SYN_ACK_SENT):
-            return True
-        return self.syn_ts >= 0 and self.hs_ack_ts < 0
+        # The handshake's third packet (a plain ACK) times the client-side RTT.
+        return self.synack_ts >= 0 and self.hs_ack_ts < 0
 
     def conn_state(self) -> str:
         o, r = self.dirs
@@ -240,13 +290,10 @@ class Flow:
     def add_letter(self, d: int, letter: str) -> None:
         self.history.append(letter if d == 0 else letter.lower())
 
-    def note_gap(self, ts: int) -> int:
-        gap = ts - self.last_ts if self.last_ts >= 0 else 0
-        if gap > self.max_gap_ns:
-            self.max_gap_ns = gap
-        if self.first_ts < 0:
-            self.first_ts = ts
-        return gap
+    def release(self) -> None:
+        """Give the table slots back (the flow's record has been built)."""
+        for dr in self.dirs:
+            self.table.release(dr.slot)
 
     # -- the per-packet path -----------------------------------------------
     def packet(self, d: int, ts: int, frame: int, file_id: int, flags: int, seq: int,
@@ -254,6 +301,9 @@ class Flow:
                wscale: int, tsval: int, tls_ct: int, tls_hs: int) -> ResetContext | None:
         me = self.dirs[d]
         peer = self.dirs[1 - d]
+        table = self.table.a
+        m = table[:, me.slot].tolist()
+        p = table[:, peer.slot].tolist()
         is_rst = bool(flags & TH_RST)
         for ctx in self.pending:
             if len(ctx.later) < 64:
@@ -263,61 +313,61 @@ class Flow:
             self.max_gap_ns = gap
         if self.first_ts < 0:
             self.first_ts = ts
-        ctx = self._reset_context(d, ts, frame, file_id, flags, seq, ack, plen, ttl, ip_id,
-                                  df, win, tsval) if is_rst else None
+        ctx = self._reset_context(d, m, p, ts, frame, file_id, flags, seq, ack, plen, ttl,
+                                  ip_id, df, win, tsval) if is_rst else None
 
-        me.pkts += 1
-        me.bytes += plen
-        me.ip_bytes += ip_len
-        if me.first_ts < 0:
-            me.first_ts = ts
-        me.last_ts = ts
+        m[PKTS] += 1
+        m[BYTES] += plen
+        m[IPB] += ip_len
+        if m[FIRST] < 0:
+            m[FIRST] = ts
+        m[LAST] = ts
         self.last_ts = ts
         if plen:
-            me.last_payload_ts = ts
-        me.since_peer += 1
-        peer.since_peer = 0
+            m[LASTPL] = ts
+        m[SINCE] += 1
+        p[SINCE] = 0
         seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
             me.ttl_counts[ttl] = me.ttl_counts.get(ttl, 0) + 1
             if ip_id >= 0:
-                if me.last_ip_id >= 0:
-                    me.ipid_counts[ipid_kind(me.last_ip_id, ip_id)] += 1
-                me.last_ip_id = ip_id
-            me.win = win
+                if m[LASTID] >= 0:
+                    m[INC + ipid_kind(m[LASTID], ip_id)] += 1
+                m[LASTID] = ip_id
+            m[WIN] = win
             if tsval >= 0:
-                me.ts_opt = True
+                m[TSOPT] = 1
             end = (seq + seg_len) % SEQ_MOD
-            if me.snd_nxt is None or seq_diff(end, me.snd_nxt) > 0:
-                me.snd_nxt = end
+            if m[SNDNXT] < 0 or seq_diff(end, m[SNDNXT]) > 0:
+                m[SNDNXT] = end
             elif plen > 0:
-                me.rxmit += 1
+                m[RXMIT] += 1
                 rx = True
-            if flags & TH_ACK and (me.max_ack is None or seq_diff(ack, me.max_ack) > 0):
-                me.max_ack = ack
+            if flags & TH_ACK and (m[MAXACK] < 0 or seq_diff(ack, m[MAXACK]) > 0):
+                m[MAXACK] = ack
                 # RTT toward *me*: the peer's newest data, seen here, now acked by me.
                 # Only without a complete handshake: SYN timing has no delayed-ACK
                 # or application think time in it, so it is the better estimate.
-                if (self.hs_ack_ts < 0 and peer.data_unacked_ts >= 0
-                        and peer.snd_nxt is not None and seq_diff(ack, peer.snd_nxt) >= 0):
-                    sample = ts - peer.data_unacked_ts
+                if (self.hs_ack_ts < 0 and p[UNACKED] >= 0 and p[SNDNXT] >= 0
+                        and seq_diff(ack, p[SNDNXT]) >= 0):
+                    sample = ts - p[UNACKED]
                     cur = self.rtt_side_ns[d]
                     if cur < 0 or sample < cur:
                         self.rtt_side_ns[d] = sample
-                    peer.data_unacked_ts = -1
+                    p[UNACKED] = -1
             if plen:
-                me.data_unacked_ts = ts
-            me.nr_ts = ts
-            me.nr_frame = frame
-            me.nr_seq = seq
-            me.nr_ack = ack
-            me.nr_flags = flags
-            me.nr_len = plen
-            me.nr_ttl = ttl
-            me.nr_ip_id = ip_id
-            me.nr_win = win
-            me.nr_gap_ns = ts - self.nr_last_ts if self.nr_last_ts >= 0 else 0
+                m[UNACKED] = ts
+            m[NR_TS] = ts
+            m[NR_FRAME] = frame
+            m[NR_SEQ] = seq
+            m[NR_ACK] = ack
+            m[NR_FLAGS] = flags
+            m[NR_LEN] = plen
+            m[NR_TTL] = ttl
+            m[NR_IPID] = ip_id
+            m[NR_WIN] = win
+            m[NR_GAP] = ts - self.nr_last_ts if self.nr_last_ts >= 0 else 0
             self.nr_last_ts = ts
         if flags & TH_SYN:
             me.isn = seq
@@ -327,9 +377,11 @@ class Flow:
                 me.syn_ttl = ttl
             if wscale >= 0:
                 me.wscale = wscale
-        self._history(d, me, flags, seq, plen, win)
-        if rx and states.is_log_threshold(me.rxmit):
+        m[HIST] = self._history(d, me, m[HIST], flags, seq, plen, win)
+        if rx and states.is_log_threshold(m[RXMIT]):
             self.add_letter(d, "T")  # after the packet's own letter, as Zeek orders them
+        table[:, me.slot] = m
+        table[:, peer.slot] = p
         states.step(me.ep, peer.ep, self.dirs[0].ep, d == 0, flags, plen)
         self._handshake(d, ts, flags)
         if tls_hs == 1 and self.ch_ts < 0:
@@ -348,7 +400,9 @@ class Flow:
             self.pending.append(ctx)
         return ctx
 
-    def _history(self, d: int, me: Dir, flags: int, seq: int, plen: int, win: int) -> None:
+    def _history(self, d: int, me: Dir, hist: int, flags: int, seq: int, plen: int,
+                 win: int) -> int:
+        """Append this packet's history letters; return the updated letter bits."""
         ctl = states.control_letter(flags)
         if ctl is not None:
             bit, letter = ctl
@@ -356,24 +410,25 @@ class Flow:
                 mark = (seq + plen) % SEQ_MOD if letter == "F" else seq
                 attr = {"S": "last_syn_seq", "H": "last_syn_seq", "F": "last_fin_seq",
                         "R": "last_rst_seq"}[letter]
-                if not me.hist & bit or getattr(me, attr) != mark:
+                if not hist & bit or getattr(me, attr) != mark:
                     self.add_letter(d, letter)
-                me.hist |= bit
+                hist |= bit
                 setattr(me, attr, mark)
-            elif not me.hist & bit:
-                me.hist |= bit
+            elif not hist & bit:
+                hist |= bit
                 self.add_letter(d, letter)
         elif plen:
-            if not me.hist & states.H_DATA:
-                me.hist |= states.H_DATA
+            if not hist & states.H_DATA:
+                hist |= states.H_DATA
                 self.add_letter(d, "D")
-        elif flags & TH_ACK and not me.hist & states.H_ACK:
-            me.hist |= states.H_ACK
+        elif flags & TH_ACK and not hist & states.H_ACK:
+            hist |= states.H_ACK
             self.add_letter(d, "A")
         if win == 0 and not flags & (TH_RST | TH_SYN | TH_FIN):
             me.zwin += 1
             if states.is_log_threshold(me.zwin):
                 self.add_letter(d, "W")
+        return hist
 
     def _handshake(self, d: int, ts: int, flags: int) -> None:
         syn, ackf = flags & TH_SYN, flags & TH_ACK
@@ -388,22 +443,27 @@ class Flow:
             self.hs_ack_ts = ts
             self.rtt_side_ns[0] = ts - self.synack_ts
 
-    def _reset_context(self, d: int, ts: int, frame: int, file_id: int, flags: int, seq: int,
-                       ack: int, plen: int, ttl: int, ip_id: int, df: bool, win: int,
-                       tsval: int) -> ResetContext:
+    def _reset_context(self, d: int, m: list[int], p: list[int], ts: int, frame: int,
+                       file_id: int, flags: int, seq: int, ack: int, plen: int, ttl: int,
+                       ip_id: int, df: bool, win: int, tsval: int) -> ResetContext:
         s, r = self.dirs[d], self.dirs[1 - d]
+
+        def opt(v: int) -> int | None:
+            return None if v < 0 else v
+
         return ResetContext(
             flow=self, frame=frame, file_id=file_id, ts=ts, d=d, flags=flags, seq=seq,
             ack=ack, plen=plen, ttl=ttl, ip_id=ip_id, df=df, win=win, tsval=tsval,
-            s_pkts=s.pkts, s_ttl_counts=dict(s.ttl_counts), s_ipid_counts=list(s.ipid_counts),
-            s_last_ip_id=s.last_ip_id, s_nr_ts=s.nr_ts, s_last_payload_ts=s.last_payload_ts,
-            s_snd_nxt=s.snd_nxt, s_max_ack=s.max_ack, s_fin_ts=s.fin_ts,
-            s_tls_alert_ts=s.tls_alert_ts, s_since_peer=s.since_peer, s_rxmit=s.rxmit,
-            s_ts_opt=s.ts_opt, s_syn_ttl=s.syn_ttl,
-            r_pkts=r.pkts, r_nr_ts=r.nr_ts, r_nr_frame=r.nr_frame, r_nr_seq=r.nr_seq,
-            r_nr_ack=r.nr_ack, r_nr_len=r.nr_len, r_nr_flags=r.nr_flags, r_nr_ip_id=r.nr_ip_id,
-            r_nr_win=r.nr_win, r_nr_gap_ns=r.nr_gap_ns, r_last_payload_ts=r.last_payload_ts,
-            r_snd_nxt=r.snd_nxt, r_win=r.win, r_wscale=r.wscale, r_fin_ts=r.fin_ts,
+            s_pkts=m[PKTS], s_ttl_counts=dict(s.ttl_counts), s_ipid_counts=m[INC:RAND + 1],
+            s_last_ip_id=m[LASTID], s_nr_ts=m[NR_TS], s_last_payload_ts=m[LASTPL],
+            s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts=s.fin_ts,
+            s_tls_alert_ts=s.tls_alert_ts, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
+            s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl,
+            r_pkts=p[PKTS], r_nr_ts=p[NR_TS], r_nr_frame=p[NR_FRAME], r_nr_seq=p[NR_SEQ],
+            r_nr_ack=p[NR_ACK], r_nr_len=p[NR_LEN], r_nr_flags=p[NR_FLAGS],
+            r_nr_ip_id=p[NR_IPID], r_nr_win=p[NR_WIN], r_nr_gap_ns=p[NR_GAP],
+            r_last_payload_ts=p[LASTPL], r_snd_nxt=opt(p[SNDNXT]), r_win=opt(p[WIN]),
+            r_wscale=r.wscale, r_fin_ts=r.fin_ts,
             syn_seen=self.syn_ts >= 0 or self.dirs[0].isn is not None,
             synack_seen=self.synack_ts >= 0,
             ch_ts=self.ch_ts, sh_ts=self.sh_ts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from rstscope.core import bulk
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
-from rstscope.core.flow import Flow, ResetContext
+from rstscope.core.flow import DirTable, Flow, ResetContext
+from rstscope.core.states import INACTIVE
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
@@ -31,9 +33,18 @@ from rstscope.core.vantage import flow_vantage
 from rstscope.schema import PACKET_DTYPE, TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
 
 NS = 1_000_000_000
-_KEY_DTYPE = np.dtype([("a", "V16"), ("b", "V16"), ("pa", ">u2"), ("pb", ">u2")])
+# Canonical flow key: lower (address, port) end first; padded to 40 bytes so it can
+# be viewed as five uint64 words for sorting.
+_KEY_DTYPE = np.dtype({"names": ["a", "b", "pa", "pb"],
+                       "formats": ["V16", "V16", ">u2", ">u2"],
+                       "offsets": [0, 16, 32, 34], "itemsize": 40})
+_KEY_LEN = 36
 _CONTROL = TH_SYN | TH_FIN | TH_RST
 _EVICT_CHECK_NS = 60 * NS
+_COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
+         "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport", "ip_v")
+_MAX_ROUNDS = 32
+_HEAD = 3  # packets per hot flow read eagerly in a run  # flows with more control packets in one batch go one by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +87,12 @@ class Tracker:
         self._next_id = 1
         self._packets = 0
         self._evicted = 0
-        self._packet_path = 0
-        self._bulk_path = 0
+        self._n_packet = 0
+        self._n_bulk = 0
         self._now = -1
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
+        self._table = DirTable()
 
     # -- public API ------------------------------------------------------------
     def feed(self, batch: np.ndarray) -> list[Event]:
@@ -95,37 +107,66 @@ class Tracker:
         src, dst = batch["src"], batch["dst"]
         sport, dport = batch["sport"], batch["dport"]
         swap = (src > dst) | ((src == dst) & (sport > dport))
-        keys = np.empty(n, dtype=_KEY_DTYPE)
+        keys = np.zeros(n, dtype=_KEY_DTYPE)
         keys["a"] = np.where(swap, dst, src).view("V16")
         keys["b"] = np.where(swap, src, dst).view("V16")
         keys["pa"] = np.where(swap, dport, sport)
         keys["pb"] = np.where(swap, sport, dport)
-        kv = keys.view(np.dtype((np.void, _KEY_DTYPE.itemsize)))
-        ukeys, inv = np.unique(kv, return_inverse=True)
-        inv = inv.reshape(-1)
-        ng = len(ukeys)
+        # Group by key with a lexsort over five uint64 words (much faster than
+        # np.unique on 36-byte void records); o lists packets by flow, frame order.
+        words = keys.view(np.uint64).reshape(n, 5)
+        o = np.lexsort(words.T[::-1])
+        ws = words[o]
+        brk = np.empty(n, dtype=bool)
+        brk[0] = True
+        np.any(ws[1:] != ws[:-1], axis=1, out=brk[1:])
+        gst = np.flatnonzero(brk)
+        ng = len(gst)
+        inv = np.empty(n, dtype=np.int64)
+        inv[o] = np.cumsum(brk) - 1
+        key_bytes = [keys[i].tobytes()[:_KEY_LEN] for i in o[gst].tolist()]
         flags = batch["flags"]
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
-        group_ctl = np.zeros(ng, dtype=bool)
-        group_ctl[inv[ctl]] = True
-        key_bytes = [k.tobytes() for k in ukeys]
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
-        force = self.config.packet_path_only
-        hot = np.fromiter(
-            (force or f is None or bool(group_ctl[i]) or f.needs_packet_path()
-             for i, f in enumerate(flows)), dtype=bool, count=ng)
-        pkt_hot = hot[inv]
-        hot_idx = np.flatnonzero(pkt_hot)
-        if len(hot_idx):
-            events.extend(self._packet_path_batch(batch, hot_idx, inv, swap, key_bytes, flows))
-        cold_idx = np.flatnonzero(~pkt_hot)
-        if len(cold_idx):
-            orient = np.array([f.orig_is_a if f is not None else True for f in flows])
-            g = inv[cold_idx]
-            d = (swap[cold_idx] == orient[g]).astype(np.int64)  # from B while orig is A -> resp
-            bulk.apply(batch[cold_idx], g, d, flows)  # type: ignore[arg-type]
-            self._bulk_path += len(cold_idx)
+
+        # Segment number of each packet inside its flow: how many of the flow's
+        # control packets precede it in this batch.  Round r folds every flow's
+        # segment-r packets (vectorised where allowed), then handles every flow's
+        # r-th control packet one by one: each flow keeps its packet order while
+        # flows interleave freely (they do not interact).
+        cs = ctl[o].astype(np.int64)
+        cum = np.cumsum(cs) - cs
+        seg_sorted = cum - np.repeat(cum[gst], np.diff(np.append(gst, n)))
+        seg = np.empty(n, dtype=np.int64)
+        seg[o] = seg_sorted
+        nctl = np.bincount(inv, weights=ctl, minlength=ng)
+        forced_g = nctl > _MAX_ROUNDS  # RST storms etc.: the whole flow goes one by one
+        if self.config.packet_path_only:
+            forced_g[:] = True
+        forced = forced_g[inv]
+        if forced.any():
+            events.extend(self._packet_path(batch, np.flatnonzero(forced), inv, swap,
+                                            key_bytes, flows))
+        rest = np.flatnonzero(~forced)
+        if len(rest):
+            order = rest[np.argsort(seg[rest], kind="stable")]
+            seg_r = seg[order]
+            ctl_r = ctl[order]
+            rounds = int(seg_r[-1]) + 1
+            bounds = np.searchsorted(seg_r, np.arange(rounds + 1))
+            for r in range(rounds):
+                lo, hi = int(bounds[r]), int(bounds[r + 1])
+                if lo == hi:
+                    continue
+                sl = order[lo:hi]
+                c = ctl_r[lo:hi]
+                run = sl[~c]
+                if len(run):
+                    events.extend(self._fold_run(batch, run, inv, swap, key_bytes, flows))
+                cps = sl[c]
+                if len(cps):
+                    events.extend(self._packet_path(batch, cps, inv, swap, key_bytes, flows))
         self._now = max(self._now, int(batch["ts_ns"].max()))
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
@@ -155,8 +196,8 @@ class Tracker:
         return TrackerStats(
             packets=self._packets, flows=len(self._done) + len(self._flows),
             active_flows=len(self._flows), evicted=self._evicted, resets=len(self._resets),
-            pending_resets=len(self._pending), packet_path=self._packet_path,
-            bulk_path=self._bulk_path)
+            pending_resets=len(self._pending), packet_path=self._n_packet,
+            bulk_path=self._n_bulk)
 
     @property
     def vantage(self) -> tuple[str, str]:
@@ -178,49 +219,144 @@ class Tracker:
         return v, f"{cnt} of {total} flows; e.g. {reasons.get(v, 'finished flows')}"
 
     # -- internals -------------------------------------------------------------
-    def _packet_path_batch(self, batch: np.ndarray, idx: np.ndarray, inv: np.ndarray,
-                           swap: np.ndarray, key_bytes: list[bytes],
-                           flows: list[Flow | None]) -> list[Event]:
+    def _fold_run(self, batch: np.ndarray, run: np.ndarray, inv: np.ndarray,
+                  swap: np.ndarray, key_bytes: list[bytes],
+                  flows: list[Flow | None]) -> list[Event]:
+        """Packets without control flags (frame order): bulk-fold them, except each
+        flow's leading packets while that flow still needs ordered handling
+        (creation, the handshake's last ACK, a silent side's first packet, the
+        settle window of a RST)."""
+        g = inv[run]
+        ts = batch["ts_ns"][run]
+        nf = len(flows)
+        first_of = np.full(nf, -1, dtype=np.int64)
+        first_of[g[::-1]] = np.arange(len(g) - 1, -1, -1)  # last write wins: the first
+        ug = np.flatnonzero(first_of >= 0)
+        first = first_of[ug]
+        orient = np.zeros(nf, dtype=bool)
+        inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
+        cand = np.zeros(nf, dtype=bool)
+        for u, i in zip(ug.tolist(), first.tolist()):
+            f = flows[u]
+            if f is None or f.needs_packet_path(int(ts[i])):
+                cand[u] = True
+                continue
+            orient[u] = f.orig_is_a
+            o_in = f.dirs[0].ep.state == INACTIVE
+            r_in = f.dirs[1].ep.state == INACTIVE
+            if o_in or r_in:
+                inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
+        d = (swap[run] == orient[g]).astype(np.int64)
+        ia = inactive[g]
+        wakes = (ia == 2) | (ia == d)  # a silent side's first packet changes its state
+        last_wake = np.full(nf, -1, dtype=np.int64)
+        if wakes.any():
+            wpos = np.flatnonzero(wakes)
+            cand[g[wpos]] = True
+            np.maximum.at(last_wake, g[wpos], wpos)
+        pkt_cand = cand[g]
         events: list[Event] = []
+        to_bulk = [np.flatnonzero(~pkt_cand)]
+        if pkt_cand.any():
+            cpos = np.flatnonzero(pkt_cand)
+            cpos = cpos[np.argsort(g[cpos], kind="stable")]  # by flow, frame order within
+            cg = g[cpos]
+            brk = bulk.group_starts(cg)
+            ends = np.append(brk[1:], len(cpos))
+            # Most flows cool down after a packet or two: read the fields of a short
+            # head per flow first and the rest only for flows that stay hot.
+            heads = np.minimum(ends, brk + _HEAD)
+            head_idx = np.concatenate([cpos[a:b] for a, b in zip(brk.tolist(), heads.tolist())])
+            cols = self._columns(batch, run[head_idx])
+            k = 0
+            unfinished: list[tuple[int, int]] = []
+            for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist()):
+                u = int(cg[b0])
+                done = self._hot_prefix(cols, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
+                                        flows, events, to_bulk, b1)
+                k += h - b0
+                if not done and h < b1:
+                    unfinished.append((h, b1))
+            for h, b1 in unfinished:
+                u = int(cg[h])
+                cols2 = self._columns(batch, run[cpos[h:b1]])
+                self._hot_prefix(cols2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
+                                 events, to_bulk, b1)
+        rest = np.sort(np.concatenate(to_bulk))
+        if len(rest):
+            gr = g[rest]
+            orient2 = np.array([f.orig_is_a if f is not None else True for f in flows])
+            dr = (swap[run[rest]] == orient2[gr]).astype(np.int64)
+            bulk.apply(batch[run[rest]], gr, dr, flows)  # type: ignore[arg-type]
+            self._n_bulk += len(rest)
+        return events
+
+    def _hot_prefix(self, cols: dict[str, list[Any]], k0: int, b0: int, b1: int,
+                    cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
+                    flows: list[Flow | None], events: list[Event], to_bulk: list[np.ndarray],
+                    end: int) -> bool:
+        """Packets cpos[b0:b1] of flow u one by one until the flow cools down; then
+        hand cpos[j:end] to the bulk path and return True."""
+        for j in range(b0, b1):
+            f = flows[u]
+            c = k0 + j - b0
+            if (j > 0 and f is not None and int(cpos[j]) > last_wake
+                    and not f.needs_packet_path(cols["ts_ns"][c])):
+                to_bulk.append(cpos[j:end])
+                return True
+            events.extend(self._one(c, cols, u, key_bytes, flows))
+        return False
+
+    @staticmethod
+    def _columns(batch: np.ndarray, idx: np.ndarray) -> dict[str, list[Any]]:
         sub = batch[idx]
-        cols = {name: sub[name].tolist() for name in (
-            "ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
-            "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport",
-            "ip_v")}
-        srcs = sub["src"]
-        dsts = sub["dst"]
+        cols: dict[str, list[Any]] = {name: sub[name].tolist() for name in _COLS}
+        cols["src"] = [bytes(x) for x in sub["src"]]
+        cols["dst"] = [bytes(x) for x in sub["dst"]]
+        return cols
+
+    def _packet_path(self, batch: np.ndarray, idx: np.ndarray, inv: np.ndarray,
+                     swap: np.ndarray, key_bytes: list[bytes],
+                     flows: list[Flow | None]) -> list[Event]:
+        cols = self._columns(batch, idx)
         groups = inv[idx].tolist()
-        swaps = swap[idx].tolist()
-        settle_ns = int(self.config.settle_s * NS)
+        events: list[Event] = []
         for j in range(len(idx)):
-            u = groups[j]
-            ts = cols["ts_ns"][j]
-            fl = cols["flags"][j]
-            from_a = not swaps[j]
-            flow = flows[u]
-            if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
-                    flow, cols["seq"][j]):
-                events.extend(self._retire(flow))
-                flow = None
-            if flow is None:
-                first_is_orig, why = _orientation(fl, cols["sport"][j], cols["dport"][j])
-                flow = self._new_flow(key_bytes[u], from_a == first_is_orig, why,
-                                      not first_is_orig, cols["ip_v"][j],
-                                      bytes(srcs[j]), cols["sport"][j],
-                                      bytes(dsts[j]), cols["dport"][j], first_is_orig)
-                flows[u] = flow
-            d = 0 if from_a == flow.orig_is_a else 1
-            ctx = flow.packet(d, ts, cols["frame"][j], cols["file_id"][j], fl, cols["seq"][j],
-                              cols["ack"][j], cols["payload_len"][j], cols["ip_len"][j],
-                              cols["ttl"][j], cols["ip_id"][j], cols["df"][j], cols["win"][j],
-                              cols["wscale"][j], cols["tsval"][j], cols["tls_ct"][j],
-                              cols["tls_hs"][j])
-            if ctx is not None:
-                self._seq += 1
-                heapq.heappush(self._pending, (ts + settle_ns, self._seq, ctx))
-            if self._pending and self._pending[0][0] < ts:
-                events.extend(self._settle(ts))
-        self._packet_path += len(idx)
+            events.extend(self._one(j, cols, groups[j], key_bytes, flows))
+        return events
+
+    def _one(self, j: int, cols: dict[str, list[Any]], u: int, key_bytes: list[bytes],
+             flows: list[Flow | None]) -> list[Event]:
+        """One packet through :meth:`Flow.packet` (creating/renewing its flow)."""
+        self._n_packet += 1
+        events: list[Event] = []
+        ts = cols["ts_ns"][j]
+        fl = cols["flags"][j]
+        key = key_bytes[u]
+        from_a = key[:16] == cols["src"][j].ljust(16, b"\x00") and (
+            key[32:34] == cols["sport"][j].to_bytes(2, "big"))
+        flow = flows[u]
+        if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
+                flow, cols["seq"][j]):
+            events.extend(self._retire(flow))
+            flow = None
+        if flow is None:
+            first_is_orig, why = _orientation(fl, cols["sport"][j], cols["dport"][j])
+            flow = self._new_flow(key, from_a == first_is_orig, why, not first_is_orig,
+                                  cols["ip_v"][j], cols["src"][j], cols["sport"][j],
+                                  cols["dst"][j], cols["dport"][j], first_is_orig)
+            flows[u] = flow
+        d = 0 if from_a == flow.orig_is_a else 1
+        ctx = flow.packet(d, ts, cols["frame"][j], cols["file_id"][j], fl, cols["seq"][j],
+                          cols["ack"][j], cols["payload_len"][j], cols["ip_len"][j],
+                          cols["ttl"][j], cols["ip_id"][j], cols["df"][j], cols["win"][j],
+                          cols["wscale"][j], cols["tsval"][j], cols["tls_ct"][j],
+                          cols["tls_hs"][j])
+        if ctx is not None:
+            self._seq += 1
+            deadline = ts + int(self.config.settle_s * NS)
+            flow.hot_until = max(flow.hot_until, deadline)
+            heapq.heappush(self._pending, (deadline, self._seq, ctx))
         return events
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
@@ -238,8 +374,8 @@ class Tracker:
             o_raw, o_p, r_raw, r_p = dst, dport, src, sport
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        flow = Flow(self._next_id, gen, key, orig_is_a, why, flipped, ip_v, o_raw, o_p,
-                    r_raw, r_p)
+        flow = Flow(self._table, self._next_id, gen, key, orig_is_a, why, flipped, ip_v,
+                    o_raw, o_p, r_raw, r_p)
         self._next_id += 1
         self._flows[key] = flow
         if len(self._flows) > self.config.max_flows:
@@ -261,6 +397,7 @@ class Tracker:
         flow.pending.clear()
         self._done.append(self._record(flow))
         self._flows.pop(flow.key, None)
+        flow.release()
         return events
 
     def _verdict(self, ctx: ResetContext) -> Event:
@@ -317,6 +454,7 @@ class Tracker:
         rec = self._record(flow)
         self._done.append(rec)
         self._flows.pop(flow.key, None)
+        flow.release()
         return FlowEvicted(rec, reason)
 
     def _record(self, f: Flow) -> FlowRecord:

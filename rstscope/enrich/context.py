@@ -175,5 +175,7 @@ class EnrichedContext:
 
     def for_reset(self, reset: Any) -> FlowContext | None:
         """The context of a ResetRecord or its ``to_dict()`` (anything with src/sport/dst/dport)."""
-        get = reset.get if isinstance(reset, dict) else lambda k: getattr(reset, k)
+        def get(k: str) -> Any:
+            return reset[k] if isinstance(reset, dict) else getattr(reset, k)
+
         return self.flow(str(get("src")), int(get("sport")), str(get("dst")), int(get("dport")))

@@ -47,10 +47,11 @@ def reset_keys(resets: Iterable[Any]) -> dict[int, set[FlowKey]]:
     """Flow keys per ``file_id`` from ResetRecords or their ``to_dict()``s."""
     out: dict[int, set[FlowKey]] = {}
     for r in resets:
-        get = r.get if isinstance(r, Mapping) else lambda k, r=r: getattr(r, k)
-        fid = int(get("file_id") or 0)
+        vals: list[Any] = [r.get(k) if isinstance(r, Mapping) else getattr(r, k, None)
+                for k in ("file_id", "src", "sport", "dst", "dport")]
+        fid = int(vals[0] or 0)
         out.setdefault(fid, set()).add(
-            FlowKey.of(str(get("src")), int(get("sport")), str(get("dst")), int(get("dport"))))
+            FlowKey.of(str(vals[1]), int(vals[2]), str(vals[3]), int(vals[4])))
     return out
 
 
@@ -71,7 +72,8 @@ def _flow_hash(src: np.ndarray, sport: np.ndarray, dst: np.ndarray,
     two = _endpoint_hash(dst, dport)
     lo, hi = np.minimum(one, two), np.maximum(one, two)
     with np.errstate(over="ignore"):
-        return lo * np.uint64(0x94D049BB133111EB) + hi
+        out: np.ndarray = lo * np.uint64(0x94D049BB133111EB) + hi
+    return out
 
 
 def _key_hash(key: FlowKey) -> int:

@@ -12,8 +12,10 @@ can follow a perfectly normal TLS exchange.
 Rules, first match wins for the cause (all of them add evidence):
 
 1. ``tls-fatal-alert``   a fatal alert (or any non-close alert) preceded the RST.
-2. ``stale-reuse``       the RST sender had closed (GOAWAY / close_notify / FIN)
-                         and the peer wrote again: a pooled connection reused.
+2. ``stale-reuse``       the RST sender (server side) had closed (GOAWAY /
+                         close_notify / FIN) and the client wrote again: a pooled
+                         connection reused.  ``data-after-close`` is the mirror:
+                         the client closed and the server kept sending.
 3. ``proxy-5xx``         a 502/503/504 answered a request, then the reset.
 4. ``h2-goaway-error``   the sender sent GOAWAY with an error code.
 5. ``close-notify``      the sender closed TLS cleanly, then aborted TCP.
@@ -30,11 +32,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from rstscope.core.records import Evidence
-from rstscope.enrich.context import EnrichedContext, FlowContext, Http2Frame, TlsAlert
+from rstscope.enrich.context import (
+    EnrichedContext,
+    FlowContext,
+    Http2Frame,
+    TlsAlert,
+    TlsRecord,
+)
 from rstscope.enrich.names import TLS13_ALERT_RECORD_LEN
 from rstscope.schema import TH_FIN
 
 _NS = 1_000_000_000
+#: Records of one close sequence (GOAWAY, close_notify, FIN) leave within
+#: microseconds of each other; 50 ms still separates them from a real silence.
+CLOSE_BURST_NS = 50_000_000
 
 #: Alerts whose cause is on the certificate side vs the parameter side.
 _CERT_ALERTS = {42, 43, 44, 45, 46, 48, 116}
@@ -162,6 +173,45 @@ def _request_time(v: _View, resp: Http2Frame) -> int | None:
     return reqs[0].ts_ns if reqs else None
 
 
+def _idle_before_burst(v: _View, closed_at: int) -> float | None:
+    """Silence before the sender's closing burst (e.g. GOAWAY, close_notify, FIN).
+
+    Without keys the GOAWAY is just an opaque record a few microseconds before
+    the alert-sized one; walking back over the sender's records that are less
+    than ``CLOSE_BURST_NS`` apart finds where the burst started.
+    """
+    start = closed_at
+    for r in reversed([r for r in v.records if r.ts_ns < closed_at]):
+        if v.mine(r) and start - r.ts_ns < CLOSE_BURST_NS:
+            start = r.ts_ns
+            continue
+        return _s(start - r.ts_ns)
+    return None
+
+
+def _alert_sized(r: TlsRecord) -> bool:
+    return r.encrypted and r.content_type == 23 and r.length == TLS13_ALERT_RECORD_LEN
+
+
+def _proxy_note(v: _View, e: Http2Frame) -> tuple[str, list[str], float | None]:
+    """(sentence, advice, seconds the proxy waited) for a 502/503/504 response."""
+    req = _request_time(v, e)
+    wait = _s(e.ts_ns - req) if req is not None else None
+    name = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[
+        int(e.status or 0)]
+    sentence = (f"a proxy answered HTTP {e.status} {name}"
+                f"{f' {wait:.3f} s after the request' if wait is not None else ''}"
+                + (" (its upstream read timeout expired)." if e.status == 504 else "."))
+    if e.status == 504:
+        adv = ["proxy: raise its upstream read timeout (nginx proxy_read_timeout, default 60 s)"
+               + (f", here about {wait:.0f} s," if wait is not None else "")
+               + " above the backend's slowest response, or make the backend answer sooner"]
+    else:
+        adv = ["proxy: it got no usable upstream response; check the backend's health and "
+               "the proxy's error log"]
+    return sentence[0].upper() + sentence[1:], adv, wait
+
+
 def refine_one(reset: Any, ctx: EnrichedContext) -> Refinement:
     """Refine one reset record with its flow's TLS/HTTP2 context."""
     frame, file_id = int(_get(reset, "frame", 0)), int(_get(reset, "file_id", 0) or 0)
@@ -201,46 +251,56 @@ def refine_one(reset: Any, ctx: EnrichedContext) -> Refinement:
     my_goaway = [f for f in v.side(v.h2, True) if f.type == "GOAWAY"]
     my_fin = [c for c in v.side(v.closes, True) if c.flags & TH_FIN]
     my_close = [a for a in my_alerts if a.close_notify or a.encrypted]
+    mine_recs = v.side(v.records, True)
+    if my_fin and not my_close:
+        # Without keys a TLS 1.3 close_notify is an alert-sized record right before FIN.
+        my_close = [r for r in mine_recs if _alert_sized(r) and 0 <= my_fin[0].ts_ns - r.ts_ns
+                    < _NS]
     closed_at = min([x.ts_ns for x in (*my_goaway[:1], *my_fin[:1], *my_close[:1])],
                     default=None)
+    errs = [f for f in v.h2 if f.type == "HEADERS" and f.status in (502, 503, 504)]
     if closed_at is not None:
-        later = [r for r in v.side(v.records, False) if r.ts_ns > closed_at]
+        # Only application data counts as "wrote again": the peer's own close_notify
+        # (or an alert-sized TLS 1.3 record) answering the close is the normal close.
+        later = [r for r in v.side(v.records, False) if r.ts_ns > closed_at
+                 and r.content_type == 23 and not _alert_sized(r)]
         if later:
-            first = v.side(v.records, True)
-            before = [r for r in first if r.ts_ns < closed_at]
-            idle = _s(closed_at - before[-1].ts_ns) if before else None
+            idle = _idle_before_burst(v, closed_at)
             what = ", ".join(w for w, xs in (("GOAWAY", my_goaway), ("close_notify", my_close),
                                              ("FIN", my_fin)) if xs)
+            after = _s(later[0].ts_ns - closed_at)
+            extra = [Evidence("closed_before_rst_s", _s(ts - closed_at), None, 0.0),
+                     Evidence("idle_before_close_s", idle, None, 0.0)]
+            idle_txt = f" after {idle:.3f} s idle" if idle is not None else ""
+            if str(_get(reset, "direction", "")) == "orig":
+                # The originator (client) closed and the responder kept sending.
+                return done(
+                    "data-after-close",
+                    f"The client had closed ({what}{idle_txt}); the server still sent data "
+                    f"{after:.3f} s later and the client's stack reset: data after close, "
+                    "usually a client read timeout or cancel while the server was still working.",
+                    ["client: if it gave up on purpose, this reset is expected; otherwise raise "
+                     "its read timeout above the server's longest silence"
+                     + (f" ({idle:.3f} s here)" if idle is not None else "")],
+                    0.8, extra)
+            also = _proxy_note(v, errs[-1]) if errs else None
             return done(
                 "stale-reuse",
-                f"The RST sender had closed the connection ({what}"
-                f"{f' after {idle} s idle' if idle is not None else ''}); the peer wrote "
-                f"again {_s(later[0].ts_ns - closed_at)} s later on the closed connection "
-                "and got a reset: a stale pooled connection was reused.",
+                f"The server side had closed the connection ({what}{idle_txt}); the client "
+                f"wrote again {after:.3f} s later on the closed connection and got a reset: "
+                "a stale pooled connection was reused."
+                + (f" Before that: {also[0]}" if also else ""),
                 ["client: drop pooled connections on GOAWAY/close_notify/FIN and keep the "
                  "pool's idle timeout below the server's"
-                 + (f" (the server closed after {idle} s idle)" if idle is not None else ""),
-                 "client: retry idempotent requests on a fresh connection after such a reset"],
-                0.85, [Evidence("closed_before_rst_s", _s(ts - closed_at), None, 0.0)])
+                 + (f" (the server closed after {idle:.3f} s idle)" if idle is not None else ""),
+                 "client: retry idempotent requests on a fresh connection after such a reset",
+                 *(also[1] if also else ())],
+                0.85, extra)
 
-    errs = [f for f in v.h2 if f.type == "HEADERS" and f.status in (502, 503, 504)]
     if errs:
-        e = errs[-1]
-        req = _request_time(v, e)
-        wait = _s(e.ts_ns - req) if req is not None else None
-        name = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[
-            int(e.status or 0)]
-        adv = ["the proxy gave up on its upstream: raise its read timeout (nginx "
-               "proxy_read_timeout, default 60 s) above the backend's slowest response, or make "
-               "the backend send something sooner"] if e.status == 504 else [
-               "the proxy could not get a usable upstream response: check the backend's health "
-               "and the proxy's error log"]
-        return done("proxy-5xx",
-                    f"A proxy answered HTTP {e.status} {name}"
-                    f"{f' {wait} s after the request' if wait is not None else ''}"
-                    ", then the connection was reset"
-                    + (" (proxy upstream timeout)." if e.status == 504 else "."),
-                    adv, 0.8, [Evidence("proxy_wait_s", wait, None, 0.0)])
+        note = _proxy_note(v, errs[-1])
+        return done("proxy-5xx", note[0] + " Then the connection was reset.", note[1], 0.8,
+                    [Evidence("proxy_wait_s", note[2], None, 0.0)])
 
     bad_goaway = [f for f in my_goaway if f.error_code not in (None, 0)]
     if bad_goaway:
@@ -257,17 +317,23 @@ def refine_one(reset: Any, ctx: EnrichedContext) -> Refinement:
                     ["benign if the exchange had completed; an SO_LINGER 0 close or unread data "
                      "at close makes the kernel send RST instead of FIN"], 0.8)
 
-    last_mine = v.side(v.records, True)[-1:]
-    alert_sized = bool(last_mine) and last_mine[0].encrypted and \
-        last_mine[0].content_type == 23 and last_mine[0].length == TLS13_ALERT_RECORD_LEN
-    if any(a.encrypted for a in my_alerts) or alert_sized:
-        how = ("an encrypted TLS alert" if any(a.encrypted for a in my_alerts)
+    last_mine = mine_recs[-1:]
+    alert_sized = bool(last_mine) and _alert_sized(last_mine[0])
+    enc_alerts = [a for a in my_alerts if a.encrypted]
+    if enc_alerts or alert_sized:
+        how = ("an encrypted TLS alert" if enc_alerts
                else f"a {TLS13_ALERT_RECORD_LEN}-byte TLS 1.3 record (alert-sized)")
+        at = enc_alerts[-1].ts_ns if enc_alerts else last_mine[0].ts_ns
+        quiet = [r for r in v.records if r.ts_ns < at]
+        idle = _s(at - quiet[-1].ts_ns) if quiet else None
         return done("encrypted-alert",
-                    f"The RST sender sent {how} just before the RST, most likely close_notify: "
-                    "its application closed, then aborted TCP.",
-                    ["give rstscope the TLS key log (--keylog) to tell close_notify from a "
-                     "fatal alert"], 0.7)
+                    f"The RST sender sent {how}"
+                    f"{f' after {idle:.3f} s of silence' if idle is not None else ''}, most "
+                    "likely close_notify: its application closed (an idle or read timeout if "
+                    "the silence matches one), then aborted TCP.",
+                    ["give rstscope the TLS key log (--keylog) and a full snaplen to tell "
+                     "close_notify from a fatal alert"], 0.7,
+                    [Evidence("idle_before_alert_s", idle, None, 0.0)])
 
     cancels = [f for f in v.h2 if f.type == "RST_STREAM" and f.error_code == 8]
     if cancels:

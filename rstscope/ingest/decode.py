@@ -18,6 +18,7 @@ Semantics follow Wireshark/tshark so counts can be checked against it:
 - ``payload_len`` is tshark's ``tcp.len``: the IP length (or, for an IPv4
   total length of 0 written by TSO, the frame's wire length) minus headers,
   capped by the frame's wire length; Ethernet padding and trailers never count;
+  ``ip_len`` is likewise the header's total length except for those TSO zeros;
 - IP fragments are not reassembled: every fragment is counted as
   ``ipv4-fragment``/``ipv6-fragment`` (tshark, which reassembles, shows one
   TCP segment on the frame that completes a datagram);
@@ -122,16 +123,139 @@ class Decoded:
 
 def decode_records(buf: np.ndarray, rec: RecordTable, *, frame0: int, file_id: int) -> Decoded:
     """Decode every frame of ``rec``; frame numbers are ``frame0, frame0+1, ...``."""
-    return _Run(buf, rec).finish(frame0, file_id)
+    n = len(rec)
+    fast_idx: np.ndarray | None = None
+    fast_out: np.ndarray | None = None
+    rest = np.arange(n)
+    if n:
+        lt0 = int(rec.linktype[0])
+        if lt0 in _FAST_L2 and (rec.linktype == lt0).all():
+            fast_idx, fast_out = _fast_path(buf, rec, lt0)
+            if fast_idx.size == n:
+                rest = rest[:0]
+            elif fast_idx.size:
+                keep = np.ones(n, dtype=bool)
+                keep[fast_idx] = False
+                rest = np.nonzero(keep)[0]
+    if rest.size == n:
+        run = _Run(buf, rec, rest)
+        dec = run.finish(frame0, file_id)
+        return Decoded(dec.batch, dec.non_tcp, _linktypes(rec), dec.rst)
+    assert fast_idx is not None and fast_out is not None
+    fast_out["frame"] = fast_idx.astype(np.uint64) + np.uint64(frame0)
+    fast_out["file_id"] = file_id
+    non_tcp: Counter[str] = Counter()
+    batch = fast_out
+    if rest.size:
+        sub = RecordTable(*(getattr(rec, f)[rest] for f in _REC_FIELDS))
+        dec = _Run(buf, sub, rest).finish(frame0, file_id)
+        non_tcp = dec.non_tcp
+        if len(dec.batch):
+            both = np.concatenate([fast_out, dec.batch])
+            batch = both[np.argsort(both["frame"], kind="stable")]
+    rst = int(np.count_nonzero(batch["flags"] & TH_RST))
+    return Decoded(batch, non_tcp, _linktypes(rec), rst)
+
+
+_REC_FIELDS = ("off", "caplen", "wirelen", "ts_ns", "linktype", "iface")
+# Link types with a fixed-length header before IP: (header length, ethertype offset or
+# None when the header has no protocol field).
+_FAST_L2: dict[int, tuple[int, int | None]] = {
+    LT_ETHERNET: (14, 12), LT_RAW: (0, None), LT_RAW_12: (0, None), LT_RAW_14: (0, None),
+    LT_IPV4: (0, None), LT_SLL: (16, 14), LT_SLL2: (20, 0),
+}
+_FAST_DTYPES: dict[int, np.dtype] = {}
+
+
+def _fast_dtype(l2: int) -> np.dtype:
+    dt = _FAST_DTYPES.get(l2)
+    if dt is None:
+        f = [("vihl", "u1", 0), ("tot", ">u2", 2), ("id", ">u2", 4), ("frag", ">u2", 6),
+             ("ttl", "u1", 8), ("proto", "u1", 9), ("src", "V4", 12), ("dst", "V4", 16),
+             ("sport", ">u2", 20), ("dport", ">u2", 22), ("seq", ">u4", 24),
+             ("ack", ">u4", 28), ("offfl", ">u2", 32), ("win", ">u2", 34)]
+        dt = np.dtype({"names": [x[0] for x in f], "formats": [x[1] for x in f],
+                       "offsets": [x[2] + l2 for x in f], "itemsize": l2 + 40})
+        _FAST_DTYPES[l2] = dt
+    return dt
+
+
+def _fast_path(buf: np.ndarray, rec: RecordTable, lt: int) -> tuple[np.ndarray, np.ndarray]:
+    """The common shape in one gather: L2 + IPv4 without options + TCP, not fragmented.
+
+    Returns the record indices handled and their finished rows; every other
+    record goes through the general layer-by-layer decoder.
+    """
+    l2, et_off = _FAST_L2[lt]
+    width = l2 + 40
+    g = gather(buf, rec.off, width)
+    h = g.view(_fast_dtype(l2)).ravel()
+    ok = (h["vihl"] == 0x45) & (h["proto"] == 6) & ((h["frag"] & 0x3FFF) == 0) & \
+        (h["tot"] >= 40) & (rec.caplen >= width)
+    if et_off is not None:
+        ok &= (g[:, et_off] == 0x08) & (g[:, et_off + 1] == 0x00)
+    if ok.all():
+        idx = np.arange(len(rec))
+    else:
+        idx = np.nonzero(ok)[0]
+        h = h[idx]
+        g = g[idx]
+    m = idx.size
+    out = np.empty(m, dtype=PACKET_DTYPE)
+    if not m:
+        return idx, out
+    off = rec.off[idx]
+    cap_end = off + rec.caplen[idx]
+    l3 = off + l2
+    tot = h["tot"].astype(np.int64)
+    rep_end = np.minimum(off + np.maximum(rec.wirelen[idx], rec.caplen[idx]), l3 + tot)
+    addr = np.zeros((m, 16), dtype=np.uint8)
+    addr[:, 10:12] = 0xFF
+    addr[:, 12:16] = g[:, l2 + 12:l2 + 16]
+    out["src"] = addr.view("S16").ravel()
+    addr[:, 12:16] = g[:, l2 + 16:l2 + 20]
+    out["dst"] = addr.view("S16").ravel()
+    out["ts_ns"] = rec.ts_ns[idx]
+    out["iface"] = rec.iface[idx]
+    out["ip_v"] = 4
+    out["ttl"] = h["ttl"]
+    out["ip_id"] = h["id"]
+    out["df"] = (h["frag"] & 0x4000) != 0
+    out["ip_len"] = h["tot"]
+    out["sport"] = h["sport"]
+    out["dport"] = h["dport"]
+    out["seq"] = h["seq"]
+    out["ack"] = h["ack"]
+    offfl = h["offfl"]
+    out["flags"] = offfl & 0x1FF
+    out["win"] = h["win"]
+    hlen = (offfl >> 12).astype(np.int64) * 4
+    p = l3 + 20
+    avail = cap_end - p
+    pay = np.where(hlen >= 20, np.maximum(rep_end - p - hlen, 0), 0)
+    out["payload_len"] = pay
+    out["truncated"] = avail < hlen
+    for name in ("mss", "wscale", "tsval", "tsecr", "tls_ct", "tls_hs"):
+        out[name] = -1
+    out["sack_ok"] = False
+    _options(out, buf, p, hlen, avail)
+    _tls(out, buf, p, hlen, avail, pay)
+    return idx, out
+
+
+def _linktypes(rec: RecordTable) -> Counter[int]:
+    lts, counts = np.unique(rec.linktype, return_counts=True)
+    return Counter(dict(zip(lts.tolist(), counts.tolist(), strict=True)))
 
 
 class _Run:
     """State for decoding one record table (arrays indexed by record)."""
 
-    def __init__(self, buf: np.ndarray, rec: RecordTable) -> None:
+    def __init__(self, buf: np.ndarray, rec: RecordTable, index: np.ndarray) -> None:
         n = len(rec)
         self.buf = buf
         self.rec = rec
+        self.index = index  # each record's position in the caller's table (frame order)
         self.n = n
         self.cap_end = rec.off + rec.caplen
         # Wireshark's "reported length": what was on the wire, never less than captured.
@@ -409,7 +533,7 @@ class _Run:
         self.ttl[idx] = g[:, 8]
         self.ip_id[idx] = be16(g, 4)
         self.df[idx] = (frag & 0x4000) != 0
-        self.ip_len[idx] = total
+        self.ip_len[idx] = eff  # tshark's ip.len: the frame length for TSO zeros
         src = self.src
         dst = self.dst
         src[idx, 10] = 0xFF
@@ -565,7 +689,7 @@ class _Run:
         if m:
             self._tcp_fields(out, t)
             out["file_id"] = file_id
-            out["frame"] = t.astype(np.uint64) + np.uint64(frame0)
+            out["frame"] = self.index[t].astype(np.uint64) + np.uint64(frame0)
             out["ts_ns"] = rec.ts_ns[t]
             out["iface"] = rec.iface[t]
             out["ip_v"] = self.ip_v[t]
@@ -579,10 +703,8 @@ class _Run:
         codes, counts = np.unique(why[why != K_TCP], return_counts=True)
         for code, cnt in zip(codes.tolist(), counts.tolist(), strict=True):
             non_tcp[kind_name(code)] += cnt
-        lts, lcounts = np.unique(rec.linktype, return_counts=True)
-        linktypes: Counter[int] = Counter(dict(zip(lts.tolist(), lcounts.tolist(), strict=True)))
         rst = int(np.count_nonzero(out["flags"] & TH_RST)) if m else 0
-        return Decoded(out, non_tcp, linktypes, rst)
+        return Decoded(out, non_tcp, Counter(), rst)
 
     def _tcp_fields(self, out: np.ndarray, t: np.ndarray) -> None:
         buf = self.buf
@@ -615,100 +737,98 @@ class _Run:
         pay = np.where(good_hlen, self.rep_end[t] - p - hlen, 0)
         out["payload_len"] = np.maximum(pay, 0)
         out["truncated"] = short | (avail < hlen)
-        self._options(out, buf, p, hlen, avail)
-        self._tls(out, buf, p, hlen, avail, np.maximum(pay, 0))
-
-    @staticmethod
-    def _options(out: np.ndarray, buf: np.ndarray, p: np.ndarray, hlen: np.ndarray,
-                 avail: np.ndarray) -> None:
-        has = (hlen > 20) & (avail > 20)
-        if not has.any():
-            return
-        rows = np.nonzero(has)[0]
-        # Fast path: the 12-byte NOP,NOP,TS layout that most data segments carry.
-        g = gather(buf, p[rows] + 20, 12)
-        fast = (hlen[rows] == 32) & (avail[rows] >= 32) & (g[:, 0] == 1) & (g[:, 1] == 1) & \
-               (g[:, 2] == 8) & (g[:, 3] == 10)
-        if fast.any():
-            fr = rows[fast]
-            out["tsval"][fr] = be32(g[fast], 4)
-            out["tsecr"][fr] = be32(g[fast], 8)
-        rows = rows[~fast]
-        if not rows.size:
-            return
-        og = gather(buf, p[rows] + 20, 44)  # 40 option bytes + slack for reads past the end
-        declared = hlen[rows] - 20
-        lim = np.minimum(declared, avail[rows] - 20)
-        cur = np.zeros(rows.size, dtype=np.int64)
-        live = np.arange(rows.size)
-        mss = out["mss"]
-        ws = out["wscale"]
-        sack = out["sack_ok"]
-        tsv = out["tsval"]
-        tse = out["tsecr"]
-        trunc = out["truncated"]
-        for _ in range(40):
-            live = live[cur[live] < lim[live]]
-            if not live.size:
-                break
-            c = cur[live]
-            kind = og[live, c]
-            end = kind == 0
-            nop = kind == 1
-            cl = c + 1
-            has_len = cl < lim[live]
-            length = np.where(has_len, og[live, np.minimum(cl, 43)], 0).astype(np.int64)
-            multi = ~end & ~nop
-            bad = multi & (~has_len | (length < 2))
-            cut = multi & ~bad & (c + length > lim[live])
-            # An option running past the captured bytes (but within the header) is a
-            # snaplen cut; past the declared header it is malformed.  Both stop parsing.
-            cut_snap = cut & (c + length <= declared[live])
-            if cut_snap.any():
-                trunc[rows[live[cut_snap]]] = True
-            valid = multi & ~bad & ~cut
-            r = rows[live]
-            k2 = valid & (kind == 2) & (length == 4)
-            if k2.any():
-                mss[r[k2]] = (og[live[k2], c[k2] + 2].astype(np.int64) << 8) | \
-                    og[live[k2], c[k2] + 3]
-            k3 = valid & (kind == 3) & (length == 3)
-            if k3.any():
-                ws[r[k3]] = og[live[k3], c[k3] + 2]
-            k4 = valid & (kind == 4) & (length == 2)
-            if k4.any():
-                sack[r[k4]] = True
-            k8 = valid & (kind == 8) & (length == 10)
-            if k8.any():
-                lv, cc = live[k8], c[k8]
-                tv = np.zeros(lv.size, dtype=np.int64)
-                te = np.zeros(lv.size, dtype=np.int64)
-                for j in range(4):
-                    tv = (tv << 8) | og[lv, cc + 2 + j]
-                    te = (te << 8) | og[lv, cc + 6 + j]
-                tsv[r[k8]] = tv
-                tse[r[k8]] = te
-            step = np.where(nop, 1, length)
-            stop = end | bad | cut
-            cur[live] = np.where(stop, lim[live], c + step)
-
-    @staticmethod
-    def _tls(out: np.ndarray, buf: np.ndarray, p: np.ndarray, hlen: np.ndarray,
-             avail: np.ndarray, pay: np.ndarray) -> None:
-        cap_pay = avail - hlen
-        cand = (hlen >= 20) & (pay >= 5) & (cap_pay >= 5)
-        if not cand.any():
-            return
-        rows = np.nonzero(cand)[0]
-        g = gather(buf, p[rows] + hlen[rows], 6)
-        ct = g[:, 0]
-        tls = (ct >= 20) & (ct <= 23) & (g[:, 1] == 3) & (g[:, 2] <= 4)
-        if not tls.any():
-            return
-        tr = rows[tls]
-        out["tls_ct"][tr] = ct[tls]
-        hs = tls & (ct == 22) & (pay[rows] >= 6) & (cap_pay[rows] >= 6)
-        out["tls_hs"][rows[hs]] = g[hs, 5]
+        _options(out, buf, p, hlen, avail)
+        _tls(out, buf, p, hlen, avail, np.maximum(pay, 0))
 
 
-assert PACKET_DTYPE.names is not None
+def _options(out: np.ndarray, buf: np.ndarray, p: np.ndarray, hlen: np.ndarray,
+             avail: np.ndarray) -> None:
+    has = (hlen > 20) & (avail > 20)
+    if not has.any():
+        return
+    rows = np.nonzero(has)[0]
+    # Fast path: the 12-byte NOP,NOP,TS layout that most data segments carry.
+    g = gather(buf, p[rows] + 20, 12)
+    fast = (hlen[rows] == 32) & (avail[rows] >= 32) & (g[:, 0] == 1) & (g[:, 1] == 1) & \
+           (g[:, 2] == 8) & (g[:, 3] == 10)
+    if fast.any():
+        fr = rows[fast]
+        out["tsval"][fr] = be32(g[fast], 4)
+        out["tsecr"][fr] = be32(g[fast], 8)
+    rows = rows[~fast]
+    if not rows.size:
+        return
+    og = gather(buf, p[rows] + 20, 44)  # 40 option bytes + slack for reads past the end
+    declared = hlen[rows] - 20
+    lim = np.minimum(declared, avail[rows] - 20)
+    cur = np.zeros(rows.size, dtype=np.int64)
+    live = np.arange(rows.size)
+    mss = out["mss"]
+    ws = out["wscale"]
+    sack = out["sack_ok"]
+    tsv = out["tsval"]
+    tse = out["tsecr"]
+    trunc = out["truncated"]
+    for _ in range(40):
+        live = live[cur[live] < lim[live]]
+        if not live.size:
+            break
+        c = cur[live]
+        kind = og[live, c]
+        end = kind == 0
+        nop = kind == 1
+        cl = c + 1
+        has_len = cl < lim[live]
+        length = np.where(has_len, og[live, np.minimum(cl, 43)], 0).astype(np.int64)
+        multi = ~end & ~nop
+        bad = multi & (~has_len | (length < 2))
+        cut = multi & ~bad & (c + length > lim[live])
+        # An option running past the captured bytes (but within the header) is a
+        # snaplen cut; past the declared header it is malformed.  Both stop parsing.
+        cut_snap = cut & (c + length <= declared[live])
+        if cut_snap.any():
+            trunc[rows[live[cut_snap]]] = True
+        valid = multi & ~bad & ~cut
+        r = rows[live]
+        k2 = valid & (kind == 2) & (length == 4)
+        if k2.any():
+            mss[r[k2]] = (og[live[k2], c[k2] + 2].astype(np.int64) << 8) | \
+                og[live[k2], c[k2] + 3]
+        k3 = valid & (kind == 3) & (length == 3)
+        if k3.any():
+            ws[r[k3]] = og[live[k3], c[k3] + 2]
+        k4 = valid & (kind == 4) & (length == 2)
+        if k4.any():
+            sack[r[k4]] = True
+        k8 = valid & (kind == 8) & (length == 10)
+        if k8.any():
+            lv, cc = live[k8], c[k8]
+            tv = np.zeros(lv.size, dtype=np.int64)
+            te = np.zeros(lv.size, dtype=np.int64)
+            for j in range(4):
+                tv = (tv << 8) | og[lv, cc + 2 + j]
+                te = (te << 8) | og[lv, cc + 6 + j]
+            tsv[r[k8]] = tv
+            tse[r[k8]] = te
+        step = np.where(nop, 1, length)
+        stop = end | bad | cut
+        cur[live] = np.where(stop, lim[live], c + step)
+
+def _tls(out: np.ndarray, buf: np.ndarray, p: np.ndarray, hlen: np.ndarray,
+         avail: np.ndarray, pay: np.ndarray) -> None:
+    cap_pay = avail - hlen
+    cand = (hlen >= 20) & (pay >= 5) & (cap_pay >= 5)
+    if not cand.any():
+        return
+    rows = np.nonzero(cand)[0]
+    g = gather(buf, p[rows] + hlen[rows], 6)
+    ct = g[:, 0]
+    tls = (ct >= 20) & (ct <= 23) & (g[:, 1] == 3) & (g[:, 2] <= 4)
+    if not tls.any():
+        return
+    tr = rows[tls]
+    out["tls_ct"][tr] = ct[tls]
+    hs = tls & (ct == 22) & (pay[rows] >= 6) & (cap_pay[rows] >= 6)
+    out["tls_hs"][rows[hs]] = g[hs, 5]
+
+

@@ -11,6 +11,7 @@ import numpy as np
 from rstscope.errors import CaptureError, InputMissingError, UsageError
 from rstscope.ingest import pcap, pcapng
 from rstscope.ingest.decode import SUPPORTED_LINKTYPES, decode_records
+from rstscope.ingest.order import OrderCheck
 from rstscope.ingest.source import STREAM_CHUNK, Source, Window, open_window, source_name
 from rstscope.ingest.stats import FileStats, ReadStats
 from rstscope.ingest.walk import Status
@@ -124,12 +125,15 @@ class CaptureReader:
         frame = 1
         resyncs = 0
         warned_lt: set[int] = set()
+        order = OrderCheck()  # timestamps going backwards, duplicated packets
         while True:
             res = fmt.walk(w, self.batch_size)
             rec = res.rec
             if len(rec):
                 dec = decode_records(w.buf, rec, frame0=frame, file_id=file_id)
                 frame += len(rec)
+                order.frame_times(rec.ts_ns)
+                order.tcp_records(dec.batch)
                 st.add_frames(fs, len(rec), len(dec.batch), dec.rst, dec.non_tcp,
                               dec.linktypes)
                 if isinstance(fmt, pcapng.PcapngFormat):
@@ -176,6 +180,8 @@ class CaptureReader:
             break
         for msg in getattr(fmt, "warnings", []):
             st.warn(fs, msg)
+        for msg, kind, count in order.warnings():
+            st.warn(fs, msg, kind, count)
         if fs.frames == 0 and not fs.warnings and fs.format.startswith("pcapng") and \
                 isinstance(fmt, pcapng.PcapngFormat) and fmt.sections == 0:
             raise CaptureError(f"{fs.name}: pcapng without a readable section header")

@@ -31,10 +31,11 @@ LOOK_FOR: dict[str, str] = {
     "nat-rebind-after-idle": "at the server the next segment arrives from a new source port "
                              "and is reset; client sees a server RST",
     "l4lb-idle-expiry": "request after idle reset by the L4 balancer (VIP address, lb's TTL)",
-    "haproxy-timeout": "both sides reset by haproxy exactly timeout after the last byte",
+    "haproxy-timeout": "haproxy ends both sides timeout after the last byte: RST to the "
+                       "server; FIN (and a RST unless the client closes first) to the client",
     "nginx-proxy-timeout": "client reset by nginx at proxy_read_timeout; upstream closed",
-    "dpi-inject-single": "RST right after the ClientHello with a foreign TTL; real "
-                         "server packets still arrive afterwards",
+    "dpi-inject-single": "RST 'from the server' right after the ClientHello, before any "
+                         "ServerHello, with the injector's TTL (63) not the server's (61)",
     "dpi-inject-storm": "three RSTs each way with stepped sequence numbers after the ClientHello",
     "graceful-close": "control: close_notify + FIN both ways, no RST",
 }

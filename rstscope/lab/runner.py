@@ -175,10 +175,11 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
 def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,
                      p: Mapping[str, int | float | str], ip_v: int) -> None:
     mb = plan.middlebox
-    if mb in ("fw-reject", "fw-snat"):
+    if mb in ("fw-reject", "fw-drop", "fw-snat"):
         middlebox.conntrack_timeout(session, topo.ns["fw"], plan.timeouts["fw"])
-    if mb == "fw-reject":
-        middlebox.stateful_filter(session, topo.ns["fw"], ip_v)
+    if mb in ("fw-reject", "fw-drop"):
+        middlebox.stateful_filter(session, topo.ns["fw"], ip_v,
+                                  action="drop" if mb == "fw-drop" else "reject")
     elif mb == "fw-snat":
         middlebox.snat(session, topo.ns["fw"], ip_v, out_if="up0")
     elif mb == "fw-policy":

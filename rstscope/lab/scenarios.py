@@ -125,6 +125,14 @@ def _client_close_unread(p: Params) -> Plan:
 def _fw_idle_client_next(p: Params) -> Plan:
     t = _f(p, "conntrack_timeout_s")
     idle = t + _f(p, "extra_idle_s")
+    if p["fw_action"] not in ("reject", "drop"):
+        raise UsageError("fw_action must be reject or drop")
+    if p["fw_action"] == "drop":
+        # A silent firewall: no RST from it; the client's read timeout ends the flow.
+        return Plan("d,d,end", _client("--requests", 2, "--reuse-after-s", idle,
+                                       "--read-timeout-s", 3, "--on-timeout", "abort"),
+                    middlebox="fw-drop", causes={"client": "client-read-timeout"},
+                    timeouts={"fw": t, "client": 3.0}, duration_s=idle + 6)
     return Plan("d,d,end", _client("--requests", 2, "--reuse-after-s", idle,
                                    "--read-timeout-s", 5),
                 middlebox="fw-reject", causes={"fw": "firewall-idle-timeout"},
@@ -210,7 +218,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
              {"chunks": 20}, _client_close_unread),
     Scenario("fw-idle-expiry-client-next",
              "conntrack entry expires while idle; client's next request gets a firewall RST",
-             _IDLE, _fw_idle_client_next, ("iptables", "ip6tables")),
+             {**_IDLE, "fw_action": "reject"}, _fw_idle_client_next, ("iptables", "ip6tables")),
     Scenario("fw-idle-expiry-server-next",
              "conntrack entry expires while idle; server's next chunk gets a firewall RST",
              _IDLE, _fw_idle_server_next, ("iptables", "ip6tables")),

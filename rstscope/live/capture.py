@@ -48,7 +48,7 @@ ARPHRD_TO_LINKTYPE = {
 }
 
 DEFAULT_SNAPLEN = 256  # Ethernet + IPv6 + TCP with options + a TLS record header, with room
-DEFAULT_BUFFER_KIB = 4096  # kernel socket buffer; bursts beyond it are kernel drops
+DEFAULT_BUFFER_KIB = 16384  # kernel socket buffer: ~16k small packets of slack when we lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +161,13 @@ class LiveSource:
         return self._raw.fileno()
 
     # -- reading -----------------------------------------------------------
-    def read(self, timeout_s: float) -> list[tuple[int, int, bytes, int, int]]:
-        """Frames available now, or after waiting up to ``timeout_s`` for the first one."""
+    def read(self, timeout_s: float,
+             limit: int | None = None) -> list[tuple[int, int, bytes, int, int]]:
+        """Frames available now, or after waiting up to ``timeout_s`` for the first one.
+
+        At most ``limit`` (default ``max_batch``) frames; the rest stay queued.
+        """
+        cap = self.max_batch if limit is None else min(limit, self.max_batch)
         raw = self._raw
         assert raw is not None, "open() first"
         frames: list[tuple[int, int, bytes, int, int]] = []
@@ -176,7 +181,7 @@ class LiveSource:
         linktype = self.linktype
         snaplen = self.snaplen
         ancbuf = self._ancbuf
-        while len(frames) < self.max_batch:
+        while len(frames) < cap:
             try:
                 data, anc, _flags, addr = raw.recvmsg(snaplen, ancbuf)
             except (BlockingIOError, InterruptedError):

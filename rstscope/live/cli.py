@@ -111,26 +111,26 @@ def _policy(size: str | None, ring: int | None, seconds: float | None) -> Rotati
 
 def _common(f: Any) -> Any:
     options = [
-        click.option("-i", "--interface", "iface", required=True, help="Interface to capture on."),
-        click.option("-f", "--filter", "bpf", default=DEFAULT_FILTER, show_default=True,
+        click.option("-i", "--interface", "iface", required=True, metavar="IFACE", help="Interface to capture on."),
+        click.option("-f", "--filter", "bpf", default=DEFAULT_FILTER, show_default=True, metavar="BPF",
                      help="Kernel BPF filter (tcpdump syntax); '' for everything."),
         click.option("-s", "--snaplen", type=int, default=DEFAULT_SNAPLEN, show_default=True,
                      help="Bytes kept per packet (headers + TLS record header)."),
-        click.option("-w", "--write", "out", type=str, default=None,
+        click.option("-w", "--write", "out", type=str, default=None, metavar="FILE",
                      help="Write packets to this file (strftime pattern with -G)."),
         click.option("--format", "fmt", type=click.Choice(["pcapng", "pcap"]), default="pcapng",
                      show_default=True, help="Output file format."),
-        click.option("-C", "file_size", default=None,
+        click.option("-C", "file_size", default=None, metavar="SIZE",
                      help="Rotate when a file exceeds this size: millions of bytes, "
                           "or with a k/m/g suffix KiB/MiB/GiB (as tcpdump)."),
-        click.option("-W", "ring", type=int, default=None,
+        click.option("-W", "ring", type=int, default=None, metavar="N",
                      help="With -C: ring of N files; with -G: stop after N files."),
-        click.option("-G", "rotate_s", type=float, default=None,
+        click.option("-G", "rotate_s", type=float, default=None, metavar="SECONDS",
                      help="Start a new file every SECONDS (use strftime codes in -w)."),
         click.option("-c", "--count", type=int, default=None, help="Stop after COUNT packets."),
         click.option("--duration", "duration_s", type=float, default=None,
                      help="Stop after this many seconds."),
-        click.option("-Z", "--relinquish-privileges", "user", default=None,
+        click.option("-Z", "--relinquish-privileges", "user", default=None, metavar="USER",
                      help="After opening the socket, run as USER (default under sudo: "
                           "the invoking user)."),
         click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
@@ -166,7 +166,9 @@ def _status(line: str) -> None:
 
 
 @click.command(epilog="Stops on Ctrl-C, -c, --duration or the -G/-W file budget; "
-                      "prints packet and drop counts like tcpdump.")
+                      "prints packet and drop counts like tcpdump.  Exit codes: 0 ok, "
+                      "2 usage (interface, filter, flags), 74 output not writable, "
+                      "77 no capture privilege.")
 @_common
 def capture(**kw: Any) -> None:
     """Capture packets to pcapng/pcap files (tcpdump-style flags, needs CAP_NET_RAW)."""
@@ -178,7 +180,9 @@ def capture(**kw: Any) -> None:
         click.echo(line, err=True)
 
 
-@click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.")
+@click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.  "
+                      "Exit codes: 0 ok, 2 usage, 74 output not writable, "
+                      "77 no capture privilege.")
 @_common
 @click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
               default="auto", show_default=True, help="Where this capture point is.")

@@ -59,6 +59,8 @@ class LiveResult:
 
 EventSink = Callable[[Any], None]
 
+_DRAIN_S = 2.0  # on stop, keep reading what the kernel queued for at most this long
+
 
 class LiveSession:
     """Run one capture until -c, --duration, -G/-W budget, SIGINT or SIGTERM.
@@ -167,22 +169,28 @@ class LiveSession:
         remaining = opts.count
         frame_no = 0  # captured frames so far; labels rows when nothing is written
         last_ts = 0
-        draining = False
+        drain_until: float | None = None
+        drained_empty = False
         while True:
             now = time.time_ns()
             if self._stop_reason is not None or (deadline is not None
                                                  and time.monotonic() >= deadline):
-                if draining:
+                # Drain without waiting: packets the kernel already queued belong to the
+                # capture (Ctrl-C right after a RST still reports it).  Bounded in time so
+                # a flood cannot keep us from stopping.
+                if drain_until is None:
+                    drain_until = time.monotonic() + _DRAIN_S
+                elif drained_empty or time.monotonic() >= drain_until:
                     break
-                # One last non-blocking read: packets the kernel already queued belong
-                # to the capture (Ctrl-C right after a RST still reports it).
-                draining = True
                 wait_s = 0.0
             else:
                 wait_s = max(0.0, min((next_tick - now) / 1e9, opts.tick_s))
-            frames = src.read(wait_s)
-            if remaining is not None and len(frames) > remaining:
-                frames = frames[:remaining]
+            if (remaining is not None and remaining <= 0) or (writer is not None
+                                                              and writer.exhausted):
+                break  # -c reached or -G/-W file budget spent: nothing more is wanted
+            frames = src.read(wait_s, remaining)
+            if drain_until is not None:
+                drained_empty = len(frames) < src.max_batch
             if frames:
                 file_ids = np.zeros(len(frames), dtype=np.uint16)
                 frame_nos = np.arange(frame_no + 1, frame_no + 1 + len(frames), dtype=np.uint64)

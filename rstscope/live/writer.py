@@ -44,6 +44,11 @@ _OPT_SHB_USERAPPL = 4
 _OPT_IF_NAME = 2
 _OPT_IF_TSRESOL = 9
 
+_PCAP_REC = struct.Struct("=IIII")  # ts_sec, ts_nsec, incl_len, orig_len
+_EPB_HDR = struct.Struct("=IIIIIII")  # type, total length, iface, ts high, ts low, caplen, len
+_U32 = struct.Struct("=I")
+_TRAILERS = tuple(b"\x00" * n for n in range(4))  # EPB data padding to 32 bits
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
 
 
@@ -147,19 +152,25 @@ class _File:
     def record_size(self, caplen: int) -> int:
         if self.fmt == "pcap":
             return 16 + caplen
-        return 32 + caplen + _pad4(caplen)
+        return 32 + caplen + (4 - caplen % 4) % 4
 
     def write(self, ts_ns: int, iface: int, data: bytes, wirelen: int) -> None:
+        # Hot path (once per packet): precompiled structs, no intermediate concatenation.
         caplen = len(data)
-        if self.fmt == "pcap":
-            sec, nsec = divmod(ts_ns, 1_000_000_000)
-            rec = struct.pack("=IIII", sec, nsec, caplen, wirelen) + data
-        else:
-            body = struct.pack("=IIIII", iface, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF,
-                               caplen, wirelen) + data + b"\x00" * _pad4(caplen)
-            rec = _block(_EPB, body)
-        self._write(rec)
-        self.size += len(rec)
+        try:
+            if self.fmt == "pcap":
+                sec, nsec = divmod(ts_ns, 1_000_000_000)
+                self.fh.write(_PCAP_REC.pack(sec, nsec, caplen, wirelen) + data)
+                self.size += 16 + caplen
+            else:
+                pad = (4 - caplen % 4) % 4
+                total = 32 + caplen + pad
+                self.fh.write(_EPB_HDR.pack(_EPB, total, iface, (ts_ns >> 32) & 0xFFFFFFFF,
+                                            ts_ns & 0xFFFFFFFF, caplen, wirelen)
+                              + data + _TRAILERS[pad] + _U32.pack(total))
+                self.size += total
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
         self.frames += 1
 
     def _write(self, data: bytes) -> None:

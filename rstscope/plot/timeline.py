@@ -26,6 +26,7 @@ them without comparing pixels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +116,21 @@ def timeline(
             if g.end_ns - g.start_ns >= COMPRESS_SHARE * left_ns:
                 squeeze.append(g)
                 left_ns -= g.end_ns - g.start_ns
-    taxis = build_time_axis(t0, t_end, [(g.start_ns, g.end_ns) for g in squeeze])
+    # Timeout lines may fall after the last packet (the RST came before the timer
+    # would have fired): extend the axis to them, inside the final compressed gap
+    # when the flow ends with one, so they keep its log scale.
+    lines_ns = [t for t in _timeout_line_times(resets, highlight) if t_end < t <= t_end + span_ns]
+    spans = [(g.start_ns, g.end_ns) for g in squeeze]
+    if lines_ns:
+        new_end = max(lines_ns)
+        if spans:
+            last = max(spans)
+            # The flow ends with (or just after) a compressed silence: the trigger
+            # and the RST came right after it, so it continues up to the lines.
+            if t_end - last[1] <= 0.02 * (last[1] - last[0]):
+                spans[spans.index(last)] = (last[0], new_end)
+        t_end = new_end
+    taxis = build_time_axis(t0, t_end, spans)
 
     _draw_gaps(ax, taxis, gaps, {(g.start_ns, g.end_ns) for g in squeeze})
     for direction in ("orig", "resp"):
@@ -241,8 +256,8 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                 color=origin_color(r.get("origin")), markeredgecolor="black",
                 markeredgewidth=1.6 if is_hl else 0.5, zorder=5, gid="rst-marker",
                 label=f"RST frame {r['frame']}")
-        # RSTs closer than 4 % of the axis share one label (storms, bidirectional resets).
-        if groups and x - xs[groups[-1][0]] < 0.04 * span:
+        # RSTs closer than 10 % of the axis share one label (storms, bidirectional resets).
+        if groups and x - xs[groups[-1][0]] < 0.10 * span:
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -257,7 +272,7 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
         text = f"{head}: {chosen.get('origin', '?')} ({conf_s})\n{_ttl_text(chosen)}"
         dy = 0.28 if y >= 0.5 else -0.28
         frac = (x - taxis.segments[0].x_start) / span
-        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.12 * (g_no % 2) * np.sign(dy)),
+        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.14 * (g_no % 3) * np.sign(dy)),
                     ha="right" if frac > 0.8 else "left" if frac < 0.2 else "center", va="bottom" if dy > 0 else "top", fontsize=7.5,
                     color=origin_color(chosen.get("origin")), zorder=6, gid="rst-label", in_layout=False,
                     arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6})
@@ -266,30 +281,73 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")
 
 
-def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]) -> tuple[list[KnownTimeout], bool]:
+GAP_FIELDS = ("idle_gap_s", "idle_gap_orig_s", "idle_gap_resp_s", "idle_since_payload_s")
+
+
+def _gaps(r: dict[str, Any]) -> list[float]:
+    out = []
+    for name in GAP_FIELDS:
+        v = r.get(name)
+        if v is not None and math.isfinite(float(v)) and float(v) > 0:
+            out.append(float(v))
+    return out
+
+
+def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]
+                  ) -> tuple[float | None, list[KnownTimeout], bool]:
+    """(the silence the timeouts are measured from, the timeouts, matched by the core).
+
+    A RST answering the first packet after a silence has a tiny ``idle_gap_s``
+    (the trigger came just before it); the core then matched its candidates
+    against another gap (per direction, or since the last payload).  Draw from
+    whichever of the reset's gaps is nearest the first candidate.
+    """
+    gaps = _gaps(r)
+    if not gaps:
+        return None, [], False
     cands = parse_candidates(r.get("timeout_candidates") or ())
     if cands:
-        return cands, True
-    gap = r.get("idle_gap_s")
-    if gap is None or not gap > 0:
-        return [], False
-    near = [k for k in nearest(catalog, float(gap), 2) if k.timeout_s <= 1.5 * float(gap)]
-    return near, False
+        t = cands[0].timeout_s
+        return min(gaps, key=lambda g: abs(math.log(g / t))), cands, True
+    gap = max(gaps)
+    if gap < 1.0:
+        return None, [], False
+    return gap, [k for k in nearest(catalog, gap, 2) if k.timeout_s <= 1.5 * gap], False
+
+
+def _timeout_resets(resets: Sequence[dict[str, Any]],
+                    highlight: dict[str, Any] | None) -> list[dict[str, Any]]:
+    # The highlighted reset, else the first two that followed a real silence.
+    if highlight is not None:
+        return [highlight]
+    return [r for r in resets if r.get("timeout_candidates") or max(_gaps(r), default=0) >= 1.0][:2]
+
+
+def _timeout_lines(resets: Sequence[dict[str, Any]], highlight: dict[str, Any] | None
+                   ) -> list[tuple[dict[str, Any], int, list[KnownTimeout], bool]]:
+    """Per reset to annotate: (reset, last activity ns, timeouts, matched by the core)."""
+    catalog: list[KnownTimeout] | None = None
+    out = []
+    for r in _timeout_resets(resets, highlight):
+        if catalog is None:
+            catalog = catalog_by_value()
+        gap, known, matched = _timeouts_for(r, catalog)
+        if gap is None or not known:
+            continue
+        last_ns = int(r["ts_ns"]) - int(round(gap * 1e9))
+        out.append((r, last_ns, known[:3], matched))
+    return out
+
+
+def _timeout_line_times(resets: Sequence[dict[str, Any]],
+                        highlight: dict[str, Any] | None) -> list[int]:
+    return [last + int(k.timeout_s * 1e9) for _r, last, known, _m in _timeout_lines(resets, highlight)
+            for k in known]
 
 
 def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                    highlight: dict[str, Any] | None) -> None:
-    chosen = [highlight] if highlight is not None else [
-        r for r in resets if (r.get("idle_gap_s") or 0) >= 1.0][:2]
-    catalog: list[KnownTimeout] | None = None
-    for r in chosen:
-        gap = r.get("idle_gap_s")
-        if gap is None or not gap > 0:
-            continue
-        if catalog is None:
-            catalog = catalog_by_value()
-        known, matched = _timeouts_for(r, catalog)
-        last_ns = int(r["ts_ns"]) - int(round(float(gap) * 1e9))
+    for _r, last_ns, known, matched in _timeout_lines(resets, highlight):
         for k in known:
             x = float(taxis.to_x([last_ns + int(k.timeout_s * 1e9)])[0])
             ax.axvline(x, color=TIMEOUT_COLOR, ls="--" if matched else ":", lw=1, zorder=2,
@@ -313,7 +371,7 @@ def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[
     ax.set_yticks([LANE_Y["resp"], LANE_Y["orig"]])
     ax.set_yticklabels([f"resp {_endpoint(flow['resp_h'], flow['resp_p'])}",
                         f"orig {_endpoint(flow['orig_h'], flow['orig_p'])}"])
-    ax.set_ylim(-0.75, 1.85)
+    ax.set_ylim(-0.95, 1.95)
     segs = taxis.segments
     lo, hi = segs[0].x_start, segs[-1].x_end
     pad = max((hi - lo) * 0.03, 1e-3)
@@ -324,11 +382,14 @@ def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[
         x_min, x_max = ax.get_xlim()
     ax.set_xlim(min(lo, x_min) - pad, max(hi, x_max) + pad)
     if squeezed:
-        ax.xaxis.set_major_locator(FixedLocator(_segment_ticks(taxis)))
+        ticks = _segment_ticks(taxis)
+        ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: ticks.get(
+            round(float(x), 9), _tick_label(float(taxis.seconds_of_x([x])[0])))))
     else:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
-    ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda x, _p: _tick_label(float(taxis.seconds_of_x([x])[0]))))
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda x, _p: _tick_label(float(taxis.seconds_of_x([x])[0]))))
     ax.set_xlabel("time since first packet" + ("; // = idle gap compressed (log scale inside)"
                                                if squeezed else ""))
     state = flow.get("conn_state", "?")
@@ -344,38 +405,54 @@ def _endpoint(host: object, port: object) -> str:
     return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
 
 
-def _tick_label(t_s: float) -> str:
+def _tick_label(t_s: float, step_s: float | None = None) -> str:
+    """Tick text for ``t_s`` seconds since the first packet; ``step_s`` (spacing of
+    neighbouring ticks) sets the decimals so neighbours never print alike."""
     if abs(t_s) < 1e-9:
         return "0"
-    if abs(t_s) < 1:
+    if step_s is None and abs(t_s) < 1:
         return f"{t_s * 1000:.0f} ms"
-    if abs(t_s) < 120:
+    if step_s is None and abs(t_s) < 120:
         return f"{t_s:.3g} s" if abs(t_s) < 10 else f"{t_s:.0f} s"
-    # Clock style keeps neighbouring ticks distinct on hour-long flows.
+    # Clock style keeps ticks readable on hour-long flows.
+    dec = 1 if step_s is None else min(max(0, -math.floor(math.log10(max(step_s, 1e-6)))), 6)
     sign = "-" if t_s < 0 else ""
     m, s = divmod(abs(t_s), 60.0)
     h, m = divmod(int(m), 60)
-    return f"{sign}{h}:{m:02d}:{s:04.1f}" if h else f"{sign}{m}:{s:04.1f}"
+    sec = f"{s:0{3 + dec if dec else 2}.{dec}f}"
+    return f"{sign}{h}:{m:02d}:{sec}" if h else f"{sign}{m}:{sec}"
 
 
-def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> list[float]:
-    """Tick positions for a compressed axis: nice values inside each active stretch only
-    (ticks inside a log-compressed gap would read as unevenly spaced times)."""
+def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> dict[float, str]:
+    """Tick positions and labels for a compressed axis: nice values inside each active
+    stretch only (ticks inside a log-compressed gap would read as unevenly spaced)."""
     from matplotlib.ticker import MaxNLocator
 
     segs = taxis.segments
     width = max(segs[-1].x_end - segs[0].x_start, 1e-12)
-    ticks: list[float] = []
+    ticks: dict[float, str] = {}
     for seg in segs:
         if seg.compressed:
+            # Mark where the silence ends, so the far side of a break is dated.
+            ticks.setdefault(round(seg.x_end, 9), _tick_label(seg.t_end_s, 0.1))
             continue
         n = max(1, round(n_total * (seg.x_end - seg.x_start) / width))
         vals = MaxNLocator(nbins=n).tick_values(seg.t_start_s, seg.t_end_s)
-        inside = [v for v in vals if seg.t_start_s - 1e-9 <= v <= seg.t_end_s + 1e-9]
+        inside = [float(v) for v in vals if seg.t_start_s - 1e-9 <= v <= seg.t_end_s + 1e-9]
         if not inside:
             inside = [seg.t_start_s]
-        ticks.extend(taxis.x_of_seconds(inside).tolist())
-    return sorted({round(t, 9) for t in ticks})
+        step = min(np.diff(inside)) if len(inside) > 1 else None
+        for t, x in zip(inside, taxis.x_of_seconds(inside).tolist(), strict=True):
+            ticks.setdefault(round(x, 9), _tick_label(t, step if seg.t_start_s >= 120 else None))
+    # Neighbouring stretches may still print alike (a short stretch after a gap):
+    # drop later duplicates rather than show two equal labels.
+    seen: set[str] = set()
+    out: dict[float, str] = {}
+    for x in sorted(ticks):
+        if ticks[x] not in seen:
+            seen.add(ticks[x])
+            out[x] = ticks[x]
+    return out
 
 
 # -- TTL track ---------------------------------------------------------------

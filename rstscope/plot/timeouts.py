@@ -29,17 +29,18 @@ def parse_candidates(candidates: Iterable[object]) -> list[KnownTimeout]:
     """Candidates as the core writes them (``"60.0 s: nginx proxy_read_timeout; AWS ALB"``).
 
     Entries without a leading number of seconds are skipped: they cannot be drawn.
+    Entries with the same value are merged (one line per value), ascending.
     """
-    out: list[KnownTimeout] = []
+    groups: dict[float, list[str]] = {}
     for c in candidates or ():
         text = str(c)
         m = _LEADING_SECONDS.match(text)
         if not m:
             continue
         rest = text[m.end():].lstrip(" :")
-        names = tuple(n.strip() for n in re.split(r"[;,]", rest) if n.strip())
-        out.append(KnownTimeout(float(m.group(1)), names))
-    return out
+        names = groups.setdefault(float(m.group(1)), [])
+        names += [n.strip() for n in re.split(r";", rest) if n.strip() and n.strip() not in names]
+    return [KnownTimeout(v, tuple(groups[v])) for v in sorted(groups)]
 
 
 def catalog_entries() -> Sequence[Any]:

@@ -42,11 +42,13 @@ def redact(infile: str, outfile: str, keyfile: str | None, key_hex: str | None,
         key = parse_key_hex(key_hex)
     else:
         key = new_key()
-        click.echo("rstscope: no --key given: using a random one-time key "
-                   "(addresses will not match across files)", err=True)
     src = sys.stdin.buffer if infile == "-" else infile
     dst = sys.stdout.buffer if outfile == "-" else outfile
     stats = redact_capture(src, dst, key, keep_tls_headers=keep_tls_headers)
+    if not (keyfile or key_hex):
+        # Said after the run so that an error stays the only line on failure.
+        click.echo("rstscope: no --key given: used a random one-time key "
+                   "(addresses will not match across files)", err=True)
     for w in stats.warnings:
         click.echo(f"rstscope: warning: {w}", err=True)
     blanked = sum(stats.blanked.values())

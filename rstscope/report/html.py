@@ -18,7 +18,7 @@ import datetime as _dt
 import html
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -156,7 +156,13 @@ def _gap(v: object) -> str:
     return "\u2013" if v is None else fmt_duration(float(v))  # type: ignore[arg-type]
 
 
-def _figure(uri_and_size: tuple[str, int] | None, alt: str, cls: str, budget: _Budget) -> str:
+# No useful figure is smaller than this; below it, do not even render.
+MIN_FIGURE_BYTES = 4_000
+
+
+def _figure(render: Callable[[], tuple[str, int] | None], alt: str, cls: str,
+            budget: _Budget) -> str:
+    uri_and_size = render() if budget.left >= MIN_FIGURE_BYTES else ("", budget.left + 1)
     if uri_and_size is None:
         return f'<p class="note {esc(cls)}-omitted">Figure omitted: larger than the per-image cap.</p>'
     uri, size = uri_and_size
@@ -254,9 +260,9 @@ def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limi
             lanes, ttl = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
             timeline(analysis, r, lanes, ttl_ax=ttl, packets=packets)
 
-        fig = _figure(render_data_uri(draw, width_in=10.5, height_in=5.0,
-                                      image_format=limits.image_format, dpi=limits.dpi,
-                                      max_bytes=limits.max_image_bytes),
+        fig = _figure(lambda: render_data_uri(draw, width_in=10.5, height_in=5.0,
+                                              image_format=limits.image_format, dpi=limits.dpi,
+                                              max_bytes=limits.max_image_bytes),
                       f"timeline of flow {flow_key}", "timeline", budget)
         drawn[flow_key] = f"reset-{idx}-{n}"
     parts = [f'<section class="reset" id="reset-{idx}-{n}">', head, facts, cause, fig,
@@ -286,17 +292,17 @@ def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget:
              f"<h2>Capture {idx}: {esc(summary.get('file', analysis.file))}</h2>",
              _summary(summary, idx)]
     if summary.get("flows"):
-        parts.append(_figure(render_data_uri(lambda f: _discard(overview(analysis, f.subplots())),
-                                             width_in=10.5, height_in=min(2.2 + 0.22 * min(
-                                                 int(summary.get("flows") or 0), 40), 11.0),
-                                             image_format=limits.image_format, dpi=limits.dpi,
-                                             max_bytes=limits.max_image_bytes),
+        height = min(2.2 + 0.22 * min(int(summary.get("flows") or 0), 40), 11.0)
+        parts.append(_figure(lambda: render_data_uri(
+                                 lambda f: _discard(overview(analysis, f.subplots())),
+                                 width_in=10.5, height_in=height, image_format=limits.image_format,
+                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes),
                              "flows by time of death", "overview", budget))
     if resets:
-        parts.append(_figure(render_data_uri(lambda f: _discard(idle_gap_histogram(analysis, f.subplots())),
-                                             width_in=10.5, height_in=3.6,
-                                             image_format=limits.image_format, dpi=limits.dpi,
-                                             max_bytes=limits.max_image_bytes),
+        parts.append(_figure(lambda: render_data_uri(
+                                 lambda f: _discard(idle_gap_histogram(analysis, f.subplots())),
+                                 width_in=10.5, height_in=3.6, image_format=limits.image_format,
+                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes),
                              "idle gaps before resets", "gap-histogram", budget))
     parts.append(f'<h3 id="reset-table-{idx}">Resets ({len(resets)})</h3>')
     if not resets:

@@ -209,26 +209,23 @@ def shard_batches(
     return ShardSet.load(d)
 
 
-def read_shard(shards: ShardSet, k: int, *, chunk: int = 65536) -> Iterator[tuple[np.ndarray, int | None]]:
-    """Yield ``(records, advance_to_ts_ns or None)`` for shard ``k``, in order.
+def read_shard(shards: ShardSet, k: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield ``(records, now_ns)`` for shard ``k``: its part of each input batch, in order.
 
-    Records come in chunks that end at the shard's time marks, and each chunk
-    carries the mark's timestamp to pass to ``Tracker.advance`` after feeding it.
+    Feed ``records`` to the tracker (one ``feed`` per input batch, as the single
+    stream did), then ``advance(now_ns)``: the stream's clock after that batch.
+    A part holds at most one input batch, so memory is bounded by the batch size.
     """
     path = shards.path(k)
-    itemsize = PACKET_DTYPE.itemsize
     done = 0
     with open(path, "rb") as fh:
         for upto, ts in shards.marks[k]:
-            if done == upto:  # no packets of this shard in that input batch: time still passes
-                yield np.empty(0, dtype=PACKET_DTYPE), ts
-                continue
-            while done < upto:
-                n = min(chunk, upto - done)
-                recs = np.fromfile(fh, dtype=PACKET_DTYPE, count=n)
-                if len(recs) != n:
-                    raise CaptureError(f"{path}: shard file is shorter than its manifest")
-                done += n
-                yield recs, (ts if done == upto else None)
-    if os.path.getsize(path) != done * itemsize:
+            n = upto - done
+            recs = np.fromfile(fh, dtype=PACKET_DTYPE, count=n) if n else np.empty(
+                0, dtype=PACKET_DTYPE)
+            if len(recs) != n:
+                raise CaptureError(f"{path}: shard file is shorter than its manifest")
+            done = upto
+            yield recs, ts
+    if os.path.getsize(path) != done * PACKET_DTYPE.itemsize:
         raise CaptureError(f"{path}: shard file is longer than its manifest")

@@ -8,23 +8,27 @@ Theory of operation
    worker (:func:`analyze_shard`).  The shard replays the first pass's time
    marks with ``Tracker.advance`` so packet time passes in every shard as in
    the single stream.
-3. Flow ids.  A single tracker numbers flows 1, 2, 3, ... in the order of the
+3. Flow ids.  Sharded flows are numbered 1, 2, 3, ... in the order of the
    packets that create them (a flow's first packet, or the SYN that starts a
-   new generation).  Every shard notes, for each flow it creates, the original
-   position ``(file_id, frame)`` of that packet; merging the N sorted position
-   lists gives each flow the id the single tracker would have given.  Only
-   these small arrays travel to the coordinating task; the records stay on
-   the workers and each shard writes its own ``part-K.parquet`` files.
+   new generation): every shard notes the original position ``(file_id,
+   frame)`` of each creating packet, and the merge of the N sorted lists gives
+   the global numbering.  Only these small arrays travel to the coordinating
+   task; the records stay on the workers and each shard writes its own
+   ``part-K.parquet`` files.  A single tracker numbers flows in its own
+   processing order, which inside one batch handles control packets in rounds,
+   so the two numberings can differ by a permutation (the records are
+   otherwise identical; the tests match flows by 5-tuple + generation).
 
 What the tracker keeps across flows, and how the sharded path matches it:
 
 * per-flow vantage: computed from the flow's own packets, so it is the same;
   the capture-wide vantage (a majority vote over flows) is recomputed here
   from the merged flow records exactly as ``Tracker.vantage`` counts them;
-* flow ids: renumbered as above;
-* pending verdicts: settle when packet time passes the settle window; the
-  shard replays the stream's time after every input batch, and the classifier
-  only uses post-RST packets inside the window, so verdicts match;
+* flow ids: renumbered as above (a permutation of the single tracker's ids);
+* pending verdicts: settle at the end of the input batch in which packet time
+  passes the settle window; a shard is fed its part of each input batch in one
+  ``feed`` and then advanced to the batch's clock, so a verdict sees the same
+  packets of its flow as in the single stream;
 * idle eviction (``evict_idle_s``): the same time marks drive the sweep;
 * ``max_flows`` (least-recently-seen eviction when the table is full) is the
   one rule that cannot be identical: a shard's table holds only its flows, so
@@ -131,12 +135,11 @@ def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult
     shards = ShardSet.load(shards_dir)
     tracker = _CreationTracker(config)
     packets = 0
-    for recs, mark in read_shard(shards, k):
+    for recs, now in read_shard(shards, k):
         if len(recs):
             tracker.feed(recs)
             packets += len(recs)
-        if mark is not None:
-            tracker.advance(mark)
+        tracker.advance(now)
     tracker.finish()
     flows = tracker.flows()
     n = len(flows)

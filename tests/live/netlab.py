@@ -1,6 +1,7 @@
 """A minimal three-namespace network for live-capture tests (root only).
 
     client (eth0 192.0.2.2) ── (c0 192.0.2.1) fw (s0 198.51.100.1) ── (eth0 198.51.100.2) server
+           2001:db8:71::2      2001:db8:71::1   2001:db8:72::1        2001:db8:72::2
 
 ``fw`` forwards (so the server's packets reach the client one TTL lower) and
 has initial TTL 128, so RSTs it forges with netfilter ``REJECT --reject-with
@@ -28,6 +29,10 @@ CLIENT = "192.0.2.2"
 FW_IN = "192.0.2.1"
 FW_OUT = "198.51.100.1"
 SERVER = "198.51.100.2"
+CLIENT6 = "2001:db8:71::2"
+FW_IN6 = "2001:db8:71::1"
+FW_OUT6 = "2001:db8:72::1"
+SERVER6 = "2001:db8:72::2"
 PORT = 443
 
 # A TCP server: per connection, the first request word picks the behaviour.
@@ -36,9 +41,10 @@ PORT = 443
 #   chatter N: reply N times, 10 ms apart (many packets for rotation tests)
 SERVER_CODE = textwrap.dedent("""
     import socket, struct, sys, threading, time
-    srv = socket.socket()
+    srv = socket.socket(socket.AF_INET6)  # dual stack: IPv4 clients arrive v4-mapped
+    srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", int(sys.argv[1])))
+    srv.bind(("::", int(sys.argv[1])))
     srv.listen(16)
     print("LISTENING", flush=True)
     def serve(c):
@@ -114,9 +120,11 @@ class Net:
            "netns", f)
         sh("ip", "link", "add", "s0", "netns", f, "type", "veth", "peer", "name", "eth0",
            "netns", s)
-        for n, ifname, addr in ((c, "eth0", CLIENT), (f, "c0", FW_IN), (f, "s0", FW_OUT),
-                                (s, "eth0", SERVER)):
+        for n, ifname, addr, addr6 in ((c, "eth0", CLIENT, CLIENT6), (f, "c0", FW_IN, FW_IN6),
+                                       (f, "s0", FW_OUT, FW_OUT6), (s, "eth0", SERVER, SERVER6)):
             sh("ip", "-n", n, "addr", "add", f"{addr}/29", "dev", ifname)
+            # nodad: usable at once, no duplicate-address-detection wait.
+            sh("ip", "-n", n, "-6", "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
             sh("ip", "-n", n, "link", "set", ifname, "up")
             # Segmentation offloads off: the capture sees wire-sized packets.
             sh("ip", "netns", "exec", n, "ethtool", "-K", ifname, "tso", "off", "gso", "off",
@@ -125,6 +133,9 @@ class Net:
             sh("ip", "-n", n, "link", "set", "lo", "up")
         sh("ip", "-n", c, "route", "add", "default", "via", FW_IN)
         sh("ip", "-n", s, "route", "add", "default", "via", FW_OUT)
+        sh("ip", "-n", c, "-6", "route", "add", "default", "via", FW_IN6)
+        sh("ip", "-n", s, "-6", "route", "add", "default", "via", FW_OUT6)
+        sh("ip", "netns", "exec", f, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         sh("ip", "netns", "exec", f, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         sh("ip", "netns", "exec", f, "sysctl", "-qw", "net.ipv4.ip_default_ttl=128")
 
@@ -164,8 +175,8 @@ class Net:
         assert "LISTENING" in line, proc.stderr.read() if proc.stderr else line
         return proc
 
-    def client(self, request: str) -> subprocess.Popen[str]:
-        return self.spawn("client", [sys.executable, "-c", CLIENT_CODE, SERVER, request],
+    def client(self, request: str, server: str = SERVER) -> subprocess.Popen[str]:
+        return self.spawn("client", [sys.executable, "-c", CLIENT_CODE, server, request],
                           stdin=subprocess.PIPE)
 
     def fw_reject(self, client_port: int | None = None) -> None:

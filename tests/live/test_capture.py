@@ -44,12 +44,12 @@ def run_chatter(net: Net, n: int) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
-def test_rotation_keeps_every_packet(net: Net, shared_dir: Path, fmt: str) -> None:
+def test_rotation_keeps_every_packet(net: Net, open_dir: Path, fmt: str) -> None:
     net.start_server()
-    ref = shared_dir / "ref.pcap"
+    ref = open_dir / "ref.pcap"
     dump, _ = start_tcpdump(net, ref)
     live = LiveProc(net, ["capture", "-i", "eth0", "-w", f"rot.{fmt}", "--format", fmt,
-                          "-C", "8k"], cwd=shared_dir)
+                          "-C", "8k"], cwd=open_dir)
     live.wait_listening()
     run_chatter(net, 120)
     run_chatter(net, 60)
@@ -58,7 +58,7 @@ def test_rotation_keeps_every_packet(net: Net, shared_dir: Path, fmt: str) -> No
     dump.send_signal(2)
     dump.wait(timeout=20)
 
-    files = rotated_files(shared_dir, f"rot.{fmt}")
+    files = rotated_files(open_dir, f"rot.{fmt}")
     assert len(files) >= 3, files
     for f in files:
         assert f.stat().st_size <= 8 * 1024, f  # -C 8k = 8 KiB, checked before each write
@@ -74,24 +74,24 @@ def test_rotation_keeps_every_packet(net: Net, shared_dir: Path, fmt: str) -> No
     assert re.search(r"\d+ packets dropped by interface", live.err.text)
 
 
-def test_ring_buffer_keeps_n_files(net: Net, shared_dir: Path) -> None:
+def test_ring_buffer_keeps_n_files(net: Net, open_dir: Path) -> None:
     net.start_server()
     live = LiveProc(net, ["capture", "-i", "eth0", "-w", "ring.pcapng", "-C", "4k", "-W", "3"],
-                    cwd=shared_dir)
+                    cwd=open_dir)
     live.wait_listening()
     run_chatter(net, 150)
     time.sleep(0.3)
     assert live.interrupt() == 0, live.err.text
-    names = sorted(p.name for p in shared_dir.iterdir())
+    names = sorted(p.name for p in open_dir.iterdir())
     assert names == ["ring.pcapng0", "ring.pcapng1", "ring.pcapng2"]
-    for p in shared_dir.iterdir():
-        assert 0 < len(tshark_rows(p)) and p.stat().st_size <= 4096
+    for p in open_dir.iterdir():
+        assert len(tshark_rows(p)) > 0 and p.stat().st_size <= 4096
 
 
-def test_time_rotation_and_count(net: Net, shared_dir: Path) -> None:
+def test_time_rotation_and_count(net: Net, open_dir: Path) -> None:
     net.start_server()
     live = LiveProc(net, ["capture", "-i", "eth0", "-w", "t-%H%M%S.pcapng", "-G", "1",
-                          "-c", "200"], cwd=shared_dir)
+                          "-c", "200"], cwd=open_dir)
     live.wait_listening()
     for _ in range(3):
         run_chatter(net, 40)
@@ -100,49 +100,49 @@ def test_time_rotation_and_count(net: Net, shared_dir: Path) -> None:
     assert live.proc.wait(timeout=20) == 0, live.err.text
     live.out.join()
     live.err.join()
-    files = sorted(shared_dir.iterdir())
+    files = sorted(open_dir.iterdir())
     assert len(files) >= 2, files
     assert sum(len(tshark_rows(p)) for p in files) == 200
     assert all(re.fullmatch(r"t-\d{6}\.pcapng(\.\d+)?", p.name) for p in files), files
 
 
-def test_ctrl_c_mid_traffic_leaves_valid_file(net: Net, shared_dir: Path) -> None:
+def test_ctrl_c_mid_traffic_leaves_valid_file(net: Net, open_dir: Path) -> None:
     net.start_server()
-    live = LiveProc(net, ["capture", "-i", "eth0", "-w", "cut.pcapng"], cwd=shared_dir)
+    live = LiveProc(net, ["capture", "-i", "eth0", "-w", "cut.pcapng"], cwd=open_dir)
     live.wait_listening()
     cli = net.client("chatter 300")  # ~3 s of traffic; interrupt in the middle
     time.sleep(1.0)
     assert live.interrupt() == 0
     cli.communicate(timeout=30)
-    rows = tshark_rows(shared_dir / "cut.pcapng")
+    rows = tshark_rows(open_dir / "cut.pcapng")
     m = re.search(r"(\d+) packets written", live.err.text)
     assert m and int(m.group(1)) == len(rows) > 50, live.err.text
 
 
-def test_drop_to_nobody_with_Z(net: Net, shared_dir: Path) -> None:
+def test_drop_to_nobody_with_Z(net: Net, open_dir: Path) -> None:
     net.start_server()
     live = LiveProc(net, ["capture", "-i", "eth0", "-w", "z.pcapng", "-Z", "nobody", "-c", "4"],
-                    cwd=shared_dir)
+                    cwd=open_dir)
     live.wait_listening()
     run_chatter(net, 3)
     assert live.proc.wait(timeout=20) == 0, live.err.text
-    st = (shared_dir / "z.pcapng").stat()
+    st = (open_dir / "z.pcapng").stat()
     assert (st.st_uid, st.st_gid) == (NOBODY.pw_uid, NOBODY.pw_gid)
-    assert len(tshark_rows(shared_dir / "z.pcapng")) == 4
+    assert len(tshark_rows(open_dir / "z.pcapng")) == 4
 
 
-def test_sudo_invoker_owns_output(net: Net, shared_dir: Path) -> None:
+def test_sudo_invoker_owns_output(net: Net, open_dir: Path) -> None:
     # As under `sudo`: the files belong to the invoking user, never to root.
     live = LiveProc(net, ["capture", "-i", "eth0", "-w", "s.pcapng", "--duration", "0.5"],
-                    cwd=shared_dir,
+                    cwd=open_dir,
                     env=child_env(SUDO_UID=str(NOBODY.pw_uid), SUDO_GID=str(NOBODY.pw_gid)))
     assert live.proc.wait(timeout=20) == 0, live.err.text
     live.err.join()
-    assert (shared_dir / "s.pcapng").stat().st_uid == NOBODY.pw_uid
+    assert (open_dir / "s.pcapng").stat().st_uid == NOBODY.pw_uid
 
 
-def test_drop_then_unwritable_output_exits_74(net: Net, shared_dir: Path) -> None:
-    private = shared_dir / "private"
+def test_drop_then_unwritable_output_exits_74(net: Net, open_dir: Path) -> None:
+    private = open_dir / "private"
     private.mkdir(mode=0o700)
     r = net.run("client", live_argv("capture", "-i", "eth0", "-Z", "nobody",
                                     "-w", str(private / "x.pcapng"), "-c", "1"),
@@ -159,18 +159,18 @@ def test_drop_then_unwritable_output_exits_74(net: Net, shared_dir: Path) -> Non
     (["-i", "eth0", "-C", "lots"], "bad file size"),
     (["-i", "eth0", "-W", "3"], "-W needs -C or -G"),
 ])
-def test_usage_errors_exit_2(net: Net, shared_dir: Path, args: list[str], needle: str) -> None:
-    r = net.run("client", live_argv("capture", *args, "-w", str(shared_dir / "u.pcapng")),
+def test_usage_errors_exit_2(net: Net, open_dir: Path, args: list[str], needle: str) -> None:
+    r = net.run("client", live_argv("capture", *args, "-w", str(open_dir / "u.pcapng")),
                 env=child_env())
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_missing_output_dir_exits_74(net: Net, shared_dir: Path) -> None:
+def test_missing_output_dir_exits_74(net: Net, open_dir: Path) -> None:
     r = net.run("client", live_argv("capture", "-i", "eth0", "-c", "1",
-                                    "-w", str(shared_dir / "no" / "such" / "x.pcapng")),
+                                    "-w", str(open_dir / "no" / "such" / "x.pcapng")),
                 env=child_env())
     assert r.returncode == 74, r.stderr
     assert "cannot write" in r.stderr and "Traceback" not in r.stderr
-    assert os.listdir(shared_dir) == []
+    assert os.listdir(open_dir) == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import LiveProc, needs_root
-from .netlab import CLIENT, SERVER, Net
+from .netlab import CLIENT, CLIENT6, SERVER, SERVER6, Net
 
 pytestmark = [pytest.mark.root, needs_root]
 
@@ -26,11 +26,11 @@ def _events(live: LiveProc, kind: str) -> list[tuple[float, dict[str, Any]]]:
     return out
 
 
-def _wait_reset(live: LiveProc, client_port: int, timeout_s: float = 5) -> tuple[float, dict]:
+def _wait_reset(live: LiveProc, client_port: int, timeout_s: float = 10) -> tuple[float, dict]:
     def is_ours(line: str) -> bool:
         doc = json.loads(line)
         return doc["event"] == "reset" and client_port in (doc["sport"], doc["dport"])
-    arrived, line = live.out.wait(is_ours, timeout_s)
+    arrived, line = live.wait_out(is_ours, timeout_s)
     return arrived, json.loads(line)
 
 
@@ -60,11 +60,11 @@ def _client_port(net: Net, cli: subprocess.Popen[str]) -> int:
     raise AssertionError("client connection not found")
 
 
-def test_watch_verdicts_live_and_file_analyses_identically(net: Net, shared_dir: Path) -> None:
+def test_watch_verdicts_live_and_file_analyses_identically(net: Net, open_dir: Path) -> None:
     from rstscope.api import analyze
 
     net.start_server()
-    live = LiveProc(net, ["watch", "--json", "-i", "eth0", "-w", "watch.pcapng"], cwd=shared_dir)
+    live = LiveProc(net, ["watch", "--json", "-i", "eth0", "-w", "watch.pcapng"], cwd=open_dir)
     live.wait_listening()
 
     # 1. The server aborts (SO_LINGER 0): the RST comes from the server's own stack.
@@ -97,7 +97,7 @@ def test_watch_verdicts_live_and_file_analyses_identically(net: Net, shared_dir:
     assert live.interrupt() == 0, live.err.text
     summary = [d for _, d in _events(live, "summary")]
     assert len(summary) == 1 and summary[0]["resets_by_origin"] == {"server": 1, "firewall": 1}
-    path = shared_dir / "watch.pcapng"
+    path = open_dir / "watch.pcapng"
     r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1", "-T", "fields",
                         "-e", "frame.number"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -112,21 +112,21 @@ def test_watch_verdicts_live_and_file_analyses_identically(net: Net, shared_dir:
     assert printed == sorted(offline, key=lambda d: d["frame"])
 
 
-def test_idle_warning_from_a_site_timeout(net: Net, shared_dir: Path) -> None:
-    table = shared_dir / "site-timeouts.csv"
+def test_idle_warning_from_a_site_timeout(net: Net, open_dir: Path) -> None:
+    table = open_dir / "site-timeouts.csv"
     table.write_text(
         "product,category,setting,default_s,expiry_behaviour,full_proxy,source\n"
         "Site edge firewall,firewall,tcp idle timeout,3,rst-next-packet,no,ops wiki\n")
     net.start_server()
     live = LiveProc(net, ["watch", "--json", "-i", "eth0", "--timeouts", str(table),
-                          "--idle-warn-min", "2"], cwd=shared_dir)
+                          "--idle-warn-min", "2"], cwd=open_dir)
     live.wait_listening()
     cli = net.client("hold")
     assert cli.stdout is not None
     assert "READY" in cli.stdout.readline()
     quiet_since = time.time()
     # No packets flow now: only the wall-clock tick can notice the silence.
-    arrived, line = live.out.wait(lambda s: json.loads(s)["event"] == "idle-warning", 10)
+    arrived, line = live.wait_out(lambda s: json.loads(s)["event"] == "idle-warning")
     warning = json.loads(line)
     assert any("Site edge firewall" in c for c in warning["candidates"]), warning
     # 90 % of 3 s, plus at most a tick and the report: early, before the timeout hits.
@@ -135,9 +135,9 @@ def test_idle_warning_from_a_site_timeout(net: Net, shared_dir: Path) -> None:
     assert live.interrupt() == 0
 
 
-def test_watch_flow_state_bounded(net: Net, shared_dir: Path) -> None:
+def test_watch_flow_state_bounded(net: Net, open_dir: Path) -> None:
     net.start_server()
-    live = LiveProc(net, ["watch", "--json", "-i", "eth0", "--max-flows", "2"], cwd=shared_dir)
+    live = LiveProc(net, ["watch", "--json", "-i", "eth0", "--max-flows", "2"], cwd=open_dir)
     live.wait_listening()
     for _ in range(5):
         out, _ = net.client("chatter 2").communicate(timeout=20)
@@ -149,3 +149,43 @@ def test_watch_flow_state_bounded(net: Net, shared_dir: Path) -> None:
     # Five flows seen, at most two kept in memory: the rest were evicted (and counted).
     assert summary["flows"] == 5
     assert len(evicted) >= 3, live.out.text
+
+
+def test_watch_rotating_files_analyse_like_live(net: Net, open_dir: Path) -> None:
+    from rstscope.api import analyze
+
+    net.start_server()
+    live = LiveProc(net, ["watch", "--json", "-i", "eth0", "-w", "rw.pcap", "--format", "pcap",
+                          "-C", "3k"], cwd=open_dir)
+    live.wait_listening()
+    out, _ = net.client("chatter 20").communicate(timeout=20)
+    assert "EOF" in out
+    out, _ = net.client("abort").communicate(timeout=20)
+    assert "RESET" in out
+    live.wait_out(lambda s: json.loads(s)["event"] == "reset")
+    assert live.interrupt() == 0, live.err.text
+    summary = _events(live, "summary")[0][1]
+    files = [Path(open_dir, f) for f in summary["files"]]
+    assert len(files) >= 3
+    printed = [_norm({k: v for k, v in d.items() if k not in ("event", "reported_ts")})
+               for _, d in _events(live, "reset")]
+    assert len(printed) == 1 and printed[0]["file_id"] > 0  # the RST is in a later file
+    # Read as one stream, the rotated files give the verdicts printed live, with the
+    # same (file_id, frame) coordinates.
+    offline = [_norm(r.to_dict()) for r in analyze(files).tracker.resets()]
+    assert printed == offline
+
+
+def test_watch_ipv6_server_abort(net: Net, open_dir: Path) -> None:
+    net.start_server()
+    live = LiveProc(net, ["watch", "--json", "-i", "eth0"], cwd=open_dir)
+    live.wait_listening()
+    out, err = net.client("abort", server=SERVER6).communicate(timeout=20)
+    assert "RESET" in out, err
+    arrived, line = live.wait_out(lambda s: json.loads(s)["event"] == "reset")
+    rst = json.loads(line)
+    assert (rst["src"], rst["sport"], rst["dst"]) == (SERVER6, 443, CLIENT6)
+    assert rst["origin"] == "server" and rst["sender"] == "server-endpoint", rst
+    assert rst["ttl"] == 63  # hop limit 64, one router (fw) on the way
+    assert arrived - rst["ts"] < 1.0
+    assert live.interrupt() == 0

@@ -8,6 +8,7 @@ SIGINT so it flushes.  Traffic stays on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -170,10 +171,8 @@ def hello_then_server_abort(path: Path, sni: bytes) -> Exchange:
         conn.recv(4096)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
         conn.close()
-        try:
+        with contextlib.suppress(OSError):
             c.recv(100)
-        except OSError:
-            pass
         cport = c.getsockname()[1] if c.fileno() >= 0 else 0
         c.close()
     finally:
@@ -182,39 +181,31 @@ def hello_then_server_abort(path: Path, sni: bytes) -> Exchange:
     return Exchange(path, port, (cport,), 0.0, "server")
 
 
-def bulk_then_abort(path: Path, *, total_bytes: int = 8_000_000, mss: int = 100) -> Exchange:
-    """One flow moving ``total_bytes`` in ``mss``-byte segments (TCP_MAXSEG on both
-    sockets), then a 1.2 s silence and a client abort: ~100k packets for 8 MB."""
+def pingpong_then_abort(path: Path, *, rounds: int = 50_000, idle_s: float = 1.2) -> Exchange:
+    """One flow of ``rounds`` request/echo round trips (TCP_NODELAY, so each is its own
+    segment with the ACK piggybacked: ~2 packets per round), then ``idle_s`` of
+    silence and a client abort.  50k rounds make a 100k-packet flow in ~3 s."""
     needs_tcpdump()
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+    srv = _listener()
     port = srv.getsockname()[1]
     dump = _Tcpdump(path, f"tcp port {port}", snaplen=80)
     try:
-        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
-        c.connect(("127.0.0.1", port))
+        c = socket.create_connection(("127.0.0.1", port))
         conn, _ = srv.accept()
-        block = b"y" * 65536
-        sent = 0
+        for s in (c, conn):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def send() -> None:
-            nonlocal sent
-            while sent < total_bytes:
-                sent += conn.send(block[: min(len(block), total_bytes - sent)])
+        def echo() -> None:
+            for _ in range(rounds):
+                conn.sendall(conn.recv(100))
 
-        t = threading.Thread(target=send, daemon=True)
+        t = threading.Thread(target=echo, daemon=True)
         t.start()
-        got = 0
-        while got < total_bytes:
-            data = c.recv(1 << 20)
-            if not data:
-                break
-            got += len(data)
+        for i in range(rounds):
+            c.sendall(b"ping%06d" % i)
+            c.recv(100)
         t.join(timeout=30)
-        time.sleep(1.2)
+        time.sleep(idle_s)
         cport = c.getsockname()[1]
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
         c.close()
@@ -222,4 +213,4 @@ def bulk_then_abort(path: Path, *, total_bytes: int = 8_000_000, mss: int = 100)
     finally:
         srv.close()
         dump.stop()
-    return Exchange(path, port, (cport,), 1.2, "client")
+    return Exchange(path, port, (cport,), idle_s, "client")

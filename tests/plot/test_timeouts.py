@@ -6,11 +6,12 @@ from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, pars
 
 
 def test_parse_candidates():
-    got = parse_candidates(["60.0 s: nginx proxy_read_timeout; AWS ALB idle timeout",
-                            "350 s: AWS NLB", "no number here"])
-    assert got == [KnownTimeout(60.0, ("nginx proxy_read_timeout", "AWS ALB idle timeout")),
+    got = parse_candidates(["350 s: AWS NLB", "60.0 s: nginx proxy_read_timeout; AWS ALB idle timeout",
+                            "no number here", "60 s: Tomcat connectionTimeout"])
+    assert got == [KnownTimeout(60.0, ("nginx proxy_read_timeout", "AWS ALB idle timeout",
+                                       "Tomcat connectionTimeout")),
                    KnownTimeout(350.0, ("AWS NLB",))]
-    assert got[0].label(1) == "1 min: nginx proxy_read_timeout +1"
+    assert got[0].label(1) == "1 min: nginx proxy_read_timeout +2"
 
 
 def test_catalog_has_the_well_known_values():

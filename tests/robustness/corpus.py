@@ -113,7 +113,11 @@ def loopback_capture(out: Path, *, extra_args: tuple[str, ...] = (), idle_s: flo
     )
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # "listening on lo ..." once the capture is armed
+        line = ""
+        for _ in range(5):  # "listening on ..." once armed (after e.g. "data link type ...")
+            line = proc.stderr.readline()
+            if "listening on" in line or not line:
+                break
         if "listening on" not in line:
             raise RuntimeError(f"tcpdump did not start: {line.strip()}")
         _exchange(socket.AF_INET, "127.0.0.1", p4, idle_s)

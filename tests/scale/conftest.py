@@ -42,8 +42,8 @@ def make_capture(out: Path, packets: int, *, seed: int = 7, fmt: str = "pcap") -
     path = ROOT / "benchmarks" / "make_capture.py"
     if not path.exists():
         pytest.fail("benchmarks/make_capture.py (the ingestion engineer's generator) is missing")
-    cmd = [sys.executable, str(path), "-n", str(packets), "--seed", str(seed),
-           "--format", fmt, "-o", str(out)]
+    cmd = [sys.executable, str(path), str(packets), str(out), "--seed", str(seed),
+           "--format", fmt]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         pytest.fail(f"make_capture failed: {' '.join(cmd)}\n{proc.stderr}")
@@ -98,6 +98,38 @@ def record_dicts(records: list[Any]) -> list[dict[str, Any]]:
     return [r.to_dict() for r in records]
 
 
+def _flow_key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return (f["orig_h"], f["orig_p"], f["resp_h"], f["resp_p"], f["generation"])
+
+
+def assert_same_results(expected: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                        got: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+    """Every flow and reset record equal, field by field, up to flow numbering.
+
+    Flows are matched by 5-tuple + generation; the flow ids of the two sides must
+    be a bijection that the resets follow too.  Resets are matched by position
+    (file_id, frame).
+    """
+    e_flows = {_flow_key(f): f for f in expected[0]}
+    g_flows = {_flow_key(f): f for f in got[0]}
+    assert len(e_flows) == len(expected[0]) and len(g_flows) == len(got[0])
+    assert e_flows.keys() == g_flows.keys()
+    assert sorted(f["flow_id"] for f in got[0]) == list(range(1, len(got[0]) + 1))
+    idmap: dict[int, int] = {}
+    for key, e in e_flows.items():
+        g = g_flows[key]
+        idmap[e["flow_id"]] = g["flow_id"]
+        diff = {k: (e[k], g.get(k)) for k in e if k != "flow_id" and e[k] != g.get(k)}
+        assert not diff, f"flow {key} differs: {diff}"
+    e_resets = sorted(expected[1], key=lambda r: (r["file_id"], r["frame"]))
+    g_resets = sorted(got[1], key=lambda r: (r["file_id"], r["frame"]))
+    assert len(e_resets) == len(g_resets)
+    for e, g in zip(e_resets, g_resets, strict=True):
+        diff = {k: (e[k], g.get(k)) for k in e if k != "flow_id" and e[k] != g.get(k)}
+        assert not diff, f"reset at file {e['file_id']} frame {e['frame']} differs: {diff}"
+        assert idmap[e["flow_id"]] == g["flow_id"]
+
+
 class Helpers:
     """Helper functions handed to tests as the ``h`` fixture (tests/ is not a package)."""
 
@@ -107,6 +139,7 @@ class Helpers:
     make_capture = staticmethod(make_capture)
     normalize_parquet_rows = staticmethod(normalize_parquet_rows)
     record_dicts = staticmethod(record_dicts)
+    assert_same_results = staticmethod(assert_same_results)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,33 @@
+"""Docs: the generated catalog page is current, and mkdocs builds with --strict."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_catalog_page_is_generated_from_package_data() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_catalog_doc.py"), "--check"])
+    assert proc.returncode == 0, "docs/catalog.md is stale: run python scripts/gen_catalog_doc.py"
+
+
+def test_mkdocs_builds_strict(tmp_path: Path) -> None:
+    mkdocs = shutil.which("mkdocs") or str(Path(sys.executable).parent / "mkdocs")
+    proc = subprocess.run([mkdocs, "build", "--strict", "-d", str(tmp_path / "site")],
+                          cwd=REPO, capture_output=True, text=True)
+    # Not -q: mkdocs only counts the warnings it logs, so --strict with -q never fails.
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_readme_first_screen_has_the_two_commands() -> None:
+    head = "\n".join((REPO / "README.md").read_text().splitlines()[:30])
+    assert "rstscope analyze samples/" in head
+    assert "bash scripts/test.sh" in head
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in ci
