@@ -3,7 +3,7 @@
 Exit codes (also listed in ``rstscope --help``):
   0 success (finding resets is success), 1 a ``--fail-on`` condition was met,
   2 usage, 65 corrupt capture with nothing readable, 66 missing input,
-  69 a needed tool is missing, 70 internal error, 74 output not writable,
+  69 a needed tool is missing, 70 internal error, 71 the lab failed, 74 output not writable,
   77 no capture privilege.
 """
 
@@ -31,7 +31,7 @@ from rstscope.errors import (
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok (resets found is ok), 1 --fail-on matched, 2 usage, "
-    "65 corrupt capture, 66 missing input, 69 missing tool, 70 internal error, "
+    "65 corrupt capture, 66 missing input, 69 missing tool, 70 internal error, 71 lab failure, "
     "74 output not writable, 77 no capture privilege."
 )
 

@@ -16,12 +16,17 @@ import pytest
 
 from .netlab import Lines, Net
 
-NOBODY = pwd.getpwnam("nobody")
+try:
+    NOBODY = pwd.getpwnam("nobody")
+except KeyError:  # pragma: no cover - every Linux distribution has it
+    NOBODY = pwd.struct_passwd(("nobody", "x", 65534, 65534, "", "/", "/bin/false"))
 
 needs_root = pytest.mark.skipif(
     sys.platform != "linux" or os.geteuid() != 0
-    or not all(shutil.which(t) for t in ("ip", "tcpdump", "tshark", "iptables", "setpriv")),
-    reason="needs root on Linux with ip, tcpdump, tshark, iptables and setpriv")
+    or not all(shutil.which(t) for t in ("ip", "tcpdump", "tshark", "capinfos", "mergecap",
+                                            "iptables", "setpriv", "ss")),
+    reason="needs root on Linux with ip, tcpdump, tshark, capinfos, mergecap, iptables, "
+           "setpriv and ss")
 
 
 def _registered() -> bool:
