@@ -58,23 +58,33 @@ def synth_capture(n_packets: int, path: Path, seed: int = 443) -> None:
         sttl = rnd.choice((64, 128)) - rnd.randint(5, 24)
         cs, ss = rnd.getrandbits(32), rnd.getrandbits(32)
         cid, sid = rnd.getrandbits(16), rnd.getrandbits(16)
-        seg(t, c, s, cp, sp, cs, 0, 0x02, 0, 64, cid); cs += 1; cid += 1
+        seg(t, c, s, cp, sp, cs, 0, 0x02, 0, 64, cid)
+        cs += 1
+        cid += 1
         t += rtt
-        seg(t, s, c, sp, cp, ss, cs, 0x12, 0, sttl, sid); ss += 1; sid += 1
+        seg(t, s, c, sp, cp, ss, cs, 0x12, 0, sttl, sid)
+        ss += 1
+        sid += 1
         t += 0.0005
-        seg(t, c, s, cp, sp, cs, ss, 0x10, 0, 64, cid); cid += 1
+        seg(t, c, s, cp, sp, cs, ss, 0x10, 0, 64, cid)
+        cid += 1
         pkts = 3
         while pkts < 190:
             if rnd.random() < 0.02:
                 t += rnd.uniform(30, 400)
             req = rnd.choice((200, 500, 1200))
-            seg(t, c, s, cp, sp, cs, ss, 0x18, req, 64, cid); cs += req; cid += 1
+            seg(t, c, s, cp, sp, cs, ss, 0x18, req, 64, cid)
+            cs += req
+            cid += 1
             t += rtt
             for _ in range(rnd.randint(3, 8)):
-                seg(t, s, c, sp, cp, ss, cs, 0x10, 1448, sttl, sid); ss += 1448; sid += 1
+                seg(t, s, c, sp, cp, ss, cs, 0x10, 1448, sttl, sid)
+                ss += 1448
+                sid += 1
                 t += 0.0002
                 pkts += 1
-            seg(t, c, s, cp, sp, cs, ss, 0x10, 0, 64, cid); cid += 1
+            seg(t, c, s, cp, sp, cs, ss, 0x10, 0, 64, cid)
+            cid += 1
             t += rnd.uniform(0.01, 2.0)
             pkts += 2
         if i % 50 == 0:
@@ -83,7 +93,8 @@ def synth_capture(n_packets: int, path: Path, seed: int = 443) -> None:
             for k in range(3):  # injected: other TTL, unrelated IP ID, stepped seq
                 seg(t + 0.001 * k, s, c, sp, cp, ss + 1460 * k, cs, 0x04, 0, 47, 999 + k)
         else:
-            seg(t, c, s, cp, sp, cs, ss, 0x11, 0, 64, cid); cid += 1
+            seg(t, c, s, cp, sp, cs, ss, 0x11, 0, 64, cid)
+            cid += 1
             t += rtt
             seg(t, s, c, sp, cp, ss, cs + 1, 0x11, 0, sttl, sid)
             t += 0.0005

@@ -209,19 +209,19 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     for i in np.flatnonzero(new_d).tolist():
         u = ufd_l[i]
         letters.append((int(o[first_data[i]]), flows[u >> 1], u & 1, "D"))
-    for t_pos, t_fd in zip(np.flatnonzero(rx_letter).tolist(), sfd[rx_letter].tolist()):
+    for t_pos, t_fd in zip(np.flatnonzero(rx_letter).tolist(), sfd[rx_letter].tolist(), strict=True):
         letters.append((int(o[t_pos]), flows[t_fd >> 1], t_fd & 1, "T"))
 
     # TTL histogram per (flow, direction).
     tk, tc = np.unique(sfd * 256 + batch["ttl"][o], return_counts=True)
     pos = np.searchsorted(ufd, tk >> 8)
-    for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist()):
+    for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist(), strict=True):
         tc_ = dirs[p].ttl_counts
         ttl = key_ & 0xFF
         tc_[ttl] = tc_.get(ttl, 0) + cnt
 
     for u, t_first, gap, t_last in zip(ug_l, tsg[gstarts].tolist(), maxgap.tolist(),
-                                       tsg[gends].tolist()):
+                                       tsg[gends].tolist(), strict=True):
         flow = flows[u]
         if flow.first_ts < 0:
             flow.first_ts = t_first

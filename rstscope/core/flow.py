@@ -305,9 +305,9 @@ class Flow:
         m = table[:, me.slot].tolist()
         p = table[:, peer.slot].tolist()
         is_rst = bool(flags & TH_RST)
-        for ctx in self.pending:
-            if len(ctx.later) < 64:
-                ctx.later.append(Obs(ts, d, flags, seq, ack, plen, ttl, ip_id, frame))
+        for pend in self.pending:
+            if len(pend.later) < 64:
+                pend.later.append(Obs(ts, d, flags, seq, ack, plen, ttl, ip_id, frame))
         gap = ts - self.last_ts if self.last_ts >= 0 else 0
         if gap > self.max_gap_ns:
             self.max_gap_ns = gap

@@ -25,8 +25,8 @@ from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
 from rstscope.core.flow import DirTable, Flow, ResetContext
-from rstscope.core.states import INACTIVE
 from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.states import INACTIVE
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
 from rstscope.core.vantage import flow_vantage
@@ -236,7 +236,7 @@ class Tracker:
         orient = np.zeros(nf, dtype=bool)
         inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
         cand = np.zeros(nf, dtype=bool)
-        for u, i in zip(ug.tolist(), first.tolist()):
+        for u, i in zip(ug.tolist(), first.tolist(), strict=True):
             f = flows[u]
             if f is None or f.needs_packet_path(int(ts[i])):
                 cand[u] = True
@@ -266,11 +266,11 @@ class Tracker:
             # Most flows cool down after a packet or two: read the fields of a short
             # head per flow first and the rest only for flows that stay hot.
             heads = np.minimum(ends, brk + _HEAD)
-            head_idx = np.concatenate([cpos[a:b] for a, b in zip(brk.tolist(), heads.tolist())])
+            head_idx = np.concatenate([cpos[a:b] for a, b in zip(brk.tolist(), heads.tolist(), strict=True)])
             cols = self._columns(batch, run[head_idx])
             k = 0
             unfinished: list[tuple[int, int]] = []
-            for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist()):
+            for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist(), strict=True):
                 u = int(cg[b0])
                 done = self._hot_prefix(cols, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
                                         flows, events, to_bulk, b1)

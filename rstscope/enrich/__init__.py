@@ -27,6 +27,7 @@ from rstscope.enrich.context import (
     TlsAlert,
     TlsRecord,
 )
+from rstscope.enrich.fields import dissect_fields
 from rstscope.enrich.flows import display_filter, extract, reset_keys, scan, source_paths
 from rstscope.enrich.refine import Refinement, refine
 from rstscope.enrich.shark import TLS_FILTER, build_contexts, dissect
@@ -52,10 +53,15 @@ __all__ = [
 ]
 
 STRATEGIES = ("extract", "filter")
+ENGINES = ("auto", "pyshark", "tshark-fields")
+
+#: ``auto`` uses pyshark up to this many cut packets, tshark fields beyond:
+#: pyshark parses ~40-500 packets/s depending on payload size (docs/enrich.md).
+PYSHARK_MAX_PACKETS = 2000
 
 
 def enrich(analysis: Any, keylog: str | os.PathLike[str] | None = None, *,
-           strategy: str = "extract") -> EnrichedContext:
+           strategy: str = "extract", engine: str = "auto") -> EnrichedContext:
     """TLS/HTTP2 context for the reset flows of an :class:`rstscope.api.Analysis`.
 
     Uses the analysis's reset records to pick the flows, and re-reads its
@@ -67,12 +73,12 @@ def enrich(analysis: Any, keylog: str | os.PathLike[str] | None = None, *,
     if source is None:
         source = getattr(analysis, "file", None)
     return enrich_capture(source, resets=analysis.reset_records(), keylog=keylog,
-                          strategy=strategy)
+                          strategy=strategy, engine=engine)
 
 
 def enrich_capture(source: Any, *, resets: Any = None,
                    keylog: str | os.PathLike[str] | None = None,
-                   strategy: str = "extract") -> EnrichedContext:
+                   strategy: str = "extract", engine: str = "auto") -> EnrichedContext:
     """TLS/HTTP2 context for the flows of ``source`` that have an RST.
 
     Args:
@@ -89,6 +95,8 @@ def enrich_capture(source: Any, *, resets: Any = None,
 
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown enrichment strategy {strategy!r}; use one of {STRATEGIES}")
+    if engine not in ENGINES:
+        raise UsageError(f"unknown enrichment engine {engine!r}; use one of {ENGINES}")
     find_tool("tshark")
     paths = source_paths(source)
     read_src: Any = paths if len(paths) > 1 else paths[0]
@@ -99,7 +107,10 @@ def enrich_capture(source: Any, *, resets: Any = None,
         with tempfile.TemporaryDirectory(prefix="rstscope-enrich-") as tmp:
             small = Path(tmp) / "reset-flows.pcapng"
             fmap = extract(paths, frames, small)
-            for f in dissect(small, keylog=keylog):
+            n_cut = sum(len(f) for f in frames.values())
+            if engine == "auto":
+                engine = "pyshark" if n_cut <= PYSHARK_MAX_PACKETS else "tshark-fields"
+            for f in _dissect(engine, small, keylog, TLS_FILTER):
                 facts.append(_renumber(f, fmap.original(f.frame)[1]))
     else:
         if keys is None:
@@ -108,11 +119,18 @@ def enrich_capture(source: Any, *, resets: Any = None,
             if not keys.get(fid):
                 continue
             flt = f"({TLS_FILTER}) && ({display_filter(keys[fid])})"
-            facts.extend(dissect(path, keylog=keylog, display_filter=flt))
+            facts.extend(_dissect("pyshark" if engine == "auto" else engine, path, keylog, flt))
     flows = build_contexts(facts)
     return EnrichedContext(flows=flows, keylog=None if keylog is None else os.fspath(keylog),
-                           tshark=tshark_version(), strategy=strategy,
+                           tshark=tshark_version(), strategy=strategy, engine=engine,
                            packets_dissected=len(facts))
+
+
+def _dissect(engine: str, path: str | os.PathLike[str], keylog: str | os.PathLike[str] | None,
+             flt: str) -> list[PacketFacts]:
+    if engine == "tshark-fields":
+        return dissect_fields(path, keylog=keylog, display_filter=flt)
+    return dissect(path, keylog=keylog, display_filter=flt)
 
 
 def _renumber(f: PacketFacts, frame: int) -> PacketFacts:

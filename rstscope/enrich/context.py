@@ -168,6 +168,7 @@ class EnrichedContext:
     keylog: str | None = None
     tshark: str = ""
     strategy: str = ""  # how the reset flows were cut out of the capture
+    engine: str = ""  # pyshark or tshark-fields
     packets_dissected: int = 0
 
     def flow(self, src: str, sport: int, dst: str, dport: int) -> FlowContext | None:

@@ -80,7 +80,10 @@ class _Packet:
     def __init__(self, values: dict[str, str]) -> None:
         self.number = values["frame.number"]
         self.frame_info = SimpleNamespace(time_epoch=values["frame.time_epoch"])
-        last = lambda k: values[k].split(_AGG)[-1]  # noqa: E731 - innermost header
+
+        def last(k: str) -> str:
+            return values[k].split(_AGG)[-1]  # tunnels repeat IP/TCP: innermost is last
+
         protos = values["frame.protocols"].split(":")
         self.tcp = SimpleNamespace(srcport=last("tcp.srcport"), dstport=last("tcp.dstport"),
                                    flags=last("tcp.flags"))

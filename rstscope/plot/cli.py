@@ -37,6 +37,8 @@ def default_output(source: str, what: str, suffix: str) -> Path:
 def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
          output: str | None, axis: str, dpi: int) -> None:
     """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track."""
+    if file == "-":
+        raise UsageError("plot needs a capture file: it reads the capture twice (flows, then packets)")
     chosen = [x for x in (flow_id, reset_n, frame) if x is not None]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --flow ID, --reset N or --frame N")

@@ -29,6 +29,7 @@ def test_default_threshold_scales_with_packet_rate():
     assert default_min_gap_s(np.arange(100) * S) == pytest.approx(20.0)  # 1 s spacing
 
 
+@pytest.mark.root
 def test_histogram_marks_named_timeouts(abort_analysis, abort_capture):
     from matplotlib.figure import Figure
 
@@ -42,7 +43,8 @@ def test_histogram_marks_named_timeouts(abort_analysis, abort_capture):
     assert ax.get_title().startswith("Idle gap before each RST (2 of 2 RSTs)")
 
 
-def test_histogram_without_resets_says_so(tmp_path):
+@pytest.mark.root
+def test_histogram_counts_sub_second_gaps(tmp_path):
     from matplotlib.figure import Figure
 
     from rstscope.api import analyze
@@ -54,3 +56,18 @@ def test_histogram_without_resets_says_so(tmp_path):
     # The server resets right after the ClientHello: a gap well under a second is
     # still a gap (the histogram shows it), so there must be exactly one entry.
     assert sum(p.get_height() for p in ax.patches if p.get_gid() == "gap-hist") == 1
+
+
+@pytest.mark.root
+def test_histogram_without_resets_says_so(tmp_path):
+    from matplotlib.figure import Figure
+
+    from rstscope.api import analyze
+
+    from .loopback import idle_then_abort
+
+    ex = idle_then_abort(tmp_path / "calm.pcap", idle_s=0.1, flows=0)  # one graceful flow
+    ax = idle_gap_histogram(analyze(ex.path), Figure().subplots())
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "empty-note"] == [
+        "no idle gaps before resets"]
+    assert ax.get_title() == "Idle gap before each RST (0 of 0 RSTs)"

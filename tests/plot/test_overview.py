@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from matplotlib.figure import Figure
 
 from rstscope.plot import overview
+
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
 
 
 def test_overview_lanes_and_markers(abort_analysis, abort_capture):

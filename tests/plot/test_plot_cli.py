@@ -10,6 +10,9 @@ from click.testing import CliRunner
 from rstscope.errors import UsageError
 from rstscope.plot.cli import default_output, plot
 
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -59,7 +62,14 @@ def test_plot_by_frame_number(abort_analysis, abort_capture, tmp_path):
     (["--flow", "1", "-o", "x.gif"], "must end in .png or .svg"),
 ])
 def test_plot_usage_errors(abort_capture, args, message):
+    # Each case is a distinct usage mistake; all exit 2 via the main CLI boundary.
     res = CliRunner().invoke(plot, [str(abort_capture.path), *args])
     assert isinstance(res.exception, UsageError), res.output
     assert message in str(res.exception)
     assert res.exception.exit_code == 2
+
+
+def test_plot_rejects_stdin():
+    res = CliRunner().invoke(plot, ["-", "--flow", "1"])
+    assert isinstance(res.exception, UsageError)
+    assert "needs a capture file" in str(res.exception)

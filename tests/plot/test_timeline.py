@@ -15,6 +15,9 @@ import pytest
 from rstscope.plot import packets_of_flow, timeline
 from rstscope.plot.timeline import TTL_AXES_LABEL
 
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
+
 
 def _flow_of_port(analysis, port):
     for f in analysis.flow_records():

@@ -17,6 +17,9 @@ from rstscope.plot import timeline
 
 from .loopback import pingpong_then_abort
 
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory):

@@ -31,6 +31,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def chromium() -> list[str]:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed, but CI must provide it (scripts/test.sh)")
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare to run chromium in an empty network namespace")

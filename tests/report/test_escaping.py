@@ -12,11 +12,16 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import pytest
+
 from rstscope.api import Analysis, analyze
 from rstscope.report import build_report
 
 from ..plot.loopback import hello_then_server_abort
 from .pagecheck import offline_problems, parse
+
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -15,6 +15,9 @@ from rstscope.report import ReportLimits, build_report, write_report
 
 from .pagecheck import offline_problems, parse
 
+# Builds captures with tcpdump on loopback (CAP_NET_RAW).
+pytestmark = pytest.mark.root
+
 
 def _tshark_rst_frames(path):
     if shutil.which("tshark") is None:

@@ -7,6 +7,7 @@ positive control proving such requests are seen.
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from rstscope.report import build_report
@@ -14,6 +15,9 @@ from rstscope.report import build_report
 from .browser import open_page
 from .pagecheck import parse
 from .test_escaping import XSS, _Marked
+
+# tcpdump on loopback for the capture, unshare --net for the browser: both need root.
+pytestmark = pytest.mark.root
 
 
 def test_control_page_requests_are_detected(tmp_path):
