@@ -146,17 +146,27 @@ print(n)
 """
 
 
-def timed(cmd: list[str], repeat: int) -> tuple[float, str]:
-    subprocess.run(cmd, capture_output=True)  # warm-up (page cache, imports)
-    times, out = [], ""
+def run_once(cmd: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if res.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {res.stderr.strip()[:300]}")
+    return elapsed, res.stdout.strip()[-200:]
+
+
+def interleaved(cmds: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, str]]:
+    """Median wall time per command; runs are interleaved (A B C A B C ...) so
+    that load from other processes on a shared machine hits all tools alike."""
+    for cmd in cmds.values():
+        subprocess.run(cmd, capture_output=True)  # warm-up: page cache, imports
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    outs: dict[str, str] = {}
     for _ in range(repeat):
-        t = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - t)
-        if res.returncode != 0:
-            raise SystemExit(f"{cmd[0]} failed: {res.stderr.strip()[:300]}")
-        out = res.stdout.strip()[-200:]
-    return statistics.median(times), out
+        for name, cmd in cmds.items():
+            dt, outs[name] = run_once(cmd)
+            times[name].append(dt)
+    return {k: (statistics.median(v), outs[k]) for k, v in times.items()}
 
 
 def main() -> None:
@@ -175,18 +185,23 @@ def main() -> None:
         how = make_capture(args.packets, cap)
         print(f"capture: {cap.name} from {how} in {time.perf_counter() - t:.1f} s")
     print(f"capture: {cap} ({cap.stat().st_size / 1e6:.1f} MB)")
-    rs, info = timed([sys.executable, "-c", ANALYZE, str(cap), str(args.settle_s)], args.repeat)
-    print(f"rstscope analyze : {rs:7.2f} s   (packets flows resets packet-path bulk-path: {info})")
+    cmds = {"rstscope": [sys.executable, "-c", ANALYZE, str(cap), str(args.settle_s)]}
     if not args.skip_tshark:
-        cmd = ["tshark", "-r", str(cap), "-T", "fields"]
+        tshark = ["tshark", "-r", str(cap), "-T", "fields"]
         for f in TSHARK_FIELDS:
-            cmd += ["-e", f]
-        ts, _ = timed(cmd, args.repeat)
-        print(f"tshark -T fields : {ts:7.2f} s   ratio {ts / rs:5.1f}x (target >= 10x)")
+            tshark += ["-e", f]
+        cmds["tshark"] = tshark
     if args.nfstream_python:
-        ns, n = timed([args.nfstream_python, "-c", NFSTREAM, str(cap)], args.repeat)
+        cmds["nfstream"] = [args.nfstream_python, "-c", NFSTREAM, str(cap)]
+    res = interleaved(cmds, args.repeat)
+    rs, info = res["rstscope"]
+    print(f"rstscope analyze : {rs:7.2f} s   (packets flows resets packet-path bulk-path: {info})")
+    if "tshark" in res:
+        ts = res["tshark"][0]
+        print(f"tshark -T fields : {ts:7.2f} s   ratio {ts / rs:5.1f}x (target >= 10x)")
+    if "nfstream" in res:
+        ns, n = res["nfstream"]
         print(f"NFStream         : {ns:7.2f} s   ratio {ns / rs:5.1f}x (target >= 2x), {n} flows")
-
 
 if __name__ == "__main__":
     main()

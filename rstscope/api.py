@@ -75,10 +75,33 @@ class Analysis:
     _flows_df: pd.DataFrame | None = field(default=None, repr=False)
     _resets_df: pd.DataFrame | None = field(default=None, repr=False)
     _packets_df: pd.DataFrame | None = field(default=None, repr=False)
+    _context: Any = field(default=None, repr=False)
+
+    @property
+    def source(self) -> Sources | None:
+        """What was analysed: a path, a file object, or a list of them."""
+        return self._source
+
+    def enrich(self, keylog: str | os.PathLike[str] | None = None) -> Any:
+        """TLS/HTTP2 context (tshark) for the flows with resets, and refined verdicts.
+
+        Returns the :class:`rstscope.enrich.EnrichedContext`; the refined reset
+        records are in :meth:`enriched_resets`.  Needs tshark (Debian: tshark).
+        """
+        from rstscope.enrich import enrich
+
+        self._context = enrich(self, keylog=keylog)
+        self._resets_df = None
+        return self._context
 
     # -- records ---------------------------------------------------------
     def reset_records(self) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self.tracker.resets()]
+        records = [r.to_dict() for r in self.tracker.resets()]
+        if self._context is not None:
+            from rstscope.enrich import apply_refinements
+
+            records = apply_refinements(records, self._context)
+        return records
 
     def flow_records(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.tracker.flows()]

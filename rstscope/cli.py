@@ -256,10 +256,15 @@ def cli() -> None:
 @click.option("--fail-on", "fail_on", multiple=True,
               type=click.Choice(["client", "server", "load-balancer", "firewall", "unknown", "any"]),
               help="Exit 1 if a reset has this origin (repeatable; 'any' for any reset).")
+@click.option("--enrich", "do_enrich", is_flag=True,
+              help="Add TLS/HTTP2 context from tshark for flows with resets (SNI, alerts, "
+                   "last records) and refine verdicts with it.")
+@click.option("--keylog", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="SSLKEYLOGFILE to decrypt TLS: HTTP/2 GOAWAY, RST_STREAM, status (implies --enrich).")
 def analyze(
     files: Sequence[str], fmt: str, output: str | None, ports: Sequence[int],
     hosts: Sequence[str], flows: Sequence[str], vantage: str, rotated: bool,
-    fail_on: Sequence[str],
+    fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -277,6 +282,8 @@ def analyze(
         with _Progress(show_progress) as prog:
             result = run_analysis(group, vantage=vantage, ports=ports, hosts=hosts,
                                   progress=prog.update)
+        if do_enrich or keylog:
+            result.enrich(keylog=keylog)
         doc = result.to_document()
         if flows:
             wanted = set(flows)

@@ -51,6 +51,7 @@ from rstscope.core.flow import (
     UNACKED,
     WIN,
     ZERO,
+    DirTable,
     Flow,
 )
 from rstscope.schema import TH_ACK
@@ -67,8 +68,10 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(brk)
 
 
-def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]) -> None:
-    """Fold packets ``batch`` (frame order) of flows ``flows[g]``, direction ``d``."""
+def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow],
+          slots: np.ndarray, table: DirTable) -> None:
+    """Fold packets ``batch`` (frame order) of flows ``flows[g]``, direction ``d``;
+    ``slots[g, d]`` is each direction's column in ``table``."""
     n = len(batch)
     if n == 0:
         return
@@ -87,10 +90,8 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     plen_s = plen[o]
     last = o[ends]
     ufd_l = ufd.tolist()
-    dirs = [flows[u >> 1].dirs[u & 1] for u in ufd_l]
-    table = dirs[0].table
-    sl = np.array([dr.slot for dr in dirs], dtype=np.int64)
-    opp_sl = np.array([flows[u >> 1].dirs[(u & 1) ^ 1].slot for u in ufd_l], dtype=np.int64)
+    sl = slots[ufd >> 1, ufd & 1]
+    opp_sl = slots[ufd >> 1, (ufd & 1) ^ 1]
     A = table.a
     col = A[:, sl]  # gathered copy: (fields, k)
 
@@ -216,7 +217,8 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     tk, tc = np.unique(sfd * 256 + batch["ttl"][o], return_counts=True)
     pos = np.searchsorted(ufd, tk >> 8)
     for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist(), strict=True):
-        tc_ = dirs[p].ttl_counts
+        u = ufd_l[p]
+        tc_ = flows[u >> 1].dirs[u & 1].ttl_counts
         ttl = key_ & 0xFF
         tc_[ttl] = tc_.get(ttl, 0) + cnt
 

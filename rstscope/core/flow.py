@@ -18,6 +18,8 @@ from rstscope.core.states import Endpoint
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN
 
 _HANDSHAKING = (states.SYN_SENT, states.SYN_ACK_SENT)
+_MARK_ATTR: Final = {"S": "last_syn_seq", "H": "last_syn_seq", "F": "last_fin_seq",
+                     "R": "last_rst_seq"}
 SEQ_MOD = 1 << 32
 HALF = 1 << 31
 
@@ -302,8 +304,8 @@ class Flow:
         me = self.dirs[d]
         peer = self.dirs[1 - d]
         table = self.table.a
+        ps = peer.slot
         m = table[:, me.slot].tolist()
-        p = table[:, peer.slot].tolist()
         is_rst = bool(flags & TH_RST)
         for pend in self.pending:
             if len(pend.later) < 64:
@@ -313,8 +315,8 @@ class Flow:
             self.max_gap_ns = gap
         if self.first_ts < 0:
             self.first_ts = ts
-        ctx = self._reset_context(d, m, p, ts, frame, file_id, flags, seq, ack, plen, ttl,
-                                  ip_id, df, win, tsval) if is_rst else None
+        ctx = self._reset_context(d, m, table[:, ps].tolist(), ts, frame, file_id, flags, seq,
+                                  ack, plen, ttl, ip_id, df, win, tsval) if is_rst else None
 
         m[PKTS] += 1
         m[BYTES] += plen
@@ -326,7 +328,7 @@ class Flow:
         if plen:
             m[LASTPL] = ts
         m[SINCE] += 1
-        p[SINCE] = 0
+        table[SINCE, ps] = 0
         seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
@@ -349,13 +351,14 @@ class Flow:
                 # RTT toward *me*: the peer's newest data, seen here, now acked by me.
                 # Only without a complete handshake: SYN timing has no delayed-ACK
                 # or application think time in it, so it is the better estimate.
-                if (self.hs_ack_ts < 0 and p[UNACKED] >= 0 and p[SNDNXT] >= 0
-                        and seq_diff(ack, p[SNDNXT]) >= 0):
-                    sample = ts - p[UNACKED]
-                    cur = self.rtt_side_ns[d]
-                    if cur < 0 or sample < cur:
-                        self.rtt_side_ns[d] = sample
-                    p[UNACKED] = -1
+                if self.hs_ack_ts < 0:
+                    p_unacked, p_nxt = int(table[UNACKED, ps]), int(table[SNDNXT, ps])
+                    if p_unacked >= 0 and p_nxt >= 0 and seq_diff(ack, p_nxt) >= 0:
+                        sample = ts - p_unacked
+                        cur = self.rtt_side_ns[d]
+                        if cur < 0 or sample < cur:
+                            self.rtt_side_ns[d] = sample
+                        table[UNACKED, ps] = -1
             if plen:
                 m[UNACKED] = ts
             m[NR_TS] = ts
@@ -381,7 +384,6 @@ class Flow:
         if rx and states.is_log_threshold(m[RXMIT]):
             self.add_letter(d, "T")  # after the packet's own letter, as Zeek orders them
         table[:, me.slot] = m
-        table[:, peer.slot] = p
         states.step(me.ep, peer.ep, self.dirs[0].ep, d == 0, flags, plen)
         self._handshake(d, ts, flags)
         if tls_hs == 1 and self.ch_ts < 0:
@@ -408,8 +410,7 @@ class Flow:
             bit, letter = ctl
             if letter in states.REPEATABLE:
                 mark = (seq + plen) % SEQ_MOD if letter == "F" else seq
-                attr = {"S": "last_syn_seq", "H": "last_syn_seq", "F": "last_fin_seq",
-                        "R": "last_rst_seq"}[letter]
+                attr = _MARK_ATTR[letter]
                 if not hist & bit or getattr(me, attr) != mark:
                     self.add_letter(d, letter)
                 hist |= bit

@@ -121,6 +121,8 @@ def step(ep: Endpoint, peer: Endpoint, orig: Endpoint, is_orig: bool, flags: int
          length: int) -> None:
     """Apply one packet from ``ep`` (towards ``peer``) to both endpoint states."""
     entry = ep.state
+    if not flags & (TH_SYN | TH_FIN | TH_RST) and entry != INACTIVE:
+        return  # the common case: no rule for plain packets of an active endpoint
     events: list[str] = []
     if flags & TH_SYN:
         events.append("synack" if flags & TH_ACK else "syn")

@@ -92,6 +92,8 @@ class Tracker:
         self._now = -1
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
+        self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
+        self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
 
     # -- public API ------------------------------------------------------------
@@ -129,6 +131,10 @@ class Tracker:
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
+        # Per-group orientation and table slots, kept current as flows are created.
+        self._b_orient = np.array([f.orig_is_a if f is not None else True for f in flows])
+        self._b_slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) if f is not None
+                                  else (-1, -1) for f in flows], dtype=np.int64).reshape(-1, 2)
 
         # Segment number of each packet inside its flow: how many of the flow's
         # control packets precede it in this batch.  Round r folds every flow's
@@ -229,11 +235,11 @@ class Tracker:
         g = inv[run]
         ts = batch["ts_ns"][run]
         nf = len(flows)
+        orient = self._b_orient
         first_of = np.full(nf, -1, dtype=np.int64)
         first_of[g[::-1]] = np.arange(len(g) - 1, -1, -1)  # last write wins: the first
         ug = np.flatnonzero(first_of >= 0)
         first = first_of[ug]
-        orient = np.zeros(nf, dtype=bool)
         inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
         cand = np.zeros(nf, dtype=bool)
         for u, i in zip(ug.tolist(), first.tolist(), strict=True):
@@ -241,7 +247,6 @@ class Tracker:
             if f is None or f.needs_packet_path(int(ts[i])):
                 cand[u] = True
                 continue
-            orient[u] = f.orig_is_a
             o_in = f.dirs[0].ep.state == INACTIVE
             r_in = f.dirs[1].ep.state == INACTIVE
             if o_in or r_in:
@@ -267,31 +272,31 @@ class Tracker:
             # head per flow first and the rest only for flows that stay hot.
             heads = np.minimum(ends, brk + _HEAD)
             head_idx = np.concatenate([cpos[a:b] for a, b in zip(brk.tolist(), heads.tolist(), strict=True)])
-            cols = self._columns(batch, run[head_idx])
+            rows = self._rows(batch, run[head_idx])
             k = 0
             unfinished: list[tuple[int, int]] = []
             for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist(), strict=True):
                 u = int(cg[b0])
-                done = self._hot_prefix(cols, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
+                done = self._hot_prefix(rows, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
                                         flows, events, to_bulk, b1)
                 k += h - b0
                 if not done and h < b1:
                     unfinished.append((h, b1))
             for h, b1 in unfinished:
                 u = int(cg[h])
-                cols2 = self._columns(batch, run[cpos[h:b1]])
-                self._hot_prefix(cols2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
+                rows2 = self._rows(batch, run[cpos[h:b1]])
+                self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
                                  events, to_bulk, b1)
         rest = np.sort(np.concatenate(to_bulk))
         if len(rest):
             gr = g[rest]
-            orient2 = np.array([f.orig_is_a if f is not None else True for f in flows])
-            dr = (swap[run[rest]] == orient2[gr]).astype(np.int64)
-            bulk.apply(batch[run[rest]], gr, dr, flows)  # type: ignore[arg-type]
+            dr = (swap[run[rest]] == self._b_orient[gr]).astype(np.int64)
+            bulk.apply(batch[run[rest]], gr, dr, flows, self._b_slots,  # type: ignore[arg-type]
+                       self._table)
             self._n_bulk += len(rest)
         return events
 
-    def _hot_prefix(self, cols: dict[str, list[Any]], k0: int, b0: int, b1: int,
+    def _hot_prefix(self, rows: list[tuple[Any, ...]], k0: int, b0: int, b1: int,
                     cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
                     flows: list[Flow | None], events: list[Event], to_bulk: list[np.ndarray],
                     end: int) -> bool:
@@ -299,65 +304,59 @@ class Tracker:
         hand cpos[j:end] to the bulk path and return True."""
         for j in range(b0, b1):
             f = flows[u]
-            c = k0 + j - b0
-            if (j > 0 and f is not None and int(cpos[j]) > last_wake
-                    and not f.needs_packet_path(cols["ts_ns"][c])):
+            row = rows[k0 + j - b0]
+            if (f is not None and int(cpos[j]) > last_wake
+                    and not f.needs_packet_path(row[0])):
                 to_bulk.append(cpos[j:end])
                 return True
-            events.extend(self._one(c, cols, u, key_bytes, flows))
+            self._one(row, u, key_bytes, flows, events)
         return False
 
     @staticmethod
-    def _columns(batch: np.ndarray, idx: np.ndarray) -> dict[str, list[Any]]:
+    def _rows(batch: np.ndarray, idx: np.ndarray) -> list[tuple[Any, ...]]:
+        """Plain-Python rows: the _COLS fields, then src and dst bytes."""
         sub = batch[idx]
-        cols: dict[str, list[Any]] = {name: sub[name].tolist() for name in _COLS}
-        cols["src"] = [bytes(x) for x in sub["src"]]
-        cols["dst"] = [bytes(x) for x in sub["dst"]]
-        return cols
+        cols = [sub[name].tolist() for name in _COLS]
+        cols.append([bytes(x) for x in sub["src"]])
+        cols.append([bytes(x) for x in sub["dst"]])
+        return list(zip(*cols, strict=True))
 
     def _packet_path(self, batch: np.ndarray, idx: np.ndarray, inv: np.ndarray,
                      swap: np.ndarray, key_bytes: list[bytes],
                      flows: list[Flow | None]) -> list[Event]:
-        cols = self._columns(batch, idx)
-        groups = inv[idx].tolist()
         events: list[Event] = []
-        for j in range(len(idx)):
-            events.extend(self._one(j, cols, groups[j], key_bytes, flows))
+        one = self._one
+        for row, u in zip(self._rows(batch, idx), inv[idx].tolist(), strict=True):
+            one(row, u, key_bytes, flows, events)
         return events
 
-    def _one(self, j: int, cols: dict[str, list[Any]], u: int, key_bytes: list[bytes],
-             flows: list[Flow | None]) -> list[Event]:
+    def _one(self, row: tuple[Any, ...], u: int, key_bytes: list[bytes],
+             flows: list[Flow | None], events: list[Event]) -> None:
         """One packet through :meth:`Flow.packet` (creating/renewing its flow)."""
         self._n_packet += 1
-        events: list[Event] = []
-        ts = cols["ts_ns"][j]
-        fl = cols["flags"][j]
+        fl = row[3]
+        sport, dport, ip_v, src, dst = row[16:]
         key = key_bytes[u]
-        from_a = key[:16] == cols["src"][j].ljust(16, b"\x00") and (
-            key[32:34] == cols["sport"][j].to_bytes(2, "big"))
+        from_a = key[:16] == src.ljust(16, b"\x00") and key[32:34] == sport.to_bytes(2, "big")
         flow = flows[u]
         if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
-                flow, cols["seq"][j]):
+                flow, row[4]):
             events.extend(self._retire(flow))
             flow = None
         if flow is None:
-            first_is_orig, why = _orientation(fl, cols["sport"][j], cols["dport"][j])
+            first_is_orig, why = _orientation(fl, sport, dport)
             flow = self._new_flow(key, from_a == first_is_orig, why, not first_is_orig,
-                                  cols["ip_v"][j], cols["src"][j], cols["sport"][j],
-                                  cols["dst"][j], cols["dport"][j], first_is_orig)
+                                  ip_v, src, sport, dst, dport, first_is_orig)
             flows[u] = flow
+            self._b_orient[u] = flow.orig_is_a
+            self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
         d = 0 if from_a == flow.orig_is_a else 1
-        ctx = flow.packet(d, ts, cols["frame"][j], cols["file_id"][j], fl, cols["seq"][j],
-                          cols["ack"][j], cols["payload_len"][j], cols["ip_len"][j],
-                          cols["ttl"][j], cols["ip_id"][j], cols["df"][j], cols["win"][j],
-                          cols["wscale"][j], cols["tsval"][j], cols["tls_ct"][j],
-                          cols["tls_hs"][j])
+        ctx = flow.packet(d, *row[:16])
         if ctx is not None:
             self._seq += 1
-            deadline = ts + int(self.config.settle_s * NS)
+            deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until = max(flow.hot_until, deadline)
             heapq.heappush(self._pending, (deadline, self._seq, ctx))
-        return events
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
         """A SYN starts a new generation after the flow ended or with a new ISN."""

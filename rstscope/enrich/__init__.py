@@ -29,7 +29,7 @@ from rstscope.enrich.context import (
 )
 from rstscope.enrich.fields import dissect_fields
 from rstscope.enrich.flows import display_filter, extract, reset_keys, scan, source_paths
-from rstscope.enrich.refine import Refinement, refine
+from rstscope.enrich.refine import Refinement, apply_refinements, context_summary, refine
 from rstscope.enrich.shark import TLS_FILTER, build_contexts, dissect
 from rstscope.enrich.tls import PacketFacts
 from rstscope.enrich.tools import find_tool, tshark_version
@@ -46,6 +46,8 @@ __all__ = [
     "TlsAlert",
     "TlsRecord",
     "VerifyReport",
+    "apply_refinements",
+    "context_summary",
     "enrich",
     "enrich_capture",
     "refine",
@@ -69,7 +71,7 @@ def enrich(analysis: Any, keylog: str | os.PathLike[str] | None = None, *,
     """
     source = getattr(analysis, "source", None)
     if source is None:
-        source = getattr(analysis, "_source", None)
+        source = getattr(analysis, "source", None)
     if source is None:
         source = getattr(analysis, "file", None)
     return enrich_capture(source, resets=analysis.reset_records(), keylog=keylog,

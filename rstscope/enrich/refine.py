@@ -362,3 +362,55 @@ def refine_one(reset: Any, ctx: EnrichedContext) -> Refinement:
 def refine(resets: Iterable[Any], ctx: EnrichedContext) -> list[Refinement]:
     """One :class:`Refinement` per reset record, in input order."""
     return [refine_one(r, ctx) for r in resets]
+
+
+def context_summary(reset: Any, ctx: EnrichedContext, n_records: int = 5) -> dict[str, Any] | None:
+    """JSON-ready TLS/HTTP2 facts of one reset's flow up to the RST (None if no context)."""
+    fc = ctx.for_reset(reset)
+    if fc is None:
+        return None
+    ts = int(_get(reset, "ts_ns"))
+    v = _View(fc, str(_get(reset, "src")), int(_get(reset, "sport")), ts)
+
+    def side(o: Any) -> str:
+        return "sender" if v.mine(o) else "peer"
+
+    last_data = fc.last_data_before(ts)
+    return {
+        "sni": fc.sni, "alpn": fc.alpn, "tls_version": fc.tls_version,
+        "decrypted": fc.decrypted,
+        "last_records": [{"frame": r.frame, "from": side(r), "type": r.name,
+                          "length": r.length, "encrypted": r.encrypted,
+                          "before_rst_s": _s(ts - r.ts_ns)}
+                         for r in fc.records_before(ts, n_records)],
+        "alerts": [{"frame": a.frame, "from": side(a), "level": a.level, "name": a.name}
+                   for a in v.alerts],
+        "http2": [{"frame": f.frame, "from": side(f), "type": f.type, "stream_id": f.stream_id,
+                   "error": f.error_name, "status": f.status}
+                  for f in v.h2 if f.type in ("GOAWAY", "RST_STREAM")
+                  or (f.type == "HEADERS" and f.status is not None)],
+        "http_silence_s": None if last_data is None else _s(ts - last_data.ts_ns),
+    }
+
+
+def apply_refinements(resets: Iterable[Mapping[str, Any]], ctx: EnrichedContext
+                      ) -> list[dict[str, Any]]:
+    """Reset dicts (``ResetRecord.to_dict()``) with the refinement merged in.
+
+    ``cause``/``advice``/``confidence`` are replaced by the refined ones when a
+    rule fired (the core's originals stay under ``core_cause`` and
+    ``core_confidence``); context evidence is appended; ``context_rule`` and
+    ``tls`` (see :func:`context_summary`) are added.  ``origin`` never changes.
+    """
+    out = []
+    for r in resets:
+        ref = refine_one(r, ctx)
+        d = dict(r)
+        if ref.rule is not None:
+            d["core_cause"], d["core_confidence"] = d.get("cause"), d.get("confidence")
+            d["cause"], d["advice"], d["confidence"] = ref.cause, list(ref.advice), ref.confidence
+        d["evidence"] = list(d.get("evidence") or []) + [e.to_dict() for e in ref.evidence]
+        d["context_rule"] = ref.rule
+        d["tls"] = context_summary(r, ctx)
+        out.append(d)
+    return out

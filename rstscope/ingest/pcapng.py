@@ -225,9 +225,8 @@ class PcapngFormat:
             itf = self.ifaces[int(i)]
             ts_ns[m] = itf.to_ns(ts_raw[m])
             lt[m] = itf.linktype
-            gid[m] = itf.global_id
-            if itf.snaplen:  # a writer may store more than the interface snaplen
-                pass
+            # The id as written in the block (per section), as Wireshark shows it.
+            gid[m] = i
         # Simple Packet Blocks carry no timestamp.
         ts_ns[spb] = 0
         return RecordTable(data, caplen, wirelen, ts_ns, lt, gid), bad_at, problem

@@ -480,7 +480,9 @@ def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: dict[str, Any],
                        gid="ttl-baseline")
             ax.text(0.002, float(mode), f" {direction} baseline {mode}"
                     + (f" ({hops} hops)" if hops is not None else ""),
-                    transform=ax.get_yaxis_transform(), fontsize=7, va="bottom",
+                    # orig above its line, resp below: equal baselines stay legible.
+                    transform=ax.get_yaxis_transform(), fontsize=7,
+                    va="bottom" if direction == "orig" else "top",
                     color=LANE_COLORS[direction])
     for r in resets:
         xr = float(taxis.to_x([int(r["ts_ns"])])[0])

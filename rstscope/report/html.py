@@ -44,6 +44,8 @@ class ReportLimits:
     max_report_bytes: int = 8_000_000  # whole page; figures stop once this is spent
     image_format: str = "png"  # png | svg
     dpi: int = 72
+    tls: bool = False  # add TLS/HTTP2 context (SNI, last records, alerts) via rstscope.enrich
+    keylog: str | None = None  # SSLKEYLOGFILE for that context (decrypts HTTP/2)
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -277,8 +279,42 @@ def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limi
     cands = r.get("timeout_candidates") or ()
     if cands:
         parts += ["<h4>Known timeouts matching the gap</h4>", _list(cands, "timeouts")]
+    if r.get("tls"):
+        parts += ["<h4>TLS context</h4>", _tls(r["tls"])]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _tls(ctx: dict[str, Any]) -> str:
+    rows: list[tuple[object, object]] = [
+        (k, ctx.get(k)) for k in ("sni", "alpn", "tls_version", "decrypted", "http_silence_s")
+        if ctx.get(k) is not None]
+    for rec in ctx.get("last_records") or ():
+        rows.append((f"record (frame {rec.get('frame')})",
+                     f"{rec.get('from')}: {rec.get('type')}, {rec.get('length')} B, "
+                     f"{rec.get('before_rst_s')} s before the RST"))
+    for al in ctx.get("alerts") or ():
+        rows.append((f"alert (frame {al.get('frame')})",
+                     f"{al.get('from')}: {al.get('level')} {al.get('name')}"))
+    for h2 in ctx.get("http2") or ():
+        rows.append((f"HTTP/2 (frame {h2.get('frame')})",
+                     f"{h2.get('from')}: {h2.get('type')} stream {h2.get('stream_id')} "
+                     f"{h2.get('error') or ''} {h2.get('status') or ''}".strip()))
+    return _table(("field", "value"), rows, cls="tls")
+
+
+def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLimits
+              ) -> tuple[list[dict[str, Any]], str]:
+    """Reset records refined with TLS/HTTP2 context, or the originals and a note why not."""
+    from rstscope.errors import RstscopeError
+
+    try:
+        from rstscope.enrich import apply_refinements, enrich
+
+        ctx = enrich(analysis, keylog=limits.keylog)
+    except (RstscopeError, ImportError) as exc:
+        return resets, f'<p class="note">TLS context unavailable: {esc(exc)}</p>'
+    return apply_refinements(resets, ctx), ""
 
 
 def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget: _Budget) -> str:
@@ -287,10 +323,13 @@ def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget:
 
     summary = analysis.summary()
     resets = list(analysis.reset_records())
+    tls_note = ""
+    if limits.tls and resets:
+        resets, tls_note = _with_tls(analysis, resets, limits)
     shown = resets[: limits.max_sections]
     parts = [f'<section class="capture" id="capture-{idx}">',
              f"<h2>Capture {idx}: {esc(summary.get('file', analysis.file))}</h2>",
-             _summary(summary, idx)]
+             _summary(summary, idx), tls_note]
     if summary.get("flows"):
         height = min(2.2 + 0.22 * min(int(summary.get("flows") or 0), 40), 11.0)
         parts.append(_figure(lambda: render_data_uri(

@@ -150,3 +150,33 @@ def test_lab_client_read_timeout_graceful(samples_dir):
 def test_lab_graceful_close_has_nothing_to_enrich(samples_dir):
     ctx = enrich_capture(samples_dir / "graceful-close.client.pcap")
     assert ctx.flows == {}
+
+
+def test_apply_refinements_merges_without_touching_origin(recording, bench_resets,
+                                                          enriched_keys):
+    from rstscope.enrich import apply_refinements
+
+    rst = _resets_of(recording, bench_resets, "proxy-timeout-reuse", sender="server")
+    merged = apply_refinements([rst], enriched_keys)[0]
+    assert merged["origin"] == rst["origin"] and merged["frame"] == rst["frame"]
+    assert merged["core_cause"] == "core verdict" and merged["context_rule"] == "stale-reuse"
+    tls = merged["tls"]
+    assert (tls["sni"], tls["alpn"], tls["tls_version"]) == ("rst.example", "h2", "TLSv1.3")
+    assert {(h["type"], h["from"], h["error"], h["status"]) for h in tls["http2"]} == \
+        {("HEADERS", "sender", None, 504), ("GOAWAY", "sender", "NO_ERROR", None)}
+    assert tls["last_records"][-1]["from"] == "peer"  # the client's write that drew the RST
+    assert tls["http_silence_s"] >= IDLE_S
+
+
+def test_enrich_an_analysis(recording):
+    """The API path: rstscope.api.analyze -> enrich -> refine, on the bench capture."""
+    from rstscope import api
+    from rstscope.enrich import enrich
+
+    analysis = api.analyze(recording.pcap)
+    resets = analysis.reset_records()
+    assert len(resets) == 6
+    ctx = enrich(analysis, keylog=recording.keylog)
+    rules = {r.rule for r in refine(resets, ctx)}
+    assert {"stale-reuse", "proxy-5xx", "close-notify", "stream-cancel",
+            "tls-fatal-alert"} <= rules

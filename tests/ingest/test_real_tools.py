@@ -53,10 +53,15 @@ def _traffic(port: int, closed_port: int) -> None:
             for abort in (False, True):
                 cli = socket.create_connection((host, port))
                 conn, _ = srv.accept()
-                cli.sendall(TLS_HELLO + os.urandom(3000))
+                msg = TLS_HELLO + os.urandom(3000)
+                cli.sendall(msg)
+                conn.settimeout(5)
                 got = 0
-                while got < 3206:
-                    got += len(conn.recv(65536))
+                while got < len(msg):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    got += len(chunk)
                 conn.sendall(b"\x17\x03\x03\x00\x20" + b"r" * 5000)
                 time.sleep(0.05)
                 if abort:
@@ -129,7 +134,9 @@ def _check_against_tshark(tshark: str, path, src=None, *, min_rst: int = 1) -> N
     problems = compare(batch, rows)
     assert not problems, "\n".join(problems)
     assert stats.rst >= min_rst
-    assert not stats.damage, stats.warnings
+    container_damage = {"cut-short-record", "garbage-bytes", "unreadable-tail",
+                        "compressed-stream-error"}
+    assert not container_damage & set(stats.damage), stats.warnings
 
 
 @pytest.mark.parametrize("name", LIVE)
@@ -163,15 +170,16 @@ def test_editcap_variants(live_caps, tshark, tmp_path, args):
     src = live_caps["lo.pcap"]
     out = tmp_path / "out"
     subprocess.run(["editcap", *args, str(src), str(out)], check=True, capture_output=True)
-    _check_against_tshark(tshark, out)
-    if "-s" in args:
-        snap = int(args[args.index("-s") + 1])
+    snap = int(args[args.index("-s") + 1]) if "-s" in args else 0
+    # At snaplen 40 the TCP flags byte of every segment is cut: no RST is visible.
+    _check_against_tshark(tshark, out, min_rst=0 if snap and snap < 54 else 1)
+    if snap:
         batch, _ = read_all(out)
         # Headers (with options) cut by the snaplen are flagged; payload cuts are not.
         # Expected from tshark's header lengths on the uncut capture.
-        full = tshark_rows(tshark, src)
-        want = [14 + int(r.get("ip.hdr_len") or 40) + int(r["tcp.hdr_len"]) > snap
-                for r in full]
+        full = {int(r["frame.number"]): r for r in tshark_rows(tshark, src)}
+        want = [14 + int(full[f].get("ip.hdr_len") or 40) + int(full[f]["tcp.hdr_len"]) > snap
+                for f in batch["frame"].tolist()]
         assert batch["truncated"].tolist() == want
         assert any(want) or snap >= 90
 
@@ -305,9 +313,10 @@ def test_pcapng_simple_packet_blocks(live_caps, tshark, tmp_path):
     out.write_bytes(blob)
     batch, stats = read_all(out)
     rows = tshark_rows(tshark, out)
-    for r in rows:  # SPBs carry no timestamp; tshark shows 0 too
-        assert r["frame.time_epoch"].startswith("0.")
+    # SPBs carry no timestamp: tshark shows none, rstscope stores 0.
+    assert not any("frame.time_epoch" in r for r in rows)
     assert not compare(batch, rows)
+    assert (batch["ts_ns"] == 0).all()
 
 
 def test_open_capture_accepts_pathlike_and_str(live_caps):

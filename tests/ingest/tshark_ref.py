@@ -128,7 +128,7 @@ def expected(row: dict[str, str]) -> dict[str, object]:
             tls_hs = payload[5]
     e: dict[str, object] = {
         "frame": int(row["frame.number"]),
-        "ts_ns": _epoch_ns(row["frame.time_epoch"]),
+        "ts_ns": _epoch_ns(row["frame.time_epoch"]) if row.get("frame.time_epoch") else 0,
         "iface": _int(row["frame.interface_id"]),
         "ip_v": v,
         "src": row["ip.src"] if v == 4 else row["ipv6.src"],

@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from rstscope.api import Analysis, analyze
-from rstscope.report import build_report
+from rstscope.report import ReportLimits, build_report
 
 from ..plot.loopback import hello_then_server_abort
 from .pagecheck import offline_problems, parse
@@ -45,17 +45,22 @@ def test_file_name_with_markup(report_capture, tmp_path):
     _no_live_markup(html)
 
 
-def test_sni_with_markup_from_a_real_client_hello(tmp_path):
+def test_sni_with_markup_from_a_real_client_hello(tmp_path, tshark):
     ex = hello_then_server_abort(tmp_path / "sni.pcap", XSS.encode())
     a = analyze(ex.path)
     assert len(a.reset_records()) == 1  # the server's abort right after the ClientHello
     html = build_report([a])
     assert XSS not in html
     _no_live_markup(html)
-    exposed = XSS in repr(a.reset_records()) or XSS in repr(a.flow_records())
-    if exposed:
-        # The analysis reports the SNI (cause/evidence); the page shows it as text.
-        assert XSS_ESCAPED in html
+    # With TLS context (tshark dissects the ClientHello) the SNI is shown: in the
+    # TLS table and in the refined cause/advice, always as text.
+    html = build_report([a], limits=ReportLimits(tls=True, max_sections=1))
+    assert "TLS context unavailable" not in html
+    assert XSS not in html
+    tls_table = html.split('<table class="tls">')[1].split("</table>")[0]
+    assert f"<td>sni</td><td>{XSS_ESCAPED}</td>" in tls_table
+    assert html.count(XSS_ESCAPED) >= 2
+    _no_live_markup(html)
 
 
 class _Marked(Analysis):

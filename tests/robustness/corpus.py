@@ -219,3 +219,117 @@ DAMAGE_KINDS = (
     "out-of-order-timestamps", "duplicated-packets", "snaplen-65535-header",
     "snaplen-zero-header", "unsupported-linktype",
 )
+
+
+def ipv6_extension_capture(out: Path) -> Path:
+    """Real kernel TCP over ::1 whose client packets carry hop-by-hop and
+    destination-options headers (sticky IPV6_HOPOPTS / IPV6_DSTOPTS), then a RST."""
+    port = _free_port(socket.AF_INET6, "::1")
+    # A port filter would miss the client's packets: BPF's "port" only looks at
+    # TCP right after the fixed IPv6 header, not behind extension headers.
+    proc = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(out), "ip6"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        while "listening on" not in (line := proc.stderr.readline()):
+            if not line:
+                raise RuntimeError("tcpdump did not start")
+        srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("::1", port))
+        srv.listen(1)
+
+        def serve() -> None:
+            conn, _ = srv.accept()
+            conn.recv(100)
+            conn.sendall(SERVER_DATA)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+        t = threading.Thread(target=serve)
+        t.start()
+        cli = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        pad = b"\x00\x00\x01\x04\x00\x00\x00\x00"  # next header, length 0, PadN of 4 bytes
+        cli.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS, pad)
+        cli.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, pad)
+        cli.settimeout(5)
+        cli.connect(("::1", port))
+        cli.sendall(CLIENT_HELLO)
+        time.sleep(0.1)
+        try:
+            cli.sendall(b"late")
+            cli.recv(4096)
+        except OSError:
+            pass
+        cli.close()
+        t.join(5)
+        srv.close()
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return out
+
+
+# -- pcapng walking and damage -----------------------------------------------------------
+
+
+def pcapng_blocks(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, type, total length) of each block of a little-endian pcapng file."""
+    out = []
+    pos = 0
+    while pos + 12 <= len(data):
+        btype, total = struct.unpack_from("<II", data, pos)
+        out.append((pos, btype, total))
+        if total < 12:
+            break
+        pos += total
+    return out
+
+
+def damage_pcapng(data: bytes, kind: str, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    blocks = pcapng_blocks(data)
+    pkts = [b for b in blocks if b[1] in (3, 6)]
+    buf = bytearray(data)
+    mid = pkts[len(pkts) // 2]
+    if kind == "ng-truncated-last-block":
+        return data[: len(data) - pkts[-1][2] // 2]
+    if kind == "ng-corrupt-block-length":
+        struct.pack_into("<I", buf, mid[0] + 4, 0x7FFFFFFC)
+        return bytes(buf)
+    if kind == "ng-odd-block-length":
+        struct.pack_into("<I", buf, mid[0] + 4, 13)
+        return bytes(buf)
+    if kind == "ng-garbage-between-blocks":
+        return data[: mid[0]] + bytes(rng.getrandbits(8) for _ in range(101)) + data[mid[0]:]
+    if kind == "ng-bad-interface-id":
+        struct.pack_into("<I", buf, mid[0] + 8, 77)
+        return bytes(buf)
+    if kind == "ng-caplen-beyond-block":
+        struct.pack_into("<I", buf, mid[0] + 20, 0xFFFF)
+        return bytes(buf)
+    if kind == "ng-unsupported-linktype":
+        for off, btype, _ in blocks:
+            if btype == 1:
+                struct.pack_into("<H", buf, off + 8, 147)
+        return bytes(buf)
+    if kind == "ng-no-section-header":
+        return data[blocks[1][0]:]
+    if kind == "ng-second-section":
+        # Two sections back to back: interface numbering restarts in the second one.
+        return data + data
+    raise ValueError(kind)
+
+
+NG_DAMAGE_KINDS = (
+    "ng-truncated-last-block", "ng-corrupt-block-length", "ng-odd-block-length",
+    "ng-garbage-between-blocks", "ng-bad-interface-id", "ng-caplen-beyond-block",
+    "ng-unsupported-linktype", "ng-no-section-header", "ng-second-section",
+)

@@ -1,0 +1,47 @@
+"""``rstscope report`` through click's runner (the lead registers it in the main CLI)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from rstscope.errors import InputMissingError, UsageError
+from rstscope.plot.cli import report
+
+from .pagecheck import offline_problems, parse
+
+pytestmark = pytest.mark.root  # the capture comes from tcpdump on loopback
+
+
+def test_report_command_writes_one_file(report_capture, tmp_path):
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(report, [str(report_capture.path), "-o", str(out), "--max-sections",
+                                      "1", "--image-format", "svg"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == str(out)
+    html = out.read_text()
+    assert offline_problems(html) == []
+    assert len(parse(html).all("section", "reset")) == 1
+    assert "data:image/svg+xml;base64," in html
+
+
+def test_report_default_name(report_capture, tmp_path):
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        res = CliRunner().invoke(report, [str(report_capture.path), "--max-sections", "0"])
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "abort-report.html").is_file()
+
+
+def test_report_errors(report_capture, tmp_path):
+    res = CliRunner().invoke(report, [str(report_capture.path), "--keylog", "k.log"])
+    assert isinstance(res.exception, UsageError) and res.exception.exit_code == 2
+    res = CliRunner().invoke(report, [str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "r.html")])
+    assert isinstance(res.exception, InputMissingError) and res.exception.exit_code == 66
+    res = CliRunner().invoke(report, [])
+    assert res.exit_code == 2  # click: missing FILES
