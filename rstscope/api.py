@@ -199,10 +199,15 @@ class Analysis:
 
     def report(self, path: str | os.PathLike[str]) -> Path:
         """Write a self-contained HTML report to ``path``."""
-        from rstscope.report import write_report
+        from rstscope.errors import OutputError
+        from rstscope.report import build_report
 
-        write_report([self], path)
-        return Path(path)
+        out = Path(path)
+        try:
+            out.write_text(build_report([self]), encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write report ({exc.strerror})") from exc
+        return out
 
     def _repr_html_(self) -> str:
         from rstscope.frames import summary_html

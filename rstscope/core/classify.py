@@ -74,8 +74,19 @@ def rule_ttl(f: Facts) -> list[Evidence]:
     c = f.ctx
     if f.ttl_mode is None:
         f.tags.add("no-baseline")
-        return [_ev("ttl_baseline", c.ttl, "non-RST packets from the sender", 0.0)]
+        out = [_ev("ttl_baseline", c.ttl, "non-RST packets from the sender", 0.0)]
+        if initial_ttl(c.ttl) == 255:
+            # Server and client stacks start at 64 (Linux, BSD, macOS) or 128
+            # (Windows); 255 is what routers and firewall appliances use.
+            out.append(_ev("initial_ttl_255", c.ttl, "64 or 128 (host stacks)", -1.5))
+        return out
     mode = f.ttl_mode
+    n_base = sum(c.s_ttl_counts.values())
+    if f.ttl_consistent and c.ttl != mode and f.ttl_spread == 0 and n_base >= 3:
+        # Every packet of the sender had one TTL and the RST is one hop off: on a
+        # stable path that is a device next to the endpoint (an L4 balancer, NAT).
+        f.tags.add("ttl-mismatch")
+        return [_ev("ttl_one_hop", c.ttl, f"{mode} (all {n_base} packets)", -2.0)]
     if f.ttl_consistent:
         w = 2.5 if hops(mode) == 0 else 1.5
         return [_ev("ttl", c.ttl, mode, w)]
@@ -329,6 +340,19 @@ def _seq_status(ctx: ResetContext, triggered: bool) -> str:
 
 # -- verdict -------------------------------------------------------------------
 
+def _proxy_close_match(f: Facts) -> TimeoutMatch | None:
+    c = f.ctx
+    if f.vantage == f.side or c.s_close_gap_ns < 0 or not f.tags & {"after-fin", "after-alert"}:
+        return None
+    gap = c.s_close_gap_ns / NS
+    if gap < 5.0:
+        return None
+    ms = match_gap(f.cfg, gap, triggered=False, bidirectional=False)
+    proxies = [m for m in ms if m.entry.full_proxy and m.entry.category in _LB_CATEGORIES]
+    others = [m for m in ms if not m.entry.full_proxy]
+    return proxies[0] if proxies and len(proxies) >= len(others) else None
+
+
 def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
     """(origin, how sure we are of the device class, why)."""
     fitting = [m for m in f.matches if m.fits]
@@ -342,6 +366,11 @@ def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
         return "firewall", 0.85, "injection signs (race, burst or SNI trigger)"
     if "bidirectional" in f.tags:
         return "load-balancer", 0.6, "RSTs to both sides at once (LB reset-on-idle style)"
+    if f.triggered and f.trigger_gap_s is not None and f.trigger_gap_s >= 1.0:
+        # Lazy expiry: the first packet after a silence met a device without state.
+        if initial_ttl(f.ctx.ttl) == 255:
+            return "firewall", 0.6, "expired state; initial TTL 255 (appliance/router stack)"
+        return "load-balancer", 0.6, "expired state of a host-stack device (LB/NAT)"
     return "firewall", 0.6, "a stateful device on the path"
 
 
@@ -376,6 +405,15 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             alternatives.append(("load-balancer", why))
         else:
             conf = min(conf, 0.95)
+        close_match = _proxy_close_match(f)
+        if close_match is not None:
+            # The endpoint closed (FIN / TLS alert) after exactly a common full-proxy
+            # timeout of silence: most likely a proxy/LB in front of the server.
+            origin = "load-balancer"
+            conf = min(conf, 0.55)
+            alternatives.insert(0, (side, f"the {side} itself may use a "
+                                    f"{close_match.entry.timeout_s:g} s timeout"))
+            f.tags.add("proxy-close")
         if best_fit is not None:
             conf = min(conf, 0.6)
             alt = "load-balancer" if best_fit.entry.category in _LB_CATEGORIES else "firewall"
@@ -465,6 +503,10 @@ def _cause(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
         return (f"A device between the capture point and the {f.side} sent this RST in the "
                 f"{f.side}'s name (TTL/IP ID/timing differ from the {f.side}'s packets).")
     who = f"The {f.side}"
+    if "proxy-close" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
+                f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
     if "refused" in f.tags:
         return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
     if "after-fin" in f.tags or "after-alert" in f.tags:
@@ -496,6 +538,11 @@ def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tup
         if fit is not None:
             out.append(f"or raise {fit.entry.product} '{fit.entry.setting}' above the longest "
                        f"silence ({gap:.0f} s)")
+    elif "proxy-close" in f.tags:
+        m = _proxy_close_match(f)
+        if m is not None:
+            out.append(f"raise {m.entry.product} '{m.entry.setting}' ({m.entry.timeout_s:g} s) "
+                       "above the longest silence, or make the backend send data sooner")
     elif sender != "middlebox":
         if "refused" in f.tags:
             out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "

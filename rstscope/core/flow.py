@@ -90,7 +90,8 @@ class Dir:
     """One direction (orig or resp) of a flow: table slot plus non-numeric state."""
 
     __slots__ = ("table", "slot", "ttl_counts", "ep", "last_syn_seq", "last_fin_seq",
-                 "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale")
+                 "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale",
+                 "close_gap_ns")
 
     def __init__(self, table: DirTable) -> None:
         self.table = table
@@ -106,6 +107,7 @@ class Dir:
         self.isn: int | None = None
         self.syn_ttl = -1  # TTL of this side's SYN or SYN/ACK: the endpoint's own stack
         self.wscale = -1
+        self.close_gap_ns = -1  # silence before this side began closing (TLS alert / FIN)
 
     def col(self) -> list[int]:
         return self.table.a[:, self.slot].tolist()  # type: ignore[no-any-return]
@@ -194,6 +196,7 @@ class ResetContext:
     s_rxmit: int
     s_ts_opt: bool
     s_syn_ttl: int
+    s_close_gap_ns: int
     # Receiver of the RST.
     r_pkts: int
     r_nr_ts: int
@@ -329,6 +332,9 @@ class Flow:
             m[LASTPL] = ts
         m[SINCE] += 1
         table[SINCE, ps] = 0
+        if (me.close_gap_ns < 0 and not is_rst and (flags & TH_FIN or tls_ct == 21)
+                and self.nr_last_ts >= 0):
+            me.close_gap_ns = ts - self.nr_last_ts
         seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
@@ -459,7 +465,7 @@ class Flow:
             s_last_ip_id=m[LASTID], s_nr_ts=m[NR_TS], s_last_payload_ts=m[LASTPL],
             s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts=s.fin_ts,
             s_tls_alert_ts=s.tls_alert_ts, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
-            s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl,
+            s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl, s_close_gap_ns=s.close_gap_ns,
             r_pkts=p[PKTS], r_nr_ts=p[NR_TS], r_nr_frame=p[NR_FRAME], r_nr_seq=p[NR_SEQ],
             r_nr_ack=p[NR_ACK], r_nr_len=p[NR_LEN], r_nr_flags=p[NR_FLAGS],
             r_nr_ip_id=p[NR_IPID], r_nr_win=p[NR_WIN], r_nr_gap_ns=p[NR_GAP],

@@ -10,7 +10,14 @@ view directly.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
+
+
+def mv(buf: np.ndarray) -> memoryview:
+    """A memoryview of a numpy buffer (numpy's stubs do not declare the buffer protocol)."""
+    return memoryview(buf)  # type: ignore[arg-type]
 
 
 def gather(buf: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
@@ -28,7 +35,7 @@ def gather(buf: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
                           buffer=buf, strides=(1,))
         last = n - width
         if int(offs.max()) <= last:
-            return view[offs].view(np.uint8).reshape(m, width)
+            return cast(np.ndarray, view[offs].view(np.uint8).reshape(m, width))
         ok = offs <= last
         out = np.zeros((m, width), dtype=np.uint8)
         out[ok] = view[offs[ok]].view(np.uint8).reshape(-1, width)
@@ -46,7 +53,7 @@ def gather(buf: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
 
 def be16(g: np.ndarray, col: int) -> np.ndarray:
     """Big-endian uint16 from columns ``col, col+1`` of a gathered block, as int64."""
-    return (g[:, col].astype(np.int64) << 8) | g[:, col + 1]
+    return cast(np.ndarray, (g[:, col].astype(np.int64) << 8) | g[:, col + 1])
 
 
 def be32(g: np.ndarray, col: int) -> np.ndarray:
@@ -66,4 +73,4 @@ def byte_at(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
         ok = pos < n
         out[ok] = buf[pos[ok]]
         return out
-    return buf[pos].astype(np.int64)
+    return cast(np.ndarray, buf[pos].astype(np.int64))

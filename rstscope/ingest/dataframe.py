@@ -34,7 +34,7 @@ truncated   bool                     snaplen cut a header
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,7 @@ def batches_to_dataframe(batches: Iterable[np.ndarray]) -> pd.DataFrame:
     return df
 
 
-def read_packets(source: Source | list[Source] | tuple[Source, ...]) -> pd.DataFrame:
+def read_packets(source: Source | Sequence[Source]) -> pd.DataFrame:
     """Every TCP segment of a capture as one DataFrame (see the module docstring)."""
     with open_capture(source) as rd:
         df = batches_to_dataframe(rd)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -625,7 +626,7 @@ class _Run:
         sport, dport = be16(g, 0), be16(g, 2)
 
         def port(p: int) -> np.ndarray:
-            return (sport == p) | (dport == p)
+            return cast(np.ndarray, (sport == p) | (dport == p))
 
         vx = port(4789)
         gen = port(6081) & ~vx

@@ -9,7 +9,7 @@ from array import array
 import numpy as np
 
 from rstscope.errors import CaptureError
-from rstscope.ingest._bytes import gather
+from rstscope.ingest._bytes import gather, mv
 from rstscope.ingest.records import RecordTable, empty_records
 from rstscope.ingest.source import Window
 from rstscope.ingest.walk import Status, WalkResult, u32_views
@@ -70,11 +70,12 @@ class PcapFormat:
             del views
         else:
             unpack = struct.Struct(self.endian + "I").unpack_from
+            bufv = mv(buf)
             for _ in range(maxn):
                 if p + 16 > end:
                     need = 16
                     break
-                cl = unpack(buf, p + 8)[0]
+                cl = unpack(bufv, p + 8)[0]
                 q = p + 16 + cl
                 if q > end:
                     need = 16 + cl
@@ -142,12 +143,13 @@ class PcapFormat:
 
     def _chain_ok(self, buf: np.ndarray, p: int, end: int, depth: int) -> bool:
         unpack = struct.Struct(self.endian + "IIII").unpack_from
+        bufv = mv(buf)
         for _ in range(depth):
             if p == end:
                 return True
             if p + 16 > end:
                 return False
-            sec, frac, cl, wl = unpack(buf, p)
+            sec, frac, cl, wl = unpack(bufv, p)
             if frac >= 1_000_000_000 // self.ns_mult or cl > self.max_caplen or wl < cl:
                 return False
             if self.last_ts_s is not None and abs(sec - self.last_ts_s) > _RESYNC_TS_WINDOW_S:

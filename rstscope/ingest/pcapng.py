@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rstscope.ingest._bytes import gather
+from rstscope.ingest._bytes import gather, mv
 from rstscope.ingest.records import RecordTable, empty_records
 from rstscope.ingest.source import Window
 from rstscope.ingest.walk import Status, WalkResult, u32_views
@@ -110,7 +110,7 @@ class PcapngFormat:
             p = res
 
     def _u32(self, buf: np.ndarray, p: int) -> int:
-        v: int = struct.unpack_from(self.endian + "I", buf, p)[0]
+        v: int = struct.unpack_from(self.endian + "I", mv(buf), p)[0]
         return v
 
     def _fast(self, buf: np.ndarray, p: int, end: int, budget: int
@@ -147,10 +147,11 @@ class PcapngFormat:
             del views
             return offs, p, "budget"
         unpack = struct.Struct(self.endian + "II").unpack_from
+        bufv = mv(buf)
         for _ in range(budget):
             if p + 8 > end:
                 return offs, p, "need"
-            bt, bl = unpack(buf, p)
+            bt, bl = unpack(bufv, p)
             if bt != EPB and bt != SPB and bt != PB_OBSOLETE:
                 return offs, p, "other"
             if bl < 16 or bl & 3 or bl > MAX_BLOCK:
@@ -165,9 +166,9 @@ class PcapngFormat:
         if p + 8 > end:
             return 12
         bl = self._u32(buf, p + 4)
-        if struct.unpack_from("<I", buf, p)[0] == SHB and p + 12 <= end:
-            bom = struct.unpack_from("<I", buf, p + 8)[0]
-            bl = struct.unpack_from(("<" if bom == BOM else ">") + "I", buf, p + 4)[0]
+        if struct.unpack_from("<I", mv(buf), p)[0] == SHB and p + 12 <= end:
+            bom = struct.unpack_from("<I", mv(buf), p + 8)[0]
+            bl = struct.unpack_from(("<" if bom == BOM else ">") + "I", mv(buf), p + 4)[0]
         return max(12, bl) if bl <= MAX_BLOCK else 12
 
     def _why_bad(self, buf: np.ndarray, p: int, end: int) -> str:
@@ -235,29 +236,29 @@ class PcapngFormat:
     def _other_block(self, buf: np.ndarray, p: int, end: int) -> int | WalkResult:
         if p + 12 > end:
             return WalkResult(empty_records(), p, Status.NEED, need=12)
-        raw_type = struct.unpack_from("<I", buf, p)[0]
+        raw_type = struct.unpack_from("<I", mv(buf), p)[0]
         if raw_type == SHB:
-            bom_le = struct.unpack_from("<I", buf, p + 8)[0]
+            bom_le = struct.unpack_from("<I", mv(buf), p + 8)[0]
             if bom_le == BOM:
                 endian = "<"
-            elif struct.unpack_from(">I", buf, p + 8)[0] == BOM:
+            elif struct.unpack_from(">I", mv(buf), p + 8)[0] == BOM:
                 endian = ">"
             else:
                 return WalkResult(empty_records(), p, Status.CORRUPT,
                                   problem="section header with a bad byte-order magic")
-            bl = struct.unpack_from(endian + "I", buf, p + 4)[0]
+            bl = struct.unpack_from(endian + "I", mv(buf), p + 4)[0]
             if bl < 28 or bl & 3 or bl > MAX_BLOCK:
                 return WalkResult(empty_records(), p, Status.CORRUPT,
                                   problem=f"section header length {bl} is impossible")
             if p + bl > end:
                 return WalkResult(empty_records(), p, Status.NEED, need=bl)
-            major = struct.unpack_from(endian + "H", buf, p + 12)[0]
+            major = struct.unpack_from(endian + "H", mv(buf), p + 12)[0]
             if major != 1:
                 self.warnings.append(f"pcapng section version {major} (expected 1)")
             self.endian = endian
             self.ifaces = []
             self.sections += 1
-            return p + bl
+            return int(p + bl)
         btype = self._u32(buf, p)
         bl = self._u32(buf, p + 4)
         if bl < 12 or bl & 3 or bl > MAX_BLOCK:
@@ -283,17 +284,17 @@ class PcapngFormat:
 
     def _idb(self, buf: np.ndarray, p: int, bl: int) -> None:
         e = self.endian
-        lt, _res, snap = struct.unpack_from(e + "HHI", buf, p + 8)
+        lt, _res, snap = struct.unpack_from(e + "HHI", mv(buf), p + 8)
         tsresol, tsoff = 6, 0
         q, stop = p + 16, p + bl - 4
         while q + 4 <= stop:
-            code, olen = struct.unpack_from(e + "HH", buf, q)
+            code, olen = struct.unpack_from(e + "HH", mv(buf), q)
             if code == 0:
                 break
             if code == 9 and olen >= 1:
                 tsresol = int(buf[q + 4])
             elif code == 14 and olen >= 8:
-                tsoff = struct.unpack_from(e + "q", buf, q + 4)[0]
+                tsoff = struct.unpack_from(e + "q", mv(buf), q + 4)[0]
             q += 4 + ((olen + 3) & ~3)
         self.ifaces.append(Interface(lt, snap, tsresol, tsoff, self.n_ifaces_total))
         self.n_ifaces_total += 1
@@ -323,7 +324,7 @@ class PcapngFormat:
     def _block_ok(self, buf: np.ndarray, p: int, end: int) -> bool:
         if p + 12 > end:
             return False
-        if struct.unpack_from("<I", buf, p)[0] == SHB:
+        if struct.unpack_from("<I", mv(buf), p)[0] == SHB:
             return True
         bl = self._u32(buf, p + 4)
         if bl < 12 or bl & 3 or bl > MAX_BLOCK or p + bl > end:
@@ -331,7 +332,7 @@ class PcapngFormat:
         return self._u32(buf, p + bl - 4) == bl
 
     def _after_ok(self, buf: np.ndarray, p: int, end: int) -> bool:
-        if struct.unpack_from("<I", buf, p)[0] == SHB:
+        if struct.unpack_from("<I", mv(buf), p)[0] == SHB:
             return True
         q = p + self._u32(buf, p + 4)
         return q == end or self._block_ok(buf, q, end)

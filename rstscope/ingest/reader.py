@@ -17,6 +17,9 @@ from rstscope.ingest.stats import FileStats, ReadStats
 from rstscope.ingest.walk import Status
 
 DEFAULT_BATCH = 65536
+# Frames decoded per step: small enough that one step's arrays stay in CPU cache
+# (measured ~25% faster per packet than 65536); batches hold at most this many rows.
+DECODE_CHUNK = 16384
 _MAX_RESYNCS = 1000
 
 
@@ -127,7 +130,7 @@ class CaptureReader:
         warned_lt: set[int] = set()
         order = OrderCheck()  # timestamps going backwards, duplicated packets
         while True:
-            res = fmt.walk(w, self.batch_size)
+            res = fmt.walk(w, min(self.batch_size, DECODE_CHUNK))
             rec = res.rec
             if len(rec):
                 dec = decode_records(w.buf, rec, frame0=frame, file_id=file_id)
@@ -182,11 +185,11 @@ class CaptureReader:
             st.warn(fs, msg)
         for msg, kind, count in order.warnings():
             st.warn(fs, msg, kind, count)
-        if fs.frames == 0 and not fs.warnings and fs.format.startswith("pcapng") and \
-                isinstance(fmt, pcapng.PcapngFormat) and fmt.sections == 0:
-            raise CaptureError(f"{fs.name}: pcapng without a readable section header")
+        # Nothing readable at all (e.g. a capture header followed by garbage): an error,
+        # not an empty result.  A header-only capture is valid and simply empty.
         if fs.frames == 0 and fs.damage:
-            raise CaptureError(f"{fs.name}: no readable packets ({fs.warnings[0]})")
+            first = fs.warnings[0].removeprefix(f"{fs.name}: ")
+            raise CaptureError(f"{fs.name}: no readable packets ({first})")
 
 
 def open_capture(source: Source | Sequence[Source], *, batch_size: int = DEFAULT_BATCH

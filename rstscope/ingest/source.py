@@ -12,7 +12,7 @@ files the pages already consumed are dropped from the process with
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import io
 import mmap
 import os
@@ -91,10 +91,8 @@ class Window:
         mm = self._mm
         if mm is not None and hasattr(mm, "madvise") and pos - self._released >= _RELEASE_EVERY:
             upto = pos - pos % mmap.PAGESIZE
-            try:
+            with contextlib.suppress(OSError):
                 mm.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
-            except OSError:
-                pass
             self._released = upto
 
     def refill(self, need: int = 0) -> bool:
@@ -119,7 +117,7 @@ class Window:
         self.base += self.start
         self.start, self.end = 0, tail
         got_any = False
-        mv = memoryview(self.buf)
+        mv = memoryview(self.buf)  # type: ignore[arg-type]
         while self.end < self.buf.size:
             try:
                 n = self._reader(mv[self.end:])
@@ -138,17 +136,61 @@ class Window:
     def close(self) -> None:
         self.buf = np.empty(0, dtype=np.uint8)
         if self._mm is not None:
-            try:
+            # BufferError: a caller still holds a view; the GC unmaps it later.
+            with contextlib.suppress(BufferError):
                 self._mm.close()
-            except BufferError:  # a caller still holds a view; the GC will unmap it
-                pass
             self._mm = None
         for c in self._closers:
-            try:
+            with contextlib.suppress(OSError):
                 c()
-            except OSError:
-                pass
         self._closers.clear()
+
+
+class _Gunzip:
+    """Streaming gunzip (multi-member) that hands over every byte decompressed before a
+    cut or damaged stream, then reports the damage; ``gzip.GzipFile`` raises instead
+    and loses the bytes of the failing read."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._done = False
+        self._members = 0
+        self._started = False  # part of the current member has been fed
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending and not self._done:
+            data = self._raw.read(1 << 20)
+            if not data:
+                self._done = True
+                if self._started:  # inside a member: the stream was cut
+                    raise EOFError("compressed data ends before the end-of-stream marker")
+                break
+            self._feed(data)
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, data: bytes) -> None:
+        while data:
+            try:
+                out = self._d.decompress(data)
+            except zlib.error as exc:
+                self._done = True
+                raise OSError(f"damaged gzip data ({exc})") from None
+            self._started = True
+            self._pending += out
+            if self._d.eof:
+                self._members += 1
+                data = self._d.unused_data
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._started = False
+                if data.strip(b"\0") == b"":  # trailing padding after the last member
+                    return
+            else:
+                data = b""
 
 
 class _Prefixed(io.RawIOBase):
@@ -218,9 +260,9 @@ def open_window(src: Source, chunk: int = STREAM_CHUNK) -> Window:
         head = f.read(2)
         if head == _GZIP_MAGIC:
             f.seek(0)
-            gz = gzip.GzipFile(fileobj=f, mode="rb")
-            w = Window.from_stream(name, lambda b: _readinto(gz, b), chunk=chunk)
-            w._closers += [gz.close, f.close]
+            gz = _Gunzip(f)
+            w = Window.from_stream(name, gz.readinto, chunk=chunk)
+            w._closers.append(f.close)
             return w
         if stat.S_ISREG(st.st_mode):
             return Window.from_mmap(name, f)
@@ -234,8 +276,6 @@ def open_window(src: Source, chunk: int = STREAM_CHUNK) -> Window:
     if isinstance(head, str):
         raise InputMissingError(f"{name}: file object is in text mode; open it with 'rb'")
     if head == _GZIP_MAGIC:
-        gz = gzip.GzipFile(fileobj=io.BufferedReader(_Prefixed(head, raw)), mode="rb")
-        w = Window.from_stream(name, lambda b: _readinto(gz, b), chunk=chunk)
-        w._closers.append(gz.close)
-        return w
+        gz = _Gunzip(io.BufferedReader(_Prefixed(head, raw)))
+        return Window.from_stream(name, gz.readinto, chunk=chunk)
     return Window.from_stream(name, lambda b: _readinto(raw, b), prefix=head, chunk=chunk)

@@ -33,10 +33,10 @@ def u32_views(buf: np.ndarray) -> list[memoryview]:
     index instead of a struct call keeps the serial record walk at ~0.15 us
     per record.
     """
-    mv = memoryview(buf).cast("B")
-    n = len(mv)
+    m = memoryview(buf).cast("B")  # type: ignore[arg-type]
+    n = len(m)
     out = []
     for r in range(4):
         usable = max(0, (n - r) // 4) * 4
-        out.append(mv[r:r + usable].cast("I"))
+        out.append(m[r:r + usable].cast("I"))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rstscope.plot.gaps import IdleGap, find_idle_gaps, idle_gap_histogram
 from rstscope.plot.overview import overview
 from rstscope.plot.select import packets_of_flow, resets_of_flow
-from rstscope.plot.timeline import timeline
+from rstscope.plot.timeline import time_axis_of, timeline
 
 __all__ = [
     "IdleGap",
@@ -18,5 +18,6 @@ __all__ = [
     "overview",
     "packets_of_flow",
     "resets_of_flow",
+    "time_axis_of",
     "timeline",
 ]

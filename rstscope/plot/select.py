@@ -8,6 +8,7 @@ last packet).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +22,49 @@ if TYPE_CHECKING:
     from rstscope.api import Analysis
 
 
+# Converting thousands of records to dicts takes ~1 s per 5000 flows, and one
+# report asks for them dozens of times; keep them per Analysis object.  The
+# entry is tied to the object's identity (weakref) and to the tracker's packet
+# count, so a tracker that was fed more packets is converted again.
+_CACHE: dict[int, tuple[weakref.ref[Any], object, list[dict[str, Any]], list[dict[str, Any]]]] = {}
+
+
+def _token(analysis: Analysis) -> object:
+    stats = getattr(getattr(analysis, "tracker", None), "stats", None)
+    return (getattr(stats, "packets", None), getattr(stats, "resets", None),
+            type(analysis).reset_records, type(analysis).flow_records)
+
+
+def _records(analysis: Analysis) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    key = id(analysis)
+    token = _token(analysis)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is analysis and hit[1] == token:
+        return hit[2], hit[3]
+    flows = list(analysis.flow_records())
+    resets = list(analysis.reset_records())
+    def forget(_ref: weakref.ref[Any]) -> None:
+        _CACHE.pop(key, None)
+
+    try:
+        ref: weakref.ref[Any] = weakref.ref(analysis, forget)
+    except TypeError:  # not weak-referenceable: no caching
+        return flows, resets
+    _CACHE[key] = (ref, token, flows, resets)
+    return flows, resets
+
+
 def reset_records(analysis: Analysis) -> list[dict[str, Any]]:
-    """All reset records as dicts (JSON-ready, as ``ResetRecord.to_dict()``), in capture order."""
-    return list(analysis.reset_records())
+    """All reset records as dicts (JSON-ready, as ``ResetRecord.to_dict()``), in capture order.
+
+    The list is shared (cached per analysis): do not modify it.
+    """
+    return _records(analysis)[1]
 
 
 def flow_records(analysis: Analysis) -> list[dict[str, Any]]:
-    """All flow records as dicts (as ``FlowRecord.to_dict()``)."""
-    return list(analysis.flow_records())
+    """All flow records as dicts (as ``FlowRecord.to_dict()``); shared, do not modify."""
+    return _records(analysis)[0]
 
 
 def find_flow(analysis: Analysis, flow_id: object) -> dict[str, Any]:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 TH_SYN, TH_FIN, TH_RST = 0x002, 0x001, 0x004
 LANE_Y = {"orig": 1.0, "resp": 0.0}
 TTL_AXES_LABEL = "rstscope-ttl"
+AXIS_ATTR = "rstscope_time_axis"
 # A gap is compressed (axis="auto") when it is this share of the flow or more.
 COMPRESS_SHARE = 0.25
 MAX_RST_LABELS = 6
@@ -142,7 +143,19 @@ def timeline(
     if ttl_ax is not None:
         _draw_ttl(ttl_ax, taxis, pk, flow, resets, max_ticks)
         ttl_ax.set_xlim(ax.get_xlim())
+        setattr(ttl_ax, AXIS_ATTR, taxis)  # noqa: B010
+    setattr(ax, AXIS_ATTR, taxis)  # noqa: B010
     return ax
+
+
+def time_axis_of(ax: Axes) -> TimeAxis | None:
+    """The time mapping a :func:`timeline` drew with, to place your own marks::
+
+        taxis = time_axis_of(ax)
+        ax.axvline(taxis.to_x([ts_ns])[0])   # an absolute timestamp in ns
+    """
+    taxis = getattr(ax, AXIS_ATTR, None)
+    return taxis if isinstance(taxis, TimeAxis) else None
 
 
 # -- axes ------------------------------------------------------------------

@@ -17,9 +17,10 @@ import gzip
 import io
 import os
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, Final
+from typing import IO, Any, Final, cast
 
 from rstscope.errors import CaptureError, InputMissingError, OutputError
 
@@ -69,12 +70,19 @@ class _Source:
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
+        self.error: str | None = None
 
     def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; fewer only at the end (or where a compressed stream breaks)."""
         chunks = []
         need = n
-        while need > 0:
-            b = self._fh.read(need)
+        while need > 0 and self.error is None:
+            try:
+                b = self._fh.read(need)
+            except (OSError, EOFError, zlib.error) as exc:
+                # A corrupt or cut gzip stream ends the input like EOF, with a warning.
+                self.error = f"compressed stream is corrupt or cut short ({exc})"
+                break
             if not b:
                 break
             chunks.append(b)
@@ -94,10 +102,10 @@ def open_input(source: str | os.PathLike[str] | IO[bytes]) -> tuple[IO[bytes], b
         owned = True
     else:
         fh, owned = source, False
-    buffered: IO[bytes] = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
-    head = buffered.peek(2)[:2]  # type: ignore[attr-defined]
+    buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type,type-var]
+    head = buffered.peek(2)[:2]
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered, mode="rb"), True
+        return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb")), True
     return buffered, owned
 
 
@@ -109,7 +117,7 @@ class RawReader:
         self.stats = ContainerStats()
         head = self._src.read(4)
         if len(head) < 4:
-            raise CaptureError("empty or too short to be a capture")
+            raise CaptureError(self._src.error or "empty or too short to be a capture")
         if head in PCAP_MAGICS:
             self.stats.fmt = "pcap"
             self.endian, self.nanos = PCAP_MAGICS[head]
@@ -125,14 +133,16 @@ class RawReader:
         else:
             raise CaptureError(f"not a pcap or pcapng capture (magic {head.hex()})")
 
-    def __iter__(self) -> Iterator[Frame | SectionStart]:
+    def __iter__(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
         if self.stats.fmt == "pcap":
             yield from self._pcap()
         else:
             yield from self._pcapng()
+        if self._src.error:
+            self.stats.warnings.append(self._src.error)
 
     # -- classic pcap --------------------------------------------------------
-    def _pcap(self) -> Iterator[Frame | SectionStart]:
+    def _pcap(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
         rec = struct.Struct(self.endian + "IIII")
         limit = max(MAX_RECORD, self.snaplen)
         while True:
@@ -156,7 +166,7 @@ class RawReader:
             yield Frame(self.linktype, data, orig, (sec, frac))
 
     # -- pcapng --------------------------------------------------------------
-    def _pcapng(self) -> Iterator[Frame | SectionStart]:
+    def _pcapng(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
         pending: bytes | None = self._first
         endian = "<"
         ifaces: list[tuple[int, int]] = []  # (linktype, snaplen) per interface in the section
@@ -300,7 +310,7 @@ def _pad4(b: bytes) -> bytes:
 class RawWriter:
     """Write frames in the input's container format (pcapng always little-endian)."""
 
-    def __init__(self, fh: BinaryIO, reader: RawReader) -> None:
+    def __init__(self, fh: IO[bytes], reader: RawReader) -> None:
         self._fh = fh
         self.fmt = reader.stats.fmt
         self._endian = getattr(reader, "endian", "<")

@@ -26,7 +26,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, Final
+from typing import IO, Final, cast
 
 from rstscope.errors import InputMissingError, OutputError, UsageError
 from rstscope.redact.container import (
@@ -127,7 +127,7 @@ def _ip_checksum(hdr: bytes | bytearray) -> int:
 def _adjust_checksum(old_ck: int, old: bytes, new: bytes) -> int:
     """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') over the changed 16-bit words."""
     s = ~old_ck & 0xFFFF
-    for (o,), (n,) in zip(struct.iter_unpack("!H", old), struct.iter_unpack("!H", new)):
+    for (o,), (n,) in zip(struct.iter_unpack("!H", old), struct.iter_unpack("!H", new), strict=True):
         s += (~o & 0xFFFF) + n
     return ~_fold(s) & 0xFFFF
 
@@ -448,7 +448,7 @@ class FrameRedactor:
 
 def redact_capture(
     source: str | os.PathLike[str] | IO[bytes],
-    out: str | os.PathLike[str] | BinaryIO,
+    out: str | os.PathLike[str] | IO[bytes],
     key: bytes,
     *,
     keep_tls_headers: bool = False,
@@ -469,9 +469,12 @@ def redact_capture(
         reader = RawReader(fh)
         if isinstance(out, (str, os.PathLike)):
             try:
-                dst: BinaryIO = (
-                    gzip.open(out, "wb") if os.fspath(out).endswith(".gz") else open(out, "wb")  # noqa: SIM115
-                )
+                # Closed in the finally below (it may also be the caller's stream).
+                if os.fspath(out).endswith(".gz"):
+                    raw_dst: object = gzip.open(out, "wb")  # noqa: SIM115
+                else:
+                    raw_dst = open(out, "wb")  # noqa: SIM115
+                dst = cast(IO[bytes], raw_dst)
             except OSError as exc:
                 raise OutputError(f"{os.fspath(out)}: cannot write: {exc.strerror}") from exc
             close_dst = True

@@ -322,7 +322,9 @@ def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget:
     from rstscope.plot.overview import overview
 
     summary = analysis.summary()
-    resets = list(analysis.reset_records())
+    from rstscope.plot.select import reset_records
+
+    resets = list(reset_records(analysis))
     tls_note = ""
     if limits.tls and resets:
         resets, tls_note = _with_tls(analysis, resets, limits)
@@ -397,7 +399,9 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
     sections, toc = [], []
     for idx, a in enumerate(analyses, 1):
         sections.append(_capture_section(a, idx, lim, budget))
-        n = len(a.reset_records())
+        from rstscope.plot.select import reset_records
+
+        n = len(reset_records(a))
         toc.append(f'<li><a href="#capture-{idx}">{esc(a.file)}</a> \u2014 {n} reset(s)</li>')
     return PAGE.substitute(
         title=esc(title), css=CSS, version=esc(__version__),

@@ -29,12 +29,14 @@ def select_flow_packets(analysis: Analysis, flow_ids: Iterable[str]) -> pd.DataF
         ValueError: the analysis' source cannot be re-read (stdin, a stream).
     """
     wanted = {str(f) for f in flow_ids}
-    flows = [f for f in analysis.flow_records() if str(f["flow_id"]) in wanted]
+    from rstscope.plot.select import flow_records
+
+    flows = [f for f in flow_records(analysis) if str(f["flow_id"]) in wanted]
     cached = getattr(analysis, "_packets_df", None)
     if cached is not None:
         frame: pd.DataFrame = cached  # already in memory: filtering again would only copy
         return frame
-    source = getattr(analysis, "_source", None)
+    source = getattr(analysis, "source", None)
     if source is None or not _rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
     from rstscope.ingest import batches_to_dataframe, open_capture

@@ -224,6 +224,13 @@ def write_summary(outdir: str | os.PathLike[str], rows: Sequence[dict[str, Any]]
         raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
+def _size(inp: CaptureInput) -> int | None:
+    try:
+        return inp.size_bytes
+    except OSError:
+        return None
+
+
 def _is_complete(outdir: str, row: dict[str, Any]) -> bool:
     if row.get("status") != "ok" or not row.get("input"):
         return False
@@ -341,12 +348,14 @@ def run_batch(
         on_start(len(inputs))
     from rstscope.scale.sharded import submit_sharded
 
+    done_sizes = {previous[i].get("size_bytes") for i in done}
     futures = []
     for inp in inputs:
         n = n_shards_for(inp)
         if n:
             futures.append(client.submit(submit_sharded, inp, out, done, n, vantage=vantage,
-                                         batch_size=batch_size, pure=False))
+                                         batch_size=batch_size,
+                                         hash_first=_size(inp) in done_sizes, pure=False))
         else:
             futures.append(client.submit(analyze_input, inp, out, done, vantage=vantage,
                                          batch_size=batch_size, pure=False))

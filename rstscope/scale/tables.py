@@ -34,7 +34,7 @@ SUMMARY_SCHEMA = pa.schema([
     ("name", pa.string()),           # display name (first file, +N siblings)
     ("files", pa.list_(pa.string())),  # the files, in reading order
     ("scheme", pa.string()),         # single | tcpdump | dumpcap (sibling grouping)
-    ("content_hash", pa.string()),   # BLAKE2b-128 of the bytes (rstscope.scale.identity)
+    ("content_hash", pa.string()),   # SHA-256 of the bytes (rstscope.scale.identity)
     ("size_bytes", pa.int64()),
     ("status", pa.string()),         # ok | error
     ("error", pa.string()),          # one-line error message when status == error

@@ -262,3 +262,44 @@ def test_syn_ack_flag_text():
     (r,) = verdicts(w)
     assert r.flags == "R"
     assert TH_ACK  # imported constant used by FakeWire
+
+
+def test_syn_answered_by_ttl_255_rst_is_a_firewall():
+    # Host stacks start at 64/128; a RST+ACK at 255 to a SYN is an appliance's REJECT.
+    w = FakeWire()
+    w.pkt("c", TH_SYN)
+    w.wait(0.0001)
+    w.rst("s", ttl=255, ip_id=0, seq=0, ack=w.nxt["c"])
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox" and r.origin == "firewall"
+    assert ev(r)["initial_ttl_255"] > 0
+    assert r.confidence < 0.8
+
+
+def test_rst_one_hop_nearer_than_a_stable_baseline():
+    w = established()
+    w.wait(4.5)
+    w.data("c", 100)
+    w.wait(0.0002)
+    w.rst("s", ttl=53, ip_id=0, with_ack=False, seq=w.nxt["s"])  # server packets all at 52
+    (r,) = verdicts(w)
+    assert r.sender == "middlebox"
+    assert "ttl_one_hop" in ev(r)
+    assert r.origin == "load-balancer"  # lazy expiry by a host-stack device
+    assert r.hop_delta == 1
+
+
+def test_close_after_common_proxy_timeout_names_the_proxy():
+    w = established()
+    w.wait(60.2)
+    w.data("s", 31, tls_ct=21)  # TLS alert, then FIN, after 60 s of silence
+    w.fin("s")
+    w.wait(0.04)
+    w.fin("c")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and r.sender == "server-endpoint"
+    assert r.confidence <= 0.55
+    assert r.alternatives[0][0] == "server"
+    assert "60.2 s" in r.cause

@@ -3,6 +3,7 @@ loopback traffic, read by rstscope and compared field by field with tshark."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -71,10 +72,8 @@ def _traffic(port: int, closed_port: int) -> None:
                 cli.close()
         finally:
             srv.close()
-        try:
+        with contextlib.suppress(OSError):
             socket.create_connection((host, closed_port), timeout=1).close()
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="module")

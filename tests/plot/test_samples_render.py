@@ -104,3 +104,53 @@ def test_sample_overview_and_histogram(capture):
     ax = idle_gap_histogram(a, Figure().subplots())
     counted = sum(p.get_height() for p in ax.patches if p.get_gid() == "gap-hist")
     assert counted <= len(labels)
+
+
+def _tshark_times(path, display_filter):
+    import shutil
+    import subprocess
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields",
+                          "-e", "frame.number", "-e", "frame.time_epoch"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.strip()]
+    return {int(f): float(t) for f, t in rows}
+
+
+# Client-side captures of idle-timeout scenarios: their RST follows a silence that
+# matches a catalog timeout (the server side of a middlebox expiry may see none).
+TIMEOUT_SAMPLES = [c for c in CAPTURES if c.name.split(".")[0] in (
+    "fw-idle-expiry-client-next", "server-idle-abort", "l4lb-idle-expiry",
+    "client-read-timeout-abort") and ".server." not in c.name]
+
+
+@pytest.mark.parametrize("capture", TIMEOUT_SAMPLES, ids=lambda c: c.name)
+def test_timeout_lines_start_at_a_real_last_packet(capture):
+    """Each known-timeout line sits exactly T after the last activity it is measured
+    from, and that last activity is a real packet of the flow before the RST (tshark)."""
+    from rstscope.api import analyze
+    from rstscope.plot import time_axis_of
+    from rstscope.plot.timeouts import parse_candidates
+
+    a = analyze(capture)
+    resets = [r for r in a.reset_records() if r["timeout_candidates"]]
+    assert resets, "the lab sample's RST should match a catalog timeout"
+    r = resets[0]
+    ax = timeline(a, r, Figure().subplots(), ttl_track=False)
+    taxis = time_axis_of(ax)
+    assert taxis is not None
+    (last,) = [ln for ln in ax.lines if ln.get_gid() == "last-activity"]
+    t_last = float(taxis.seconds_of_x([last.get_xdata()[0]])[0])
+    lines = [ln for ln in ax.lines if ln.get_gid() == "timeout-line"]
+    want = [k.timeout_s for k in parse_candidates(r["timeout_candidates"])][:3]
+    got = sorted(float(taxis.seconds_of_x([ln.get_xdata()[0]])[0]) - t_last for ln in lines)
+    assert got == pytest.approx(want, abs=1e-6)
+    names = " ".join(t.get_text() for t in ax.texts if t.get_gid() == "timeout-label")
+    assert parse_candidates(r["timeout_candidates"])[0].names[0] in names
+    # The last activity is a packet tshark sees in this flow, before the RST.
+    flt = (f"tcp.port == {r['sport']} && tcp.port == {r['dport']} && frame.number < {r['frame']}")
+    times = _tshark_times(capture, flt)
+    t_abs = taxis.t0_ns / 1e9 + t_last
+    assert min(abs(t - t_abs) for t in times.values()) < 2e-6

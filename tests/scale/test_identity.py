@@ -39,11 +39,11 @@ def test_group_hash_depends_on_order_and_boundaries(samples: list[Path], tmp_pat
     assert content_hash([p1, p2]) != content_hash([x, y])
 
 
-def test_hash_is_blake2b_of_the_bytes(samples: list[Path]) -> None:
+def test_hash_is_sha256_of_the_bytes(samples: list[Path]) -> None:
     # Independent recomputation of the documented construction.
     data = samples[0].read_bytes()
-    inner = hashlib.blake2b(data, digest_size=16).digest()
-    outer = hashlib.blake2b(digest_size=16, person=b"rstscope-input")
+    inner = hashlib.sha256(data).digest()
+    outer = hashlib.sha256(b"rstscope-input-v1")
     outer.update(len(data).to_bytes(8, "little") + inner)
     assert content_hash([samples[0]]) == outer.hexdigest()
     assert input_id(outer.hexdigest()) == outer.hexdigest()[:16]
