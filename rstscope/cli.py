@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import io
 import json
 import os
 import sys
@@ -93,7 +92,7 @@ def _summary_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_text(doc: dict[str, Any], out: io.TextIOBase | Any, *, rich_tty: bool) -> None:
+def render_text(doc: dict[str, Any], out: Any, *, rich_tty: bool) -> None:
     """The default human output: summary, then one row per reset."""
     rows = [reset_row(r) for r in doc["resets"]]
     if rich_tty:

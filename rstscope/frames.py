@@ -60,7 +60,7 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
     for name, dtype in schema.items():
         if dtype == "object":
             continue
-        df[name] = df[name].astype(dtype)
+        df[name] = df[name].astype(dtype)  # type: ignore[call-overload]  # dtype names come from _DTYPES
     return df
 
 

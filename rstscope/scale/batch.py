@@ -282,14 +282,21 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n < 1:
         raise UsageError("--workers must be at least 1")
-    cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
-    client = dist.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+    import dask
+
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's
+    # mmap threshold: every batch-sized numpy array is then a fresh mmap, and the
+    # tracker spent ~40 % more CPU in page faults (measured: 5.7 vs 4.0 s CPU for
+    # 1M packets, 5x the minor faults).  Leave glibc's adaptive default.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                    host="127.0.0.1", dashboard_address=None)
+        client = dist.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
 
 
 # -- driver -------------------------------------------------------------------
