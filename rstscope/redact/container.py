@@ -144,7 +144,8 @@ class RawReader:
     # -- classic pcap --------------------------------------------------------
     def _pcap(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
         rec = struct.Struct(self.endian + "IIII")
-        limit = max(MAX_RECORD, self.snaplen)
+        # The header's snaplen is untrusted too: never read more than 16 MiB for one record.
+        limit = max(MAX_RECORD, min(self.snaplen, 16 << 20))
         while True:
             hdr = self._src.read(16)
             if not hdr:

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import corpus
 
 from rstscope.errors import CaptureError, InputMissingError, RstscopeError, UsageError
 from rstscope.redact import CryptoPAn, load_key, parse_key_hex, redact_capture
 
 KEY = bytes(range(32))
 ROOT = Path(__file__).resolve().parents[2]
+# Loaded by path in this directory's conftest (tests/robustness/corpus.py); other
+# test directories have a conftest module too, so "from conftest import" is ambiguous.
+corpus = sys.modules["rstscope_test_corpus"]
 
 # Header fields that must survive redaction unchanged (tshark names).
 KEPT = (
