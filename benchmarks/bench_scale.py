@@ -49,8 +49,10 @@ def timed_batch(paths: list[Path], out: Path, workers: int, **kw: Any) -> dict[s
     t0 = time.perf_counter()
     with connect(workers=workers) as client:
         t1 = time.perf_counter()
+        cpu0 = client.run(_cpu_s)
         report = run_batch(paths, out, client=client, group=False, **kw)
         t2 = time.perf_counter()
+        cpu1 = client.run(_cpu_s)
     rows = read_summary(out)
     assert report.errors == 0, [r["error"] for r in rows if r["status"] == "error"]
     return {
@@ -58,7 +60,17 @@ def timed_batch(paths: list[Path], out: Path, workers: int, **kw: Any) -> dict[s
         "run_s": t2 - t1,
         "resets": report.resets,
         "peak_rss_mb": max((r["peak_rss_bytes"] or 0) for r in rows) / 2**20,
+        # CPU seconds each worker process spent in the run: on a shared machine the
+        # wall-time speed-up depends on other load, the CPU split does not.
+        "cpu_s": sorted(round(cpu1[w] - cpu0[w], 1) for w in cpu1),
     }
+
+
+def _cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def sequential(paths: list[Path]) -> float:
@@ -95,7 +107,8 @@ def main() -> None:
     res = {n: timed_batch(small, w / f"out-small-{n}", n) for n in (1, 2)}
     for n, r in res.items():
         print(f"  batch, {n} worker(s): {r['run_s']:6.2f} s  (cluster start {r['startup_s']:.1f} s,"
-              f" peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets)")
+              f" worker CPU s {r['cpu_s']}, peak worker RSS {r['peak_rss_mb']:.0f} MiB,"
+              f" {r['resets']} resets)")
     print(f"  speed-up 2 vs 1 worker: {res[1]['run_s'] / res[2]['run_s']:.2f}x")
 
     big = make(args.big, w / "big.pcap", 1)
@@ -106,8 +119,8 @@ def main() -> None:
                           shard_above_bytes=None) for n in (1, 2)}
     for n, r in res.items():
         how = f"{n} shards" if n > 1 else "whole"
-        print(f"  batch, {n} worker(s), {how}: {r['run_s']:6.2f} s  (peak worker RSS "
-              f"{r['peak_rss_mb']:.0f} MiB, {r['resets']} resets)")
+        print(f"  batch, {n} worker(s), {how}: {r['run_s']:6.2f} s  (worker CPU s {r['cpu_s']}, "
+              f"peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets)")
     print(f"  speed-up 2 vs 1 worker: {res[1]['run_s'] / res[2]['run_s']:.2f}x")
 
     if args.mem_sizes:
@@ -117,7 +130,7 @@ def main() -> None:
             cap = make(n, w / f"mem-{n}.pcap", 3)
             r = timed_batch([cap], w / f"out-mem-{n}", 2, shards=2)
             print(f"  {n:>10} packets {cap.stat().st_size / 1e9:5.2f} GB: {r['run_s']:6.1f} s, "
-                  f"peak worker RSS {r['peak_rss_mb']:.0f} MiB")
+                  f"peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets")
             if not args.keep:
                 cap.unlink()
     if not args.keep:

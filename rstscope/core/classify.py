@@ -353,6 +353,30 @@ def _proxy_close_match(f: Facts) -> TimeoutMatch | None:
     return proxies[0] if proxies and len(proxies) >= len(others) else None
 
 
+def _mid_response_close(f: Facts) -> bool:
+    """The remote server side closed gracefully after going silent mid-response.
+
+    A server application streaming a response has no reason to give up on its own
+    silence; a reverse proxy waiting on a silent upstream does (nginx
+    ``proxy_read_timeout``, haproxy ``timeout server``).  So when the far server side
+    sent data last, went quiet, then closed with a TLS alert or FIN, a proxy in front
+    of the server is the better guess, though the wire cannot rule out the server.
+    """
+    c = f.ctx
+    return (f.side == "server" and f.vantage != f.side and c.s_close_gap_ns >= NS
+            and c.s_close_mid_response and bool(f.tags & {"after-fin", "after-alert"}))
+
+
+def _proxy_peer_at_server(f: Facts) -> bool:
+    """At a server capture, the connecting peer sits on the server's own link and
+    reset the connection after a silence: the typical shape of a load balancer or
+    reverse proxy's timeout toward its backend.  A client on the same link would
+    look the same, hence only a lean."""
+    return (f.side == "client" and f.vantage == "server" and f.ttl_mode is not None
+            and hops(f.ttl_mode) == 0 and not f.triggered and f.idle_gap_s is not None
+            and f.idle_gap_s >= 1.0)
+
+
 def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
     """(origin, how sure we are of the device class, why)."""
     fitting = [m for m in f.matches if m.fits]
@@ -414,6 +438,19 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             alternatives.insert(0, (side, f"the {side} itself may use a "
                                     f"{close_match.entry.timeout_s:g} s timeout"))
             f.tags.add("proxy-close")
+        elif _mid_response_close(f):
+            origin = "load-balancer"
+            conf = min(conf, 0.55)
+            gap_c = f.ctx.s_close_gap_ns / NS
+            alternatives.insert(0, (side, f"the server application itself may close a "
+                                    f"response that stays silent {gap_c:.1f} s"))
+            f.tags.add("proxy-close")
+        elif _proxy_peer_at_server(f):
+            origin = "load-balancer"
+            conf = min(conf, 0.55)
+            alternatives.insert(0, (side, "a client on the server's own link would look "
+                                    "the same"))
+            f.tags.add("proxy-peer")
         if best_fit is not None:
             conf = min(conf, 0.6)
             alt = "load-balancer" if best_fit.entry.category in _LB_CATEGORIES else "firewall"
@@ -507,6 +544,10 @@ def _cause(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
         gap_c = f.ctx.s_close_gap_ns / NS
         return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
                 f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
+    if "proxy-peer" in f.tags:
+        return (f"The connecting peer, on the server's own link (0 hops; typically a load "
+                f"balancer or reverse proxy), reset the connection after {gap_txt} of "
+                "silence (its client/server timeout).")
     if "refused" in f.tags:
         return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
     if "after-fin" in f.tags or "after-alert" in f.tags:
@@ -540,9 +581,19 @@ def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tup
                        f"silence ({gap:.0f} s)")
     elif "proxy-close" in f.tags:
         m = _proxy_close_match(f)
+        gap_c = f.ctx.s_close_gap_ns / NS
         if m is not None:
             out.append(f"raise {m.entry.product} '{m.entry.setting}' ({m.entry.timeout_s:g} s) "
                        "above the longest silence, or make the backend send data sooner")
+        else:
+            out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
+                       f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "
+                       "a heartbeat (e.g. an SSE comment) more often")
+    elif "proxy-peer" in f.tags:
+        out.append(f"check the load balancer/proxy's timeouts toward this server (haproxy "
+                   f"timeout server/client, nginx proxy_read_timeout): it gave up after "
+                   f"{gap:.0f} s of silence" if gap is not None else
+                   "check the load balancer/proxy's timeouts toward this server")
     elif sender != "middlebox":
         if "refused" in f.tags:
             out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "

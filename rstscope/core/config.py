@@ -62,6 +62,10 @@ class TrackerConfig:
     idle_warn_min_s: float = 30.0
     # RSTs of one flow closer together than this are examined as one storm/burst.
     storm_window_s: float = 2.0
+    # Keep every finished flow and reset record for flows()/resets().  Live capture
+    # turns this off: its records leave as events, so memory stays bounded by the
+    # active flow table however long it runs.
+    keep_records: bool = True
     # Testing aid: route every packet through the per-packet path (no vectorised bulk).
     packet_path_only: bool = False
     # Names of expiry behaviours under which a device itself emits the RST.

@@ -91,7 +91,7 @@ class Dir:
 
     __slots__ = ("table", "slot", "ttl_counts", "ep", "last_syn_seq", "last_fin_seq",
                  "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale",
-                 "close_gap_ns")
+                 "close_gap_ns", "close_mid_response")
 
     def __init__(self, table: DirTable) -> None:
         self.table = table
@@ -108,6 +108,9 @@ class Dir:
         self.syn_ttl = -1  # TTL of this side's SYN or SYN/ACK: the endpoint's own stack
         self.wscale = -1
         self.close_gap_ns = -1  # silence before this side began closing (TLS alert / FIN)
+        # The last payload before that silence was this side's own: it was sending (a
+        # response in flight) and then closed without the peer asking for anything.
+        self.close_mid_response = False
 
     def col(self) -> list[int]:
         return self.table.a[:, self.slot].tolist()  # type: ignore[no-any-return]
@@ -197,6 +200,7 @@ class ResetContext:
     s_ts_opt: bool
     s_syn_ttl: int
     s_close_gap_ns: int
+    s_close_mid_response: bool
     # Receiver of the RST.
     r_pkts: int
     r_nr_ts: int
@@ -309,6 +313,7 @@ class Flow:
         table = self.table.a
         ps = peer.slot
         m = table[:, me.slot].tolist()
+        prev_own_payload_ts = m[LASTPL]
         is_rst = bool(flags & TH_RST)
         for pend in self.pending:
             if len(pend.later) < 64:
@@ -335,6 +340,8 @@ class Flow:
         if (me.close_gap_ns < 0 and not is_rst and (flags & TH_FIN or tls_ct == 21)
                 and self.nr_last_ts >= 0):
             me.close_gap_ns = ts - self.nr_last_ts
+            me.close_mid_response = (prev_own_payload_ts >= 0
+                                     and prev_own_payload_ts >= int(table[LASTPL, ps]))
         seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
@@ -466,6 +473,7 @@ class Flow:
             s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts=s.fin_ts,
             s_tls_alert_ts=s.tls_alert_ts, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
             s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl, s_close_gap_ns=s.close_gap_ns,
+            s_close_mid_response=s.close_mid_response,
             r_pkts=p[PKTS], r_nr_ts=p[NR_TS], r_nr_frame=p[NR_FRAME], r_nr_seq=p[NR_SEQ],
             r_nr_ack=p[NR_ACK], r_nr_len=p[NR_LEN], r_nr_flags=p[NR_FLAGS],
             r_nr_ip_id=p[NR_IPID], r_nr_win=p[NR_WIN], r_nr_gap_ns=p[NR_GAP],

@@ -82,6 +82,13 @@ class Tracker:
         self._flows: dict[bytes, Flow] = {}
         self._done: list[FlowRecord] = []
         self._resets: list[ResetRecord] = []
+        # Counters that stay right when records are not kept (keep_records=False).
+        self._n_done = 0
+        self._n_resets = 0
+        self._done_votes: Counter[str] = Counter()
+        # Events raised while handling a packet (flow-table overflow) and returned by
+        # the next feed()/advance().
+        self._side_events: list[Event] = []
         self._pending: list[tuple[int, int, ResetContext]] = []  # (deadline, seq, ctx)
         self._seq = 0
         self._next_id = 1
@@ -176,7 +183,12 @@ class Tracker:
         self._now = max(self._now, int(batch["ts_ns"].max()))
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
+        events.extend(self._drain_side_events())
         return events
+
+    def _drain_side_events(self) -> list[Event]:
+        out, self._side_events = self._side_events, []
+        return out
 
     def advance(self, now_ns: int) -> list[Event]:
         """Time passed without packets (live capture tick)."""
@@ -184,11 +196,12 @@ class Tracker:
         events = self._settle(self._now)
         events.extend(self._idle_warnings(self._now))
         events.extend(self._maybe_evict(self._now))
+        events.extend(self._drain_side_events())
         return events
 
     def finish(self) -> list[Event]:
         """End of input: settle every pending verdict."""
-        return self._settle(None)
+        return self._settle(None) + self._drain_side_events()
 
     def flows(self) -> list[FlowRecord]:
         """Every flow seen (finished and evicted generations first, then live ones)."""
@@ -200,8 +213,8 @@ class Tracker:
     @property
     def stats(self) -> TrackerStats:
         return TrackerStats(
-            packets=self._packets, flows=len(self._done) + len(self._flows),
-            active_flows=len(self._flows), evicted=self._evicted, resets=len(self._resets),
+            packets=self._packets, flows=self._n_done + len(self._flows),
+            active_flows=len(self._flows), evicted=self._evicted, resets=self._n_resets,
             pending_resets=len(self._pending), packet_path=self._n_packet,
             bulk_path=self._n_bulk)
 
@@ -216,8 +229,7 @@ class Tracker:
             v, why = flow_vantage(f)
             votes[v] += 1
             reasons.setdefault(v, why)
-        for rec in self._done:
-            votes[rec.vantage] += 1
+        votes.update(self._done_votes)
         if not votes:
             return "middle", "no flows"
         v, cnt = votes.most_common(1)[0]
@@ -376,9 +388,12 @@ class Tracker:
         flow = Flow(self._table, self._next_id, gen, key, orig_is_a, why, flipped, ip_v,
                     o_raw, o_p, r_raw, r_p)
         self._next_id += 1
+        # Make room first: the new flow has no packets yet, so it would look the
+        # least recently seen and be evicted itself.
+        while len(self._flows) >= self.config.max_flows:
+            if not self._evict_oldest():
+                break
         self._flows[key] = flow
-        if len(self._flows) > self.config.max_flows:
-            self._evict_oldest()
         return flow
 
     def _retire(self, flow: Flow) -> list[Event]:
@@ -394,14 +409,16 @@ class Tracker:
             heapq.heapify(keep)
             self._pending = keep
         flow.pending.clear()
-        self._done.append(self._record(flow))
+        self._keep_flow(self._record(flow))
         self._flows.pop(flow.key, None)
         flow.release()
         return events
 
     def _verdict(self, ctx: ResetContext) -> Event:
         rec = classify(ctx, self.config)
-        self._resets.append(rec)
+        self._n_resets += 1
+        if self.config.keep_records:
+            self._resets.append(rec)
         if ctx in ctx.flow.pending:
             ctx.flow.pending.remove(ctx)
         return ResetVerdict(rec)
@@ -441,17 +458,25 @@ class Tracker:
                  if not f.pending and f.last_ts >= 0 and now - f.last_ts > limit]
         return [self._evict(f, "idle") for f in stale]
 
-    def _evict_oldest(self) -> None:
+    def _evict_oldest(self) -> bool:
         victim = min((f for f in self._flows.values() if not f.pending),
                      key=lambda f: f.last_ts, default=None)
-        if victim is not None:
-            self._evict(victim, "max_flows")
+        if victim is None:
+            return False
+        self._side_events.append(self._evict(victim, "max_flows"))
+        return True
+
+    def _keep_flow(self, rec: FlowRecord) -> None:
+        self._n_done += 1
+        self._done_votes[rec.vantage] += 1
+        if self.config.keep_records:
+            self._done.append(rec)
 
     def _evict(self, flow: Flow, reason: str) -> Event:
         flow.evicted = True
         self._evicted += 1
         rec = self._record(flow)
-        self._done.append(rec)
+        self._keep_flow(rec)
         self._flows.pop(flow.key, None)
         flow.release()
         return FlowEvicted(rec, reason)

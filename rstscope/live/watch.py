@@ -10,6 +10,7 @@ times, the same clock as :func:`time.time_ns`.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from collections import Counter
@@ -81,6 +82,7 @@ class LiveSession:
         self.on_listening = on_listening
         self.config = config
         self.tracker: Any = None
+        self._origins: Counter[str] = Counter()
         self._stop_reason: str | None = None
 
     def stop(self, reason: str = "stopped") -> None:
@@ -129,12 +131,10 @@ class LiveSession:
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-        by_origin: Counter[str] = Counter()
-        flows = 0
-        if self.tracker is not None:
-            for r in self.tracker.resets():
-                by_origin[r.origin] += 1
-            flows = len(self.tracker.flows())
+        # Live trackers keep no records (memory stays bounded however long we run),
+        # so the summary comes from the verdict events and the tracker's counters.
+        by_origin: Counter[str] = Counter(self._origins)
+        flows = self.tracker.stats.flows if self.tracker is not None else 0
         return LiveResult(
             counters=counters,
             files=tuple(writer.paths) if writer else (),
@@ -152,10 +152,15 @@ class LiveSession:
         from rstscope.core import Tracker
         from rstscope.ingest import FrameDecoder
 
-        self.tracker = Tracker(self.config if self.config is not None else make_config())
+        config = self.config if self.config is not None else make_config()
+        self.tracker = Tracker(dataclasses.replace(config, keep_records=False))
         return FrameDecoder(), self.tracker
 
     def _emit(self, events: list[Any]) -> None:
+        for ev in events:
+            rec = getattr(ev, "reset", None)
+            if rec is not None:
+                self._origins[rec.origin] += 1
         if self.on_event is not None:
             for ev in events:
                 self.on_event(ev)

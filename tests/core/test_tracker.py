@@ -212,3 +212,32 @@ def test_flow_record_counts_against_hand_count():
     assert (f.orig_ttl_mode, f.orig_hops, f.resp_ttl_mode, f.resp_hops) == (64, 0, 52, 12)
     assert (f.orig_ip_id, f.resp_ip_id) == ("incrementing", "incrementing")
     assert f.orientation == "syn" and f.duration_s > 0
+
+
+def test_max_flows_evicts_the_oldest_with_its_packets_and_says_so():
+    # Regression: the new flow used to be inserted first and, having no packets
+    # yet, was itself the "least recently seen" victim; its event was dropped.
+    tr = Tracker(TrackerConfig(max_flows=2))
+    events = []
+    for i in range(5):
+        w = FakeWire(cport=41000 + i, t0_s=1_700_000_000.0 + i).handshake().exchange(1)
+        events += tr.feed(w.batch())
+    evicted = [e for e in events if isinstance(e, FlowEvicted)]
+    assert [e.flow.orig_p for e in evicted] == [41000, 41001, 41002]
+    assert all(e.reason == "max_flows" and e.flow.orig_pkts > 0 for e in evicted)
+    live = [f for f in tr.flows() if not f.evicted]
+    assert sorted(f.orig_p for f in live) == [41003, 41004]
+    assert all(f.orig_pkts == 3 + 1 for f in tr.flows()), [f.orig_pkts for f in tr.flows()]
+
+
+def test_keep_records_off_bounds_memory_but_keeps_counts():
+    tr = Tracker(TrackerConfig(max_flows=2, keep_records=False))
+    verdicts = []
+    for i in range(6):
+        w = FakeWire(cport=42000 + i, t0_s=1_700_000_000.0 + i).handshake().exchange(1)
+        w.rst("s")
+        verdicts += [e for e in tr.feed(w.batch()) if isinstance(e, ResetVerdict)]
+    verdicts += [e for e in tr.finish() if isinstance(e, ResetVerdict)]
+    assert len(verdicts) == 6 and tr.stats.resets == 6
+    assert tr.resets() == [] and len(tr.flows()) == tr.stats.active_flows <= 2
+    assert tr.stats.flows == 6

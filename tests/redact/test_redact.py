@@ -370,3 +370,20 @@ def test_comparison_detects_a_changed_ttl(variants: dict[str, Path], tmp_path: P
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(bytes(data))
     assert any("ttl" in d for d in analysis_differences(variants["pcap"], bad, CryptoPAn(KEY)))
+
+
+def test_pcapng_metadata_dropped(variants: dict[str, Path], tmp_path: Path) -> None:
+    """Packet comments (written by real editcap) and other free text do not survive."""
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap is not installed")
+    commented = tmp_path / "commented.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", "-a", "1:customer-secret-comment",
+                    "--capture-comment", "site-secret-capture-comment",
+                    str(variants["pcap"]), str(commented)], check=True)
+    data = commented.read_bytes()
+    assert b"customer-secret-comment" in data and b"site-secret-capture-comment" in data
+    red = tmp_path / "red.pcapng"
+    stats = redact_capture(commented, red, KEY)
+    out = red.read_bytes()
+    assert b"secret" not in out
+    assert stats.frames == len(tshark_rows(commented, ("frame.number",), display="frame"))
