@@ -44,9 +44,9 @@ DPKT = """
 import sys, dpkt
 n = r = 0
 with open(sys.argv[1], 'rb') as f:
-    rd = dpkt.pcapng.Reader(f) if f.read(4) == b'\\n\\r\\r\\n' else None
+    ng = f.read(4) == b'\\n\\r\\r\\n'
     f.seek(0)
-    rd = rd or dpkt.pcap.Reader(f)
+    rd = dpkt.pcapng.Reader(f) if ng else dpkt.pcap.Reader(f)
     for ts, buf in rd:
         eth = dpkt.ethernet.Ethernet(buf)
         ip = eth.data

@@ -99,6 +99,17 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}")
 
+    if args.files:
+        small_files(args, w)
+    if args.big:
+        big_file(args, w)
+    if args.mem_sizes:
+        memory(args, w)
+    if not args.keep:
+        shutil.rmtree(w, ignore_errors=True)
+
+
+def small_files(args: argparse.Namespace, w: Path) -> None:
     small = [make(args.small, w / f"small-{i:03d}.pcap", 100 + i) for i in range(args.files)]
     mb = sum(p.stat().st_size for p in small) / 1e6
     print(f"\nmany small files: {args.files} x {args.small} packets ({mb:.0f} MB)")
@@ -111,6 +122,9 @@ def main() -> None:
               f" {r['resets']} resets)")
     print(f"  speed-up 2 vs 1 worker: {res[1]['run_s'] / res[2]['run_s']:.2f}x")
 
+
+
+def big_file(args: argparse.Namespace, w: Path) -> None:
     big = make(args.big, w / "big.pcap", 1)
     print(f"\none big file: {args.big} packets ({big.stat().st_size / 1e6:.0f} MB)")
     seq = sequential([big])
@@ -123,18 +137,18 @@ def main() -> None:
               f"peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets)")
     print(f"  speed-up 2 vs 1 worker: {res[1]['run_s'] / res[2]['run_s']:.2f}x")
 
-    if args.mem_sizes:
-        print("\nworker memory vs file size (2 workers, 2 shards):")
-        for text in args.mem_sizes.split(","):
-            n = int(float(text))
-            cap = make(n, w / f"mem-{n}.pcap", 3)
-            r = timed_batch([cap], w / f"out-mem-{n}", 2, shards=2)
-            print(f"  {n:>10} packets {cap.stat().st_size / 1e9:5.2f} GB: {r['run_s']:6.1f} s, "
-                  f"peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets")
-            if not args.keep:
-                cap.unlink()
-    if not args.keep:
-        shutil.rmtree(w, ignore_errors=True)
+
+
+def memory(args: argparse.Namespace, w: Path) -> None:
+    print("\nworker memory vs file size (2 workers, 2 shards):")
+    for text in args.mem_sizes.split(","):
+        n = int(float(text))
+        cap = make(n, w / f"mem-{n}.pcap", 3)
+        r = timed_batch([cap], w / f"out-mem-{n}", 2, shards=2)
+        print(f"  {n:>10} packets {cap.stat().st_size / 1e9:5.2f} GB: {r['run_s']:6.1f} s, "
+              f"peak worker RSS {r['peak_rss_mb']:.0f} MiB, {r['resets']} resets")
+        if not args.keep:
+            cap.unlink()
 
 
 if __name__ == "__main__":

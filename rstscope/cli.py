@@ -40,7 +40,7 @@ RESET_TABLE = (
     ("frame", "frame"),
     ("flow", "flow_id"),
     ("dir", "direction"),
-    ("idle gap", "idle_gap_s"),
+    ("silence", "silence_s"),
     ("TTL (exp)", "ttl"),
     ("origin", "origin"),
     ("conf", "confidence"),
@@ -70,7 +70,7 @@ def reset_row(r: dict[str, Any]) -> list[str]:
         str(r.get("frame", "")),
         str(r.get("flow_id", "")),
         str(r.get("direction", "")),
-        _fmt_gap(r.get("idle_gap_s")),
+        _fmt_gap(r.get("silence_s")),
         ttl_s,
         str(r.get("origin", "")),
         "-" if conf is None else f"{conf:.2f}",
@@ -124,7 +124,8 @@ def render_text(doc: dict[str, Any], out: Any, *, rich_tty: bool) -> None:
 
 CSV_COLUMNS = (
     "file", "frame", "ts", "ts_ns", "flow_id", "src", "sport", "dst", "dport", "direction",
-    "flags", "origin", "sender", "sender_hops", "confidence", "cause", "idle_gap_s", "ttl",
+    "flags", "origin", "sender", "sender_hops", "confidence", "cause", "silence_s", "idle_gap_s",
+    "ttl",
     "expected_ttl", "hop_delta", "conn_state", "advice",
 )
 

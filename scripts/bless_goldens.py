@@ -22,7 +22,7 @@ GOLDEN = SAMPLES / "golden"
 # text that only rewords (cause, advice) is pinned too, so wording changes are reviewed.
 RESET_FIELDS = ("frame", "direction", "flags", "origin", "sender", "sender_hops", "confidence",
                 "cause", "conn_state", "seq_status", "triggered", "trigger_frame", "ttl",
-                "expected_ttl", "hop_delta", "idle_gap_s", "timeout_candidates", "advice")
+                "expected_ttl", "hop_delta", "idle_gap_s", "silence_s", "timeout_candidates", "advice")
 FLOW_FIELDS = ("flow_id", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history",
                "orientation", "vantage", "resets")
 

@@ -353,6 +353,17 @@ def _proxy_close_match(f: Facts) -> TimeoutMatch | None:
     return proxies[0] if proxies and len(proxies) >= len(others) else None
 
 
+def _distinct(matches: list[TimeoutMatch], n: int) -> list[TimeoutMatch]:
+    """The first ``n`` matches, one per product (a product may list several settings)."""
+    seen: set[str] = set()
+    out = []
+    for m in matches:
+        if m.entry.product not in seen:
+            seen.add(m.entry.product)
+            out.append(m)
+    return out[:n]
+
+
 def _mid_response_close(f: Facts) -> bool:
     """The remote server side closed gracefully after going silent mid-response.
 
@@ -488,7 +499,21 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     last_pl = max(ctx.s_last_payload_ts, ctx.r_last_payload_ts)
     sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
                    else hops(ctx.ttl))
-    cands = tuple(m.label() for m in f.matches[:4])
+    silence = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    cand_matches = f.matches
+    if f.tags & {"after-fin", "after-alert"} and ctx.s_close_gap_ns >= 0:
+        # The RST only ended a close the sender had begun: the silence before that
+        # close is what a timeout explains.  Proxies first: they close on a timer.
+        silence = ctx.s_close_gap_ns / NS
+        # Mid-response (the sender was last to send data) points at response-wait
+        # timeouts, which answer with an error and close; otherwise at idle timeouts,
+        # which close with a FIN.
+        wanted = "http-error-then-close" if ctx.s_close_mid_response else "fin"
+        cand_matches = sorted(match_gap(cfg, silence, triggered=False, bidirectional=False),
+                              key=lambda m: (not m.entry.full_proxy,
+                                             m.entry.expiry_behaviour != wanted,
+                                             abs(m.error_s)))
+    cands = tuple(m.label() for m in _distinct(cand_matches, 6))
     return ResetRecord(
         frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts, ts=ctx.ts / NS,
         flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
@@ -503,6 +528,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         idle_gap_resp_s=_r((ctx.ts - r_nr) / NS if r_nr >= 0 else None),
         idle_since_payload_s=_r((ctx.ts - last_pl) / NS if last_pl >= 0 else None),
         idle_before_trigger_s=_r(f.trigger_gap_s) if f.triggered else None,
+        silence_s=_r(silence),
         triggered=f.triggered, trigger_frame=ctx.r_nr_frame if f.triggered else None,
         latency_s=_r(f.latency_s) if f.triggered else None, rtt_s=_r(f.rtt_s),
         ttl=ctx.ttl, expected_ttl=f.ttl_mode, hop_delta=f.hop_delta, ip_id=ctx.ip_id,
@@ -583,8 +609,15 @@ def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tup
         m = _proxy_close_match(f)
         gap_c = f.ctx.s_close_gap_ns / NS
         if m is not None:
-            out.append(f"raise {m.entry.product} '{m.entry.setting}' ({m.entry.timeout_s:g} s) "
-                       "above the longest silence, or make the backend send data sooner")
+            wanted = "http-error-then-close" if f.ctx.s_close_mid_response else "fin"
+            named = _distinct(sorted((x for x in match_gap(f.cfg, gap_c, triggered=False,
+                                                           bidirectional=False)
+                                      if x.entry.full_proxy),
+                                     key=lambda x: (x.entry.expiry_behaviour != wanted,
+                                                    abs(x.error_s))), 4)
+            out.append(f"raise the proxy timeout that fired at {gap_c:.0f} s above the "
+                       "longest silence, or make the backend send data (a heartbeat) sooner")
+            out.extend(f"candidate setting: {x.label()}" for x in named)
         else:
             out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
                        f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "

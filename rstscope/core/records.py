@@ -120,6 +120,10 @@ class ResetRecord(_ToDict):
     idle_gap_resp_s: float | None
     idle_since_payload_s: float | None
     idle_before_trigger_s: float | None  # silence that preceded the triggering packet
+    # The silence this verdict is about: before the sender's own close (FIN / TLS
+    # alert) when the RST followed it, else before the triggering packet, else before
+    # the RST.  This is the number to hold against a product's idle timeout.
+    silence_s: float | None
     triggered: bool
     trigger_frame: int | None
     latency_s: float | None
