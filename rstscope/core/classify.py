@@ -204,6 +204,15 @@ def rule_storm(f: Facts) -> list[Evidence]:
         elif len({s[0] for s in distinct} | {c.seq}) > 1 and "seq-oow" in f.tags:
             f.tags.add("storm")
             out.append(_ev("rst_burst_seq", len(distinct) + 1, "one RST", -1.0))
+        elif c.s_snd_nxt is not None and any(
+                seq_diff(s[0], c.s_snd_nxt) > 2 for s in [*distinct, me]):
+            # Weaver et al.'s RST_SEQ_CHANGE: a burst whose sequence numbers run ahead
+            # of anything the sender ever sent.  An injector spreads its guesses to land
+            # in the window; a real stack resets at its own SND.NXT.
+            f.tags.add("storm")
+            ahead = max(seq_diff(s[0], c.s_snd_nxt) for s in [*distinct, me])
+            out.append(_ev("rst_burst_seq_ahead", f"{len(distinct) + 1} RSTs, up to "
+                           f"+{ahead} past SND.NXT", "one RST at the sender's SND.NXT", -2.0))
         else:
             out.append(_ev("rst_burst", len(distinct) + 1, "one RST", 0.0))
     return out
@@ -233,8 +242,10 @@ def rule_context(f: Facts) -> list[Evidence]:
         f.tags.add("after-alert")
         out.append(_ev("after_tls_alert", round((c.ts - c.s_tls_alert_ts) / NS, 4),
                        "no TLS alert", 0.8))
-    if (c.d == 1 and c.ch_ts >= 0 and c.sh_ts < 0 and f.triggered
-            and c.r_nr_ts == c.ch_ts):
+    # SNI filtering: a "server" RST soon after the ClientHello, before any ServerHello
+    # and with no server data since the ClientHello (a bare ACK of it may come first).
+    if (c.d == 1 and c.ch_ts >= 0 and c.sh_ts < 0 and 0 <= c.ts - c.ch_ts <= NS
+            and c.s_last_payload_ts < c.ch_ts):
         f.tags.add("after-clienthello")
         out.append(_ev("after_client_hello", True, "ServerHello before any RST", -1.0))
     if (f.triggered and c.r_nr_flags & TH_SYN and not c.r_nr_flags & TH_ACK

@@ -303,3 +303,49 @@ def test_close_after_common_proxy_timeout_names_the_proxy():
     assert r.confidence <= 0.55
     assert r.alternatives[0][0] == "server"
     assert "60.2 s" in r.cause
+
+
+def test_sni_filter_rst_after_the_servers_bare_ack_of_the_client_hello():
+    # The real server ACKs the ClientHello before the injected RST arrives: the RST
+    # is then not "triggered" by the ClientHello, but still comes before any
+    # ServerHello and any server data.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.0002)
+    w.ack("s")
+    w.wait(0.03)
+    w.rst("s", ttl=58, ip_id=1, win=0, with_ack=False)  # 6 hops nearer than the server
+    (r,) = verdicts(w)
+    assert "after_client_hello" in ev(r)
+    assert r.origin == "firewall" and r.sender == "middlebox"
+
+
+def test_burst_running_ahead_of_snd_nxt_is_an_injection_storm():
+    # Weaver's RST_SEQ_CHANGE: same TTL, but sequence numbers ahead of anything the
+    # sender ever sent (the 2006 GFW spacing, +1460 and +4380).
+    w = established()
+    w.data("c", 200)
+    w.wait(0.002)
+    base = w.nxt["s"]
+    for k, step in enumerate((0, 1460, 4380)):
+        w.wait(0.02)
+        w.rst("s", ttl=50, ip_id=7, win=0, with_ack=False, seq=base + step)
+        assert k < 3
+    recs = verdicts(w)
+    assert len(recs) == 3
+    assert all("rst_burst_seq_ahead" in ev(r) for r in recs)
+    assert all(r.sender == "middlebox" for r in recs)
+
+
+def test_server_stack_resetting_each_in_flight_segment_is_not_a_storm():
+    # Trap: a closed socket answers every arriving segment with a RST whose seq is
+    # the segment's ACK; these never run ahead of the server's SND.NXT.
+    w = established()
+    w.rst("s")
+    for _ in range(2):
+        w.data("c", 100)
+        w.wait(0.0001)
+        w.rst("s")
+    recs = verdicts(w)
+    assert all("rst_burst_seq_ahead" not in ev(r) for r in recs)
+    assert all(r.origin == "server" for r in recs)
