@@ -99,6 +99,7 @@ class Tracker:
         self._now = -1
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
+        self._reserved_ids: dict[bytes, int] = {}  # flow ids set aside for this batch's new keys
         self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
@@ -138,6 +139,15 @@ class Tracker:
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
+        # Number new flows in the order their first packet appears, not in the order
+        # the rounds below happen to create them, so flow ids do not depend on where
+        # the input was cut into batches (live capture feeds tiny batches).
+        new_groups = [u for u, f in enumerate(flows) if f is None]
+        if new_groups:
+            firsts = o[gst[new_groups]]  # lexsort is stable: first packet of each group
+            for u in np.asarray(new_groups)[np.argsort(firsts, kind="stable")].tolist():
+                self._reserved_ids[key_bytes[u]] = self._next_id
+                self._next_id += 1
         # Per-group orientation and table slots, kept current as flows are created.
         self._b_orient = np.array([f.orig_is_a if f is not None else True for f in flows])
         self._b_slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) if f is not None
@@ -184,6 +194,7 @@ class Tracker:
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
         events.extend(self._drain_side_events())
+        self._reserved_ids.clear()  # every new group was created above
         return events
 
     def _drain_side_events(self) -> list[Event]:
@@ -385,9 +396,12 @@ class Tracker:
             o_raw, o_p, r_raw, r_p = dst, dport, src, sport
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        flow = Flow(self._table, self._next_id, gen, key, orig_is_a, why, flipped, ip_v,
+        flow_id = self._reserved_ids.pop(key, None)
+        if flow_id is None:  # a new generation of a key already seen
+            flow_id = self._next_id
+            self._next_id += 1
+        flow = Flow(self._table, flow_id, gen, key, orig_is_a, why, flipped, ip_v,
                     o_raw, o_p, r_raw, r_p)
-        self._next_id += 1
         # Make room first: the new flow has no packets yet, so it would look the
         # least recently seen and be evicted itself.
         while len(self._flows) >= self.config.max_flows:
