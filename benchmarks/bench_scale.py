@@ -15,7 +15,7 @@ size.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/bench_scale.py --workdir /tmp/rsb
+    .venv/bin/python benchmarks/bench_scale.py --workdir bench-scale-work
     .venv/bin/python benchmarks/bench_scale.py --files 24 --small 40000 --big 1000000
 """
 

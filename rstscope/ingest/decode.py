@@ -128,9 +128,12 @@ def decode_records(buf: np.ndarray, rec: RecordTable, *, frame0: int, file_id: i
     fast_idx: np.ndarray | None = None
     fast_out: np.ndarray | None = None
     rest = np.arange(n)
+    linktypes: Counter[int] | None = None
     if n:
         lt0 = int(rec.linktype[0])
-        if lt0 in _FAST_L2 and (rec.linktype == lt0).all():
+        if (rec.linktype == lt0).all():
+            linktypes = Counter({lt0: n})
+        if lt0 in _FAST_L2 and linktypes is not None:
             fast_idx, fast_out = _fast_path(buf, rec, lt0)
             if fast_idx.size == n:
                 rest = rest[:0]
@@ -141,7 +144,7 @@ def decode_records(buf: np.ndarray, rec: RecordTable, *, frame0: int, file_id: i
     if rest.size == n:
         run = _Run(buf, rec, rest)
         dec = run.finish(frame0, file_id)
-        return Decoded(dec.batch, dec.non_tcp, _linktypes(rec), dec.rst)
+        return Decoded(dec.batch, dec.non_tcp, linktypes or _linktypes(rec), dec.rst)
     assert fast_idx is not None and fast_out is not None
     fast_out["frame"] = fast_idx.astype(np.uint64) + np.uint64(frame0)
     fast_out["file_id"] = file_id
@@ -155,7 +158,7 @@ def decode_records(buf: np.ndarray, rec: RecordTable, *, frame0: int, file_id: i
             both = np.concatenate([fast_out, dec.batch])
             batch = both[np.argsort(both["frame"], kind="stable")]
     rst = int(np.count_nonzero(batch["flags"] & TH_RST))
-    return Decoded(batch, non_tcp, _linktypes(rec), rst)
+    return Decoded(batch, non_tcp, linktypes or _linktypes(rec), rst)
 
 
 _REC_FIELDS = ("off", "caplen", "wirelen", "ts_ns", "linktype", "iface")

@@ -50,7 +50,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rstscope import __version__
-from rstscope.errors import EXIT_SOFTWARE, OutputError, RstscopeError, UsageError
+from rstscope.errors import (
+    EXIT_SOFTWARE,
+    OutputError,
+    RstscopeError,
+    ToolUnavailableError,
+    UsageError,
+)
 from rstscope.scale.discover import CaptureInput, discover
 from rstscope.scale.identity import content_hash, input_id
 from rstscope.scale.tables import SUMMARY_SCHEMA, records_table
@@ -273,7 +279,8 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
         try:
             client = dist.Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
-            raise UsageError(f"cannot connect to Dask scheduler {scheduler}: {exc}") from exc
+            raise ToolUnavailableError(
+                f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
         try:
             yield client
         finally:

@@ -99,9 +99,11 @@ def batch(paths: Sequence[str], outdir: str, workers: int | None, scheduler: str
     not stop the others.
     """
     from rstscope.scale.batch import connect, run_batch
+    from rstscope.scale.discover import expand_paths
 
     if workers is not None and scheduler is not None:
         raise UsageError("--workers and --scheduler are mutually exclusive")
+    expand_paths(paths)  # a missing PATH fails here, before a cluster is started
     above = None if shard_above.strip().lower() in ("off", "none", "0") else parse_size(shard_above)
     progress = _Progress()
     with connect(workers=workers, scheduler=scheduler) as client:
