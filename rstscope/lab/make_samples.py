@@ -41,6 +41,30 @@ LOOK_FOR: dict[str, str] = {
 }
 
 
+#: Story samples: a scenario with realistic settings, under its own name.  The
+#: notebooks and the README's first command use them.  Each takes about as long
+#: as its timeout to record.
+STORIES: dict[str, tuple[str, dict[str, str], str]] = {
+    "llm-stream-60s": ("nginx-proxy-timeout", {"proxy_timeout_s": "60"},
+                       "an LLM-style stream silent for 60 s behind nginx (default "
+                       "proxy_read_timeout): close_notify, then RST"),
+}
+
+
+def _record_story(story: str, out: Path) -> LabResult:
+    """Run a story's scenario in a scratch dir and copy its files as ``<story>.*``."""
+    import shutil
+    import tempfile
+
+    scenario, params, _ = STORIES[story]
+    with tempfile.TemporaryDirectory(prefix="rstscope-story-") as tmp:
+        result = run_scenario(scenario, params, tmp)
+        for f in Path(tmp).iterdir():
+            if f.name.startswith(scenario + "."):
+                shutil.copyfile(f, out / (story + f.name[len(scenario):]))
+    return result
+
+
 def _truth(result: LabResult, vantage: str) -> str:
     labels = result.labels(vantage)
     if not labels:
@@ -54,19 +78,25 @@ def _truth(result: LabResult, vantage: str) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m rstscope.lab.make_samples")
     ap.add_argument("out", type=Path)
-    ap.add_argument("--only", nargs="*", default=None, help="scenarios to regenerate")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="scenarios or stories to regenerate")
     args = ap.parse_args(argv)
-    names = args.only or list(SCENARIOS)
+    names = args.only or [*SCENARIOS, *STORIES]
     rows = []
     index_path = args.out / "index.json"
     index: dict[str, dict[str, str]] = (json.loads(index_path.read_text())
                                         if index_path.exists() else {})
     for name in names:
-        result = run_scenario(name, {}, args.out)
+        if name in STORIES:
+            result = _record_story(name, args.out)
+            look_for = STORIES[name][2]
+        else:
+            result = run_scenario(name, {}, args.out)
+            look_for = LOOK_FOR.get(name, "")
         for v in result.vantages:
-            index[f"{name}.{v.name}"] = {"scenario": name, "vantage": v.name,
+            index[f"{name}.{v.name}"] = {"scenario": result.scenario, "vantage": v.name,
                                          "truth": _truth(result, v.name),
-                                         "look_for": LOOK_FOR.get(name, "")}
+                                         "look_for": look_for}
         print(f"{name}: emitters {', '.join(result.emitters) or 'none'}", flush=True)
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     for key in sorted(index, key=lambda k: (list(SCENARIOS).index(index[k]["scenario"]), k)):
