@@ -5,8 +5,11 @@
 
 Every tool runs as its own process (start-up included), in the same run, on a
 file already in the page cache (one unmeasured warm-up read first).  Reported:
-median wall time, packets/s, peak RSS of that process (``ru_maxrss`` from
-``wait4``), and each tool's time relative to rstscope's.  All tools extract
+median wall time, median CPU time (user + sys of that process, from
+``wait4``; steadier than wall time when other jobs share the cores),
+packets/s, peak RSS (``ru_maxrss``), each tool's time relative to rstscope's,
+and the issue-2 targets (>= 20x tshark, >= 200x scapy, <= 4x tcpdump, RSS <
+400 MB) checked on both wall and CPU time.  All tools extract
 the same per-packet fields (times, addresses, TTL, IP ID, ports, seq/ack,
 flags, window, payload length, MSS/wscale/timestamps).
 
@@ -85,8 +88,9 @@ print(n, r, t1 - t0, t2 - t1)
 """
 
 
-def run(argv: list[str], stdout: int | None = subprocess.PIPE) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and stdout of one child process."""
+def run(argv: list[str], stdout: int | None = subprocess.PIPE
+        ) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + sys), peak RSS (KiB) and stdout of one child."""
     t = time.perf_counter()
     p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
     out = p.stdout.read() if p.stdout else ""
@@ -95,7 +99,7 @@ def run(argv: list[str], stdout: int | None = subprocess.PIPE) -> tuple[float, i
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{argv[0]} failed with {p.returncode}")
-    return wall, ru.ru_maxrss, out
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, out
 
 
 def count_packets(path: str) -> int:
@@ -123,24 +127,62 @@ def bench(path: str, repeat: int, sample: int, only: set[str] | None) -> list[di
     for name, (argv, reps) in tools.items():
         if only and name.split()[0] not in only:
             continue
-        walls, rss, note = [], [], ""
+        walls, cpus, rss, note = [], [], [], ""
         for _ in range(reps):
             devnull = subprocess.DEVNULL if name.startswith(("tshark", "tcpdump")) else None
-            w, m, out = run(argv, stdout=devnull if devnull is not None else subprocess.PIPE)
+            w, c, m, out = run(argv, stdout=devnull if devnull is not None else subprocess.PIPE)
             if name.startswith("scapy"):
                 got, _r, startup, loop = out.split()
-                w = float(startup) + float(loop) * n / int(got) + (w - float(startup)
-                                                                   - float(loop))
+                scale = n / int(got)
+                w_ex = float(startup) + float(loop) * scale + (w - float(startup) - float(loop))
+                # CPU is not split by phase inside the child: scale it like the wall time.
+                c = c * w_ex / w
+                w = w_ex
                 note = f"extrapolated from the first {int(got):,} packets"
             walls.append(w)
+            cpus.append(c)
             rss.append(m)
-        rows.append({"tool": name, "wall_s": statistics.median(walls), "runs": reps,
+        rows.append({"tool": name, "wall_s": statistics.median(walls),
+                     "cpu_s": statistics.median(cpus), "runs": reps,
                      "rss_mib": max(rss) / 1024, "note": note, "packets": n})
-    base = next((r["wall_s"] for r in rows if r["tool"] == "rstscope"), None)
+    base = next((r for r in rows if r["tool"] == "rstscope"), None)
     for r in rows:
         r["pps"] = r["packets"] / r["wall_s"]
-        r["vs_rstscope"] = r["wall_s"] / base if base else float("nan")
+        r["vs_rstscope"] = r["wall_s"] / base["wall_s"] if base else float("nan")
+        r["cpu_vs_rstscope"] = r["cpu_s"] / base["cpu_s"] if base else float("nan")
     return rows
+
+
+# Issue 2: (tool, how rstscope must compare, bound).  "faster": the tool's time over
+# rstscope's must be >= bound; "within": rstscope's time over the tool's must be <= bound.
+TARGETS = (("tshark -T fields", "faster", 20.0), ("scapy PcapReader", "faster", 200.0),
+           ("tcpdump -w /dev/null", "within", 4.0))
+RSS_LIMIT_MB = 400
+
+
+def targets(rows: list[dict]) -> list[str]:
+    by = {r["tool"]: r for r in rows}
+    me = by.get("rstscope")
+    if me is None:
+        return []
+    lines = ["| target | wall ratio | CPU ratio | met |", "|---|---:|---:|---|"]
+    for tool, how, bound in TARGETS:
+        r = by.get(tool)
+        if r is None:
+            continue
+        if how == "faster":
+            rw, rc = r["wall_s"] / me["wall_s"], r["cpu_s"] / me["cpu_s"]
+            ok = rw >= bound and rc >= bound
+            label = f">= {bound:g}x faster than {tool}"
+        else:
+            rw, rc = me["wall_s"] / r["wall_s"], me["cpu_s"] / r["cpu_s"]
+            ok = rw <= bound and rc <= bound
+            label = f"within {bound:g}x of {tool}"
+        lines.append(f"| {label} | {rw:.2f}x | {rc:.2f}x | {'yes' if ok else '**no**'} |")
+    mb = me["rss_mib"] * 1.048576
+    lines.append(f"| peak RSS < {RSS_LIMIT_MB} MB | {mb:.0f} MB | | "
+                 f"{'yes' if mb < RSS_LIMIT_MB else '**no**'} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,12 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench(path, a.repeat, a.scapy_sample, only)
         print(f"\n{os.path.basename(path)}: {rows[0]['packets']:,} packets, "
               f"{os.path.getsize(path) / 1e6:,.1f} MB\n")
-        print("| tool | wall (median) | packets/s | peak RSS | time / rstscope's | note |")
-        print("|---|---:|---:|---:|---:|---|")
+        print("| tool | wall (median) | CPU user+sys (median) | packets/s | peak RSS | "
+              "wall / rstscope's | CPU / rstscope's | note |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             print(f"| {r['tool']} | {r['wall_s']:.2f} s ({r['runs']} run(s)) | "
-                  f"{r['pps'] / 1e3:,.0f} k | {r['rss_mib']:.0f} MiB | "
-                  f"{r['vs_rstscope']:.2f}x | {r['note']} |")
+                  f"{r['cpu_s']:.2f} s | {r['pps'] / 1e3:,.0f} k | {r['rss_mib']:.0f} MiB | "
+                  f"{r['vs_rstscope']:.2f}x | {r['cpu_vs_rstscope']:.2f}x | {r['note']} |")
+        lines = targets(rows)
+        if lines:
+            print()
+            print("\n".join(lines))
+        load = os.getloadavg()
+        print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+              f"({os.cpu_count()} CPUs)")
     return 0
 
 

@@ -14,7 +14,7 @@ both ways and compares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -60,6 +60,18 @@ _POW10 = np.array([10**k for k in range(12)], dtype=np.int64)
 _BIG = np.iinfo(np.int64).max
 
 
+# Fields apply() reads, as contiguous int64 columns: gathering from the packed
+# (unaligned, 111-byte stride) records is several times slower, and a batch is
+# gathered from once per round.
+FIELDS_READ = ("ts_ns", "frame", "flags", "seq", "ack", "payload_len", "ip_len", "ttl", "ip_id",
+               "win", "tsval")
+
+
+def columns(batch: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields apply() reads, each as a contiguous int64 array."""
+    return {name: np.array(batch[name], dtype=np.int64) for name in FIELDS_READ}
+
+
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     n = len(sorted_keys)
     brk = np.empty(n, dtype=bool)
@@ -68,17 +80,19 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(brk)
 
 
-def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow],
-          slots: np.ndarray, table: DirTable) -> None:
-    """Fold packets ``batch`` (frame order) of flows ``flows[g]``, direction ``d``;
-    ``slots[g, d]`` is each direction's column in ``table``."""
-    n = len(batch)
+def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.ndarray,
+          d: np.ndarray, flows: Sequence[Flow], slots: np.ndarray, table: DirTable) -> None:
+    """Fold packets ``idx`` of ``batch`` (a PACKET_DTYPE array, or its
+    :func:`columns`) of flows ``flows[g]``, direction ``d``; ``slots[g, d]`` is
+    each direction's row in ``table``.  Each flow's packets
+    must appear in ``idx`` in frame order; flows may be interleaved in any way
+    (the tracker passes them grouped by flow, which saves a sort here)."""
+    n = len(idx)
     if n == 0:
         return
-    ts = batch["ts_ns"]
-    plen = batch["payload_len"].astype(np.int64)
     fd = g.astype(np.int64) * 2 + d
-    o = np.argsort(fd, kind="stable")
+    # A stable sort on a two-byte key is a radix sort: much faster, same order.
+    o = np.argsort(fd.astype(np.uint16) if len(flows) < 1 << 15 else fd, kind="stable")
     sfd = fd[o]
     starts = group_starts(sfd)
     ends = np.append(starts[1:], n) - 1
@@ -86,28 +100,33 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     k = len(ufd)
     counts = np.diff(np.append(starts, n))
     grp = np.repeat(np.arange(k), counts)  # group ordinal per sorted position
-    ts_s = ts[o]
-    plen_s = plen[o]
-    last = o[ends]
+    # Read each field once, already in (flow, direction) order: one gather per
+    # field instead of copying whole records and gathering again.
+    rows = idx[o]
+    ts_in = batch["ts_ns"][idx]
+    ts_s = ts_in[o]
+    plen_s = batch["payload_len"][rows].astype(np.int64)
+    last = o[ends]  # input position of each direction's last packet
+    lrow = rows[ends]  # that packet's row in the batch
     ufd_l = ufd.tolist()
     sl = slots[ufd >> 1, ufd & 1]
     opp_sl = slots[ufd >> 1, (ufd & 1) ^ 1]
     A = table.a
-    col = A[:, sl]  # gathered copy: (fields, k)
+    col = A[sl].T  # gathered copy, seen as (fields, k)
 
     col[PKTS] += counts
     col[BYTES] += np.add.reduceat(plen_s, starts)
-    col[IPB] += np.add.reduceat(batch["ip_len"][o].astype(np.int64), starts)
+    col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64), starts)
     col[FIRST] = np.where(col[FIRST] < 0, ts_s[starts], col[FIRST])
-    col[LAST] = ts[last]
+    col[LAST] = ts_s[ends]
     last_payload = np.maximum.reduceat(np.where(plen_s > 0, ts_s, -1), starts)
     col[LASTPL] = np.where(last_payload >= 0, last_payload, col[LASTPL])
     col[UNACKED] = np.where(last_payload >= 0, last_payload, col[UNACKED])
-    col[WIN] = batch["win"][last]
-    col[TSOPT] |= np.maximum.reduceat((batch["tsval"][o] >= 0).astype(np.int64), starts)
+    col[WIN] = batch["win"][lrow]
+    col[TSOPT] |= np.maximum.reduceat(batch["tsval"][rows] >= 0, starts)
 
     # IP-ID steps (IPv4 only; -1 marks IPv6).
-    ipid_s = batch["ip_id"][o].astype(np.int64)
+    ipid_s = batch["ip_id"][rows].astype(np.int64)
     prev = np.empty(n, dtype=np.int64)
     prev[1:] = ipid_s[:-1]
     prev[starts] = col[LASTID]
@@ -115,17 +134,18 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     step = (ipid_s - prev) & 0xFFFF
     zero = valid & (ipid_s == 0)
     nonzero = valid & ~zero
-    col[INC] += np.add.reduceat((nonzero & (step > 0) & (step <= 1024)).astype(np.int64), starts)
-    col[ZERO] += np.add.reduceat(zero.astype(np.int64), starts)
-    col[CONST] += np.add.reduceat((nonzero & (step == 0)).astype(np.int64), starts)
-    col[RAND] += np.add.reduceat((nonzero & (step > 1024)).astype(np.int64), starts)
-    last_valid = np.maximum.reduceat(np.where(ipid_s >= 0, np.arange(n), -1), starts)
+    col[INC] += np.add.reduceat(nonzero & (step > 0) & (step <= 1024), starts, dtype=np.int64)
+    col[ZERO] += np.add.reduceat(zero, starts, dtype=np.int64)
+    col[CONST] += np.add.reduceat(nonzero & (step == 0), starts, dtype=np.int64)
+    col[RAND] += np.add.reduceat(nonzero & (step > 1024), starts, dtype=np.int64)
+    ar = np.arange(n)
+    last_valid = np.maximum.reduceat(np.where(ipid_s >= 0, ar, -1), starts)
     col[LASTID] = np.where(last_valid >= 0, ipid_s[np.maximum(last_valid, 0)], col[LASTID])
 
     # Highest sequence number and retransmissions, relative to a per-direction
     # reference half a sequence space below the previous high-water mark, so that
     # wrap-around within a batch is harmless.
-    seq_s = batch["seq"][o].astype(np.int64)
+    seq_s = batch["seq"][rows].astype(np.int64)
     known = col[SNDNXT] >= 0
     ref = np.where(known, col[SNDNXT], seq_s[starts]) - HALF
     rel_end = (seq_s - ref[grp]) % SEQ_MOD + plen_s
@@ -140,68 +160,83 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     rx = (plen_s > 0) & (rel_end <= prior)
     max_end = np.maximum.reduceat(rel_end, starts)
     col[SNDNXT] = np.where(max_end > prior0, (ref + max_end) % SEQ_MOD, col[SNDNXT])
-    rx_cum = np.cumsum(rx)
-    rx_before = np.append(0, rx_cum[ends][:-1])
-    rx_count = col[RXMIT][grp] + rx_cum - rx_before[grp]
-    rx_letter = rx & np.isin(rx_count, _POW10)
-    col[RXMIT] = rx_count[ends]
+    rx_pos = np.flatnonzero(rx)
+    if len(rx_pos):
+        rx_cum = np.cumsum(rx)
+        rx_before = np.append(0, rx_cum[ends][:-1])
+        rx_count = col[RXMIT][grp] + rx_cum - rx_before[grp]
+        col[RXMIT] = rx_count[ends]
+        # Only retransmissions can carry a 'T' letter: test just those counts.
+        t_pos = rx_pos[np.isin(rx_count[rx_pos], _POW10)]
+    else:
+        t_pos = rx_pos
 
-    ack_s = batch["ack"][o].astype(np.int64)
-    has_ack = (batch["flags"][o] & TH_ACK) != 0
+    ack_s = batch["ack"][rows].astype(np.int64)
+    has_ack = (batch["flags"][rows] & TH_ACK) != 0
     aknown = col[MAXACK] >= 0
-    first_ack = np.minimum.reduceat(np.where(has_ack, np.arange(n), _BIG), starts)
+    first_ack = np.minimum.reduceat(np.where(has_ack, ar, _BIG), starts)
     aref = np.where(aknown, col[MAXACK], ack_s[np.minimum(first_ack, n - 1)]) - HALF
     rel_ack = np.where(has_ack, (ack_s - aref[grp]) % SEQ_MOD, -1)
     max_ack = np.maximum.reduceat(rel_ack, starts)
     col[MAXACK] = np.where((max_ack >= 0) & (~aknown | (max_ack > HALF)),
                            (aref + max_ack) % SEQ_MOD, col[MAXACK])
 
-    # Silences are per flow (either direction): sort by flow alone.
-    og = np.argsort(g, kind="stable")
-    gs = g[og]
+    # Silences are per flow (either direction), in frame order within the flow.
+    # Input already grouped by flow (the tracker's case) needs no second sort.
+    gi = g.astype(np.int64)
+    grouped = bool(np.all(gi[1:] >= gi[:-1]))
+    if grouped:
+        gs = gi
+        tsg = ts_in
+    else:
+        og = np.argsort(gi, kind="stable")
+        gs = gi[og]
+        tsg = ts_in[og]
     gstarts = group_starts(gs)
     gends = np.append(gstarts[1:], n) - 1
-    tsg = ts[og]
     gapg = np.empty(n, dtype=np.int64)
     gapg[1:] = tsg[1:] - tsg[:-1]
     ug_l = gs[gstarts].tolist()
     flow_last = np.array([flows[u].last_ts for u in ug_l], dtype=np.int64)
     gapg[gstarts] = np.where(flow_last >= 0, tsg[gstarts] - flow_last, 0)
     maxgap = np.maximum.reduceat(gapg, gstarts)
-    inv_og = np.empty(n, dtype=np.int64)
-    inv_og[og] = np.arange(n)
+    if grouped:
+        last_gap = gapg[last]
+    else:
+        inv_og = np.empty(n, dtype=np.int64)
+        inv_og[og] = ar
+        last_gap = gapg[inv_og[last]]
 
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
-    col[NR_TS] = ts[last]
-    col[NR_FRAME] = batch["frame"][last].astype(np.int64)
-    col[NR_SEQ] = batch["seq"][last]
-    col[NR_ACK] = batch["ack"][last]
-    col[NR_FLAGS] = batch["flags"][last]
-    col[NR_LEN] = plen[last]
-    col[NR_TTL] = batch["ttl"][last]
-    col[NR_IPID] = batch["ip_id"][last]
-    col[NR_WIN] = batch["win"][last]
-    col[NR_GAP] = gapg[inv_og[last]]
+    col[NR_TS] = ts_s[ends]
+    col[NR_FRAME] = batch["frame"][lrow]
+    col[NR_SEQ] = batch["seq"][lrow]
+    col[NR_ACK] = batch["ack"][lrow]
+    col[NR_FLAGS] = batch["flags"][lrow]
+    col[NR_LEN] = plen_s[ends]
+    col[NR_TTL] = batch["ttl"][lrow]
+    col[NR_IPID] = batch["ip_id"][lrow]
+    col[NR_WIN] = batch["win"][lrow]
+    col[NR_GAP] = last_gap
 
     # Packets sent since the opposite direction was last heard (silent-drop tell).
     last_of = np.full(len(flows) * 2, -1, dtype=np.int64)
     last_of[ufd] = last
     opp_last = last_of[ufd ^ 1]
     has_opp = opp_last >= 0
-    after_opp = np.add.reduceat((o > opp_last[grp]).astype(np.int64), starts)
+    after_opp = np.add.reduceat(o > opp_last[grp], starts, dtype=np.int64)
     col[SINCE] = np.where(has_opp, after_opp, col[SINCE] + counts)
 
     # First pure ACK / first data packet (history letters 'A' / 'D').
-    ar = np.arange(n)
     first_pa = np.minimum.reduceat(np.where(has_ack & (plen_s == 0), ar, _BIG), starts)
     first_data = np.minimum.reduceat(np.where(plen_s > 0, ar, _BIG), starts)
     new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
     new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
     col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
 
-    A[:, sl] = col
+    A[sl] = col.T
     silent_opp = opp_sl[~has_opp]
-    A[SINCE, silent_opp] = 0  # a direction that just spoke resets its peer's count
+    A[silent_opp, SINCE] = 0  # a direction that just spoke resets its peer's count
 
     letters: list[tuple[int, Flow, int, str]] = []
     for i in np.flatnonzero(new_a).tolist():
@@ -210,11 +245,19 @@ def apply(batch: np.ndarray, g: np.ndarray, d: np.ndarray, flows: Sequence[Flow]
     for i in np.flatnonzero(new_d).tolist():
         u = ufd_l[i]
         letters.append((int(o[first_data[i]]), flows[u >> 1], u & 1, "D"))
-    for t_pos, t_fd in zip(np.flatnonzero(rx_letter).tolist(), sfd[rx_letter].tolist(), strict=True):
-        letters.append((int(o[t_pos]), flows[t_fd >> 1], t_fd & 1, "T"))
+    for t_p, t_fd in zip(t_pos.tolist(), sfd[t_pos].tolist(), strict=True):
+        letters.append((int(o[t_p]), flows[t_fd >> 1], t_fd & 1, "T"))
 
-    # TTL histogram per (flow, direction).
-    tk, tc = np.unique(sfd * 256 + batch["ttl"][o], return_counts=True)
+    # TTL histogram per (flow, direction), TTLs ascending within a direction.
+    # Runs of equal TTL first (a direction's TTL rarely changes), then a sort of
+    # the few runs only when some direction has more than one.
+    tkey = sfd * 256 + batch["ttl"][rows]
+    rb = group_starts(tkey)
+    tk = tkey[rb]
+    tc = np.diff(np.append(rb, n))
+    if len(rb) != k:
+        tk, tinv = np.unique(tk, return_inverse=True)
+        tc = np.bincount(tinv, weights=tc).astype(np.int64)
     pos = np.searchsorted(ufd, tk >> 8)
     for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist(), strict=True):
         u = ufd_l[p]

@@ -394,9 +394,15 @@ def _proxy_peer_at_server(f: Facts) -> bool:
     reset the connection after a silence: the typical shape of a load balancer or
     reverse proxy's timeout toward its backend.  A client on the same link would
     look the same, hence only a lean."""
-    return (f.side == "client" and f.vantage == "server" and f.ttl_mode is not None
-            and hops(f.ttl_mode) == 0 and not f.triggered and f.idle_gap_s is not None
-            and f.idle_gap_s >= 1.0)
+    if not (f.side == "client" and f.ttl_mode is not None and hops(f.ttl_mode) == 0
+            and not f.triggered and f.idle_gap_s is not None and f.idle_gap_s >= 1.0):
+        return False
+    if f.vantage == "server":
+        return True
+    # Both ends undecremented: the capture cannot tell which host it ran on, but the
+    # two peers share one link, as a load balancer and its backend do.
+    peer = ttl_mode_spread(dict(f.ctx.flow.dirs[1 - f.ctx.d].ttl_counts))
+    return f.vantage == "middle" and peer is not None and hops(peer[0]) == 0
 
 
 def _middlebox_origin(f: Facts) -> tuple[str, float, str]:

@@ -41,10 +41,12 @@ def ipid_kind(prev: int, cur: int) -> int:
     return 0 if step <= 1024 else 3
 
 
-# Per-direction numeric state lives in one int64 table (struct of arrays) so the
-# bulk path can update every flow of a batch with numpy; the per-packet path
-# loads a direction's column into a Python list, works on plain ints and stores
-# it back.  Index constants name the rows; -1 means "not seen" where noted.
+# Per-direction numeric state lives in one int64 table so the bulk path can
+# update every flow of a batch with numpy; the per-packet path loads a
+# direction's row into a Python list, works on plain ints and stores it back.
+# One row per direction (contiguous, so that load and store are cheap), one
+# column per field; index constants name the columns; -1 means "not seen" where
+# noted.
 FIELDS: Final = (
     "pkts", "bytes", "ip_bytes", "first_ts", "last_ts", "last_payload_ts",
     "ipid_inc", "ipid_zero", "ipid_const", "ipid_rand", "last_ip_id", "win", "snd_nxt",
@@ -60,24 +62,24 @@ DEFAULT_COLUMN: Final = [(-1 if i in _UNSEEN else 0) for i in range(len(FIELDS))
 
 
 class DirTable:
-    """Growable int64 table: one column per flow direction, one row per field."""
+    """Growable int64 table: one row per flow direction, one column per field."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.a = np.empty((len(FIELDS), capacity), dtype=np.int64)
+        self.a = np.empty((capacity, len(FIELDS)), dtype=np.int64)
         self._default = np.array(DEFAULT_COLUMN, dtype=np.int64)
-        self.a[:] = self._default[:, None]
+        self.a[:] = self._default
         self._used = 0
         self._free: list[int] = []
 
     def alloc(self) -> int:
         if self._free:
             slot = self._free.pop()
-            self.a[:, slot] = self._default
+            self.a[slot] = self._default
             return slot
-        if self._used == self.a.shape[1]:
-            grown = np.empty((len(FIELDS), self.a.shape[1] * 2), dtype=np.int64)
-            grown[:, :self._used] = self.a
-            grown[:, self._used:] = self._default[:, None]
+        if self._used == self.a.shape[0]:
+            grown = np.empty((self.a.shape[0] * 2, len(FIELDS)), dtype=np.int64)
+            grown[:self._used] = self.a
+            grown[self._used:] = self._default
             self.a = grown
         self._used += 1
         return self._used - 1
@@ -113,10 +115,10 @@ class Dir:
         self.close_mid_response = False
 
     def col(self) -> list[int]:
-        return self.table.a[:, self.slot].tolist()  # type: ignore[no-any-return]
+        return self.table.a[self.slot].tolist()  # type: ignore[no-any-return]
 
     def get(self, field: int) -> int:
-        return int(self.table.a[field, self.slot])
+        return int(self.table.a[self.slot, field])
 
     @property
     def pkts(self) -> int:
@@ -137,7 +139,7 @@ class Dir:
 
     @property
     def ipid_counts(self) -> list[int]:
-        return self.table.a[INC:RAND + 1, self.slot].tolist()  # type: ignore[no-any-return]
+        return self.table.a[self.slot, INC:RAND + 1].tolist()  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -312,7 +314,7 @@ class Flow:
         peer = self.dirs[1 - d]
         table = self.table.a
         ps = peer.slot
-        m = table[:, me.slot].tolist()
+        m = table[me.slot].tolist()
         prev_own_payload_ts = m[LASTPL]
         is_rst = bool(flags & TH_RST)
         for pend in self.pending:
@@ -323,7 +325,7 @@ class Flow:
             self.max_gap_ns = gap
         if self.first_ts < 0:
             self.first_ts = ts
-        ctx = self._reset_context(d, m, table[:, ps].tolist(), ts, frame, file_id, flags, seq,
+        ctx = self._reset_context(d, m, table[ps].tolist(), ts, frame, file_id, flags, seq,
                                   ack, plen, ttl, ip_id, df, win, tsval) if is_rst else None
 
         m[PKTS] += 1
@@ -336,12 +338,12 @@ class Flow:
         if plen:
             m[LASTPL] = ts
         m[SINCE] += 1
-        table[SINCE, ps] = 0
+        table[ps, SINCE] = 0
         if (me.close_gap_ns < 0 and not is_rst and (flags & TH_FIN or tls_ct == 21)
                 and self.nr_last_ts >= 0):
             me.close_gap_ns = ts - self.nr_last_ts
             me.close_mid_response = (prev_own_payload_ts >= 0
-                                     and prev_own_payload_ts >= int(table[LASTPL, ps]))
+                                     and prev_own_payload_ts >= int(table[ps, LASTPL]))
         seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
@@ -365,13 +367,13 @@ class Flow:
                 # Only without a complete handshake: SYN timing has no delayed-ACK
                 # or application think time in it, so it is the better estimate.
                 if self.hs_ack_ts < 0:
-                    p_unacked, p_nxt = int(table[UNACKED, ps]), int(table[SNDNXT, ps])
+                    p_unacked, p_nxt = int(table[ps, UNACKED]), int(table[ps, SNDNXT])
                     if p_unacked >= 0 and p_nxt >= 0 and seq_diff(ack, p_nxt) >= 0:
                         sample = ts - p_unacked
                         cur = self.rtt_side_ns[d]
                         if cur < 0 or sample < cur:
                             self.rtt_side_ns[d] = sample
-                        table[UNACKED, ps] = -1
+                        table[ps, UNACKED] = -1
             if plen:
                 m[UNACKED] = ts
             m[NR_TS] = ts
@@ -396,7 +398,7 @@ class Flow:
         m[HIST] = self._history(d, me, m[HIST], flags, seq, plen, win)
         if rx and states.is_log_threshold(m[RXMIT]):
             self.add_letter(d, "T")  # after the packet's own letter, as Zeek orders them
-        table[:, me.slot] = m
+        table[me.slot] = m
         states.step(me.ep, peer.ep, self.dirs[0].ep, d == 0, flags, plen)
         self._handshake(d, ts, flags)
         if tls_hs == 1 and self.ch_ts < 0:

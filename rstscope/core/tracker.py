@@ -14,6 +14,7 @@ or at ``finish``.  The tracker never reads a clock or does I/O.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,21 @@ _KEY_DTYPE = np.dtype({"names": ["a", "b", "pa", "pb"],
                        "formats": ["V16", "V16", ">u2", ">u2"],
                        "offsets": [0, 16, 32, 34], "itemsize": 40})
 _KEY_LEN = 36
+_KEY_WORDS = _KEY_DTYPE.itemsize // 8
+# The two addresses as 8-byte words, read in place: big-endian words compare like
+# the bytes (the S16 order), native ones are the key's own words.
+_OFF_SRC = PACKET_DTYPE.fields["src"][1]
+_OFF_DST = PACKET_DTYPE.fields["dst"][1]
+
+
+def _addr_view(order: str) -> np.dtype:
+    return np.dtype({"names": ["s0", "s1", "d0", "d1"], "formats": [order + "u8"] * 4,
+                     "offsets": [_OFF_SRC, _OFF_SRC + 8, _OFF_DST, _OFF_DST + 8],
+                     "itemsize": PACKET_DTYPE.itemsize})
+
+
+_ADDR_BE = _addr_view(">")
+_ADDR_NATIVE = _addr_view("=")
 _CONTROL = TH_SYN | TH_FIN | TH_RST
 _EVICT_CHECK_NS = 60 * NS
 _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
@@ -103,6 +119,7 @@ class Tracker:
         self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
+        self._cols: dict[str, np.ndarray] | None = None  # this batch's bulk.columns()
 
     # -- public API ------------------------------------------------------------
     def feed(self, batch: np.ndarray) -> list[Event]:
@@ -114,18 +131,40 @@ class Tracker:
         if n == 0:
             return events
         self._packets += n
-        src, dst = batch["src"], batch["dst"]
+        self._cols = None
         sport, dport = batch["sport"], batch["dport"]
-        swap = (src > dst) | ((src == dst) & (sport > dport))
-        keys = np.zeros(n, dtype=_KEY_DTYPE)
-        keys["a"] = np.where(swap, dst, src).view("V16")
-        keys["b"] = np.where(swap, src, dst).view("V16")
-        keys["pa"] = np.where(swap, dport, sport)
-        keys["pb"] = np.where(swap, sport, dport)
-        # Group by key with a lexsort over five uint64 words (much faster than
-        # np.unique on 36-byte void records); o lists packets by flow, frame order.
-        words = keys.view(np.uint64).reshape(n, 5)
-        o = np.lexsort(words.T[::-1])
+        # swap: the sender is the key's B end.  Addresses compare as two big-endian
+        # words each, which orders them as their bytes do (and is much faster than
+        # comparing S16 strings).
+        be = batch.view(_ADDR_BE)
+        s0, d0 = be["s0"], be["d0"]
+        s1, d1 = be["s1"], be["d1"]
+        swap = (s0 > d0) | ((s0 == d0) & ((s1 > d1) | ((s1 == d1) & (sport > dport))))
+        # The canonical key (_KEY_DTYPE) built directly as five native uint64 words:
+        # address A, address B, then both ports big-endian in the low four bytes.
+        nat = batch.view(_ADDR_NATIVE)
+        words = np.empty((n, _KEY_WORDS), dtype=np.uint64)
+        np.copyto(words[:, 0], nat["s0"])
+        np.copyto(words[:, 1], nat["s1"])
+        np.copyto(words[:, 2], nat["d0"])
+        np.copyto(words[:, 3], nat["d1"])
+        np.copyto(words[:, 0], nat["d0"], where=swap)
+        np.copyto(words[:, 1], nat["d1"], where=swap)
+        np.copyto(words[:, 2], nat["s0"], where=swap)
+        np.copyto(words[:, 3], nat["s1"], where=swap)
+        pa = np.where(swap, dport, sport).astype(">u2").view(np.uint16).astype(np.uint64)
+        pb = np.where(swap, sport, dport).astype(">u2").view(np.uint16).astype(np.uint64)
+        if sys.byteorder == "little":
+            words[:, 4] = pa | (pb << np.uint64(16))
+        else:
+            words[:, 4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
+        # Group by key with a lexsort over the words (much faster than np.unique on
+        # 36-byte void records); o lists packets by flow, frame order.  Words equal
+        # throughout the batch (the zero upper halves of IPv4-mapped addresses)
+        # cannot change the order and are left out.
+        cols = [words[:, j] for j in range(_KEY_WORDS - 1, -1, -1)]
+        varying = [c for c in cols if c[0] != c[-1] or bool((c != c[0]).any())]
+        o = np.lexsort(varying) if varying else np.arange(n)
         ws = words[o]
         brk = np.empty(n, dtype=bool)
         brk[0] = True
@@ -134,7 +173,9 @@ class Tracker:
         ng = len(gst)
         inv = np.empty(n, dtype=np.int64)
         inv[o] = np.cumsum(brk) - 1
-        key_bytes = [keys[i].tobytes()[:_KEY_LEN] for i in o[gst].tolist()]
+        kb = words[o[gst]].tobytes()
+        key_bytes = [kb[j:j + _KEY_LEN] for j in range(0, ng * _KEY_DTYPE.itemsize,
+                                                         _KEY_DTYPE.itemsize)]
         flags = batch["flags"]
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
@@ -171,9 +212,12 @@ class Tracker:
         if forced.any():
             events.extend(self._packet_path(batch, np.flatnonzero(forced), inv, swap,
                                             key_bytes, flows))
-        rest = np.flatnonzero(~forced)
+        # Rounds take packets grouped by flow (frame order within a flow), which
+        # is all that order means inside a round and spares bulk.apply a sort.
+        rest = o[~forced[o]]
         if len(rest):
-            order = rest[np.argsort(seg[rest], kind="stable")]
+            # seg <= _MAX_ROUNDS here: a one-byte key makes the stable sort a radix sort.
+            order = rest[np.argsort(seg[rest].astype(np.uint8), kind="stable")]
             seg_r = seg[order]
             ctl_r = ctl[order]
             rounds = int(seg_r[-1]) + 1
@@ -187,7 +231,7 @@ class Tracker:
                 run = sl[~c]
                 if len(run):
                     events.extend(self._fold_run(batch, run, inv, swap, key_bytes, flows))
-                cps = sl[c]
+                cps = np.sort(sl[c])  # control packets of different flows: frame order
                 if len(cps):
                     events.extend(self._packet_path(batch, cps, inv, swap, key_bytes, flows))
         self._now = max(self._now, int(batch["ts_ns"].max()))
@@ -195,6 +239,7 @@ class Tracker:
         events.extend(self._maybe_evict(self._now))
         events.extend(self._drain_side_events())
         self._reserved_ids.clear()  # every new group was created above
+        self._cols = None
         return events
 
     def _drain_side_events(self) -> list[Event]:
@@ -251,7 +296,8 @@ class Tracker:
     def _fold_run(self, batch: np.ndarray, run: np.ndarray, inv: np.ndarray,
                   swap: np.ndarray, key_bytes: list[bytes],
                   flows: list[Flow | None]) -> list[Event]:
-        """Packets without control flags (frame order): bulk-fold them, except each
+        """Packets without control flags (grouped by flow, frame order within each):
+        bulk-fold them, except each
         flow's leading packets while that flow still needs ordered handling
         (creation, the handshake's last ACK, a silent side's first packet, the
         settle window of a RST)."""
@@ -295,7 +341,7 @@ class Tracker:
             # head per flow first and the rest only for flows that stay hot.
             heads = np.minimum(ends, brk + _HEAD)
             head_idx = np.concatenate([cpos[a:b] for a, b in zip(brk.tolist(), heads.tolist(), strict=True)])
-            rows = self._rows(batch, run[head_idx])
+            rows = self._rows(batch, run[head_idx], swap)
             k = 0
             unfinished: list[tuple[int, int]] = []
             for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist(), strict=True):
@@ -307,15 +353,17 @@ class Tracker:
                     unfinished.append((h, b1))
             for h, b1 in unfinished:
                 u = int(cg[h])
-                rows2 = self._rows(batch, run[cpos[h:b1]])
+                rows2 = self._rows(batch, run[cpos[h:b1]], swap)
                 self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
                                  events, to_bulk, b1)
         rest = np.sort(np.concatenate(to_bulk))
         if len(rest):
             gr = g[rest]
             dr = (swap[run[rest]] == self._b_orient[gr]).astype(np.int64)
-            bulk.apply(batch[run[rest]], gr, dr, flows, self._b_slots,  # type: ignore[arg-type]
-                       self._table)
+            if self._cols is None:
+                self._cols = bulk.columns(batch)
+            bulk.apply(self._cols, run[rest], gr, dr, flows,  # type: ignore[arg-type]
+                       self._b_slots, self._table)
             self._n_bulk += len(rest)
         return events
 
@@ -336,12 +384,14 @@ class Tracker:
         return False
 
     @staticmethod
-    def _rows(batch: np.ndarray, idx: np.ndarray) -> list[tuple[Any, ...]]:
-        """Plain-Python rows: the _COLS fields, then src and dst bytes."""
-        sub = batch[idx]
-        cols = [sub[name].tolist() for name in _COLS]
-        cols.append([bytes(x) for x in sub["src"]])
-        cols.append([bytes(x) for x in sub["dst"]])
+    def _rows(batch: np.ndarray, idx: np.ndarray, swap: np.ndarray) -> list[tuple[Any, ...]]:
+        """Plain-Python rows: the _COLS fields, src and dst bytes, then whether the
+        sender is the key's B end."""
+        # Field by field: gathering whole records (batch[idx]) is several times slower.
+        cols = [batch[name][idx].tolist() for name in _COLS]
+        cols.append(batch["src"][idx].tolist())
+        cols.append(batch["dst"][idx].tolist())
+        cols.append(swap[idx].tolist())
         return list(zip(*cols, strict=True))
 
     def _packet_path(self, batch: np.ndarray, idx: np.ndarray, inv: np.ndarray,
@@ -349,7 +399,7 @@ class Tracker:
                      flows: list[Flow | None]) -> list[Event]:
         events: list[Event] = []
         one = self._one
-        for row, u in zip(self._rows(batch, idx), inv[idx].tolist(), strict=True):
+        for row, u in zip(self._rows(batch, idx, swap), inv[idx].tolist(), strict=True):
             one(row, u, key_bytes, flows, events)
         return events
 
@@ -358,9 +408,9 @@ class Tracker:
         """One packet through :meth:`Flow.packet` (creating/renewing its flow)."""
         self._n_packet += 1
         fl = row[3]
-        sport, dport, ip_v, src, dst = row[16:]
+        sport, dport, ip_v, src, dst, swapped = row[16:]
         key = key_bytes[u]
-        from_a = key[:16] == src.ljust(16, b"\x00") and key[32:34] == sport.to_bytes(2, "big")
+        from_a = not swapped
         flow = flows[u]
         if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
                 flow, row[4]):

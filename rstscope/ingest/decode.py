@@ -171,61 +171,92 @@ _FAST_L2: dict[int, tuple[int, int | None]] = {
 _FAST_DTYPES: dict[int, np.dtype] = {}
 
 
+# Bytes the fast path reads after the link header: IPv4 (20) + TCP (20) + the usual
+# NOP,NOP,Timestamps option block (12) + 6 bytes of a TLS record header.
+_FAST_SPAN = 58
+_NOP_NOP_TS = 0x0101080A
+# A numpy scalar, not a Python int, so np.where promotes unsigned fields to int64
+# instead of wrapping -1 around.
+_ABSENT = np.int64(-1)
+
+
 def _fast_dtype(l2: int) -> np.dtype:
     dt = _FAST_DTYPES.get(l2)
     if dt is None:
+        # Big-endian view of the gathered bytes.  The TLS fields overlap the option
+        # fields on purpose: which ones mean something depends on the header length.
         f = [("vihl", "u1", 0), ("tot", ">u2", 2), ("id", ">u2", 4), ("frag", ">u2", 6),
              ("ttl", "u1", 8), ("proto", "u1", 9), ("src", "V4", 12), ("dst", "V4", 16),
              ("sport", ">u2", 20), ("dport", ">u2", 22), ("seq", ">u4", 24),
-             ("ack", ">u4", 28), ("offfl", ">u2", 32), ("win", ">u2", 34)]
+             ("ack", ">u4", 28), ("offfl", ">u2", 32), ("win", ">u2", 34),
+             ("opt", ">u4", 40), ("tsval", ">u4", 44), ("tsecr", ">u4", 48),
+             ("ct20", "u1", 40), ("maj20", "u1", 41), ("min20", "u1", 42), ("hs20", "u1", 45),
+             ("ct32", "u1", 52), ("maj32", "u1", 53), ("min32", "u1", 54), ("hs32", "u1", 57)]
         dt = np.dtype({"names": [x[0] for x in f], "formats": [x[1] for x in f],
-                       "offsets": [x[2] + l2 for x in f], "itemsize": l2 + 40})
+                       "offsets": [x[2] + l2 for x in f], "itemsize": l2 + _FAST_SPAN})
         _FAST_DTYPES[l2] = dt
     return dt
+
+
+def _addr_bytes(out: np.ndarray, name: str) -> np.ndarray:
+    """An ``(n, 16)`` uint8 view of the 16-byte address column ``name`` of ``out``."""
+    off = PACKET_DTYPE.fields[name][1]  # type: ignore[index]
+    return np.ndarray(shape=(len(out), 16), dtype=np.uint8, buffer=out, offset=off,
+                      strides=(out.strides[0], 1))
 
 
 def _fast_path(buf: np.ndarray, rec: RecordTable, lt: int) -> tuple[np.ndarray, np.ndarray]:
     """The common shape in one gather: L2 + IPv4 without options + TCP, not fragmented.
 
     Returns the record indices handled and their finished rows; every other
-    record goes through the general layer-by-layer decoder.
+    record goes through the general layer-by-layer decoder.  The TCP
+    timestamp option in its usual NOP,NOP,TS layout and a TLS record header
+    right after a 20- or 32-byte TCP header are read from the same gather;
+    the other option layouts and header lengths go through :func:`_options`
+    and :func:`_tls`, which give the same values for the common rows.
     """
     l2, et_off = _FAST_L2[lt]
     width = l2 + 40
-    g = gather(buf, rec.off, width)
+    g = gather(buf, rec.off, l2 + _FAST_SPAN)
     h = g.view(_fast_dtype(l2)).ravel()
+    caplen = rec.caplen
     ok = (h["vihl"] == 0x45) & (h["proto"] == 6) & ((h["frag"] & 0x3FFF) == 0) & \
-        (h["tot"] >= 40) & (rec.caplen >= width)
+        (h["tot"] >= 40) & (caplen >= width)
     if et_off is not None:
         ok &= (g[:, et_off] == 0x08) & (g[:, et_off + 1] == 0x00)
     if ok.all():
         idx = np.arange(len(rec))
+        off = rec.off
+        wirelen = rec.wirelen
+        ts_ns = rec.ts_ns
+        iface = rec.iface
     else:
         idx = np.nonzero(ok)[0]
         h = h[idx]
-        g = g[idx]
+        off = rec.off[idx]
+        caplen = caplen[idx]
+        wirelen = rec.wirelen[idx]
+        ts_ns = rec.ts_ns[idx]
+        iface = rec.iface[idx]
     m = idx.size
     out = np.empty(m, dtype=PACKET_DTYPE)
     if not m:
         return idx, out
-    off = rec.off[idx]
-    cap_end = off + rec.caplen[idx]
-    l3 = off + l2
-    tot = h["tot"].astype(np.int64)
-    rep_end = np.minimum(off + np.maximum(rec.wirelen[idx], rec.caplen[idx]), l3 + tot)
-    addr = np.zeros((m, 16), dtype=np.uint8)
-    addr[:, 10:12] = 0xFF
-    addr[:, 12:16] = g[:, l2 + 12:l2 + 16]
-    out["src"] = addr.view("S16").ravel()
-    addr[:, 12:16] = g[:, l2 + 16:l2 + 20]
-    out["dst"] = addr.view("S16").ravel()
-    out["ts_ns"] = rec.ts_ns[idx]
-    out["iface"] = rec.iface[idx]
+    hb = h.view(np.uint8).reshape(m, l2 + _FAST_SPAN)  # h is contiguous: gathered or copied
+    for name, col in (("src", l2 + 12), ("dst", l2 + 16)):
+        a = _addr_bytes(out, name)
+        a[:, :10] = 0
+        a[:, 10:12] = 0xFF
+        a[:, 12:16] = hb[:, col:col + 4]
+    out["ts_ns"] = ts_ns
+    out["iface"] = iface
     out["ip_v"] = 4
     out["ttl"] = h["ttl"]
     out["ip_id"] = h["id"]
-    out["df"] = (h["frag"] & 0x4000) != 0
-    out["ip_len"] = h["tot"]
+    frag = h["frag"]
+    out["df"] = (frag & 0x4000) != 0
+    tot = h["tot"]
+    out["ip_len"] = tot
     out["sport"] = h["sport"]
     out["dport"] = h["dport"]
     out["seq"] = h["seq"]
@@ -233,17 +264,43 @@ def _fast_path(buf: np.ndarray, rec: RecordTable, lt: int) -> tuple[np.ndarray, 
     offfl = h["offfl"]
     out["flags"] = offfl & 0x1FF
     out["win"] = h["win"]
-    hlen = (offfl >> 12).astype(np.int64) * 4
-    p = l3 + 20
-    avail = cap_end - p
-    pay = np.where(hlen >= 20, np.maximum(rep_end - p - hlen, 0), 0)
+    hlen = (offfl >> 12).astype(np.int64) << 2
+    # Bytes captured from the TCP header on, and the payload: the IP length capped
+    # by what was on the wire (never counting Ethernet padding).
+    avail = caplen - (l2 + 20)
+    rep = np.minimum(np.maximum(wirelen, caplen) - (l2 + 20), tot.astype(np.int64) - 20)
+    pay = rep - hlen
+    np.maximum(pay, 0, out=pay)
+    pay[hlen < 20] = 0
     out["payload_len"] = pay
     out["truncated"] = avail < hlen
-    for name in ("mss", "wscale", "tsval", "tsecr", "tls_ct", "tls_hs"):
-        out[name] = -1
+    out["mss"] = -1
+    out["wscale"] = -1
     out["sack_ok"] = False
-    _options(out, buf, p, hlen, avail)
-    _tls(out, buf, p, hlen, avail, pay)
+    # NOP,NOP,TS in a 32-byte header: the option layout of most data segments.
+    ts_fast = (hlen == 32) & (avail >= 32) & (h["opt"] == _NOP_NOP_TS)
+    out["tsval"] = np.where(ts_fast, h["tsval"], _ABSENT)
+    out["tsecr"] = np.where(ts_fast, h["tsecr"], _ABSENT)
+    h20 = hlen == 20
+    h32 = hlen == 32
+    cap_pay = avail - hlen
+    cand = (pay >= 5) & (cap_pay >= 5)
+    ct = np.where(h20, h["ct20"], h["ct32"])
+    tls = cand & (h20 | h32) & (ct >= 20) & (ct <= 23) & \
+        (np.where(h20, h["maj20"], h["maj32"]) == 3) & (np.where(h20, h["min20"], h["min32"]) <= 4)
+    out["tls_ct"] = np.where(tls, ct, _ABSENT)
+    hs = tls & (ct == 22) & (pay >= 6) & (cap_pay >= 6)
+    out["tls_hs"] = np.where(hs, np.where(h20, h["hs20"], h["hs32"]), _ABSENT)
+    # The rest (SYNs with their option sets, other layouts, odd header lengths):
+    # the general walkers, on those rows only.
+    slow_opt = (hlen > 20) & (avail > 20) & ~ts_fast
+    slow_tls = cand & ~(h20 | h32)
+    if slow_opt.any() or slow_tls.any():
+        p = off + (l2 + 20)
+        if slow_opt.any():
+            _options(out, buf, p, np.where(slow_opt, hlen, 20), avail)
+        if slow_tls.any():
+            _tls(out, buf, p, hlen, avail, np.where(slow_tls, pay, 0))
     return idx, out
 
 

@@ -51,22 +51,31 @@ class PcapFormat:
         offs = array("q")
         need = 0
         if self.native:
-            views = u32_views(buf)
+            # The serial part of reading a pcap: each record's length says where the
+            # next one starts.  The loop body is the bare minimum (append, one
+            # indexed uint32 read, one add); the checks that need not stop the
+            # chain are done afterwards on whole arrays.  The views start at byte
+            # 8 of a record header so the caplen of the record at p is
+            # ``views[p & 3][p >> 2]``.
+            views = u32_views(buf, 8)
             app = offs.append
             stop16 = end - 16
-            # The serial part of reading a pcap: each record's length says where the
-            # next one starts.  Kept to the bare minimum per iteration.
             for _ in range(maxn):
                 if p > stop16:
-                    need = 16
-                    break
-                cl = views[p & 3][(p >> 2) + 2]
-                q = p + 16 + cl
-                if q > end:
-                    need = 16 + cl
                     break
                 app(p)
-                p = q
+                p += 16 + views[p & 3][p >> 2]
+            if offs:
+                # Only the last record can run past the window: every earlier one
+                # was followed by a header that lies inside it.
+                last = offs[-1]
+                cl = views[last & 3][last >> 2]
+                if last + 16 + cl > end:
+                    offs.pop()
+                    p = last
+                    need = 16 + cl
+            if not need and p > stop16:
+                need = 16
             del views
         else:
             unpack = struct.Struct(self.endian + "I").unpack_from

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,38 +115,16 @@ class PcapngFormat:
         return v
 
     def _fast(self, buf: np.ndarray, p: int, end: int, budget: int
-              ) -> tuple[list[int], int, str]:
+              ) -> tuple[array[int], int, str]:
         """Collect packet-block offsets (SPB as ``-p``) until another block type."""
-        offs: list[int] = []
+        offs = array("q")  # a buffer numpy takes without a per-item conversion
         app = offs.append
         if not self.ifaces:
             # Packets before any interface description cannot be decoded; let the
             # slow path report it.
             return offs, p, "other" if p + 8 <= end else "need"
         if self.native:
-            views = u32_views(buf)
-            for _ in range(budget):
-                if p + 8 > end:
-                    del views
-                    return offs, p, "need"
-                v = views[p & 3]
-                i = p >> 2
-                bt = v[i]
-                if bt != EPB and bt != SPB and bt != PB_OBSOLETE:
-                    del views
-                    return offs, p, "other"
-                bl = v[i + 1]
-                if bl < 16 or bl & 3 or bl > MAX_BLOCK:
-                    del views
-                    return offs, p, "corrupt"
-                q = p + bl
-                if q > end:
-                    del views
-                    return offs, p, "need"
-                app(-p if bt == SPB else p)
-                p = q
-            del views
-            return offs, p, "budget"
+            return self._fast_native(buf, p, end, budget)
         unpack = struct.Struct(self.endian + "II").unpack_from
         bufv = mv(buf)
         for _ in range(budget):
@@ -162,6 +141,74 @@ class PcapngFormat:
             p += bl
         return offs, p, "budget"
 
+    def _fast_native(self, buf: np.ndarray, p: int, end: int, budget: int
+                     ) -> tuple[array[int], int, str]:
+        """:meth:`_fast` for a section in the machine's byte order.
+
+        Enhanced Packet Blocks are walked by a minimal loop (one type compare, one
+        length read, one add per block); their lengths are checked afterwards on
+        the whole run, which cuts the run at the first impossible block exactly
+        where a per-block check would have stopped.  Simple and obsolete Packet
+        Blocks take the careful per-block path.
+        """
+        offs = array("q")  # a buffer numpy takes without a per-item conversion
+        app = offs.append
+        views = u32_views(buf)
+        stop = end - 8
+        left = budget
+        why = "budget"
+        while left > 0:
+            n0 = len(offs)
+            for _ in range(left):
+                if p > stop:
+                    break
+                v = views[p & 3]
+                i = p >> 2
+                if v[i] != EPB:
+                    break
+                app(p)
+                p += v[i + 1]
+            left -= len(offs) - n0
+            if len(offs) > n0:
+                # Validate the run just walked: find its first impossible or
+                # overrunning block.
+                run = np.frombuffer(offs, dtype=np.int64)[n0:].copy()  # no export: offs grows
+                run_bl = gather(buf, run + 4, 4).view(np.uint32).ravel().astype(np.int64)
+                bad = (run_bl < 16) | ((run_bl & 3) != 0) | (run_bl > MAX_BLOCK)
+                over = run + run_bl > end
+                cut = bad | over
+                if cut.any():
+                    k = int(np.argmax(cut))
+                    p = int(run[k])
+                    del offs[n0 + k:]
+                    del views
+                    return offs, p, "corrupt" if bad[k] else "need"
+            if p > stop:
+                why = "need"
+                break
+            if left <= 0:
+                break
+            v = views[p & 3]
+            i = p >> 2
+            bt = v[i]
+            if bt == EPB:
+                continue
+            if bt != SPB and bt != PB_OBSOLETE:
+                why = "other"
+                break
+            bl = v[i + 1]
+            if bl < 16 or bl & 3 or bl > MAX_BLOCK:
+                why = "corrupt"
+                break
+            if p + bl > end:
+                why = "need"
+                break
+            app(-p if bt == SPB else p)
+            p += bl
+            left -= 1
+        del views
+        return offs, p, why
+
     def _need_at(self, buf: np.ndarray, p: int, end: int) -> int:
         if p + 8 > end:
             return 12
@@ -176,26 +223,33 @@ class PcapngFormat:
             return "block header cut short"
         return f"block length {self._u32(buf, p + 4)} is impossible"
 
-    def _records(self, buf: np.ndarray, offs: list[int]
+    def _records(self, buf: np.ndarray, offs: array[int]
                  ) -> tuple[RecordTable, int | None, str]:
-        arr = np.array(offs, dtype=np.int64)
+        arr = np.frombuffer(offs, dtype=np.int64).copy()
         spb = arr < 0
-        pos = np.abs(arr)
+        any_spb = bool(spb.any())
+        pos = np.abs(arr) if any_spb else arr
         dt = np.dtype(self.endian + "u4")
         g = gather(buf, pos, 28)
         h = g.view(dt).astype(np.int64)  # btype, blen, w2..w6 as uint32 words
         btype, blen = h[:, 0], h[:, 1]
         n = pos.size
         trail = gather(buf, pos + blen - 4, 4).view(dt).ravel().astype(np.int64)
-        iface = np.where(spb, 0, h[:, 2])
         obsolete = btype == PB_OBSOLETE
-        if obsolete.any():  # interface id is a 16-bit field there
-            iface = np.where(obsolete, g[:, 8:10].copy().view(self.endian + "u2").ravel(), iface)
-        caplen = np.where(spb, 0, h[:, 5])
-        wirelen = np.where(spb, h[:, 2], h[:, 6])
-        data = pos + np.where(spb, 12, 28)
+        if not any_spb and not obsolete.any():
+            # Only Enhanced Packet Blocks: the common case, without the selects.
+            iface, caplen, wirelen = h[:, 2], h[:, 5], h[:, 6]
+            data = pos + 28
+        else:
+            iface = np.where(spb, 0, h[:, 2])
+            if obsolete.any():  # interface id is a 16-bit field there
+                iface = np.where(obsolete, g[:, 8:10].copy().view(self.endian + "u2").ravel(),
+                                 iface)
+            caplen = np.where(spb, 0, h[:, 5])
+            wirelen = np.where(spb, h[:, 2], h[:, 6])
+            data = pos + np.where(spb, 12, 28)
         room = pos + blen - 4 - data
-        if spb.any():
+        if any_spb:
             snap = self.ifaces[0].snaplen
             c = np.minimum(wirelen, room)
             if snap:
@@ -218,18 +272,26 @@ class PcapngFormat:
                                                       wirelen[:k], data[:k], spb[:k])
             h = h[:k]
         ts_raw = (h[:, 3].astype(np.uint64) << np.uint64(32)) | h[:, 4].astype(np.uint64)
-        ts_ns = np.zeros(n, dtype=np.int64)
-        lt = np.zeros(n, dtype=np.int64)
-        gid = np.zeros(n, dtype=np.int64)
-        for i in np.unique(iface).tolist() if n else []:
-            m = iface == i
-            itf = self.ifaces[int(i)]
-            ts_ns[m] = itf.to_ns(ts_raw[m])
-            lt[m] = itf.linktype
-            # The id as written in the block (per section), as Wireshark shows it.
-            gid[m] = i
-        # Simple Packet Blocks carry no timestamp.
-        ts_ns[spb] = 0
+        i0 = int(iface[0]) if n else 0
+        if n and not (iface != i0).any():
+            # One interface in this run (the usual case): no per-interface masks.
+            itf = self.ifaces[i0]
+            ts_ns = itf.to_ns(ts_raw)
+            lt = np.full(n, itf.linktype, dtype=np.int64)
+            gid = iface.copy()
+        else:
+            ts_ns = np.zeros(n, dtype=np.int64)
+            lt = np.zeros(n, dtype=np.int64)
+            gid = np.zeros(n, dtype=np.int64)
+            for i in np.unique(iface).tolist() if n else []:
+                m = iface == i
+                itf = self.ifaces[int(i)]
+                ts_ns[m] = itf.to_ns(ts_raw[m])
+                lt[m] = itf.linktype
+                # The id as written in the block (per section), as Wireshark shows it.
+                gid[m] = i
+        if any_spb:  # Simple Packet Blocks carry no timestamp.
+            ts_ns[spb] = 0
         return RecordTable(data, caplen, wirelen, ts_ns, lt, gid), bad_at, problem
 
     # --------------------------------------------------------- other blocks

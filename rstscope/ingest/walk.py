@@ -26,17 +26,19 @@ class WalkResult:
     problem: str = ""  # for CORRUPT: what was wrong
 
 
-def u32_views(buf: np.ndarray) -> list[memoryview]:
-    """Four native-uint32 views of ``buf``, starting at byte 0, 1, 2 and 3.
+def u32_views(buf: np.ndarray, skip: int = 0) -> list[memoryview]:
+    """Four native-uint32 views of ``buf``, starting at byte ``skip`` + 0, 1, 2 and 3.
 
-    ``views[p & 3][(p >> 2) + k]`` is the uint32 at byte ``p + 4k``: a plain
-    index instead of a struct call keeps the serial record walk at ~0.15 us
-    per record.
+    ``views[p & 3][(p >> 2) + k]`` is the uint32 at byte ``p + skip + 4k``: a
+    plain index instead of a struct call keeps the serial record walk at
+    ~0.3 us per record.  ``skip`` folds a constant field offset into the views
+    so the walk does not pay an extra addition per record.
     """
     m = memoryview(buf).cast("B")  # type: ignore[arg-type]
     n = len(m)
     out = []
     for r in range(4):
-        usable = max(0, (n - r) // 4) * 4
-        out.append(m[r:r + usable].cast("I"))
+        start = r + skip
+        usable = max(0, (n - start) // 4) * 4
+        out.append(m[start:start + usable].cast("I"))
     return out

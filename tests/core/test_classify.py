@@ -349,3 +349,23 @@ def test_server_stack_resetting_each_in_flight_segment_is_not_a_storm():
     recs = verdicts(w)
     assert all("rst_burst_seq_ahead" not in ev(r) for r in recs)
     assert all(r.origin == "server" for r in recs)
+
+
+def test_same_link_peer_resetting_after_silence_leans_load_balancer():
+    # haproxy's `timeout server` toward its backend, seen on the backend: both ends
+    # undecremented (one link), the connecting side resets after a silence.
+    w = FakeWire(client_ttl=64, server_ttl=64).handshake(0.0001, 0.0001).exchange(2)
+    w.wait(3.0)
+    w.rst("c")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and r.sender == "client-endpoint"
+    assert r.confidence <= 0.55
+    assert r.alternatives[0][0] == "client"
+
+
+def test_distant_client_resetting_after_silence_stays_client():
+    w = FakeWire(client_ttl=61, server_ttl=64).handshake(0.040, 0.0001).exchange(2)
+    w.wait(3.0)
+    w.rst("c")
+    (r,) = verdicts(w)
+    assert r.origin == "client"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rstscope.errors import EXIT_DATAERR, EXIT_NOINPUT, CaptureError, InputMissingError
@@ -183,3 +184,52 @@ def test_cli_style_message_has_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
     assert r.returncode == 65
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _pcapng_epbs(raw: bytes) -> list[int]:
+    """Offsets of the Enhanced Packet Blocks of a little-endian pcapng, by the test's own walk."""
+    p, out = 0, []
+    while p + 8 <= len(raw):
+        if struct.unpack_from("<I", raw, p)[0] == 6:
+            out.append(p)
+        p += struct.unpack_from("<I", raw, p + 4)[0]
+    return out
+
+
+@pytest.mark.parametrize("bad_len", [0, 18, 12, (64 << 20) + 4, 0xFFFFFFF0])
+def test_pcapng_impossible_block_length_inside_a_run(tmp_path, good_ng, tshark, bad_len):
+    """The EPB walk checks block lengths after the fact, for a whole run of blocks: it
+    must still stop exactly at the damaged block, resynchronise at the next one and
+    lose only that frame (a zero length would otherwise make the walk stand still)."""
+    raw = bytearray(good_ng.read_bytes())
+    epbs = _pcapng_epbs(bytes(raw))
+    k = 700
+    at = epbs[k]
+    block_len = struct.unpack_from("<I", raw, at + 4)[0]
+    struct.pack_into("<I", raw, at + 4, bad_len)
+    f = tmp_path / "badlen.pcapng"
+    f.write_bytes(bytes(raw))
+    batch, stats = read_all(f)
+    assert stats.frames == len(epbs) - 1
+    assert stats.damage["garbage-bytes"] == block_len
+    assert any(f"block length {bad_len} is impossible at byte {at};" in w
+               for w in stats.warnings), stats.warnings
+    kept = [r for r in tshark_rows(tshark, good_ng) if int(r["frame.number"]) != k + 1]
+    for r in kept:
+        if int(r["frame.number"]) > k + 1:
+            r["frame.number"] = str(int(r["frame.number"]) - 1)
+    assert not compare(batch, kept)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4097])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_small_batches_read_the_same_frames(good, good_ng, tshark, fmt, batch_size):
+    """Every record budget (batch size) ends the serial walk somewhere else; the
+    frames and their fields must not depend on it."""
+    path = good if fmt == "pcap" else good_ng
+    with open_capture(path, batch_size=batch_size) as rd:
+        parts = list(rd)
+    assert max(len(b) for b in parts) <= batch_size
+    batch = np.concatenate(parts)
+    assert rd.stats.frames == 2000 and not rd.stats.warnings
+    assert not compare(batch, tshark_rows(tshark, path))
