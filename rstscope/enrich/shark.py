@@ -11,6 +11,7 @@ keeps pyshark's ``__del__`` from trying to close it again later (pyshark#366).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable
@@ -63,14 +64,23 @@ def dissect(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | No
         cap = pyshark.FileCapture(os.fspath(path), display_filter=display_filter,
                                   keep_packets=False, override_prefs=prefs or None,
                                   tshark_path=tshark, eventloop=loop)
+        crash = pyshark.capture.capture.TSharkCrashException
         try:
-            return [packet_facts(pkt) for pkt in cap]
-        except pyshark.capture.capture.TSharkCrashException as exc:
+            facts = [packet_facts(pkt) for pkt in cap]
+        except crash as exc:
+            cap.close()
             last = str(exc).splitlines()
             raise CaptureError(f"tshark could not dissect {os.fspath(path)}: "
                                f"{last[1] if len(last) > 1 else last[0]}") from None
-        finally:
+        except BaseException:
             cap.close()
+            raise
+        # tshark's whole output was read to its end above; a non-zero status seen only
+        # while reaping the finished process (seen under heavy load) does not make
+        # that output any less complete.
+        with contextlib.suppress(crash):
+            cap.close()
+        return facts
 
     return in_own_loop(work)
 
