@@ -517,8 +517,11 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
                    else hops(ctx.ttl))
     silence = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    silence_end = ctx.r_nr_ts if f.triggered else ctx.ts
     cand_matches = f.matches
     if f.tags & {"after-fin", "after-alert"} and ctx.s_close_gap_ns >= 0:
+        # The gap was measured at the sender's first closing packet (alert or FIN).
+        silence_end = min(t for t in (ctx.s_fin_ts, ctx.s_tls_alert_ts) if t >= 0)
         # The RST only ended a close the sender had begun: the silence before that
         # close is what a timeout explains.  Proxies first: they close on a timer.
         silence = ctx.s_close_gap_ns / NS
@@ -546,6 +549,8 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         idle_since_payload_s=_r((ctx.ts - last_pl) / NS if last_pl >= 0 else None),
         idle_before_trigger_s=_r(f.trigger_gap_s) if f.triggered else None,
         silence_s=_r(silence),
+        silence_from_ns=(silence_end - int(round(silence * NS))
+                         if silence is not None and silence_end >= 0 else None),
         triggered=f.triggered, trigger_frame=ctx.r_nr_frame if f.triggered else None,
         latency_s=_r(f.latency_s) if f.triggered else None, rtt_s=_r(f.rtt_s),
         ttl=ctx.ttl, expected_ttl=f.ttl_mode, hop_delta=f.hop_delta, ip_id=ctx.ip_id,

@@ -124,6 +124,9 @@ class ResetRecord(_ToDict):
     # alert) when the RST followed it, else before the triggering packet, else before
     # the RST.  This is the number to hold against a product's idle timeout.
     silence_s: float | None
+    # When that silence began: the timestamp of the last packet before it (what a
+    # timeline draws product timeouts from).
+    silence_from_ns: int | None
     triggered: bool
     trigger_frame: int | None
     latency_s: float | None

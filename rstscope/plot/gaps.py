@@ -95,7 +95,9 @@ def idle_gap_histogram(
     records = reset_records(analysis)
     by_origin: dict[str, list[float]] = {}
     for r in records:
-        gap = r.get("idle_gap_s")
+        # The silence the verdict is about (before the trigger or the sender's own
+        # close), which is what a product timeout explains; older records lack it.
+        gap = r.get("silence_s", r.get("idle_gap_s"))
         if gap is None or not np.isfinite(gap):
             continue
         by_origin.setdefault(str(r.get("origin", "unknown")), []).append(max(float(gap), 1e-6))

@@ -294,7 +294,8 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")
 
 
-GAP_FIELDS = ("idle_gap_s", "idle_gap_orig_s", "idle_gap_resp_s", "idle_since_payload_s")
+GAP_FIELDS = ("silence_s", "idle_gap_s", "idle_gap_orig_s", "idle_gap_resp_s",
+              "idle_since_payload_s")
 
 
 def _gaps(r: dict[str, Any]) -> list[float]:
@@ -319,6 +320,10 @@ def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]
     if not gaps:
         return None, [], False
     cands = parse_candidates(r.get("timeout_candidates") or ())
+    silence = r.get("silence_s")
+    if cands and silence is not None and float(silence) > 0:
+        # The core matched its candidates against this silence (docs/schema.md).
+        return float(silence), cands, True
     if cands:
         t = cands[0].timeout_s
         return min(gaps, key=lambda g: abs(math.log(g / t))), cands, True
@@ -347,7 +352,10 @@ def _timeout_lines(resets: Sequence[dict[str, Any]], highlight: dict[str, Any] |
         gap, known, matched = _timeouts_for(r, catalog)
         if gap is None or not known:
             continue
-        last_ns = int(r["ts_ns"]) - int(round(gap * 1e9))
+        if matched and r.get("silence_from_ns") is not None:
+            last_ns = int(r["silence_from_ns"])  # where the core's matched silence began
+        else:
+            last_ns = int(r["ts_ns"]) - int(round(gap * 1e9))
         out.append((r, last_ns, known[:3], matched))
     return out
 

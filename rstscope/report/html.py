@@ -205,10 +205,10 @@ def _reset_table(resets: Sequence[dict[str, Any]], idx: int, limits: ReportLimit
         num: object = Markup(f'<a href="#reset-{idx}-{n}">{n}</a>') if n in sections else n
         rows.append((num, r.get("frame"), _utc(r.get("ts")), r.get("flow_id"),
                      f"{r.get('src')}:{r.get('sport')} \u2192 {r.get('dst')}:{r.get('dport')}",
-                     r.get("flags"), _gap(r.get("idle_gap_s")), r.get("ttl"),
+                     r.get("flags"), _gap(r.get("silence_s", r.get("idle_gap_s"))), r.get("ttl"),
                      r.get("expected_ttl"), _origin_badge(r.get("origin")),
                      "\u2013" if conf is None else f"{float(conf):.2f}", r.get("cause")))
-    table = _table(("#", "frame", "time (UTC)", "flow", "RST src \u2192 dst", "flags", "idle gap",
+    table = _table(("#", "frame", "time (UTC)", "flow", "RST src \u2192 dst", "flags", "silence",
                     "TTL", "expected TTL", "origin", "confidence", "cause"),
                    rows, cls="resets", numeric=(0, 1, 3, 7, 8, 10), table_id=f"resets-{idx}")
     note = ""
@@ -245,7 +245,7 @@ def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limi
             f' \u00b7 {_origin_badge(r.get("origin"))} ({esc(conf_s)})</h3>')
     facts = (f'<p class="facts">flow {esc(r.get("flow_id"))} ({esc(r.get("conn_state"))}), '
              f'direction {esc(r.get("direction"))}, flags {esc(r.get("flags"))}, sender '
-             f'{esc(r.get("sender"))}, idle gap {esc(_gap(r.get("idle_gap_s")))}, '
+             f'{esc(r.get("sender"))}, silence {esc(_gap(r.get("silence_s", r.get("idle_gap_s"))))}, '
              f'TTL {esc(r.get("ttl"))} (expected {esc(r.get("expected_ttl"))}), '
              f'seq {esc(r.get("seq_status"))}.</p>')
     cause = f'<p class="cause">{esc(r.get("cause"))}</p>'
