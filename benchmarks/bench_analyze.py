@@ -5,6 +5,11 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_analyze.py --packets 1000000
     .venv/bin/python benchmarks/bench_analyze.py --nfstream-python /path/to/venv/bin/python
 
+Every tool runs as its own process; the table gives the median wall time and the
+median CPU time (user + sys, from ``wait4``) of each, and their ratios to
+``rstscope analyze`` (the CLI, process start and JSON output included).  On a
+shared machine the CPU ratio is the steadier figure.
+
 The capture comes from ``benchmarks/make_capture.py`` when that generator is
 present (the ingestion benchmark's), else from the small deterministic writer
 below: port-443 flows with handshakes, request/response exchanges, idle gaps,
@@ -16,12 +21,15 @@ interpreter you name (install it into a throwaway venv, never the project's).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,83 +133,138 @@ def make_capture(n: int, path: Path) -> str:
 
 
 ANALYZE = """
-import sys
+import sys, time
+t0 = time.process_time()
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
 from rstscope.ingest import open_capture
+t_imp = time.process_time() - t0
 tr = Tracker(TrackerConfig(timeouts=load_timeouts(), settle_s=float(sys.argv[2])))
+t_read = t_track = 0.0
 with open_capture(sys.argv[1]) as rd:
-    for b in rd:
+    it = iter(rd)
+    while True:
+        a = time.process_time()
+        b = next(it, None)
+        c = time.process_time()
+        t_read += c - a
+        if b is None:
+            break
         tr.feed(b)
+        t_track += time.process_time() - c
+a = time.process_time()
 tr.finish()
+t_track += time.process_time() - a
 s = tr.stats
-print(s.packets, s.flows, s.resets, s.packet_path, s.bulk_path)
+print(f"{s.packets} packets, {s.flows} flows, {s.resets} resets, "
+      f"{s.packet_path} per-packet + {s.bulk_path} bulk; CPU s: "
+      f"imports {t_imp:.2f}, read {t_read:.2f}, tracker {t_track:.2f}")
 """
 
 NFSTREAM = """
 import sys
 from nfstream import NFStreamer
 n = sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=False))
-print(n)
+print(n, "flows")
 """
 
 
-def run_once(cmd: list[str]) -> tuple[float, str]:
-    t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t
-    if res.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed: {res.stderr.strip()[:300]}")
-    return elapsed, res.stdout.strip()[-200:]
+@dataclass(frozen=True, slots=True)
+class Timing:
+    wall_s: float  # median
+    cpu_s: float  # median user+sys of the process and the children it waited for
+    runs: int
+    out: str
 
 
-def interleaved(cmds: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, str]]:
-    """Median wall time per command; runs are interleaved (A B C A B C ...) so
-    that load from other processes on a shared machine hits all tools alike."""
-    for cmd in cmds.values():
-        subprocess.run(cmd, capture_output=True)  # warm-up: page cache, imports
-    times: dict[str, list[float]] = {k: [] for k in cmds}
+def run_once(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, user+sys CPU s, stdout tail) of one run of cmd."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, ru = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed: {err.read().decode(errors='replace')[-300:]}")
+        text = out.read().decode(errors="replace").strip()
+    return elapsed, ru.ru_utime + ru.ru_stime, text[-300:]
+
+
+def interleaved(cmds: dict[str, list[str]], repeat: dict[str, int]) -> dict[str, Timing]:
+    """Median wall and CPU time per command; runs are interleaved (A B C A B C ...)
+    so that load from other processes on a shared machine hits all tools alike."""
+    # Warm-up (page cache, compiled imports); the slow tools read the same file.
+    subprocess.run(next(iter(cmds.values())), capture_output=True)
+    walls: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     outs: dict[str, str] = {}
-    for _ in range(repeat):
+    for i in range(max(repeat.values())):
         for name, cmd in cmds.items():
-            dt, outs[name] = run_once(cmd)
-            times[name].append(dt)
-    return {k: (statistics.median(v), outs[k]) for k, v in times.items()}
+            if i < repeat[name]:
+                w, c, outs[name] = run_once(cmd)
+                walls[name].append(w)
+                cpus[name].append(c)
+    return {k: Timing(statistics.median(walls[k]), statistics.median(cpus[k]), len(walls[k]),
+                      outs[k]) for k in cmds}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--capture", type=Path, help="use this capture instead of generating one")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--slow-repeat", type=int, default=1,
+                    help="runs of tshark and NFStream (each takes many times longer)")
     ap.add_argument("--settle-s", type=float, default=0.5)
     ap.add_argument("--skip-tshark", action="store_true")
     ap.add_argument("--nfstream-python", help="interpreter of a throwaway venv with nfstream")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    cap = args.out / f"bench-{args.packets}.pcap"
-    if not cap.exists():
-        t = time.perf_counter()
-        how = make_capture(args.packets, cap)
-        print(f"capture: {cap.name} from {how} in {time.perf_counter() - t:.1f} s")
-    print(f"capture: {cap} ({cap.stat().st_size / 1e6:.1f} MB)")
-    cmds = {"rstscope": [sys.executable, "-c", ANALYZE, str(cap), str(args.settle_s)]}
-    if not args.skip_tshark:
-        tshark = ["tshark", "-r", str(cap), "-T", "fields"]
-        for f in TSHARK_FIELDS:
-            tshark += ["-e", f]
-        cmds["tshark"] = tshark
-    if args.nfstream_python:
-        cmds["nfstream"] = [args.nfstream_python, "-c", NFSTREAM, str(cap)]
-    res = interleaved(cmds, args.repeat)
-    rs, info = res["rstscope"]
-    print(f"rstscope analyze : {rs:7.2f} s   (packets flows resets packet-path bulk-path: {info})")
-    if "tshark" in res:
-        ts = res["tshark"][0]
-        print(f"tshark -T fields : {ts:7.2f} s   ratio {ts / rs:5.1f}x (target >= 10x)")
-    if "nfstream" in res:
-        ns, n = res["nfstream"]
-        print(f"NFStream         : {ns:7.2f} s   ratio {ns / rs:5.1f}x (target >= 2x), {n} flows")
+    if args.capture:
+        cap = args.capture
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        cap = args.out / f"bench-{args.packets}.pcap"
+        if not cap.exists():
+            t = time.perf_counter()
+            how = make_capture(args.packets, cap)
+            print(f"capture: {cap.name} from {how} in {time.perf_counter() - t:.1f} s")
+    print(f"capture: {cap.name} ({cap.stat().st_size / 1e6:.1f} MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = {
+            # The real command, process start and JSON output included.
+            "rstscope analyze": [sys.executable, "-m", "rstscope", "analyze", str(cap),
+                                 "--format", "json", "-o", str(Path(tmp) / "out.json")],
+            # Reader + tracker only, with a CPU breakdown.
+            "  read + track": [sys.executable, "-c", ANALYZE, str(cap), str(args.settle_s)],
+        }
+        repeat = {k: args.repeat for k in cmds}
+        if not args.skip_tshark:
+            tshark = ["tshark", "-r", str(cap), "-T", "fields"]
+            for f in TSHARK_FIELDS:
+                tshark += ["-e", f]
+            cmds["tshark -T fields"] = tshark
+            repeat["tshark -T fields"] = args.slow_repeat
+        if args.nfstream_python:
+            cmds["NFStream"] = [args.nfstream_python, "-c", NFSTREAM, str(cap)]
+            repeat["NFStream"] = args.slow_repeat
+        res = interleaved(cmds, repeat)
+    rs = res["rstscope analyze"]
+    print(f"{'tool':18} {'wall s':>8} {'CPU s':>8} {'runs':>4}  {'wall ratio':>10} "
+          f"{'CPU ratio':>9}  target")
+    targets = {"tshark -T fields": ">= 10x", "NFStream": ">= 2x"}
+    for name, t in res.items():
+        ratio = "" if name.startswith(("rstscope", " ")) else \
+            f"{t.wall_s / rs.wall_s:9.1f}x {t.cpu_s / rs.cpu_s:8.1f}x"
+        print(f"{name:18} {t.wall_s:8.2f} {t.cpu_s:8.2f} {t.runs:4}  {ratio:>20}  "
+              f"{targets.get(name, '')}")
+    print(f"read + track: {res['  read + track'].out}")
+    if "NFStream" in res:
+        print(f"NFStream: {res['NFStream'].out}")
+
 
 if __name__ == "__main__":
     main()

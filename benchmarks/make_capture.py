@@ -2,7 +2,9 @@
 
     python benchmarks/make_capture.py 1000000 out.pcap [--format pcapng] [--seed 443]
 
-Standard library and numpy only.  Same arguments -> byte-identical file.
+Standard library and numpy only.  Same arguments -> byte-identical file (on any
+PYTHONHASHSEED).  The packet list is built per flow in Python; the bytes are laid
+out with numpy, 65,536 packets at a time (5.5-6 s of CPU for 1M packets).
 
 Shape (per the project's performance anchors): N/200 flows between clients in
 198.51.100.0/24 and servers in 203.0.113.0/24 port 443, each with a
@@ -129,97 +131,204 @@ def generate(n: int, seed: int) -> tuple[list[tuple], list[dict]]:
     return [p for pk in flows for p in pk], truth, flows  # type: ignore[return-value]
 
 
+# Frame bytes written per packet besides the (zero) payload: Ethernet 14, IPv4 20,
+# TCP 20, options up to 20, and 6 bytes of a TLS record header.
+_HEAD = 80
+_CHUNK = 65536  # packets assembled per write
+
+
+def _head_dtype() -> np.dtype:
+    f = [("eth", "V14", 0), ("vihl", "u1", 14), ("tot", ">u2", 16), ("id", ">u2", 18),
+         ("frag", ">u2", 20), ("ttl", "u1", 22), ("proto", "u1", 23), ("src", "V4", 26),
+         ("dst", "V4", 30), ("sport", ">u2", 34), ("dport", ">u2", 36), ("seq", ">u4", 38),
+         ("ack", ">u4", 42), ("doff", "u1", 46), ("flags", "u1", 47), ("win", ">u2", 48)]
+    return np.dtype({"names": [x[0] for x in f], "formats": [x[1] for x in f],
+                     "offsets": [x[2] for x in f], "itemsize": _HEAD})
+
+
+def _be32(col: np.ndarray, v: np.ndarray) -> None:
+    """Write uint32 values big-endian into 4 columns of a uint8 block."""
+    col[:] = v.astype(">u4").view(np.uint8).reshape(-1, 4)
+
+
 def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None) -> int:
+    """Lay the packets out with numpy, a chunk of packets at a time.
+
+    Same bytes as a per-packet ``struct.pack`` loop: the random draws happen in the
+    same order (per-flow constants first, then one IP ID per injected packet in
+    file order), and the float timestamp arithmetic is the same IEEE arithmetic.
+    """
     rng = random.Random(seed + 1)
     pkts, truth, flows = generate(n, seed)  # type: ignore[misc]
-    # Per-flow constants: addresses, ports, TTLs, IP ID counters.
     fid_of = np.concatenate([np.full(len(pk), i, dtype=np.int64) for i, pk in enumerate(flows)])
-    ts = np.array([p[0] for p in pkts])
+    cols = list(zip(*pkts, strict=True))
+    ts = np.array(cols[0], dtype=np.float64)
     order = np.argsort(ts, kind="stable")
+    t = ts[order]
+    d, flags, seq, ack, plen, opt, tls, ttl_kind = (
+        np.array(c, dtype=np.int64)[order] for c in cols[1:])
+    fid = fid_of[order]
+    m = len(pkts)
+    del cols, fid_of, ts, order  # the tuples' columns are arrays now; keep the peak down
+    # Per-flow constants: addresses, ports, TTLs, IP ID counters.
     n_flows = len(flows)
-    caddr = [bytes((198, 51, 100, 1 + rng.randrange(250))) for _ in range(n_flows)]
-    saddr = [bytes((203, 0, 113, 1 + rng.randrange(60))) for _ in range(n_flows)]
-    cport = [rng.randrange(1024, 65535) for _ in range(n_flows)]
-    sttl = {s: rng.choice((64, 128)) - rng.randrange(5, 25) for s in set(saddr)}
-    ipid = [[rng.getrandbits(16), rng.getrandbits(16)] for _ in range(n_flows)]
-    base_epoch = 1_700_000_000
-    ip_hdr = struct.Struct("!BBHHHBBH4s4s")
-    tcp_hdr = struct.Struct("!HHIIBBHHH")
-    syn_opts = struct.Struct("!BBHBBBBIIBBBB")
-    ts_opts = struct.Struct("!BBBBII")
-    nsec = fmt == "pcapng"
+    c_last = np.array([1 + rng.randrange(250) for _ in range(n_flows)], dtype=np.uint8)
+    s_last = np.array([1 + rng.randrange(60) for _ in range(n_flows)], dtype=np.uint8)
+    cport = np.array([rng.randrange(1024, 65535) for _ in range(n_flows)], dtype=np.int64)
+    # A server's TTL is drawn per distinct server, in address order (iterating a set
+    # of bytes here once made the file depend on PYTHONHASHSEED).
+    saddr = [bytes((203, 0, 113, int(x))) for x in s_last]
+    sttl_of = {s: rng.choice((64, 128)) - rng.randrange(5, 25) for s in sorted(set(saddr))}
+    sttl = np.array([sttl_of.get(bytes((203, 0, 113, k)), 0) for k in range(256)],
+                    dtype=np.int64)
+    ipid0 = np.array([[rng.getrandbits(16), rng.getrandbits(16)] for _ in range(n_flows)],
+                     dtype=np.int64)
+    inj = ttl_kind != 0
+    ident = np.zeros(m, dtype=np.int64)
+    ident[inj] = [rng.getrandbits(16) for _ in range(int(inj.sum()))]
+    # Each (flow, direction) counts its own packets up from its initial IP ID.
+    own = np.nonzero(~inj)[0]
+    key = fid[own] * 2 + d[own]
+    by = np.argsort(key, kind="stable")
+    ks = key[by]
+    starts = np.r_[0, np.nonzero(ks[1:] != ks[:-1])[0] + 1]
+    rank = np.arange(ks.size) - np.repeat(starts, np.diff(np.r_[starts, ks.size]))
+    k_in_flow = np.empty(ks.size, dtype=np.int64)
+    k_in_flow[by] = rank + 1
+    ident[own] = (ipid0[fid[own], d[own]] + k_in_flow) & 0xFFFF
+
+    srv_last = s_last[fid].astype(np.int64)
+    ttl = np.where(d == 0, 64, sttl[srv_last])
+    ttl = np.where(inj, (ttl + 7 + fid % 9) & 0xFF, ttl)
+    olen = np.select([opt == 1, opt == 2], [SYN_OPTS_LEN, TS_OPTS_LEN], 0)
+    thl = 20 + olen
+    ip_len = 20 + thl + plen
+    frame_len = 14 + ip_len
+    tsec = 1_700_000_000 + t
+    sec = np.floor(tsec).astype(np.int64)
+    usec = np.rint((tsec - sec) * 1e6).astype(np.int64)
+    carry = usec >= 1_000_000
+    sec[carry] += 1
+    usec[carry] -= 1_000_000
+    tsval = np.floor(t * 1000).astype(np.int64) & 0xFFFFFFFF
+
+    hd = _head_dtype()
+    rec_len = 16 if fmt == "pcap" else 28
     with open(path, "wb") as f:
         if fmt == "pcap":
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-            rec = struct.Struct("<IIII")
         else:
             shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
             idb = struct.pack("<IIHHI", 1, 20, 1, 0, 262144) + struct.pack("<I", 20)
             f.write(shb + idb)
-            rec = struct.Struct("<IIIIIII")
-        out = bytearray(72 << 20)
-        pos = 0
-        for i in order.tolist():
-            t, d, flags, seq, ack, plen, opt, tls, ttl_kind = pkts[i]
-            fid = int(fid_of[i])
-            olen = SYN_OPTS_LEN if opt == 1 else TS_OPTS_LEN if opt == 2 else 0
-            thl = 20 + olen
-            ip_len = 20 + thl + plen
-            frame_len = 14 + ip_len
-            if pos + frame_len + 64 > len(out):
-                f.write(memoryview(out)[:pos])
-                out[:pos] = bytes(pos)
-                pos = 0
-            tsec = base_epoch + t
-            sec = int(tsec)
-            usec = int(round((tsec - sec) * 1e6))
-            if usec >= 1_000_000:
-                sec, usec = sec + 1, usec - 1_000_000
+        buf = np.zeros(0, dtype=np.uint8)
+        for lo in range(0, m, _CHUNK):
+            sl = slice(lo, min(m, lo + _CHUNK))
+            k = sl.stop - sl.start
+            fl = frame_len[sl]
+            padded = (fl + 3) & ~3
+            size = rec_len + (fl if fmt == "pcap" else padded + 4)
+            pos = np.zeros(k, dtype=np.int64)
+            np.cumsum(size[:-1], out=pos[1:])
+            # Record header + the frame's head, one row per packet.
+            blk = np.zeros((k, rec_len + _HEAD), dtype=np.uint8)
             if fmt == "pcap":
-                rec.pack_into(out, pos, sec, usec, frame_len, frame_len)
-                pos += 16
+                rh = np.stack([sec[sl], usec[sl], fl, fl], axis=1).astype("<u4")
             else:
-                blen = 32 + ((frame_len + 3) & ~3)
-                tsu = sec * 1_000_000 + usec
-                rec.pack_into(out, pos, 6, blen, 0, tsu >> 32, tsu & 0xFFFFFFFF, frame_len,
-                              frame_len)
-                pos += 28
-            start = pos
-            out[pos:pos + 14] = ETH
-            pos += 14
-            if d == 0:
-                src, dst, sp, dp, ttl = caddr[fid], saddr[fid], cport[fid], 443, 64
-            else:
-                src, dst, sp, dp = saddr[fid], caddr[fid], 443, cport[fid]
-                ttl = sttl[saddr[fid]]
-            if ttl_kind:  # injected: a middlebox a different distance away, random IP ID
-                ttl = (ttl + 7 + fid % 9) & 0xFF
-                ident = rng.getrandbits(16)
-            else:
-                ident = ipid[fid][d] = (ipid[fid][d] + 1) & 0xFFFF
-            ip_hdr.pack_into(out, pos, 0x45, 0, ip_len, ident, 0x4000, ttl, 6, 0, src, dst)
-            pos += 20
-            tcp_hdr.pack_into(out, pos, sp, dp, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                              (thl // 4) << 4, flags, 502 if flags != 2 else 64240, 0, 0)
-            pos += 20
-            tsval = int(t * 1000) & 0xFFFFFFFF
-            if opt == 1:
-                syn_opts.pack_into(out, pos, 2, 4, 1460, 4, 2, 8, 10, tsval,
-                                   0 if flags == 2 else tsval, 1, 3, 3, 7)
-            elif opt == 2:
-                ts_opts.pack_into(out, pos, 1, 1, 8, 10, tsval, tsval - 1 & 0xFFFFFFFF)
-            pos += olen
-            if tls and plen >= 6:
-                ct = 22 if tls in (1, 2) else 23
-                out[pos:pos + 6] = bytes((ct, 3, 3, (plen - 5) >> 8, (plen - 5) & 0xFF,
-                                          tls if tls in (1, 2) else 0))
-            pos += plen
+                tsu = sec[sl] * 1_000_000 + usec[sl]
+                rh = np.stack([np.full(k, 6), 32 + padded, np.zeros(k, dtype=np.int64),
+                               tsu >> 32, tsu & 0xFFFFFFFF, fl, fl], axis=1).astype("<u4")
+            blk[:, :rec_len] = rh.view(np.uint8).reshape(k, rec_len)
+            head = blk[:, rec_len:]
+            h = np.zeros(k, dtype=hd)
+            dd = d[sl]
+            fsl = fid[sl]
+            h["eth"] = np.frombuffer(ETH, dtype="V14")[0]
+            h["vihl"] = 0x45
+            h["tot"] = ip_len[sl]
+            h["id"] = ident[sl]
+            h["frag"] = 0x4000
+            h["ttl"] = ttl[sl]
+            h["proto"] = 6
+            cl = np.zeros((k, 4), dtype=np.uint8)
+            cl[:] = (198, 51, 100, 0)
+            cl[:, 3] = c_last[fsl]
+            sv = np.zeros((k, 4), dtype=np.uint8)
+            sv[:] = (203, 0, 113, 0)
+            sv[:, 3] = s_last[fsl]
+            c_is_src = (dd == 0)[:, None]
+            h["src"] = np.where(c_is_src, cl, sv).view("V4").ravel()
+            h["dst"] = np.where(c_is_src, sv, cl).view("V4").ravel()
+            h["sport"] = np.where(dd == 0, cport[fsl], 443)
+            h["dport"] = np.where(dd == 0, 443, cport[fsl])
+            h["seq"] = seq[sl] & 0xFFFFFFFF
+            h["ack"] = ack[sl] & 0xFFFFFFFF
+            h["doff"] = (thl[sl] // 4) << 4
+            fg = flags[sl]
+            h["flags"] = fg
+            h["win"] = np.where(fg != 2, 502, 64240)
+            head[:] = h.view(np.uint8).reshape(k, _HEAD)
+            tv = tsval[sl]
+            o = opt[sl]
+            syn = o == 1
+            if syn.any():
+                r = head[syn]
+                r[:, 54:58] = (2, 4, 0x05, 0xB4)  # MSS 1460
+                r[:, 58:60] = (4, 2)  # SACK permitted
+                r[:, 60:62] = (8, 10)
+                _be32(r[:, 62:66], tv[syn])
+                _be32(r[:, 66:70], np.where(fg[syn] == 2, 0, tv[syn]))
+                r[:, 70:74] = (1, 3, 3, 7)  # NOP, window scale 7
+                head[syn] = r
+            tso = o == 2
+            if tso.any():
+                r = head[tso]
+                r[:, 54:58] = (1, 1, 8, 10)
+                _be32(r[:, 58:62], tv[tso])
+                _be32(r[:, 62:66], (tv[tso] - 1) & 0xFFFFFFFF)
+                head[tso] = r
+            tl = tls[sl]
+            pl = plen[sl]
+            rec_tls = (tl != 0) & (pl >= 6)
+            for ol in (0, TS_OPTS_LEN, SYN_OPTS_LEN):
+                sel = rec_tls & (olen[sl] == ol)
+                if not sel.any():
+                    continue
+                c0 = 54 + ol
+                r = head[sel]
+                hs = (tl[sel] == 1) | (tl[sel] == 2)
+                r[:, c0] = np.where(hs, 22, 23)
+                r[:, c0 + 1] = 3
+                r[:, c0 + 2] = 3
+                r[:, c0 + 3] = (pl[sel] - 5) >> 8
+                r[:, c0 + 4] = (pl[sel] - 5) & 0xFF
+                r[:, c0 + 5] = np.where(hs, tl[sel], 0)
+                head[sel] = r
+            # Each row goes to its record's place in one fancy assignment through a
+            # byte-strided view ("the W bytes at offset i" is one row).  A row longer
+            # than its record spills zeros into the next record, which is written
+            # after it and overwrites them; rows too close to the end are copied
+            # one by one.
+            total = int(pos[-1] + size[-1])
+            if buf.size < total:
+                buf = np.zeros(total + (total >> 2), dtype=np.uint8)
+            out = buf[:total]
+            out[:] = 0
+            width = rec_len + _HEAD
+            fits = pos <= total - width
+            if total >= width:
+                win = np.lib.stride_tricks.as_strided(out, shape=(total - width + 1, width),
+                                                      strides=(1, 1))
+                win[pos[fits]] = blk[fits]
+            for i in np.nonzero(~fits)[0].tolist():
+                c = int(rec_len + min(int(fl[i]), _HEAD))
+                out[pos[i]:pos[i] + c] = blk[i, :c]
             if fmt == "pcapng":
-                pos = start + ((frame_len + 3) & ~3)
-                struct.pack_into("<I", out, pos, 32 + ((frame_len + 3) & ~3))
-                pos += 4
-        f.write(memoryview(out)[:pos])
-    del nsec
+                trail = (32 + padded).astype("<u4").view(np.uint8).reshape(k, 4)
+                at = pos + rec_len + padded
+                for j in range(4):
+                    out[at + j] = trail[:, j]
+            f.write(memoryview(out))  # type: ignore[arg-type]
     if truth_path:
         with open(truth_path, "w") as tf:
             json.dump({"packets": len(pkts), "rst_flows": truth}, tf, indent=1)

@@ -25,9 +25,9 @@ from rstscope.core import bulk
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
-from rstscope.core.flow import DirTable, Flow, ResetContext
+from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
 from rstscope.core.records import FlowRecord, ResetRecord
-from rstscope.core.states import INACTIVE
+from rstscope.core.states import INACTIVE, conn_state
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
 from rstscope.core.vantage import flow_vantage
@@ -43,8 +43,8 @@ _KEY_LEN = 36
 _KEY_WORDS = _KEY_DTYPE.itemsize // 8
 # The two addresses as 8-byte words, read in place: big-endian words compare like
 # the bytes (the S16 order), native ones are the key's own words.
-_OFF_SRC = PACKET_DTYPE.fields["src"][1]
-_OFF_DST = PACKET_DTYPE.fields["dst"][1]
+_OFF_SRC: int = PACKET_DTYPE.fields["src"][1]  # type: ignore[index]
+_OFF_DST: int = PACKET_DTYPE.fields["dst"][1]  # type: ignore[index]
 
 
 def _addr_view(order: str) -> np.dtype:
@@ -61,6 +61,38 @@ _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_
          "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport", "ip_v")
 _MAX_ROUNDS = 32
 _HEAD = 3  # packets per hot flow read eagerly in a run  # flows with more control packets in one batch go one by one
+
+
+def canonical_keys(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(swap, words) of a PACKET_DTYPE batch: ``swap`` is True where the sender is
+    the key's B end (its (address, port) sorts after the receiver's, addresses
+    compared bytewise); ``words`` is the canonical key (:data:`_KEY_DTYPE`: A, B,
+    then both ports big-endian) as five native uint64 words per packet."""
+    n = len(batch)
+    sport, dport = batch["sport"], batch["dport"]
+    # Addresses compare as two big-endian words each, which orders them as their
+    # bytes do (and is much faster than comparing S16 strings).
+    be = batch.view(_ADDR_BE)
+    s0, d0 = be["s0"], be["d0"]
+    s1, d1 = be["s1"], be["d1"]
+    swap = (s0 > d0) | ((s0 == d0) & ((s1 > d1) | ((s1 == d1) & (sport > dport))))
+    nat = batch.view(_ADDR_NATIVE)
+    words = np.empty((n, _KEY_WORDS), dtype=np.uint64)
+    np.copyto(words[:, 0], nat["s0"])
+    np.copyto(words[:, 1], nat["s1"])
+    np.copyto(words[:, 2], nat["d0"])
+    np.copyto(words[:, 3], nat["d1"])
+    np.copyto(words[:, 0], nat["d0"], where=swap)
+    np.copyto(words[:, 1], nat["d1"], where=swap)
+    np.copyto(words[:, 2], nat["s0"], where=swap)
+    np.copyto(words[:, 3], nat["s1"], where=swap)
+    pa = np.where(swap, dport, sport).astype(">u2").view(np.uint16).astype(np.uint64)
+    pb = np.where(swap, sport, dport).astype(">u2").view(np.uint16).astype(np.uint64)
+    if sys.byteorder == "little":
+        words[:, 4] = pa | (pb << np.uint64(16))
+    else:
+        words[:, 4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
+    return swap, words
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +152,9 @@ class Tracker:
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
         self._cols: dict[str, np.ndarray] | None = None  # this batch's bulk.columns()
+        # Records of the live flows as of the last flows() call; only feed(),
+        # advance() and finish() change flows, and they drop it.
+        self._live_records: list[FlowRecord] | None = None
 
     # -- public API ------------------------------------------------------------
     def feed(self, batch: np.ndarray) -> list[Event]:
@@ -132,32 +167,8 @@ class Tracker:
             return events
         self._packets += n
         self._cols = None
-        sport, dport = batch["sport"], batch["dport"]
-        # swap: the sender is the key's B end.  Addresses compare as two big-endian
-        # words each, which orders them as their bytes do (and is much faster than
-        # comparing S16 strings).
-        be = batch.view(_ADDR_BE)
-        s0, d0 = be["s0"], be["d0"]
-        s1, d1 = be["s1"], be["d1"]
-        swap = (s0 > d0) | ((s0 == d0) & ((s1 > d1) | ((s1 == d1) & (sport > dport))))
-        # The canonical key (_KEY_DTYPE) built directly as five native uint64 words:
-        # address A, address B, then both ports big-endian in the low four bytes.
-        nat = batch.view(_ADDR_NATIVE)
-        words = np.empty((n, _KEY_WORDS), dtype=np.uint64)
-        np.copyto(words[:, 0], nat["s0"])
-        np.copyto(words[:, 1], nat["s1"])
-        np.copyto(words[:, 2], nat["d0"])
-        np.copyto(words[:, 3], nat["d1"])
-        np.copyto(words[:, 0], nat["d0"], where=swap)
-        np.copyto(words[:, 1], nat["d1"], where=swap)
-        np.copyto(words[:, 2], nat["s0"], where=swap)
-        np.copyto(words[:, 3], nat["s1"], where=swap)
-        pa = np.where(swap, dport, sport).astype(">u2").view(np.uint16).astype(np.uint64)
-        pb = np.where(swap, sport, dport).astype(">u2").view(np.uint16).astype(np.uint64)
-        if sys.byteorder == "little":
-            words[:, 4] = pa | (pb << np.uint64(16))
-        else:
-            words[:, 4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
+        self._live_records = None
+        swap, words = canonical_keys(batch)
         # Group by key with a lexsort over the words (much faster than np.unique on
         # 36-byte void records); o lists packets by flow, frame order.  Words equal
         # throughout the batch (the zero upper halves of IPv4-mapped addresses)
@@ -248,6 +259,7 @@ class Tracker:
 
     def advance(self, now_ns: int) -> list[Event]:
         """Time passed without packets (live capture tick)."""
+        self._live_records = None
         self._now = max(self._now, now_ns)
         events = self._settle(self._now)
         events.extend(self._idle_warnings(self._now))
@@ -257,11 +269,14 @@ class Tracker:
 
     def finish(self) -> list[Event]:
         """End of input: settle every pending verdict."""
+        self._live_records = None
         return self._settle(None) + self._drain_side_events()
 
     def flows(self) -> list[FlowRecord]:
         """Every flow seen (finished and evicted generations first, then live ones)."""
-        return self._done + [self._record(f) for f in self._flows.values()]
+        if self._live_records is None:
+            self._live_records = [self._record(f) for f in self._flows.values()]
+        return self._done + self._live_records
 
     def resets(self) -> list[ResetRecord]:
         return list(self._resets)
@@ -547,20 +562,25 @@ class Tracker:
 
     def _record(self, f: Flow) -> FlowRecord:
         o, r = f.dirs
+        # Each direction's table row read once (flows() builds thousands of records).
+        oc = self._table.a[o.slot].tolist()
+        rc = self._table.a[r.slot].tolist()
         om = ttl_mode_spread(o.ttl_counts)
         rm = ttl_mode_spread(r.ttl_counts)
         v, _ = flow_vantage(f, self.config.vantage)
         ro, rr = f.rtt_side_ns
         first = f.first_ts if f.first_ts >= 0 else 0
         last = f.last_ts if f.last_ts >= 0 else first
+        history = "".join(f.history)
         return FlowRecord(
             flow_id=f.flow_id, generation=f.generation,
             orig_h=addr_text(f.orig_raw, f.ip_v), orig_p=f.orig_p,
             resp_h=addr_text(f.resp_raw, f.ip_v), resp_p=f.resp_p, ip_v=f.ip_v,
             orientation=f.orientation, first_ts_ns=first, last_ts_ns=last,
-            duration_s=(last - first) / NS, orig_pkts=o.pkts, resp_pkts=r.pkts,
-            orig_bytes=o.bytes, resp_bytes=r.bytes, orig_ip_bytes=o.ip_bytes,
-            resp_ip_bytes=r.ip_bytes, conn_state=f.conn_state(), history="".join(f.history),
+            duration_s=(last - first) / NS, orig_pkts=oc[PKTS], resp_pkts=rc[PKTS],
+            orig_bytes=oc[BYTES], resp_bytes=rc[BYTES], orig_ip_bytes=oc[IPB],
+            resp_ip_bytes=rc[IPB], conn_state=conn_state(o.ep, r.ep, history, oc[BYTES], rc[BYTES]),
+            history=history,
             orig_state=o.ep.state, resp_state=r.ep.state,
             orig_ttl_mode=om[0] if om else None, orig_ttl_spread=om[1] if om else None,
             orig_initial_ttl=initial_ttl(om[0]) if om else None,
@@ -568,9 +588,9 @@ class Tracker:
             resp_ttl_mode=rm[0] if rm else None, resp_ttl_spread=rm[1] if rm else None,
             resp_initial_ttl=initial_ttl(rm[0]) if rm else None,
             resp_hops=hops(rm[0]) if rm else None,
-            orig_ip_id=_ipid_label(o.ipid_counts, f.ip_v),
-            resp_ip_id=_ipid_label(r.ipid_counts, f.ip_v),
-            orig_win=o.win, resp_win=r.win,
+            orig_ip_id=_ipid_label(oc[INC:RAND + 1], f.ip_v),
+            resp_ip_id=_ipid_label(rc[INC:RAND + 1], f.ip_v),
+            orig_win=oc[WIN] if oc[WIN] >= 0 else None, resp_win=rc[WIN] if rc[WIN] >= 0 else None,
             rtt_s=(ro + rr) / NS if ro >= 0 and rr >= 0 else None,
             rtt_orig_side_s=ro / NS if ro >= 0 else None,
             rtt_resp_side_s=rr / NS if rr >= 0 else None,

@@ -241,3 +241,57 @@ def test_keep_records_off_bounds_memory_but_keeps_counts():
     assert len(verdicts) == 6 and tr.stats.resets == 6
     assert tr.resets() == [] and len(tr.flows()) == tr.stats.active_flows <= 2
     assert tr.stats.flows == 6
+
+
+def test_canonical_keys_order_addresses_like_their_bytes():
+    """The word-wise key equals one built from S16 comparisons (bytewise order),
+    including bytes >= 0x80, IPv6, and equal addresses told apart by port."""
+    from rstscope.core.tracker import _KEY_DTYPE, canonical_keys
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    b = empty_batch(n)
+    pool = rng.integers(0, 256, size=(12, 16), dtype=np.uint8)
+    pool[:6, :10] = 0  # IPv4-mapped
+    pool[:6, 10:12] = 0xFF
+    pool[6, :] = pool[7, :]
+    pool[6, 15] ^= 0x80  # differs only in the high bit of the last byte
+    pool[8, :] = 0  # all-zero address (trailing NULs in S16)
+    raw = pool.view("S16").ravel()
+    b["src"] = raw[rng.integers(0, 12, n)]
+    b["dst"] = raw[rng.integers(0, 12, n)]
+    b["sport"] = rng.choice([80, 443, 40000, 65535], n)
+    b["dport"] = rng.choice([80, 443, 40000, 65535], n)
+    swap, words = canonical_keys(b)
+
+    src, dst = b["src"], b["dst"]
+    want_swap = (src > dst) | ((src == dst) & (b["sport"] > b["dport"]))
+    keys = np.zeros(n, dtype=_KEY_DTYPE)
+    keys["a"] = np.where(want_swap, dst, src).view("V16")
+    keys["b"] = np.where(want_swap, src, dst).view("V16")
+    keys["pa"] = np.where(want_swap, b["dport"], b["sport"])
+    keys["pb"] = np.where(want_swap, b["sport"], b["dport"])
+    assert swap.tolist() == want_swap.tolist()
+    assert words.tobytes() == keys.tobytes()
+    assert want_swap.any() and (~want_swap).any()
+
+
+def test_flows_reflect_every_feed_advance_and_finish():
+    """flows() keeps its live records between calls; feeding must refresh them."""
+    w = FakeWire().handshake().exchange(1)
+    cut = len(w.rows)
+    w.exchange(2)
+    w.rst("s")
+    b = w.batch()
+    tr = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    tr.feed(b[:cut])
+    (first,) = tr.flows()
+    assert tr.flows() == [first]
+    tr.feed(b[cut:])
+    (second,) = tr.flows()
+    assert second.orig_pkts + second.resp_pkts == len(b) > first.orig_pkts + first.resp_pkts
+    assert second.conn_state != first.conn_state
+    tr.advance(int(b["ts_ns"][-1]) + 10 * 1_000_000_000)
+    tr.finish()
+    (third,) = tr.flows()
+    assert third.resets == 1
