@@ -148,7 +148,7 @@ class Analysis:
             "tcp_packets": int(getattr(stats, "tcp", 0)),
             "non_tcp": dict(getattr(stats, "non_tcp", {}) or {}),
             "warnings": list(getattr(stats, "warnings", []) or []),
-            "flows": len(self.tracker.flows()),
+            "flows": self.tracker.stats.flows,
             "resets": len(resets),
             "resets_by_origin": by_origin,
             "vantage": vantage_point,

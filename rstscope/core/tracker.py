@@ -13,6 +13,7 @@ or at ``finish``.  The tracker never reads a clock or does I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import sys
 from collections import Counter
@@ -147,7 +148,7 @@ class Tracker:
         self._now = -1
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
-        self._reserved_ids: dict[bytes, int] = {}  # flow ids set aside for this batch's new keys
+        self._created: list[tuple[tuple[int, int], Flow]] = []  # see _renumber
         self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
@@ -191,15 +192,7 @@ class Tracker:
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
-        # Number new flows in the order their first packet appears, not in the order
-        # the rounds below happen to create them, so flow ids do not depend on where
-        # the input was cut into batches (live capture feeds tiny batches).
-        new_groups = [u for u, f in enumerate(flows) if f is None]
-        if new_groups:
-            firsts = o[gst[new_groups]]  # lexsort is stable: first packet of each group
-            for u in np.asarray(new_groups)[np.argsort(firsts, kind="stable")].tolist():
-                self._reserved_ids[key_bytes[u]] = self._next_id
-                self._next_id += 1
+        self._created = []  # flows (and generations) this batch creates: renumbered below
         # Per-group orientation and table slots, kept current as flows are created.
         self._b_orient = np.array([f.orig_is_a if f is not None else True for f in flows])
         self._b_slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) if f is not None
@@ -249,9 +242,51 @@ class Tracker:
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
         events.extend(self._drain_side_events())
-        self._reserved_ids.clear()  # every new group was created above
+        if len(self._created) > 1:
+            events = self._renumber(events)
+        self._created = []
         self._cols = None
         return events
+
+    def _renumber(self, events: list[Event]) -> list[Event]:
+        """Give this batch's new flows their ids in the order of their first packet.
+
+        The rounds above create flows in an order that depends on how the input
+        was cut into batches (and on which flows have control packets), so the ids
+        they handed out are reshuffled here, inside the batch's own id range, to
+        first-packet order.  Flow ids then never depend on batch layout: live
+        capture (tiny batches) and offline analysis agree.  Records and events made
+        during this batch carry the provisional ids and are rewritten too.
+        """
+        ids = sorted(f.flow_id for _, f in self._created)
+        ordered = [f for _, f in sorted(self._created, key=lambda pf: pf[0])]
+        remap = {f.flow_id: new for f, new in zip(ordered, ids, strict=True)
+                 if f.flow_id != new}
+        if not remap:
+            return events
+        for f in ordered:
+            f.flow_id = remap.get(f.flow_id, f.flow_id)
+        lo = ids[0]
+
+        def fix(rec: Any) -> Any:
+            fid = rec.flow_id
+            return dataclasses.replace(rec, flow_id=remap[fid]) if fid in remap else rec
+
+        # Records of this batch sit at the ends of the lists (ids >= lo).
+        for store in (self._resets, self._done):
+            for i in range(len(store) - 1, -1, -1):
+                if store[i].flow_id < lo:
+                    continue
+                store[i] = fix(store[i])
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, ResetVerdict):
+                ev = ResetVerdict(fix(ev.reset))
+            elif isinstance(ev, FlowEvicted):
+                ev = FlowEvicted(fix(ev.flow), ev.reason)
+            out.append(ev)
+        self._live_records = None  # cached live records carry the old ids
+        return out
 
     def _drain_side_events(self) -> list[Event]:
         out, self._side_events = self._side_events, []
@@ -436,6 +471,7 @@ class Tracker:
             flow = self._new_flow(key, from_a == first_is_orig, why, not first_is_orig,
                                   ip_v, src, sport, dst, dport, first_is_orig)
             flows[u] = flow
+            self._created.append(((row[2], row[1]), flow))  # (file_id, frame) of its first packet
             self._b_orient[u] = flow.orig_is_a
             self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
         d = 0 if from_a == flow.orig_is_a else 1
@@ -461,10 +497,8 @@ class Tracker:
             o_raw, o_p, r_raw, r_p = dst, dport, src, sport
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        flow_id = self._reserved_ids.pop(key, None)
-        if flow_id is None:  # a new generation of a key already seen
-            flow_id = self._next_id
-            self._next_id += 1
+        flow_id = self._next_id
+        self._next_id += 1
         flow = Flow(self._table, flow_id, gen, key, orig_is_a, why, flipped, ip_v,
                     o_raw, o_p, r_raw, r_p)
         # Make room first: the new flow has no packets yet, so it would look the
