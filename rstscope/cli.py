@@ -329,9 +329,14 @@ def _die(message: str, code: int) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and map expected errors to one line and an exit code."""
+    run(cli, argv)
+
+
+def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
+    """Run a click group with rstscope's one boundary from exceptions to exit codes."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="rstscope",
-                 standalone_mode=False)
+        group.main(args=list(argv) if argv is not None else None, prog_name="rstscope",
+                   standalone_mode=False)
     except RstscopeError as exc:
         _die(str(exc), exc.exit_code)
     except click.exceptions.Abort:

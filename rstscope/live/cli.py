@@ -12,11 +12,11 @@ import datetime as _dt
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from rstscope.errors import EXIT_SOFTWARE, RstscopeError, UsageError
+from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
 from rstscope.live.watch import LiveOptions, LiveResult, LiveSession
@@ -247,30 +247,8 @@ live.add_command(capture)
 live.add_command(watch)
 
 
-def _die(message: str, code: int) -> NoReturn:
-    click.echo(f"rstscope: {message}", err=True)
-    sys.exit(code)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rstscope.live capture|watch ...`` with the main CLI's error mapping."""
-    try:
-        live.main(args=list(argv) if argv is not None else None, prog_name="rstscope",
-                  standalone_mode=False)
-    except RstscopeError as exc:
-        _die(str(exc), exc.exit_code)
-    except click.exceptions.Abort:
-        _die("aborted", 130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _die("interrupted", 130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # a bug: keep the traceback
-        import traceback
+    from rstscope.cli import run
 
-        traceback.print_exc()
-        _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)
-    sys.exit(0)
+    run(live, argv)
