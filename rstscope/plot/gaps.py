@@ -142,6 +142,23 @@ def idle_gap_histogram(
 
 
 def _duration_formatter() -> Any:
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import Formatter
 
-    return FuncFormatter(lambda v, _pos: fmt_duration(v) if v > 0 else "0")
+    class DurationFormatter(Formatter):  # type: ignore[misc]
+        """Human durations; plain seconds with enough decimals when a narrow axis
+        (gaps around one timeout, say 59.6-60.4 s) would print equal labels."""
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return fmt_duration(x) if x > 0 else "0"
+
+        def format_ticks(self, values: Any) -> list[str]:
+            labels = [self(v) for v in values]
+            if len(set(labels)) == len(labels):
+                return labels
+            for decimals in range(0, 7):
+                labels = [f"{v:.{decimals}f} s" if v > 0 else "0" for v in values]
+                if len(set(labels)) == len(labels):
+                    break
+            return labels
+
+    return DurationFormatter()
