@@ -51,7 +51,7 @@ RESET_TABLE = (
 def _fmt_ts(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def _fmt_gap(v: float | None) -> str:

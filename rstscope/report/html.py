@@ -151,7 +151,7 @@ def _utc(ts: object) -> str:
         t = float(ts)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "\u2013"
-    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return _dt.datetime.fromtimestamp(t, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _gap(v: object) -> str:
@@ -405,7 +405,7 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
         toc.append(f'<li><a href="#capture-{idx}">{esc(a.file)}</a> \u2014 {n} reset(s)</li>')
     return PAGE.substitute(
         title=esc(title), css=CSS, version=esc(__version__),
-        generated=esc(_dt.datetime.now(tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        generated=esc(_dt.datetime.now(tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         n_captures=len(analyses), toc="\n".join(toc), body="\n".join(sections))
 
 
