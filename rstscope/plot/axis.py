@@ -12,7 +12,7 @@ labels.  Pure numpy; no matplotlib.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,14 +74,7 @@ class TimeAxis:
         out[after] = last.x_end + (t[after] - last.t_end_s) * slope
         inside = ~(before | after)
         starts = np.array([s.t_start_s for s in self.segments])
-        idx = np.clip(np.searchsorted(starts, t[inside], side="right") - 1, 0, len(starts) - 1)
-        ti = t[inside]
-        res = np.empty_like(ti)
-        for k in np.unique(idx):
-            seg = self.segments[int(k)]
-            sel = idx == k
-            res[sel] = _forward(seg, ti[sel])
-        out[inside] = res
+        out[inside] = _per_segment(self.segments, starts, t[inside], _forward)
         return out
 
     def seconds_of_x(self, x: npt.ArrayLike) -> FloatArray:
@@ -98,15 +91,20 @@ class TimeAxis:
         out[after] = last.t_end_s + (xv[after] - last.x_end) / slope
         inside = ~(before | after)
         starts = np.array([s.x_start for s in self.segments])
-        idx = np.clip(np.searchsorted(starts, xv[inside], side="right") - 1, 0, len(starts) - 1)
-        xi = xv[inside]
-        res = np.empty_like(xi)
-        for k in np.unique(idx):
-            seg = self.segments[int(k)]
-            sel = idx == k
-            res[sel] = _inverse(seg, xi[sel])
-        out[inside] = res
+        out[inside] = _per_segment(self.segments, starts, xv[inside], _inverse)
         return out
+
+
+def _per_segment(segments: Sequence[Segment], starts: FloatArray, values: FloatArray,
+                 fn: Callable[[Segment, FloatArray], FloatArray]) -> FloatArray:
+    """Apply ``fn(segment, values)`` to each value with the segment whose start
+    (in ``starts``, one per segment, ascending) is the last one at or below it."""
+    idx = np.clip(np.searchsorted(starts, values, side="right") - 1, 0, len(starts) - 1)
+    res = np.empty_like(values)
+    for k in np.unique(idx):
+        sel = idx == k
+        res[sel] = fn(segments[int(k)], values[sel])
+    return res
 
 
 def _forward(seg: Segment, t: FloatArray) -> FloatArray:
