@@ -457,28 +457,26 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             alternatives.append(("load-balancer", why))
         else:
             conf = min(conf, 0.95)
+        # Leans toward a proxy/LB in front of the endpoint: (tag, why the endpoint
+        # itself is still the first alternative).  Each caps confidence at 0.55.
+        lean: tuple[str, str] | None = None
         close_match = _proxy_close_match(f)
         if close_match is not None:
             # The endpoint closed (FIN / TLS alert) after exactly a common full-proxy
             # timeout of silence: most likely a proxy/LB in front of the server.
-            origin = "load-balancer"
-            conf = min(conf, 0.55)
-            alternatives.insert(0, (side, f"the {side} itself may use a "
-                                    f"{close_match.entry.timeout_s:g} s timeout"))
-            f.tags.add("proxy-close")
+            lean = ("proxy-close", f"the {side} itself may use a "
+                    f"{close_match.entry.timeout_s:g} s timeout")
         elif _mid_response_close(f):
-            origin = "load-balancer"
-            conf = min(conf, 0.55)
             gap_c = f.ctx.s_close_gap_ns / NS
-            alternatives.insert(0, (side, f"the server application itself may close a "
-                                    f"response that stays silent {gap_c:.1f} s"))
-            f.tags.add("proxy-close")
+            lean = ("proxy-close", f"the server application itself may close a response "
+                    f"that stays silent {gap_c:.1f} s")
         elif _proxy_peer_at_server(f):
+            lean = ("proxy-peer", "a client on the server's own link would look the same")
+        if lean is not None:
             origin = "load-balancer"
             conf = min(conf, 0.55)
-            alternatives.insert(0, (side, "a client on the server's own link would look "
-                                    "the same"))
-            f.tags.add("proxy-peer")
+            alternatives.insert(0, (side, lean[1]))
+            f.tags.add(lean[0])
         if best_fit is not None:
             conf = min(conf, 0.6)
             alt = "load-balancer" if best_fit.entry.category in _LB_CATEGORIES else "firewall"
