@@ -14,6 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from rstscope.lab.everyday import BY_NAME as EVERYDAY
+from rstscope.lab.everyday import LOOK_FOR as EVERYDAY_LOOK_FOR
 from rstscope.lab.runner import LabResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS
 
@@ -38,6 +40,7 @@ LOOK_FOR: dict[str, str] = {
                          "ServerHello, with the injector's TTL (63) not the server's (61)",
     "dpi-inject-storm": "three RSTs each way with stepped sequence numbers after the ClientHello",
     "graceful-close": "control: close_notify + FIN both ways, no RST",
+    **EVERYDAY_LOOK_FOR,
 }
 
 
@@ -67,6 +70,10 @@ def _record_story(story: str, out: Path) -> LabResult:
 
 def _truth(result: LabResult, vantage: str) -> str:
     labels = result.labels(vantage)
+    if not labels and result.scenario in EVERYDAY:
+        # A stall scenario: its cause is the truth even without a RST.
+        causes = json.loads(result.manifest.read_text()).get("causes", {})
+        return "no RST; stall: " + ", ".join(sorted(set(causes.values())))
     if not labels:
         return "no RST"
     parts = []

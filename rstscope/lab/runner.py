@@ -95,7 +95,10 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
                                   linktype=VANTAGES[v][2])
                  for v in vantages}
         cert, key = middlebox.make_cert(session)
-        _start_server(session, topo, plan, ip_v, cert, key)
+        if plan.setup is not None:
+            plan.setup(session, topo, p, ip_v, cert, key)
+        if plan.server_module:
+            _start_server(session, topo, plan, ip_v, cert, key)
         _start_frontends(session, topo, plan, p, ip_v, cert, key)
         if on_ready is not None:
             on_ready(session)
@@ -106,7 +109,7 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
         client_log = session.tmp / "client.out"
         dest = topology.LB_ADDR[ip_v] if plan.target == "lb" else topology.SRV_ADDR[ip_v]
         with open(client_log, "wb") as fh:
-            client = session.python("client", ["--host", dest, "--port", str(SERVER_PORT),
+            client = session.python(plan.client_module, ["--host", dest, "--port", str(SERVER_PORT),
                                                "--sni", plan.sni, "--keylog", str(keylog),
                                                *plan.client_args],
                                     ns=topo.ns["client"], log=session.tmp / "client.err",
@@ -194,7 +197,7 @@ def _start_server(session: Session, topo: topology.Topology, plan: Plan, ip_v: i
     out = session.tmp / "server.out"
     fh = open(out, "wb")  # noqa: SIM115 - handed to the child
     try:
-        srv = session.python("server", ["--bind", topology.SRV_ADDR[ip_v], "--port",
+        srv = session.python(plan.server_module, ["--bind", topology.SRV_ADDR[ip_v], "--port",
                                         str(SERVER_PORT), "--cert", str(cert), "--key", str(key),
                                         "--schedule", plan.server_schedule,
                                         *plan.server_args],

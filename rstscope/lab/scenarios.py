@@ -41,11 +41,20 @@ class Plan:
     sni: str = "api.lab.test"
     #: Upper bound on how long the client needs (the runner waits this, plus margin).
     duration_s: float = 10.0
+    #: Endpoint programs (``python -m rstscope.lab.<module>``); an empty server
+    #: module means ``setup`` starts the server itself (e.g. gunicorn).
+    server_module: str = "server"
+    client_module: str = "client"
+    #: Extra set-up after the captures start and before the server: called as
+    #: ``setup(session, topology, params, ip_v, cert, key)`` (see rstscope.lab.everyday).
+    setup: Callable[..., None] | None = None
+    #: The lb is a full proxy started by ``setup`` (an endpoint of both connections).
+    proxy: bool = False
 
     @property
     def full_proxy(self) -> bool:
         """The lb terminates TCP (two connections), so it is an endpoint of each."""
-        return self.middlebox in ("haproxy", "nginx")
+        return self.middlebox in ("haproxy", "nginx") or self.proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +211,13 @@ def _graceful(p: Params) -> Plan:
 
 _IDLE = {"conntrack_timeout_s": 3.0, "extra_idle_s": 1.5}
 
+def _everyday() -> tuple[Scenario, ...]:
+    # The everyday causes of ECONNRESET live in their own module (issue 17).
+    from rstscope.lab.everyday import SCENARIOS as everyday
+
+    return everyday
+
+
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
     Scenario("server-abort", "server streams 3 chunks then aborts (SO_LINGER 0): server RST",
              {}, _server_abort),
@@ -244,6 +260,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
              {"blocked_sni": "blocked.lab.test", "inject_ttl": 64, "server_delay_s": 0.2}, _dpi("storm")),
     Scenario("graceful-close", "control: stream then TLS close_notify + FIN, no RST expected",
              {}, _graceful),
+    *_everyday(),
 )})
 
 

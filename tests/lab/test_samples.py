@@ -85,8 +85,16 @@ def test_control_scenario_has_no_reset():
 
 
 def test_every_other_scenario_has_its_cause_somewhere():
+    # Stall scenarios (issue 17) end without a RST that carries the cause: their
+    # truth is the configured cause in the manifest (checked in tests/core/test_everyday_samples.py).
+    from rstscope.lab.everyday import STALL_SCENARIOS
+
     for name in SCENARIOS:
         if name == "graceful-close":
+            continue
+        if name in STALL_SCENARIOS:
+            manifest = json.loads((SAMPLES / f"{name}.manifest.json").read_text())
+            assert set(manifest["causes"].values()) - {"side-effect"}, name
             continue
         causes = {lb["cause"] for v in VANTAGES
                   for lb in json.loads((SAMPLES / f"{name}.{v}.labels.json").read_text())}
