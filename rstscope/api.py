@@ -74,6 +74,7 @@ class Analysis:
     _source: Sources | None = None
     _flows_df: pd.DataFrame | None = field(default=None, repr=False)
     _resets_df: pd.DataFrame | None = field(default=None, repr=False)
+    _stalls_df: pd.DataFrame | None = field(default=None, repr=False)
     _packets_df: pd.DataFrame | None = field(default=None, repr=False)
     _context: Any = field(default=None, repr=False)
 
@@ -106,6 +107,10 @@ class Analysis:
     def flow_records(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.tracker.flows()]
 
+    def stall_records(self) -> list[dict[str, Any]]:
+        """Flows that stalled without a RST to explain them (docs/schema.md)."""
+        return [s.to_dict() for s in self.tracker.stalls()]
+
     # -- DataFrames ------------------------------------------------------
     @property
     def resets(self) -> pd.DataFrame:
@@ -114,6 +119,16 @@ class Analysis:
 
             self._resets_df = resets_frame(self.reset_records())
         return self._resets_df
+
+    @property
+    def stalls(self) -> pd.DataFrame:
+        """One row per stalled flow (ends in a FIN after retransmissions, hangs at the
+        capture's end, unanswered SYNs or requests, a stream cut mid-way)."""
+        if self._stalls_df is None:
+            from rstscope.frames import stalls_frame
+
+            self._stalls_df = stalls_frame(self.stall_records())
+        return self._stalls_df
 
     @property
     def flows(self) -> pd.DataFrame:
@@ -163,6 +178,7 @@ class Analysis:
             "summary": self.summary(),
             "flows": [_jsonable(f) for f in self.flow_records()],
             "resets": [_jsonable(r) for r in self.reset_records()],
+            "stalls": [_jsonable(s) for s in self.stall_records()],
         }
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> Path:

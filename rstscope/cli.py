@@ -9,12 +9,13 @@ Exit codes (also listed in ``rstscope --help``):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -264,10 +265,13 @@ def cli() -> None:
                    "last records) and refine verdicts with it.")
 @click.option("--keylog", type=click.Path(exists=True, dir_okay=False), default=None,
               help="SSLKEYLOGFILE to decrypt TLS: HTTP/2 GOAWAY, RST_STREAM, status (implies --enrich).")
+@click.option("--join", "do_join", is_flag=True,
+              help="FILES are two captures of one incident (near the client, then near the "
+                   "server): pair their connections and tell one story.")
 def analyze(
     files: Sequence[str], fmt: str, output: str | None, ports: Sequence[int],
     hosts: Sequence[str], flows: Sequence[str], vantage: str, rotated: bool,
-    fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
+    fail_on: Sequence[str], do_enrich: bool, keylog: str | None, do_join: bool = False,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -278,6 +282,13 @@ def analyze(
 
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be given only once")
+    if do_join:
+        from rstscope.join.render import run_join
+
+        with _open_output(output) as out:
+            run_join(files, fmt, out, vantage=vantage, ports=ports, hosts=hosts,
+                     render_one=render_text)
+        return
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -320,6 +331,21 @@ def analyze(
             for r in doc["resets"]:
                 if "any" in wanted_origins or r.get("origin") in wanted_origins:
                     raise SystemExit(EXIT_FAIL_ON)
+
+
+@contextlib.contextmanager
+def _open_output(output: str | None) -> Iterator[Any]:
+    if not output:
+        yield sys.stdout
+        return
+    try:
+        fh = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from exc
+    try:
+        yield fh
+    finally:
+        fh.close()
 
 
 def _die(message: str, code: int) -> NoReturn:

@@ -48,7 +48,7 @@ def test_json_document_schema(capsys):
     code, out, _ = run(["analyze", "--format", "json", str(SERVER_ABORT)], capsys)
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"schema_version", "file", "summary", "flows", "resets"}
+    assert set(doc) == {"schema_version", "file", "summary", "flows", "resets", "stalls"}
     assert doc["summary"]["resets"] == len(doc["resets"]) == len(labels(SERVER_ABORT))
     r = doc["resets"][0]
     for key in ("frame", "ts", "ts_ns", "src", "sport", "dst", "dport", "origin", "sender",
