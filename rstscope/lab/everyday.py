@@ -81,7 +81,7 @@ def _gunicorn(p: Params) -> Setup:
               cert: Path, key: Path) -> None:
         if importlib.util.find_spec("gunicorn") is None:
             raise ToolUnavailableError("scenario worker-timeout needs gunicorn "
-                                       "(pip install gunicorn)")
+                                       "(pip install 'rstscope[lab]')")
         addr = topology.SRV_ADDR[ip_v]
         bind = f"[{addr}]:{SERVER_PORT}" if ip_v == 6 else f"{addr}:{SERVER_PORT}"
         session.spawn([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "1",
