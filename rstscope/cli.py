@@ -268,10 +268,14 @@ def cli() -> None:
 @click.option("--join", "do_join", is_flag=True,
               help="FILES are two captures of one incident (near the client, then near the "
                    "server): pair their connections and tell one story.")
+@click.option("--join-out", "join_out", type=click.Path(dir_okay=False), default=None,
+              help="With --join: also write the joined report (.html) or both timelines of "
+                   "the first pair with a RST, one above the other (.png/.svg).")
 def analyze(
     files: Sequence[str], fmt: str, output: str | None, ports: Sequence[int],
     hosts: Sequence[str], flows: Sequence[str], vantage: str, rotated: bool,
     fail_on: Sequence[str], do_enrich: bool, keylog: str | None, do_join: bool = False,
+    join_out: str | None = None,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -287,7 +291,7 @@ def analyze(
 
         with _open_output(output) as out:
             run_join(files, fmt, out, vantage=vantage, ports=ports, hosts=hosts,
-                     render_one=render_text)
+                     render_one=render_text, figure=join_out)
         return
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []

@@ -11,8 +11,11 @@ from rstscope.errors import UsageError
 
 def run_join(files: Sequence[str], fmt: str, out: IO[str], *, vantage: str,
              ports: Sequence[int], hosts: Sequence[str],
-             render_one: Any = None) -> None:
-    """Analyse two captures of one incident and write the joined story."""
+             render_one: Any = None, figure: str | None = None) -> None:
+    """Analyse two captures of one incident and write the joined story.
+
+    ``figure`` (a path ending in .html or .png/.svg) also writes the joined report,
+    or both timelines of the first pair with a RST (else the first pair)."""
     if len(files) != 2 or "-" in files:
         raise UsageError("--join takes exactly two capture files: the one nearer the client, "
                          "then the one nearer the server")
@@ -21,6 +24,21 @@ def run_join(files: Sequence[str], fmt: str, out: IO[str], *, vantage: str,
 
     j = join(analyze(files[0], ports=ports, hosts=hosts),
              analyze(files[1], ports=ports, hosts=hosts))
+    if figure is not None:
+        from pathlib import Path
+
+        from rstscope.join.figures import save_pair_plot, write_join_report
+
+        path = Path(figure)
+        if path.suffix.lower() == ".html":
+            write_join_report(j, path)
+        elif path.suffix.lower() in (".png", ".svg"):
+            if not j.stories:
+                raise UsageError("no connection was paired: nothing to plot")
+            first = next((i for i, s in enumerate(j.stories) if s.first_rst != "none"), 0)
+            save_pair_plot(j, first, path)
+        else:
+            raise UsageError(f"{path}: --join-out must end in .html, .png or .svg")
     if fmt == "json":
         json.dump(j.to_document(), out, indent=1 if out.isatty() else None)
         out.write("\n")
