@@ -1,8 +1,7 @@
 """Two captures of one incident read as one story (``rstscope analyze A B --join``).
 
-    from rstscope.api import analyze
-    from rstscope.join import join
-    j = join(analyze("client.pcap"), analyze("server.pcap"))
+    from rstscope.join import join_files
+    j = join_files("client.pcap", "server.pcap")   # = join(analyze(a), analyze(b))
     j.pairs          # DataFrame: one row per paired connection, with the story
     j.to_document()  # what --format json prints
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from rstscope.core.wording import everyday_advice, everyday_sentence
 from rstscope.join.pairing import NS, FlowView, Pair, handshake_isns, pair_flows
-from rstscope.schema import SCHEMA_VERSION, TH_RST
+from rstscope.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -244,17 +243,11 @@ def join(a: Analysis, b: Analysis) -> JoinResult:
                       clock_offset_s=offset / NS, _views={"a": ia, "b": ib})
 
 
-def joined_reset_causes(j: JoinResult) -> dict[tuple[str, int], str]:
-    """(capture "A"/"B", RST frame) -> cause_id for RSTs on flows whose join named a cause."""
-    out: dict[tuple[str, int], str] = {}
-    for s in j.stories:
-        if not s.cause_id:
-            continue
-        for side, an, fid in (("A", j.a, s.a_flow), ("B", j.b, s.b_flow)):
-            for r in an.tracker.resets():
-                if r.flow_id == fid and r.flags.startswith("R") and side == "A":
-                    out[(side, r.frame)] = s.cause_id
-    return out
+def join_files(a: Any, b: Any, **analyze_kw: Any) -> JoinResult:
+    """``join(analyze(a), analyze(b))``: the notebook one-liner for two capture paths."""
+    from rstscope.api import analyze
+
+    return join(analyze(a, **analyze_kw), analyze(b, **analyze_kw))
 
 
-__all__ = ["JoinResult", "PairStory", "TH_RST", "flow_views", "join", "joined_reset_causes"]
+__all__ = ["JoinResult", "PairStory", "flow_views", "join", "join_files"]
