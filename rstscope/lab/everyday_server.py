@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from rstscope.lab.server import _read_request
 from rstscope.lab.wire import log_event
 
 BODY = b"data: " + b"x" * 58 + b"\n\n"
@@ -81,23 +82,13 @@ def serve_keepalive(args: argparse.Namespace, ctx: ssl.SSLContext) -> None:
     httpd.server_close()
 
 
-def _read_head(conn: ssl.SSLSocket) -> bool:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = conn.recv(4096)
-        if not data:
-            return False
-        buf += data
-    return True
-
-
 def _respond(conn: ssl.SSLSocket, body: bytes) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
 def serve_keepalive_timer(conn: ssl.SSLSocket, keepalive_s: float) -> None:
-    if not _read_head(conn):
+    if not _read_request(conn):
         return
     log_event("request")
     _respond(conn, BODY)
@@ -146,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.mode == "keepalive-timer":
             serve_keepalive_timer(conn, args.keepalive_s)
         elif args.mode == "bulk":
-            if _read_head(conn):
+            if _read_request(conn):
                 log_event("request")
                 _respond(conn, b"x" * args.bytes)
                 log_event("response-written", bytes=args.bytes)
