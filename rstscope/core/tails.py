@@ -44,30 +44,39 @@ class TailLedger:
         g = inv[o]
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         ends = np.r_[starts[1:], n]
-        rows = np.empty(n, dtype=TAIL_DTYPE)
-        rows["ts_ns"] = batch["ts_ns"][o]
-        rows["frame"] = batch["frame"][o]
-        rows["from_a"] = ~swap[o]
-        rows["flags"] = batch["flags"][o]
-        rows["seq"] = batch["seq"][o]
-        rows["ack"] = batch["ack"][o]
-        rows["plen"] = batch["payload_len"][o]
-        rows["tls_ct"] = batch["tls_ct"][o]
+        plen = batch["payload_len"][o].astype(np.int64)
+        from_a = ~swap[o]
+        # Largest payload per group and direction, vectorised.
+        max_a = np.maximum.reduceat(np.where(from_a, plen, 0), starts)
+        max_b = np.maximum.reduceat(np.where(from_a, 0, plen), starts)
+        # Only each group's last tail_len packets can survive: build rows for those.
         keep = self.tail_len
+        pos_from_end = np.repeat(ends, ends - starts) - np.arange(n) - 1
+        sel = pos_from_end < keep
+        so = o[sel]
+        rows = np.empty(len(so), dtype=TAIL_DTYPE)
+        rows["ts_ns"] = batch["ts_ns"][so]
+        rows["frame"] = batch["frame"][so]
+        rows["from_a"] = ~swap[so]
+        rows["flags"] = batch["flags"][so]
+        rows["seq"] = batch["seq"][so]
+        rows["ack"] = batch["ack"][so]
+        rows["plen"] = batch["payload_len"][so]
+        rows["tls_ct"] = batch["tls_ct"][so]
+        cnt = np.minimum(ends - starts, keep)
+        r_end = np.cumsum(cnt)
+        r_start = r_end - cnt
         tails = self._tails
         maxp = self._max_plen
-        plen = rows["plen"]
-        from_a = rows["from_a"]
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            key = key_bytes[int(g[s])]
-            seg = rows[max(s, e - keep):e]
+        gk = g[starts].tolist()
+        for j, (rs, re_, ma, mb) in enumerate(zip(r_start.tolist(), r_end.tolist(),
+                                                  max_a.tolist(), max_b.tolist(), strict=True)):
+            key = key_bytes[gk[j]]
+            seg = rows[rs:re_]
             old = tails.get(key)
-            tails[key] = seg.copy() if old is None else np.concatenate((old, seg))[-keep:]
-            pa = plen[s:e][from_a[s:e]]
-            pb = plen[s:e][~from_a[s:e]]
-            ma, mb = maxp.get(key, (0, 0))
-            maxp[key] = (max(ma, int(pa.max()) if len(pa) else 0),
-                         max(mb, int(pb.max()) if len(pb) else 0))
+            tails[key] = seg if old is None else np.concatenate((old, seg))[-keep:]
+            pa, pb = maxp.get(key, (0, 0))
+            maxp[key] = (ma if ma > pa else pa, mb if mb > pb else pb)
 
     def tail(self, key: bytes) -> np.ndarray | None:
         return self._tails.get(key)
