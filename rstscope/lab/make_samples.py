@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rstscope.lab.everyday import BY_NAME as EVERYDAY
 from rstscope.lab.everyday import LOOK_FOR as EVERYDAY_LOOK_FOR
+from rstscope.lab.everyday import STALL_SCENARIOS
 from rstscope.lab.runner import LabResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS
 
@@ -70,16 +70,17 @@ def _record_story(story: str, out: Path) -> LabResult:
 
 def _truth(result: LabResult, vantage: str) -> str:
     labels = result.labels(vantage)
-    if not labels and result.scenario in EVERYDAY:
-        # A stall scenario: its cause is the truth even without a RST.
+    stall = ""
+    if result.scenario in STALL_SCENARIOS:
+        # A stall scenario: its cause is the truth even where no RST carries it.
         causes = json.loads(result.manifest.read_text()).get("causes", {})
-        return "no RST; stall: " + ", ".join(sorted(set(causes.values())))
+        stall = "stall: " + ", ".join(sorted(set(causes.values())))
     if not labels:
-        return "no RST"
+        return f"no RST; {stall}" if stall else "no RST"
     parts = []
     for lb in labels:
         parts.append(f"#{lb['frame']} {lb['emitter']} ({lb['origin']}, {lb['cause']})")
-    return "; ".join(parts)
+    return "; ".join(parts + ([stall] if stall else []))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
