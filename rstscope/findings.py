@@ -73,3 +73,28 @@ def stalls_summary(doc: dict[str, Any]) -> str:
 
 
 __all__ = ["cause_cell", "finding_rows", "stall_row", "stalls_summary"]
+
+
+def stalls_html(analysis: Any) -> str:
+    """The report's stall table for one capture ('' without stalls); text is escaped."""
+    import html
+
+    stalls = analysis.stall_records()
+    if not stalls:
+        return ""
+    esc = html.escape
+    head = ("start", "flow", "kind", "end", "side", "silence", "retrans.", "through / stuck",
+            "cause")
+    rows = []
+    for s in stalls:
+        stuck = "/".join(str(x) for x in s["stuck_plens"]) or "-"
+        cells = (_ts(s["ts_ns"]), str(s["flow_id"]), s["kind"], s["end"], s["stalled_side"],
+                 _gap(s["silence_s"]), str(s["retransmissions"]),
+                 f"{s['through_max_plen']} / {stuck}", cause_cell(s))
+        rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+    advice = sorted({a for s in stalls for a in s["advice"]})
+    return ("<section class='rstscope-stalls'><h3>Stalls (no RST explains them)</h3>"
+            "<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            + ("<ul>" + "".join(f"<li>{esc(a)}</li>" for a in advice) + "</ul>" if advice else "")
+            + "</section>")

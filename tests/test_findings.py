@@ -27,3 +27,12 @@ def test_no_stalls_no_rows_and_no_summary() -> None:
     doc = analyze(SAMPLES / "server-abort.client.pcap").to_document()
     assert len(finding_rows(doc, reset_row)) == len(doc["resets"])
     assert stalls_summary(doc) == ""
+
+
+def test_report_shows_stalls_beside_the_resets(tmp_path: Path) -> None:
+    a = analyze(SAMPLES / "worker-timeout.client.pcap")
+    out = a.report(tmp_path / "r.html")
+    text = out.read_text()
+    assert "Stalls (no RST explains them)" in text and "[total-timeout]" in text
+    plain = analyze(SAMPLES / "server-abort.client.pcap").report(tmp_path / "p.html").read_text()
+    assert "Stalls (no RST" not in plain

@@ -398,7 +398,9 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
     budget = _Budget(lim.max_report_bytes)
     sections, toc = [], []
     for idx, a in enumerate(analyses, 1):
-        sections.append(_capture_section(a, idx, lim, budget))
+        from rstscope.findings import stalls_html  # stalls beside the resets (issue 17)
+
+        sections.append(_capture_section(a, idx, lim, budget) + stalls_html(a))
         from rstscope.plot.select import reset_records
 
         n = len(reset_records(a))
