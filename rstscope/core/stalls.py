@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rstscope.core.causes import stall_advice, stall_sentence
-from rstscope.core.flow import Flow, seq_diff
+from rstscope.core.flow import BYTES, LASTPL, RXMIT, Flow, seq_diff
 from rstscope.core.records import _ToDict
 from rstscope.core.tails import TailLedger
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
@@ -32,6 +32,10 @@ CUT_ACTIVE_S = 1.0
 #: ...and at least this many payload segments in the CUT_WINDOW_S before it.
 CUT_MIN_SEGMENTS = 4
 CUT_WINDOW_S = 3.0
+#: ...spaced like a stream's events (median gap), not back-to-back like a download...
+CUT_MIN_PACE_S = 0.1
+#: ...and at least this long after the request (a time limit, not a quick reply).
+CUT_MIN_ELAPSED_S = 2.0
 #: Segments at least this large count as "full-size" for a path-MTU black hole: any
 #: payload above 1000 bytes exceeds some tunnel or the IPv6 minimum MTU (1280).
 PMTU_MIN_STUCK = 1000
@@ -117,59 +121,94 @@ def _side(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
 
 def _end(rows: np.ndarray) -> tuple[str, int | None, int]:
     """(fin|rst|open, frame of the closing packet, its time)."""
-    flags = rows["flags"]
-    rst = np.flatnonzero(flags & TH_RST)
-    if len(rst):
-        i = int(rst[0])
-        return "rst", int(rows["frame"][i]), int(rows["ts_ns"][i])
-    fin = np.flatnonzero(flags & TH_FIN)
-    if len(fin):
-        i = int(fin[0])
-        return "fin", int(rows["frame"][i]), int(rows["ts_ns"][i])
+    flags = rows["flags"].tolist()
+    for kind, bit in (("rst", TH_RST), ("fin", TH_FIN)):
+        for i, f in enumerate(flags):
+            if f & bit:
+                return kind, int(rows["frame"][i]), int(rows["ts_ns"][i])
     return "open", None, int(rows["ts_ns"][-1])
 
 
 def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
              capture_end_ns: int) -> tuple[str, _Side, str, int | None, int] | None:
-    """(kind, stalled side, end, end frame, stall start) of one flow, or None."""
-    d_of = np.where(rows["from_a"] == flow.orig_is_a, 0, 1)
+    """(kind, stalled side, end, end frame, stall start) of one flow, or None.
+
+    Plain Python over the (short) tail: per-flow numpy calls would cost more than
+    the work; numpy only for the rare flows whose data was retransmitted."""
+    ts = rows["ts_ns"].tolist()
+    fl = rows["flags"].tolist()
+    d_of = [0 if a == flow.orig_is_a else 1 for a in rows["from_a"].tolist()]
+    pl = rows["plen"].tolist()
     end, end_frame, end_ts = _end(rows)
     horizon = capture_end_ns if end == "open" else end_ts
-    flags = rows["flags"]
     # SYNs without a SYN/ACK: the service never answered (or never could).
-    syn_only = (flags & (TH_SYN | TH_ACK)) == TH_SYN
-    if syn_only.any() and not ((flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK)).any():
-        syns = rows[syn_only & (d_of == 0)]
+    synack = any(f & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK) for f in fl)
+    syns = [t for t, f, d in zip(ts, fl, d_of, strict=True)
+            if f & (TH_SYN | TH_ACK) == TH_SYN and d == 0]
+    if syns and not synack:
         if len(syns) >= 2:
-            side = _Side(0, 0, 0, None, len(syns) - 1, (), 0, int(syns["ts_ns"][0]), -1, ())
-            return "syn-unanswered", side, end, end_frame, int(syns["ts_ns"][0])
+            side = _Side(0, 0, 0, None, len(syns) - 1, (), 0, syns[0], -1, ())
+            return "syn-unanswered", side, end, end_frame, syns[0]
         return None
-    sides = [_side(rows, d_of, 0), _side(rows, d_of, 1)]
-    # Data retransmitted and never acknowledged, then silence (or a FIN / the end).
-    for s in sides:
-        if (s.rx and s.waiting_since_ns >= 0 and s.stuck_plens
-                and (horizon - s.waiting_since_ns) / NS >= MIN_SILENCE_S):
-            return "data-unacked", s, end, end_frame, s.waiting_since_ns
-    o, r = sides[0], sides[1]
+    # Only a side the tracker saw retransmit can have unacknowledged data stuck.
+    d_arr: np.ndarray | None = None
+    for d in (0, 1):
+        if not flow.dirs[d].get(RXMIT):
+            continue
+        if d_arr is None:
+            d_arr = np.asarray(d_of)
+        sd = _side(rows, d_arr, d)
+        if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens
+                and (horizon - sd.waiting_since_ns) / NS >= MIN_SILENCE_S):
+            return "data-unacked", sd, end, end_frame, sd.waiting_since_ns
+    o_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 0
+            and not f & TH_RST]
+    r_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 1
+            and not f & TH_RST]
     # A stream cut by its sender: the responder was sending steadily and closed
     # with a bare FIN (no TLS close_notify before it) in a TLS connection.
-    if end == "fin" and flow.ch_ts >= 0 and r.last_payload_ns >= 0:
-        fin_rows = rows[(flags & TH_FIN) != 0]
-        closer = int(np.where(fin_rows["from_a"][0] == flow.orig_is_a, 0, 1))
-        alerts = rows[(rows["tls_ct"] == 21) & (d_of == 1)]
-        recent = [t for t in r.payload_ts if 0 <= end_ts - t <= CUT_WINDOW_S * NS]
-        if (closer == 1 and len(alerts) == 0 and (end_ts - r.last_payload_ns) <= CUT_ACTIVE_S * NS
+    if end == "fin" and flow.ch_ts >= 0 and r_ts:
+        closer = next(d for f, d in zip(fl, d_of, strict=True) if f & TH_FIN)
+        alerts = any(c == 21 and d == 1 for c, d in zip(rows["tls_ct"].tolist(), d_of,
+                                                        strict=True))
+        recent = [t for t in r_ts if 0 <= end_ts - t <= CUT_WINDOW_S * NS]
+        if (closer == 1 and not alerts and end_ts - r_ts[-1] <= CUT_ACTIVE_S * NS
                 and len(recent) >= CUT_MIN_SEGMENTS):
-            # The stall is measured from the request: a time limit counts from there.
-            start = o.last_payload_ns if 0 <= o.last_payload_ns < int(recent[0]) else int(recent[0])
-            return "cut-mid-stream", r, end, end_frame, start
+            gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
+            # A paced stream (events every so often), not a bulk transfer finishing.
+            if gaps[len(gaps) // 2] >= CUT_MIN_PACE_S * NS:
+                # Measured from the request (the client's last data before the
+                # stream): a time limit counts from there.
+                req = [t for t in o_ts if t < recent[0]]
+                start = req[-1] if req else recent[0]
+                if end_ts - start >= CUT_MIN_ELAPSED_S * NS:
+                    side = _side(rows, np.asarray(d_of), 1)
+                    return "cut-mid-stream", side, end, end_frame, start
     # A request that got no answer at all: the originator sent payload, the
     # responder only acknowledged it, and the flow ended or hangs.
-    if o.sent_payload and end != "rst":
-        answered = r.last_payload_ns >= 0 and r.last_payload_ns > o.last_payload_ns
-        if not answered and (horizon - o.last_payload_ns) / NS >= MIN_SILENCE_S:
-            return "request-unanswered", o, end, end_frame, o.last_payload_ns
+    if o_ts and end != "rst":
+        answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
+        if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
+            return "request-unanswered", _side(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
     return None
+
+
+def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
+    """A cheap pre-check on the flow's running state: could any stall kind apply?
+    (Most flows are healthy; reading their tails would cost more than the analysis.)"""
+    o, r = flow.dirs
+    oc, rc = o.col(), r.col()
+    if oc[RXMIT] or rc[RXMIT]:
+        return True  # data-unacked
+    if flow.syn_ts >= 0 and flow.synack_ts < 0:
+        return True  # syn-unanswered
+    if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
+            and (flow.last_ts if flow.ended() else capture_end_ns) - oc[LASTPL]
+            >= MIN_SILENCE_S * NS):
+        return True  # request-unanswered
+    return (r.fin_ts >= 0 and flow.ch_ts >= 0 and r.tls_alert_ts < 0 and rc[LASTPL] >= 0
+            and r.fin_ts - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r.fin_ts - flow.first_ts >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
 
 
 def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
@@ -184,9 +223,11 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
         rows = tail[tail["ts_ns"] >= flow.first_ts]
         if len(rows) == 0:
             continue
-        served = flow.dirs[1].bytes > 0
+        served = flow.dirs[1].get(BYTES) > 0
         per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts,
                                                           flow.last_ts, served))
+        if not _maybe_stalled(flow, capture_end_ns):
+            continue
         ma, mb = ledger.max_plen(flow.key)
         mp = (ma, mb) if flow.orig_is_a else (mb, ma)
         hit = _finding(flow, rows, mp, capture_end_ns)
