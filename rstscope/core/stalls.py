@@ -186,7 +186,9 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
                     return "cut-mid-stream", side, end, end_frame, start
     # A request that got no answer at all: the originator sent payload, the
     # responder only acknowledged it, and the flow ended or hangs.
-    if o_ts and end != "rst":
+    # A capture that simply ended during a conversation (BGP, OpenFlow keepalives
+    # one way) is no finding: a hang counts only when the responder never spoke.
+    if o_ts and end != "rst" and not (end == "open" and r_ts):
         answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
         if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
             return "request-unanswered", _side(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]

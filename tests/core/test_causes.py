@@ -233,3 +233,27 @@ def test_unanswered_syns_name_overload_only_when_the_service_answered_others() -
     tr2 = run(lost)
     (s2,) = tr2.stalls()
     assert s2.cause_id == "path-silent"  # nothing else reached the service: no overload claim
+
+
+def test_capture_ending_mid_conversation_is_no_stall() -> None:
+    # Both sides spoke; the originator's last message (a keepalive) has no reply
+    # when the capture ends: a symmetric protocol, not a hang.
+    w = FakeWire(sport=179).handshake().exchange(2)
+    w.wait(1.0)
+    w.data("c", 19)
+    w.wait(0.001)
+    w.ack("s")
+    w.wait(10.0)
+    w.data("c", 19)
+    assert run(w).stalls() == []
+
+
+def test_request_never_answered_then_abandoned_is_a_stall() -> None:
+    w = FakeWire().handshake()
+    w.data("c", 517)
+    w.wait(0.001)
+    w.ack("s")
+    w.wait(3.0)
+    w.fin("c")
+    (s,) = run(w).stalls()
+    assert (s.kind, s.end, s.cause_id) == ("request-unanswered", "fin", "unanswered")
