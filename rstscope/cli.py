@@ -22,6 +22,7 @@ from rstscope import __version__
 from rstscope.cliopts import (
     apply_min_confidence,
     check_flows,
+    display_options,
     exit_codes_epilog,
     filter_options,
     selection,
@@ -208,6 +209,7 @@ def cli() -> None:
               help="Write to this file instead of stdout.")
 @filter_options
 @verdict_options
+@display_options
 @click.option("--rotated", is_flag=True,
               help="FILES are the rotated parts of one capture: read them in order as one stream.")
 @click.option("--fail-on", "fail_on", multiple=True,

@@ -173,7 +173,7 @@ def filter_options(f: F) -> F:
 
 
 def verdict_options(f: F) -> F:
-    """``--vantage``, ``--timeouts``, ``--stack``, ``--min-confidence``, ``-t``."""
+    """``--vantage``, ``--timeouts``, ``--stack``: what the verdicts assume."""
     return _apply(f, [
         click.option("--vantage", type=click.Choice(VANTAGES), default="auto",
                      show_default=True,
@@ -185,6 +185,12 @@ def verdict_options(f: F) -> F:
         click.option("--stack", "stack", default=None, metavar="NAMES",
                      help="Products in front of your service, comma-separated "
                           "(e.g. nginx,aws): they are named first when timeouts match."),
+    ])
+
+
+def display_options(f: F) -> F:
+    """``--min-confidence``, ``-t``: how verdicts are printed."""
+    return _apply(f, [
         click.option("--min-confidence", "min_confidence",
                      type=click.FloatRange(0.0, 1.0), default=DEFAULT_MIN_CONFIDENCE,
                      show_default=True,
@@ -311,7 +317,7 @@ def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
 
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "apply_min_confidence",
-    "check_flows", "exit_codes_epilog", "filter_options", "origin_label", "parse_host",
+    "check_flows", "display_options", "exit_codes_epilog", "filter_options", "origin_label", "parse_host",
     "parse_size", "parse_stack", "parse_time", "selection", "ttl_vantage", "vantage_warning",
     "verdict_options",
 ]
