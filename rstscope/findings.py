@@ -1,15 +1,13 @@
-"""Stall rows for the analyze table, beside the resets (issue 17).
+"""Stalls beside the resets: the analyze table's block and the report's table (issue 17).
 
-The table's owner calls :func:`finding_rows` with its own reset-row function;
-stall rows use the same columns (time, frame, flow, dir, silence, TTL, origin,
-conf, cause): the frame is the stall's closing packet (or ``open``), the origin
-column says ``stall``, and the cause starts with its ``cause_id``.
+:func:`render_stalls` writes a block after the reset rows in their style (a row
+with time, client -> server and the silence; the cause with its ``cause_id``; the
+action); :func:`stalls_html` is the report's table.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
 from typing import Any
 
 
@@ -32,35 +30,6 @@ def cause_cell(record: dict[str, Any]) -> str:
     return f"[{cid}] {text}" if cid else text
 
 
-def stall_row(s: dict[str, Any]) -> list[str]:
-    """One stall in the reset table's columns."""
-    end = s.get("end")
-    frame = str(s["end_frame"]) if s.get("end_frame") is not None else str(end or "-")
-    return [
-        _ts(s.get("ts_ns")),
-        frame,
-        str(s.get("flow_id", "")),
-        str(s.get("stalled_side", "")),
-        _gap(s.get("silence_s")),
-        "-",
-        "stall",
-        "-",
-        cause_cell(s),
-    ]
-
-
-def finding_rows(doc: dict[str, Any],
-                 reset_row: Callable[[dict[str, Any]], list[str]]) -> list[list[str]]:
-    """Reset rows and stall rows of a document, in time order."""
-    keyed: list[tuple[float, list[str]]] = []
-    for r in doc.get("resets", []):
-        keyed.append((float(r.get("ts") or 0.0), reset_row(r)))
-    for s in doc.get("stalls", []):
-        keyed.append((float(s.get("ts_ns") or 0) / 1e9, stall_row(s)))
-    keyed.sort(key=lambda kv: kv[0])
-    return [row for _, row in keyed]
-
-
 def stalls_summary(doc: dict[str, Any]) -> str:
     """``stalls: N (cause n, ...)`` for the summary lines, or '' without stalls."""
     stalls = doc.get("stalls", [])
@@ -72,7 +41,6 @@ def stalls_summary(doc: dict[str, Any]) -> str:
     return f"stalls: {len(stalls)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by.items())) + ")"
 
 
-__all__ = ["cause_cell", "finding_rows", "stall_row", "stalls_summary"]
 
 
 def stalls_html(analysis: Any) -> str:
@@ -98,3 +66,42 @@ def stalls_html(analysis: Any) -> str:
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
             + ("<ul>" + "".join(f"<li>{esc(a)}</li>" for a in advice) + "</ul>" if advice else "")
             + "</section>")
+
+
+def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
+                  wide: bool = False) -> None:
+    """The analyze table's stall block, in the reset rows' style (row, cause, action)."""
+    from rstscope.table import clip, zone_name
+
+    stalls = sorted(doc.get("stalls", []), key=lambda s: s.get("ts_ns") or 0)
+    if not stalls:
+        return
+    local = tz == "local"
+
+    def when(ts_ns: int) -> str:
+        t = _dt.datetime.fromtimestamp(ts_ns / 1e9, tz=None if local else _dt.UTC)
+        return t.strftime("%H:%M:%S.%f")[:-3]
+
+    out.write(f"\n{stalls_summary(doc)}; no RST explains them (times "
+              f"{zone_name(tz)}):\n")
+    for s in stalls:
+        conn = (f"{_hostport(s['orig_h'], s['orig_p'])} -> "
+                f"{_hostport(s['resp_h'], s['resp_p'])}")
+        line = f"{when(int(s['ts_ns']))}  {conn}  stall  {_gap(s.get('silence_s'))}"
+        detail = f"[{s['cause_id']}] ({s['kind']}, end: {s['end']}) {s['cause']}"
+        action = s["advice"][0] if s.get("advice") else "capture at both ends to see where "\
+            "packets stop"
+        if wide:
+            out.write(f"{line}  | {detail} | -> {action}\n")
+            continue
+        out.write(clip(line, limit) + "\n")
+        out.write(clip("    " + detail, limit) + "\n")
+        out.write(clip("    -> " + action, limit) + "\n")
+
+
+def _hostport(host: object, port: object) -> str:
+    h = str(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+__all__ = ["cause_cell", "render_stalls", "stalls_html", "stalls_summary"]

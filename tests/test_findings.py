@@ -1,32 +1,51 @@
-"""Stall rows beside the resets in the analyze table (rstscope.findings)."""
+"""Stalls beside the resets: the analyze table's block and the report (rstscope.findings)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from rstscope.api import analyze
-from rstscope.cli import RESET_TABLE, reset_row
-from rstscope.findings import finding_rows, stall_row, stalls_summary
+from rstscope.findings import render_stalls, stalls_summary
+from rstscope.table import render
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
-def test_stall_rows_sit_between_resets_in_time_order() -> None:
-    doc = analyze(SAMPLES / "accept-overflow.client.pcap").to_document()
-    rows = finding_rows(doc, reset_row)
-    assert len(rows) == len(doc["resets"]) + len(doc["stalls"]) == 6
-    assert all(len(r) == len(RESET_TABLE) for r in rows)
-    origins = [r[6] for r in rows]
-    assert origins.count("stall") == 3
-    stall = stall_row(doc["stalls"][0])
-    assert stall[8].startswith("[accept-overflow] ")
-    assert stalls_summary(doc) == "stalls: 3 (accept-overflow 3)"
+def _table(name: str, width: int = 80) -> str:
+    out = io.StringIO()
+    render(analyze(SAMPLES / name).to_document(), out, width=width)
+    return out.getvalue()
 
 
-def test_no_stalls_no_rows_and_no_summary() -> None:
+def test_table_shows_stalls_after_the_resets() -> None:
+    text = _table("accept-overflow.client.pcap")
+    resets_at, stalls_at = text.index("Overload at accept: the handshake"), text.index("stalls: 3")
+    assert resets_at < stalls_at
+    assert text.count("[accept-overflow] (request-unanswered, end: fin)") == 3
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_table_shows_stalls_without_any_reset() -> None:
+    text = _table("worker-timeout.client.pcap")
+    assert "resets: 0" in text and "stalls: 1 (total-timeout 1)" in text
+    assert "-> raise the total-time limit" in text
+
+
+def test_no_stalls_no_block() -> None:
     doc = analyze(SAMPLES / "server-abort.client.pcap").to_document()
-    assert len(finding_rows(doc, reset_row)) == len(doc["resets"])
-    assert stalls_summary(doc) == ""
+    out = io.StringIO()
+    render_stalls(doc, out, limit=80)
+    assert out.getvalue() == "" and stalls_summary(doc) == ""
+    assert "stalls" not in _table("server-abort.client.pcap")
+
+
+def test_wide_stall_line_is_one_uncut_line() -> None:
+    doc = analyze(SAMPLES / "worker-timeout.client.pcap").to_document()
+    out = io.StringIO()
+    render_stalls(doc, out, limit=80, wide=True)
+    (line,) = [x for x in out.getvalue().splitlines() if "stall" in x and "|" in x]
+    assert "[total-timeout]" in line and "-> raise" in line
 
 
 def test_report_shows_stalls_beside_the_resets(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import IO, Any
 from rstscope.errors import UsageError
 
 
-def run_join(files: Sequence[str], fmt: str, out: IO[str], *, vantage: str,
-             ports: Sequence[int], hosts: Sequence[str],
+def run_join(files: Sequence[str], fmt: str, out: IO[str], *,
+             analyze_kwargs: dict[str, Any] | None = None,
              render_one: Any = None, figure: str | None = None) -> None:
     """Analyse two captures of one incident and write the joined story.
 
@@ -22,8 +22,8 @@ def run_join(files: Sequence[str], fmt: str, out: IO[str], *, vantage: str,
     from rstscope.api import analyze
     from rstscope.join import join
 
-    j = join(analyze(files[0], ports=ports, hosts=hosts),
-             analyze(files[1], ports=ports, hosts=hosts))
+    kw = analyze_kwargs or {}
+    j = join(analyze(files[0], **kw), analyze(files[1], **kw))
     if figure is not None:
         from pathlib import Path
 
@@ -50,4 +50,4 @@ def run_join(files: Sequence[str], fmt: str, out: IO[str], *, vantage: str,
     if render_one is not None:
         for label, an in (("A", j.a), ("B", j.b)):
             out.write(f"\n== {label}\n")
-            render_one(an.to_document(), out, rich_tty=False)
+            render_one(an.to_document(), out)
