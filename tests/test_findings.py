@@ -55,3 +55,22 @@ def test_report_shows_stalls_beside_the_resets(tmp_path: Path) -> None:
     assert "Stalls (no RST explains them)" in text and "[total-timeout]" in text
     plain = analyze(SAMPLES / "server-abort.client.pcap").report(tmp_path / "p.html").read_text()
     assert "Stalls (no RST" not in plain
+
+
+def test_json_envelope_with_stalls_validates_against_the_shipped_schema() -> None:
+    import json
+    import subprocess
+    import sys
+
+    import jsonschema
+
+    schema = json.loads((SAMPLES.parent / "rstscope" / "data" / "analyze.schema.json").read_text())
+    out = subprocess.run([sys.executable, "-m", "rstscope", "analyze", "--format", "json",
+                          str(SAMPLES / "accept-overflow.client.pcap"),
+                          str(SAMPLES / "worker-timeout.client.pcap")],
+                         capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out)
+    jsonschema.validate(doc, schema)
+    assert len(doc["stalls"]) == 4 and {s["file"] for s in doc["stalls"]} == {
+        str(SAMPLES / "accept-overflow.client.pcap"), str(SAMPLES / "worker-timeout.client.pcap")}
+    assert all(r["cause_id"] == "accept-overflow" for r in doc["resets"])
