@@ -35,7 +35,7 @@ def _gap(v: float | None) -> str:
 
 def format_event(ev: Any) -> list[str]:
     """One event as human lines (the first is the headline)."""
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
+    from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 
     if isinstance(ev, ResetVerdict):
         r = ev.reset
@@ -52,8 +52,8 @@ def format_event(ev: Any) -> list[str]:
         near = "; ".join(ev.candidates[:3]) or "a known timeout"
         return [f"{_clock(_now())} warning: flow {ev.flow_id} idle {ev.idle_s:.0f} s; "
                 f"default timeout near: {near}"]
-    if isinstance(ev, FlowEvicted):
-        return []  # memory-guard bookkeeping; counted in the summary
+    if isinstance(ev, (FlowEvicted, FlowOpened)):
+        return []  # tracker bookkeeping; counted in the summary
     return [f"{_clock(_now())} {type(ev).__name__}"]
 
 
