@@ -200,7 +200,7 @@ class Analysis:
     def report(self, path: str | os.PathLike[str]) -> Path:
         """Write a self-contained HTML report to ``path``."""
         from rstscope.errors import OutputError
-        from rstscope.report import build_report
+        from rstscope.report.html import build_report
 
         out = Path(path)
         try:

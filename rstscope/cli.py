@@ -192,7 +192,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("rstscope.live.cli:capture", "Record live traffic (tcpdump-style flags), root or CAP_NET_RAW."),
     "watch": ("rstscope.live.cli:watch", "Watch an interface and print each reset's verdict live."),
     "plot": ("rstscope.plot.cli:plot", "Plot one flow's timeline (or a reset's flow) to PNG/SVG."),
-    "report": ("rstscope.plot.cli:report", "Write a self-contained HTML report to send to a customer."),
+    "report": ("rstscope.report.cli:report", "Write a self-contained HTML report to send to a customer."),
     "verify": ("rstscope.enrich.cli:verify", "Cross-check rstscope's packet fields against tshark."),
     "batch": ("rstscope.scale.cli:batch", "Analyse many captures (or one huge one) on Dask."),
     "redact": ("rstscope.redact.cli:redact", "Write a shareable capture: payloads stripped, IPs anonymised."),

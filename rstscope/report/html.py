@@ -17,14 +17,12 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from rstscope.errors import OutputError, UsageError
+from rstscope.errors import UsageError
 from rstscope.plot.style import ORIGIN_COLORS, fmt_duration
 from rstscope.report.images import IMAGE_FORMATS, render_data_uri
 
@@ -407,23 +405,3 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
         title=esc(title), css=CSS, version=esc(__version__),
         generated=esc(_dt.datetime.now(tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         n_captures=len(analyses), toc="\n".join(toc), body="\n".join(sections))
-
-
-def write_report(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                 limits: ReportLimits | None = None, **analyze_kwargs: Any) -> Path:
-    """Analyse each capture and write the HTML report to ``out``.
-
-    Raises:
-        InputMissingError, CaptureError: an input cannot be read.
-        OutputError: ``out`` cannot be written.
-    """
-    from rstscope.api import analyze
-
-    analyses = [analyze(s, **analyze_kwargs) for s in sources]
-    page = build_report(analyses, limits=limits)
-    path = Path(out)
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write report ({exc.strerror})") from exc
-    return path

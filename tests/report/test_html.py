@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from rstscope.errors import InputMissingError, OutputError, UsageError
-from rstscope.report import ReportLimits, build_report, write_report
+from rstscope.report import ReportLimits, build_report
+from rstscope.report.files import write_report
 
 from .pagecheck import offline_problems, parse
 

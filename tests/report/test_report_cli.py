@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from rstscope.errors import InputMissingError, UsageError
-from rstscope.plot.cli import report
+from rstscope.report.cli import report
 
 from .pagecheck import offline_problems, parse
 
