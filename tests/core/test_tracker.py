@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakewire import FakeWire, merge
 
 from rstscope.catalog import load_timeouts
 from rstscope.core import (
@@ -16,6 +15,7 @@ from rstscope.core import (
     TrackerConfig,
 )
 from rstscope.schema import TH_ACK, TH_SYN, empty_batch
+from tests.core.fakewire import FakeWire, merge
 
 NS = 1_000_000_000
 

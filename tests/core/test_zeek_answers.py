@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from rstscope import ingest
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
 from rstscope.schema import TH_RST
-
-ingest = pytest.importorskip("rstscope.ingest", reason="capture ingestion not available yet")
 
 # Zeek logs one 4-tuple as several connections when packets keep coming after a
 # RST closed it (its connection is removed after tcp_close_delay and the next

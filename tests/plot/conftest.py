@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .loopback import Exchange, idle_then_abort
+from tests.plot.loopback import Exchange, idle_then_abort
 
 
 @pytest.fixture(scope="session")

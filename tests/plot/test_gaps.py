@@ -48,8 +48,7 @@ def test_histogram_counts_sub_second_gaps(tmp_path):
     from matplotlib.figure import Figure
 
     from rstscope.api import analyze
-
-    from .loopback import hello_then_server_abort
+    from tests.plot.loopback import hello_then_server_abort
 
     ex = hello_then_server_abort(tmp_path / "h.pcap", b"example.test")
     ax = idle_gap_histogram(analyze(ex.path), Figure().subplots())
@@ -63,8 +62,7 @@ def test_histogram_without_resets_says_so(tmp_path):
     from matplotlib.figure import Figure
 
     from rstscope.api import analyze
-
-    from .loopback import idle_then_abort
+    from tests.plot.loopback import idle_then_abort
 
     ex = idle_then_abort(tmp_path / "calm.pcap", idle_s=0.1, flows=0)  # one graceful flow
     ax = idle_gap_histogram(analyze(ex.path), Figure().subplots())

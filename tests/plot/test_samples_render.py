@@ -9,16 +9,14 @@ which lane, and the idle gap labelled before each RST.
 from __future__ import annotations
 
 import io
-import json
 import re
-from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
 
 from rstscope.plot import idle_gap_histogram, overview, timeline
+from tests.conftest import SAMPLES, sample_labels
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CAPTURES = sorted(SAMPLES.glob("*.pcap")) + sorted(SAMPLES.glob("*.pcapng"))
 
 
@@ -28,9 +26,6 @@ def test_samples_exist():
     assert len(CAPTURES) >= 10, f"no lab samples found in {SAMPLES}"
 
 
-def _labels(capture: Path) -> list[dict]:
-    path = capture.with_name(capture.name.rsplit(".", 1)[0] + ".labels.json")
-    return json.loads(path.read_text()) if path.exists() else []
 
 
 def _flow_of(label: dict, flows: list[dict]) -> dict:
@@ -58,7 +53,7 @@ def test_sample_timelines_match_truth(capture):
 
     a = analyze(capture)
     flows = a.flow_records()
-    labels = _labels(capture)
+    labels = sample_labels(capture)
     by_flow: dict[object, list[dict]] = {}
     for lab in labels:
         by_flow.setdefault(_flow_of(lab, flows)["flow_id"], []).append(lab)
@@ -98,7 +93,7 @@ def test_sample_overview_and_histogram(capture):
     from rstscope.api import analyze
 
     a = analyze(capture)
-    labels = _labels(capture)
+    labels = sample_labels(capture)
     ax = overview(a, Figure().subplots())
     assert sum(len(c.get_offsets()) for c in ax.collections if c.get_gid() == "rst-marker") == len(labels)
     ax = idle_gap_histogram(a, Figure().subplots())

@@ -15,8 +15,7 @@ import time
 import pytest
 
 from rstscope.plot import timeline
-
-from .loopback import pingpong_then_abort
+from tests.plot.loopback import pingpong_then_abort
 
 # Builds captures with tcpdump on loopback (CAP_NET_RAW).
 pytestmark = pytest.mark.root

@@ -16,9 +16,8 @@ import pytest
 
 from rstscope.api import Analysis, analyze
 from rstscope.report import ReportLimits, build_report
-
-from ..plot.loopback import hello_then_server_abort
-from .pagecheck import offline_problems, parse
+from tests.plot.loopback import hello_then_server_abort
+from tests.report.pagecheck import offline_problems, parse
 
 # Builds captures with tcpdump on loopback (CAP_NET_RAW).
 pytestmark = pytest.mark.root

@@ -13,8 +13,7 @@ import pytest
 from rstscope.errors import InputMissingError, OutputError, UsageError
 from rstscope.report import ReportLimits, build_report
 from rstscope.report.files import write_report
-
-from .pagecheck import offline_problems, parse
+from tests.report.pagecheck import offline_problems, parse
 
 # Builds captures with tcpdump on loopback (CAP_NET_RAW).
 pytestmark = pytest.mark.root

@@ -9,8 +9,7 @@ from click.testing import CliRunner
 
 from rstscope.errors import InputMissingError, UsageError
 from rstscope.report.cli import report
-
-from .pagecheck import offline_problems, parse
+from tests.report.pagecheck import offline_problems, parse
 
 pytestmark = pytest.mark.root  # the capture comes from tcpdump on loopback
 

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from corpus import can_capture
+
+from tests.robustness.corpus import can_capture
 
 PACKAGE = Path(__file__).resolve().parents[2] / "rstscope"
 
