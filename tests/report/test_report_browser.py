@@ -15,7 +15,7 @@ from tests.report.browser import open_page
 from tests.report.pagecheck import parse
 from tests.report.test_escaping import XSS, _Marked
 
-# tcpdump on loopback for the capture, unshare --net for the browser: both need root.
+# unshare --net for the browser (an empty network namespace) needs root.
 pytestmark = pytest.mark.root
 
 
