@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import importlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -210,7 +212,6 @@ class LazyGroup(click.Group):
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in LAZY_COMMANDS:
             return cmd
-        import importlib
 
         target, _ = LAZY_COMMANDS[cmd_name]
         module_name, attr = target.split(":")
@@ -354,7 +355,6 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so, without hiding the details
-        import traceback
 
         traceback.print_exc()
         _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)

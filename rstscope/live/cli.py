@@ -11,11 +11,13 @@ import dataclasses
 import datetime as _dt
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
@@ -35,8 +37,6 @@ def _gap(v: float | None) -> str:
 
 def format_event(ev: Any) -> list[str]:
     """One event as human lines (the first is the headline)."""
-    from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         r = ev.reset
         hops = "" if r.sender_hops is None else f", {r.sender_hops} hop(s) away"
@@ -58,8 +58,6 @@ def format_event(ev: Any) -> list[str]:
 
 
 def event_json(ev: Any) -> dict[str, Any] | None:
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         return {"event": "reset", "reported_ts": _now(), **ev.reset.to_dict()}
     if isinstance(ev, IdleWarning):
@@ -72,8 +70,6 @@ def event_json(ev: Any) -> dict[str, Any] | None:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from rstscope.errors import UsageError
 from rstscope.plot.axis import TimeAxis, build_time_axis
 from rstscope.plot.gaps import IdleGap, find_idle_gaps
 from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
@@ -90,8 +91,6 @@ def timeline(
         is in ``ax.figure.axes``.
     """
     if axis not in ("auto", "broken", "linear"):
-        from rstscope.errors import UsageError
-
         raise UsageError(f"axis must be auto, broken or linear, not {axis!r}")
     flow, highlight = resolve(analysis, flow_or_reset)
     resets = resets_of_flow(analysis, flow["flow_id"])

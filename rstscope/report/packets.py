@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rstscope.plot.select import flow_records
 from rstscope.schema import addr_bytes
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ def select_flow_packets(analysis: Analysis, flow_ids: Iterable[str]) -> pd.DataF
         ValueError: the analysis' source cannot be re-read (stdin, a stream).
     """
     wanted = {str(f) for f in flow_ids}
-    from rstscope.plot.select import flow_records
 
     flows = [f for f in flow_records(analysis) if str(f["flow_id"]) in wanted]
     cached = getattr(analysis, "_packets_df", None)

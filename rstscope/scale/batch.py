@@ -36,6 +36,7 @@ the next run (the fault may have been transient).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.errors import (
     OutputError,
     ToolUnavailableError,
@@ -101,8 +103,6 @@ def analyze_input(
 
     Never raises for a bad input: errors become the row's ``status``/``error``.
     """
-    from rstscope.core.records import FlowRecord, ResetRecord
-
     started = time.perf_counter()
     row = base_row(inp, "", 0)
     try:
@@ -157,8 +157,6 @@ def _is_complete(outdir: str, row: dict[str, Any]) -> bool:
 
 
 def _drop_partitions(outdir: str, ident: str) -> None:
-    import shutil
-
     for ds in DATASETS:
         shutil.rmtree(partition_dir(outdir, ds, ident), ignore_errors=True)
 

@@ -42,8 +42,9 @@ import contextlib
 import os
 import shutil
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -120,8 +121,6 @@ def global_ids(created: list[np.ndarray]) -> list[np.ndarray]:
 
 def renumber(result: ShardResult, ids: np.ndarray) -> tuple[list[Any], list[Any]]:
     """The shard's flow and reset records with global flow ids."""
-    from dataclasses import replace
-
     flows = [replace(f, flow_id=int(ids[f.flow_id - 1])) for f in result.flows]
     resets = [replace(r, flow_id=int(ids[r.flow_id - 1])) for r in result.resets]
     return flows, resets
@@ -138,8 +137,6 @@ def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: 
 
 def capture_vantage(flows: list[Any], config: TrackerConfig) -> str:
     """The capture-wide vantage as ``Tracker.vantage`` computes it (majority over flows)."""
-    from collections import Counter
-
     if config.vantage != "auto":
         return str(config.vantage)
     votes: Counter[str] = Counter(f.vantage for f in flows)
@@ -229,7 +226,6 @@ def submit_sharded(
             resets = sum(client.gather(writes))
             votes = client.gather([client.submit(_vantages, f, pure=False) for f in futs])
             del futs
-        from collections import Counter
 
         tally: Counter[str] = Counter()
         for v in votes:
