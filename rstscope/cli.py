@@ -28,6 +28,7 @@ from rstscope.errors import (
     EXIT_USAGE,
     OutputError,
     RstscopeError,
+    UsageError,
 )
 
 EXIT_CODES_HELP = (
@@ -98,6 +99,7 @@ def render_text(doc: dict[str, Any], out: Any, *, rich_tty: bool) -> None:
     """The default human output: summary, then one row per reset."""
     rows = [reset_row(r) for r in doc["resets"]]
     if rich_tty:
+        # lazy: rich loads only when a table or progress bar is drawn
         from rich.console import Console
         from rich.table import Table
 
@@ -168,6 +170,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            # lazy: rich loads only when a table or progress bar is drawn
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -274,8 +277,8 @@ def analyze(
 
     FILES are pcap or pcapng files, optionally gzipped, or '-' for stdin.
     """
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze as run_analysis
-    from rstscope.errors import UsageError
 
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be given only once")

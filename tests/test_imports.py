@@ -136,3 +136,23 @@ def test_no_import_cycles() -> None:
 def test_the_checker_sees_a_cycle() -> None:
     # The checker itself must be able to fail.
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+
+
+def test_function_level_imports_say_why() -> None:
+    """An import inside a function is there only to keep an optional or heavy
+    dependency from loading early, and a ``# lazy:`` comment says which."""
+    missing = []
+    for mod, path in _modules().items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node, in_func in _imports(ast.parse("\n".join(lines))):
+            if not in_func:
+                continue
+            # The comment sits on the import or heads its group of imports.
+            k = node.lineno - 1
+            while k > 0 and lines[k - 1].strip().startswith(("import ", "from ")):
+                k -= 1
+            here = lines[node.lineno - 1]
+            above = lines[k - 1].strip() if k > 0 else ""
+            if "# lazy:" not in here and not above.startswith("# lazy:"):
+                missing.append(f"{mod}:{node.lineno}: {here.strip()}")
+    assert missing == []

@@ -24,6 +24,7 @@ import numpy as np
 from rstscope.enrich.context import FlowKey
 from rstscope.enrich.tools import find_tool, run_tool
 from rstscope.errors import UsageError
+from rstscope.ingest import open_capture
 from rstscope.schema import PACKET_DTYPE, TH_RST, addr_bytes, addr_text
 
 #: editcap refuses more than 512 frame selections per run ("Out of room for packet
@@ -97,8 +98,6 @@ def collect_rows(source: Any, keys: Mapping[int, set[FlowKey]] | None = None,
     With ``keys`` None, a first pass of the reader finds the flows that contain
     an RST.  Returns ``(keys by file_id, PACKET_DTYPE rows by file_id)``.
     """
-    from rstscope.ingest import open_capture
-
     if keys is None:
         found: dict[int, set[FlowKey]] = {}
         with open_capture(source) as reader:

@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from rstscope.catalog import load_timeouts_file
+from rstscope.cli import run
 from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
@@ -197,6 +199,7 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
     """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings."""
     opts = _options(**kw)
     check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
 
     overrides: dict[str, Any] = {}
@@ -206,8 +209,6 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
         overrides["evict_idle_s"] = evict_idle_s
     config = make_config(vantage, **overrides)
     if timeouts_file is not None:
-        from rstscope.catalog import load_timeouts_file
-
         config = dataclasses.replace(
             config, timeouts=tuple(config.timeouts) + load_timeouts_file(timeouts_file))
     if idle_warn_min_s is not None:
@@ -245,6 +246,4 @@ live.add_command(watch)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rstscope.live capture|watch ...`` with the main CLI's error mapping."""
-    from rstscope.cli import run
-
     run(live, argv)

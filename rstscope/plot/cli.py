@@ -12,6 +12,9 @@ from pathlib import Path
 import click
 
 from rstscope.errors import OutputError, UsageError
+from rstscope.plot.backend import new_figure
+from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
+from rstscope.plot.timeline import timeline
 
 _CAPTURE_SUFFIX = re.compile(r"(\.(pcapng|pcap|cap|dmp))?(\.gz)?$", re.IGNORECASE)
 
@@ -46,10 +49,8 @@ def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"{out}: output must end in .png or .svg")
 
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze
-    from rstscope.plot.backend import new_figure
-    from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
-    from rstscope.plot.timeline import timeline
 
     analysis = analyze(file)
     target: object

@@ -309,6 +309,7 @@ def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLi
               ) -> tuple[list[dict[str, Any]], str]:
     """Reset records refined with TLS/HTTP2 context, or the originals and a note why not."""
     try:
+        # lazy: enrich loads pyshark; only an enrich request needs it
         from rstscope.enrich import apply_refinements, enrich
 
         ctx = enrich(analysis, keylog=limits.keylog)

@@ -39,6 +39,7 @@ def select_flow_packets(analysis: Analysis, flow_ids: Iterable[str]) -> pd.DataF
     source = getattr(analysis, "source", None)
     if source is None or not _rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
+    # lazy: pandas, only when a DataFrame is asked for
     from rstscope.ingest import batches_to_dataframe, open_capture
 
     ports = np.unique(np.asarray([int(f["orig_p"]) for f in flows] + [int(f["resp_p"]) for f in flows],

@@ -49,6 +49,7 @@ from rstscope.errors import (
     OutputError,
     ToolUnavailableError,
     UsageError,
+    require,
 )
 from rstscope.scale.discover import CaptureInput, discover
 from rstscope.scale.identity import content_hash, input_id
@@ -59,6 +60,7 @@ from rstscope.scale.parquet import (
     write_summary,
 )
 from rstscope.scale.rows import base_row, error_row, peak_rss_bytes, stat_of, vantage_text
+from rstscope.scale.sharded import submit_sharded
 from rstscope.scale.tables import records_table
 
 __all__ = [
@@ -112,6 +114,7 @@ def analyze_input(
         if row["input"] in done:
             row["status"] = "skipped"
             return row
+        # lazy: the api loads pandas; the command needs it only when it runs
         from rstscope.api import analyze
 
         result = analyze(list(inp.files), vantage=vantage, batch_size=batch_size)
@@ -170,9 +173,8 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     The LocalCluster runs ``workers`` single-threaded processes (the tracker is
     pure Python + numpy, so threads would share one GIL) and listens on loopback only.
     """
-    from rstscope.errors import require
-
     require("distributed", extra="dask")
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     # distributed is untyped: go through Any so strict mypy accepts the calls.
@@ -191,6 +193,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n < 1:
         raise UsageError("--workers must be at least 1")
+    # lazy: the dask extra, needed only when a cluster runs
     import dask
 
     # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's
@@ -234,6 +237,7 @@ def run_batch(
             thread (None disables automatic sharding).
         on_start / on_done: progress hooks (number of inputs; each finished row).
     """
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     as_completed: Any = distributed.as_completed
@@ -262,7 +266,6 @@ def run_batch(
 
     if on_start is not None:
         on_start(len(inputs))
-    from rstscope.scale.sharded import submit_sharded
 
     done_sizes = {previous[i].get("size_bytes") for i in done}
     futures = []

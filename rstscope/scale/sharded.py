@@ -152,6 +152,7 @@ def analyze_sharded_local(source: str | list[str], n_shards: int, workdir: str,
 
     Returns (flows, resets) with global flow ids, sorted by flow id / stream position.
     """
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
 
     cfg = config or make_config()
@@ -184,10 +185,12 @@ def submit_sharded(
     ``hash_first``: hash before the first pass (the input may be done already) rather
     than alongside it.
     """
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     worker_client: Any = distributed.worker_client
 
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
 
     started = time.perf_counter()
