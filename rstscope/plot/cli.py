@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
+from rstscope.cliopts import exit_codes_epilog, filter_options, selection, verdict_options
 from rstscope.errors import OutputError, UsageError
 from rstscope.plot.backend import new_figure
-from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
+from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number, reset_records
 from rstscope.plot.timeline import timeline
 
 _CAPTURE_SUFFIX = re.compile(r"(\.(pcapng|pcap|cap|dmp))?(\.gz)?$", re.IGNORECASE)
@@ -25,26 +27,39 @@ def default_output(source: str, what: str, suffix: str) -> Path:
     return Path(f"{stem}-{what}.{suffix}")
 
 
-@click.command("plot")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--flow", "flow_id", type=int, help="flow_id of the flow to plot (see `rstscope analyze`).")
-@click.option("--reset", "reset_n", type=int,
+@click.command("plot", epilog=exit_codes_epilog())
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option("-r", "--read", "read_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="The capture to read, as tcpdump -r (same as FILE).")
+@click.option("--reset", "reset_n", type=click.IntRange(1),
               help="Plot the flow of reset N: N is the 1-based row number of the reset table "
                    "printed by `rstscope analyze` (not a frame number; use --frame for that).")
-@click.option("--frame", "frame", type=int, help="Plot the flow of the RST at this frame number.")
+@click.option("--frame", "frame", type=click.IntRange(1),
+              help="Plot the flow of the RST at this frame number.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output image (.png or .svg). Default: <capture>-flow<ID>.png here.")
 @click.option("--axis", type=click.Choice(["auto", "broken", "linear"]), default="auto",
               show_default=True, help="Time axis: compress long idle gaps (auto/broken) or not.")
 @click.option("--dpi", type=click.IntRange(30, 600), default=120, show_default=True)
-def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
-         output: str | None, axis: str, dpi: int) -> None:
-    """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track."""
+@filter_options
+@verdict_options
+def plot(file: str | None, read_file: str | None, reset_n: int | None, frame: int | None,
+         output: str | None, axis: str, dpi: int, **shared: Any) -> None:
+    """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track.
+
+    With one reset in the capture (after the filters), that reset is plotted;
+    otherwise choose one with --flow ID, --reset N or --frame N.
+    """
+    file = _one_capture(file, read_file, "plot")
     if file == "-":
         raise UsageError("plot needs a capture file: it reads the capture twice (flows, then packets)")
+    sel = selection(**shared)
+    if len(sel.flows) > 1:
+        raise UsageError("plot draws one flow: give --flow once")
+    flow_id = sel.flows[0] if sel.flows else None
     chosen = [x for x in (flow_id, reset_n, frame) if x is not None]
-    if len(chosen) != 1:
-        raise UsageError("give exactly one of --flow ID, --reset N or --frame N")
+    if len(chosen) > 1:
+        raise UsageError("give only one of --flow ID, --reset N or --frame N")
     out = Path(output) if output else None
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"{out}: output must end in .png or .svg")
@@ -52,15 +67,21 @@ def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
     # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze
 
-    analysis = analyze(file)
+    analysis = analyze(file, **sel.analyze_kwargs())
     target: object
     if flow_id is not None:
         target = find_flow(analysis, flow_id)["flow_id"]
+    elif frame is not None:
+        target = reset_by_frame(analysis, frame)
     elif reset_n is not None:
         target = reset_by_number(analysis, reset_n)
     else:
-        assert frame is not None
-        target = reset_by_frame(analysis, frame)
+        n = len(reset_records(analysis))
+        if n != 1:
+            raise UsageError(f"{file} has {n} resets: choose one with --reset N (1..{n}), "
+                             "--frame N or --flow ID" if n else
+                             f"{file} has no resets: choose a flow with --flow ID")
+        target = reset_by_number(analysis, 1)
     fid = target if flow_id is not None else target["flow_id"]  # type: ignore[index]
     if out is None:
         out = default_output(file, f"flow{fid}", "png")
@@ -72,3 +93,12 @@ def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
     except OSError as exc:
         raise OutputError(f"{out}: cannot write image ({exc.strerror})") from exc
     click.echo(str(out))
+
+
+def _one_capture(file: str | None, read_file: str | None, cmd: str) -> str:
+    if file and read_file and file != read_file:
+        raise UsageError(f"{cmd} reads one capture: give FILE or -r FILE, not both")
+    chosen = file or read_file
+    if not chosen:
+        raise UsageError(f"give a capture: rstscope {cmd} FILE (or -r FILE)")
+    return chosen
