@@ -49,7 +49,8 @@ def _run(path: Path) -> tuple[Tracker, int]:
 @pytest.fixture(scope="module")
 def answers(shared_dir: Path) -> tuple[Path, list[dict[str, str]], dict[str, Tracker]]:
     root = shared_dir / "captures"
-    rows = list(csv.DictReader((root / "answers.csv").open()))
+    with (root / "answers.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     trackers = {f: _run(root / f)[0] for f in sorted({r["file"] for r in rows})}
     return root, rows, trackers
 
