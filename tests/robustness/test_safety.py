@@ -112,6 +112,8 @@ def _sni_reset_capture(out: Path) -> Path:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
     return out
 
 
