@@ -172,6 +172,11 @@ class Analysis:
             self._packets_df = read_packets(self._source)
         return self._packets_df
 
+    @property
+    def packets_if_loaded(self) -> pd.DataFrame | None:
+        """:attr:`packets` when it has been read already, else None (never reads)."""
+        return self._packets_df
+
     # -- summaries -------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         resets = self.tracker.resets()

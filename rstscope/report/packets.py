@@ -32,7 +32,7 @@ def select_flow_packets(analysis: Analysis, flow_ids: Iterable[str]) -> pd.DataF
     wanted = {str(f) for f in flow_ids}
 
     flows = [f for f in flow_records(analysis) if str(f["flow_id"]) in wanted]
-    cached = getattr(analysis, "_packets_df", None)
+    cached = analysis.packets_if_loaded
     if cached is not None:
         frame: pd.DataFrame = cached  # already in memory: filtering again would only copy
         return frame
