@@ -542,7 +542,11 @@ class Tracker:
 
     def _settle(self, now: int | None) -> list[Event]:
         events: list[Event] = []
-        while self._pending and (now is None or self._pending[0][0] <= now):
+        # Strictly past the deadline: a packet stamped exactly at the deadline still
+        # belongs to the window (facts take ``o.ts - ts <= settle``), and the next
+        # batch may hold more packets with that same timestamp.  Settling at ``<=``
+        # made a verdict depend on where the batches were cut.
+        while self._pending and (now is None or self._pending[0][0] < now):
             _, _, ctx = heapq.heappop(self._pending)
             events.append(self._verdict(ctx))
         return events
