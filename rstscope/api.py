@@ -161,7 +161,7 @@ class Analysis:
         """One row per stalled flow (ends in a FIN after retransmissions, hangs at the
         capture's end, unanswered SYNs or requests, a stream cut mid-way)."""
         if self._stalls_df is None:
-            from rstscope.frames import stalls_frame
+            from rstscope.frames import stalls_frame  # lazy: pandas
 
             self._stalls_df = stalls_frame(self.stall_records())
         return self._stalls_df

@@ -266,7 +266,7 @@ def analyze(
         fmt = "csv"
     sel = selection(**shared)
     if do_join:
-        from rstscope import table
+        # lazy: --join draws figures (matplotlib) only when asked
         from rstscope.join.render import run_join
 
         def render_one(doc: dict[str, Any], out: Any) -> None:

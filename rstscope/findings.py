@@ -8,7 +8,10 @@ action); :func:`stalls_html` is the report's table.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 from typing import Any
+
+from rstscope.textfit import clip, zone_name
 
 
 def _ts(ts_ns: int | None) -> str:
@@ -45,8 +48,6 @@ def stalls_summary(doc: dict[str, Any]) -> str:
 
 def stalls_html(analysis: Any) -> str:
     """The report's stall table for one capture ('' without stalls); text is escaped."""
-    import html
-
     stalls = analysis.stall_records()
     if not stalls:
         return ""
@@ -71,8 +72,6 @@ def stalls_html(analysis: Any) -> str:
 def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
                   wide: bool = False) -> None:
     """The analyze table's stall block, in the reset rows' style (row, cause, action)."""
-    from rstscope.table import clip, zone_name
-
     stalls = sorted(doc.get("stalls", []), key=lambda s: s.get("ts_ns") or 0)
     if not stalls:
         return

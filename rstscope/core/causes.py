@@ -22,6 +22,7 @@ import numpy as np
 from rstscope.core.facts import NS, Facts
 from rstscope.core.flow import RXMIT
 from rstscope.core.records import ResetRecord
+from rstscope.core.stalls import MIN_SILENCE_S, side_of, stall_cause
 from rstscope.core.wording import everyday_advice, everyday_sentence
 from rstscope.schema import TH_ACK, TH_RST
 
@@ -187,15 +188,13 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
     while smaller ones got through."""
     if tail is None or rec.cause_id in ("injection", "keepalive-race", "accept-overflow"):
         return rec
-    from rstscope.core.stalls import MIN_SILENCE_S, _side, stall_cause
-
     rows = tail[(tail["ts_ns"] <= rec.ts_ns) & ((tail["flags"] & TH_RST) == 0)]
     if len(rows) == 0:
         return rec
     d_of = np.where(rows["from_a"] == orig_is_a, 0, 1)
     mp = max_plen if orig_is_a else (max_plen[1], max_plen[0])
     for d in (0, 1):
-        s = _side(rows, d_of, d)
+        s = side_of(rows, d_of, d)
         if (not s.rx or s.waiting_since_ns < 0 or not s.stuck_plens
                 or (rec.ts_ns - s.waiting_since_ns) / NS < MIN_SILENCE_S):
             continue
@@ -206,14 +205,6 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
                                        cause=everyday_sentence("pmtu-blackhole", facts),
                                        advice=everyday_advice("pmtu-blackhole", facts))
     return rec
-
-
-def stall_sentence(cause_id: str, facts: dict[str, object]) -> str:
-    return everyday_sentence(cause_id, facts)
-
-
-def stall_advice(cause_id: str, facts: dict[str, object]) -> tuple[str, ...]:
-    return everyday_advice(cause_id, facts)
 
 
 __all__ = ["CAUSES", "EVERYDAY_RULES", "base_cause_id", "name_path", "name_reset"]

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rstscope.core.causes import stall_advice, stall_sentence
 from rstscope.core.flow import BYTES, LASTPL, RXMIT, Flow, seq_diff
 from rstscope.core.records import _ToDict
 from rstscope.core.tails import TailLedger
+from rstscope.core.wording import everyday_advice as stall_advice
+from rstscope.core.wording import everyday_sentence as stall_sentence
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
 
 NS = 1_000_000_000
@@ -85,7 +86,7 @@ class _Side:
     payload_ts: tuple[int, ...]
 
 
-def _side(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
+def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
     mine = rows[d_of == d]
     peer = rows[d_of != d]
     data = mine[(mine["plen"] > 0) & ((mine["flags"] & TH_RST) == 0)]
@@ -157,7 +158,7 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
             continue
         if d_arr is None:
             d_arr = np.asarray(d_of)
-        sd = _side(rows, d_arr, d)
+        sd = side_of(rows, d_arr, d)
         if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens
                 and (horizon - sd.waiting_since_ns) / NS >= MIN_SILENCE_S):
             return "data-unacked", sd, end, end_frame, sd.waiting_since_ns
@@ -182,7 +183,7 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
                 req = [t for t in o_ts if t < recent[0]]
                 start = req[-1] if req else recent[0]
                 if end_ts - start >= CUT_MIN_ELAPSED_S * NS:
-                    side = _side(rows, np.asarray(d_of), 1)
+                    side = side_of(rows, np.asarray(d_of), 1)
                     return "cut-mid-stream", side, end, end_frame, start
     # A request that got no answer at all: the originator sent payload, the
     # responder only acknowledged it, and the flow ended or hangs.
@@ -191,7 +192,7 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
     if o_ts and end != "rst" and not (end == "open" and r_ts):
         answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
         if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
-            return "request-unanswered", _side(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
+            return "request-unanswered", side_of(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
     return None
 
 

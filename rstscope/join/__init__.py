@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rstscope.core.wording import everyday_advice, everyday_sentence
-from rstscope.join.pairing import NS, FlowView, Pair, handshake_isns, pair_flows
+from rstscope.join.pairing import (
+    NS,
+    FlowView,
+    Pair,
+    clock_offset_ns,
+    handshake_isns,
+    pair_flows,
+)
 from rstscope.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -113,7 +120,7 @@ class JoinResult:
 
     @property
     def pairs(self) -> pd.DataFrame:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas only for the DataFrame view
 
         return pd.DataFrame([s.to_dict() for s in self.stories],
                             columns=list(PairStory.__slots__))
@@ -222,8 +229,6 @@ def join(a: Analysis, b: Analysis) -> JoinResult:
     ia = {v.flow_id: v for v in va}
     ib = {v.flow_id: v for v in vb}
     same = [(ia[p.a], ib[p.b]) for p in pairs if p.how == "same-connection"]
-    from rstscope.join.pairing import clock_offset_ns
-
     offset = clock_offset_ns(same)
     stories = []
     for p in pairs:
@@ -245,7 +250,7 @@ def join(a: Analysis, b: Analysis) -> JoinResult:
 
 def join_files(a: Any, b: Any, **analyze_kw: Any) -> JoinResult:
     """``join(analyze(a), analyze(b))``: the notebook one-liner for two capture paths."""
-    from rstscope.api import analyze
+    from rstscope.api import analyze  # lazy: rstscope.api loads pandas
 
     return join(analyze(a, **analyze_kw), analyze(b, **analyze_kw))
 

@@ -17,7 +17,7 @@ from rstscope.join import PairStory
 def draw_pair(fig: Any, j: JoinResult, story: PairStory) -> None:
     """Capture A's flow on top, B's below (each on its own time axis: the clock
     offset and the path delay are in the titles and the story)."""
-    from rstscope.plot.timeline import timeline
+    from rstscope.plot.timeline import timeline  # lazy: matplotlib
 
     top, bottom = fig.subplots(2, 1)
     timeline(j.a, story.a_flow, top, ttl_track=False, axis="linear")
@@ -36,7 +36,7 @@ def draw_pair(fig: Any, j: JoinResult, story: PairStory) -> None:
 
 
 def save_pair_plot(j: JoinResult, index: int, out: Path, dpi: int = 120) -> Path:
-    from rstscope.plot.backend import new_figure
+    from rstscope.plot.backend import new_figure  # lazy: matplotlib
 
     fig = new_figure(11, 7)
     draw_pair(fig, j, j.stories[index])
@@ -49,7 +49,7 @@ def save_pair_plot(j: JoinResult, index: int, out: Path, dpi: int = 120) -> Path
 
 def join_section(j: JoinResult, max_pairs: int = 20) -> str:
     """An HTML section: the joined story and, per pair, both timelines."""
-    from rstscope.report.images import render_data_uri
+    from rstscope.report.images import render_data_uri  # lazy: matplotlib
 
     parts = ["<section class='rstscope-join'><h2>Two captures of one incident</h2>",
              "<pre>" + html.escape("\n".join(j.lines())) + "</pre>"]
@@ -70,7 +70,7 @@ def join_section(j: JoinResult, max_pairs: int = 20) -> str:
 
 def write_join_report(j: JoinResult, out: Path) -> Path:
     """The ordinary report of both captures with the joined story on top."""
-    from rstscope.report import build_report
+    from rstscope.report import build_report  # lazy: matplotlib
 
     page = build_report([j.a, j.b])
     section = join_section(j)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from rstscope.errors import UsageError
@@ -19,14 +20,14 @@ def run_join(files: Sequence[str], fmt: str, out: IO[str], *,
     if len(files) != 2 or "-" in files:
         raise UsageError("--join takes exactly two capture files: the one nearer the client, "
                          "then the one nearer the server")
+    # lazy: rstscope.api loads pandas
     from rstscope.api import analyze
     from rstscope.join import join
 
     kw = analyze_kwargs or {}
     j = join(analyze(files[0], **kw), analyze(files[1], **kw))
     if figure is not None:
-        from pathlib import Path
-
+        # lazy: figures load matplotlib
         from rstscope.join.figures import save_pair_plot, write_join_report
 
         path = Path(figure)

@@ -35,7 +35,7 @@ from types import MappingProxyType
 
 from rstscope.errors import ToolUnavailableError
 from rstscope.lab import middlebox, topology
-from rstscope.lab.scenarios import Params, Plan, Scenario
+from rstscope.lab.scenarios import Params, Plan, Scenario, register
 from rstscope.lab.session import Session
 
 SERVER_PORT = 443
@@ -241,3 +241,5 @@ LOOK_FOR: dict[str, str] = {
 STALL_SCENARIOS = frozenset({"worker-timeout", "haproxy-maxconn"})
 
 BY_NAME = MappingProxyType({s.name: s for s in SCENARIOS})
+
+register(*SCENARIOS)

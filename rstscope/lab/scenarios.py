@@ -211,14 +211,7 @@ def _graceful(p: Params) -> Plan:
 
 _IDLE = {"conntrack_timeout_s": 3.0, "extra_idle_s": 1.5}
 
-def _everyday() -> tuple[Scenario, ...]:
-    # The everyday causes of ECONNRESET live in their own module (issue 17).
-    from rstscope.lab.everyday import SCENARIOS as everyday
-
-    return everyday
-
-
-SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
+_REGISTRY: dict[str, Scenario] = {s.name: s for s in (
     Scenario("server-abort", "server streams 3 chunks then aborts (SO_LINGER 0): server RST",
              {}, _server_abort),
     Scenario("server-idle-abort", "server sends 1 chunk, idles idle_timeout_s, then aborts",
@@ -260,8 +253,21 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
              {"blocked_sni": "blocked.lab.test", "inject_ttl": 64, "server_delay_s": 0.2}, _dpi("storm")),
     Scenario("graceful-close", "control: stream then TLS close_notify + FIN, no RST expected",
              {}, _graceful),
-    *_everyday(),
-)})
+)}
+
+#: Every scenario by name.  Families that live in their own module (the everyday
+#: causes of ECONNRESET, rstscope.lab.everyday) add theirs with :func:`register`
+#: when the package is imported, so this module imports none of them (no cycle).
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType(_REGISTRY)
+
+
+def register(*scenarios: Scenario) -> None:
+    """Add scenarios to :data:`SCENARIOS`; a name may be taken only once."""
+    for sc in scenarios:
+        if _REGISTRY.get(sc.name, sc) is not sc:
+            raise ValueError(f"lab scenario {sc.name!r} is registered twice")
+        _REGISTRY[sc.name] = sc
+
 
 
 def get(name: str) -> Scenario:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from rstscope import __version__
 from rstscope.errors import RstscopeError, UsageError
+from rstscope.findings import stalls_html  # stalls beside the resets (issue 17)
 from rstscope.plot.gaps import idle_gap_histogram
 from rstscope.plot.overview import overview
 from rstscope.plot.select import reset_records
@@ -391,8 +392,6 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
     budget = _Budget(lim.max_report_bytes)
     sections, toc = [], []
     for idx, a in enumerate(analyses, 1):
-        from rstscope.findings import stalls_html  # stalls beside the resets (issue 17)
-
         sections.append(_capture_section(a, idx, lim, budget) + stalls_html(a))
 
         n = len(reset_records(a))
