@@ -59,16 +59,20 @@ def exit_codes_epilog() -> str:
 
 # -- parsers ----------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:iB)?\s*$")
 
 
 def parse_size(text: str) -> int:
-    """A size as tcpdump's ``-C`` reads it: a bare number is millions of bytes
-    (decimal MB: ``1`` = 1,000,000); ``k``, ``m``, ``g`` mean KiB, MiB, GiB."""
+    """A size as tcpdump's ``-C`` reads it, for every rstscope option that takes one.
+
+    A bare number is millions of bytes (decimal MB: ``1`` = 1,000,000); ``k``, ``m``,
+    ``g`` (or ``KiB``, ``MiB``, ``GiB``) mean 1024, 1024**2, 1024**3 bytes.
+    Fractions are allowed (``0.5``).
+    """
     m = _SIZE_RE.match(text)
-    if not m:
+    if not m or (text.strip().endswith("iB") and not m.group(2)):
         raise UsageError(f"bad size {text!r}: expected a number (millions of bytes) "
-                         "with an optional k/m/g suffix, as tcpdump -C")
+                         "with an optional k/m/g suffix (KiB/MiB/GiB), as tcpdump -C")
     unit = {"": 1_000_000, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
     size = int(float(m.group(1)) * unit)
     if size <= 0:
