@@ -241,6 +241,17 @@ class Analysis:
             raise OutputError(f"{out}: cannot write report ({exc.strerror})") from exc
         return out
 
+    def __repr__(self) -> str:
+        """A plain REPL shows the summary and the reset table, not a dataclass dump."""
+        import io
+
+        from rstscope.table import render
+
+        buf = io.StringIO()
+        doc = self.to_document()
+        render(doc, buf, width=100)
+        return f"<rstscope.Analysis of {self.file}>\n" + buf.getvalue().rstrip()
+
     def _repr_html_(self) -> str:
         from rstscope.frames import summary_html
 

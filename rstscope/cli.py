@@ -257,7 +257,18 @@ def analyze(
         with _Progress(show_progress) as prog:
             result = run_analysis(group, progress=prog.update, **sel.analyze_kwargs())
         if do_enrich or keylog:
-            result.enrich(keylog=keylog)
+            import warnings
+
+            if keylog:
+                from rstscope.enrich.snaplen import keylog_warning
+
+                cut = keylog_warning([g for g in (group if isinstance(group, list) else [group])
+                                      if g != "-"])
+                if cut:
+                    click.echo(f"rstscope: warning: {cut}", err=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # said above, in one line
+                result.enrich(keylog=keylog)
         doc = result.to_document()
         warn = vantage_warning(doc["flows"], sel.vantage)
         if warn:

@@ -291,3 +291,14 @@ def test_docs_show_the_new_table(capsys, monkeypatch):
     cmd, shown = _readme_example()
     usage = (REPO / "docs" / "usage.md").read_text()
     assert shown in usage, "docs/usage.md should show the same table as the README"
+
+
+def test_keylog_on_a_snaplen_cut_capture_warns(capsys):
+    nginx = REPO / "samples" / "nginx-proxy-timeout.client.pcap"
+    keylog = REPO / "samples" / "nginx-proxy-timeout.keylog"
+    code, _, err = run(["analyze", "--keylog", str(keylog), str(nginx)], capsys)
+    assert code in (0, 69), err  # 69: tshark missing; the warning comes first anyway
+    assert "snaplen 128 bytes cuts TLS records" in err
+    from rstscope.enrich.snaplen import declared_snaplen
+
+    assert declared_snaplen(nginx) == 128
