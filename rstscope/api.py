@@ -295,6 +295,7 @@ def analyze(
     config: TrackerConfig | None = None,
     batch_size: int = 65536,
     progress: Callable[[int, int], None] | None = None,
+    progress_fraction: Callable[[float | None], None] | None = None,
 ) -> Analysis:
     """Analyse a capture: a path, a binary file object, ``"-"``, or a list of rotated files.
 
@@ -308,6 +309,8 @@ def analyze(
         start_ns, end_ns: keep only packets captured in [start_ns, end_ns).
         config: a full :class:`TrackerConfig` (``vantage`` is then ignored).
         progress: called as ``progress(packets_so_far, batches_so_far)``.
+        progress_fraction: called with the share of the input read (0-1), or None
+            when it cannot be known (stdin, gzip).
 
     Returns:
         An :class:`Analysis`.
@@ -329,6 +332,8 @@ def analyze(
                 tracker.feed(batch)
             if progress is not None:
                 progress(packets, n)
+            if progress_fraction is not None:
+                progress_fraction(reader.fraction_done())
         tracker.finish()
         stats = reader.stats
     return Analysis(file=_source_name(source), tracker=tracker, read_stats=stats, _source=source)

@@ -112,20 +112,30 @@ def write_output(docs: list[dict[str, Any]], fmt: str, out: Any, *,
 
 
 class _Progress:
-    """A progress line on stderr for long reads, only when stderr is a TTY."""
+    """The one progress bar of long jobs, on stderr when it is a TTY: percentage and
+    ETA when the input size is known (files on disk), packets and elapsed otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._prog: Any = None
         self._task: Any = None
+        self._packets = 0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._prog = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
                 console=Console(stderr=True), transient=True,
             )
             self._prog.__enter__()
@@ -133,8 +143,13 @@ class _Progress:
         return self
 
     def update(self, packets: int, batches: int) -> None:
+        self._packets = packets
         if self._prog is not None:
             self._prog.update(self._task, description=f"{packets:,} packets")
+
+    def fraction(self, done: float | None) -> None:
+        if self._prog is not None and done is not None:
+            self._prog.update(self._task, total=1000, completed=int(done * 1000))
 
     def __exit__(self, *exc: object) -> None:
         if self._prog is not None:
@@ -255,7 +270,8 @@ def analyze(
     show_progress = fmt == "table" and sys.stderr.isatty()
     for group in groups:
         with _Progress(show_progress) as prog:
-            result = run_analysis(group, progress=prog.update, **sel.analyze_kwargs())
+            result = run_analysis(group, progress=prog.update, progress_fraction=prog.fraction,
+                                  **sel.analyze_kwargs())
         if do_enrich or keylog:
             import warnings
 

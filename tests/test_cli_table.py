@@ -302,3 +302,17 @@ def test_keylog_on_a_snaplen_cut_capture_warns(capsys):
     from rstscope.enrich.snaplen import declared_snaplen
 
     assert declared_snaplen(nginx) == 128
+
+
+def test_progress_reports_the_share_read(shared_dir):
+    from rstscope.api import analyze
+
+    llc = shared_dir / "captures" / "zeek" / "Traces" / "llc.pcap"
+    seen: list[float | None] = []
+    analyze(llc, progress_fraction=seen.append, batch_size=500)
+    assert len(seen) >= 2 and all(s is not None and 0 < s <= 1 for s in seen)
+    assert seen == sorted(seen)  # type: ignore[type-var]
+    streamed: list[float | None] = []
+    with open(llc, "rb") as fh:
+        analyze(fh, progress_fraction=streamed.append)
+    assert streamed and all(s is None for s in streamed)  # size unknown: no percentage
