@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from rstscope.cliopts import parse_size
+from rstscope.cliopts import VANTAGES, parse_size
 from rstscope.errors import UsageError
 
 
@@ -67,7 +67,7 @@ class _Progress:
               help="Shard every input by flow into N parts analysed in parallel.")
 @click.option("--shard-above", "shard_above", default="2GiB", show_default=True,
               help="Shard inputs bigger than this automatically ('off' to disable).")
-@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
+@click.option("--vantage", type=click.Choice(VANTAGES),
               default="auto", show_default=True, help="Where the captures were taken.")
 @click.option("--no-group", "no_group", is_flag=True,
               help="Do not group ring-buffer siblings (x.pcap, x.pcap1, ...): one input per file.")
