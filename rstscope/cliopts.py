@@ -158,14 +158,33 @@ def _apply(f: F, options: Sequence[Callable[[F], F]]) -> F:
     return f
 
 
+_PORT = click.option("--port", "ports", type=click.IntRange(0, 65535), multiple=True,
+                     help="Only packets to/from this TCP port (repeatable).")
+_HOST = click.option("--host", "hosts", multiple=True,
+                     help="Only packets to/from this address, CIDR network or host name "
+                          "(repeatable).")
+
+
+def address_options(f: F) -> F:
+    """``--port``, ``--host`` alone: for live commands, where flows and times do not exist yet."""
+    return _apply(f, [_PORT, _HOST])
+
+
+def bpf_of(ports: Sequence[int], hosts: Sequence[str]) -> str:
+    """``--port``/``--host`` as a BPF expression, for the kernel filter of live capture."""
+    parts = []
+    if ports:
+        parts.append("(" + " or ".join(f"port {p}" for p in ports) + ")")
+    if hosts:
+        parts.append("(" + " or ".join(f"net {n}" for h in hosts for n in parse_host(h)) + ")")
+    return " and ".join(parts)
+
+
 def filter_options(f: F) -> F:
     """``--port``, ``--host``, ``--flow``, ``--start``, ``--end``: what to look at."""
     return _apply(f, [
-        click.option("--port", "ports", type=click.IntRange(0, 65535), multiple=True,
-                     help="Only packets to/from this TCP port (repeatable)."),
-        click.option("--host", "hosts", multiple=True,
-                     help="Only packets to/from this address, CIDR network or host name "
-                          "(repeatable)."),
+        _PORT,
+        _HOST,
         click.option("--flow", "flows", type=click.IntRange(1), multiple=True,
                      help="Only this flow id (see `rstscope analyze`; repeatable)."),
         click.option("--start", "start", default=None, metavar="TIME",
@@ -320,7 +339,8 @@ def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
 
 
 __all__ = [
-    "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "apply_min_confidence",
+    "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "address_options",
+    "apply_min_confidence", "bpf_of",
     "check_flows", "display_options", "exit_codes_epilog", "filter_options", "origin_label", "parse_host",
     "parse_size", "parse_stack", "parse_time", "selection", "ttl_vantage", "vantage_warning",
     "verdict_options",

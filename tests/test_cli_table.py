@@ -316,3 +316,11 @@ def test_progress_reports_the_share_read(shared_dir):
     with open(llc, "rb") as fh:
         analyze(fh, progress_fraction=streamed.append)
     assert streamed and all(s is None for s in streamed)  # size unknown: no percentage
+
+
+def test_live_port_and_host_become_the_kernel_filter():
+    from rstscope.cliopts import bpf_of
+
+    assert bpf_of([443, 8443], ["192.0.2.0/24", "2001:db8::1"]) == (
+        "(port 443 or port 8443) and (net 192.0.2.0/24 or net 2001:db8::1/128)")
+    assert bpf_of([], []) == ""

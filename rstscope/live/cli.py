@@ -16,7 +16,13 @@ from typing import Any
 
 import click
 
-from rstscope.cliopts import exit_codes_epilog, selection, verdict_options
+from rstscope.cliopts import (
+    address_options,
+    bpf_of,
+    exit_codes_epilog,
+    selection,
+    verdict_options,
+)
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
@@ -197,6 +203,7 @@ def capture(expression: tuple[str, ...], **kw: Any) -> None:
 @click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.  "
                       + exit_codes_epilog())
 @_common
+@address_options
 @verdict_options
 @click.argument("expression", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
@@ -208,12 +215,19 @@ def capture(expression: tuple[str, ...], **kw: Any) -> None:
               help="Warn about timeouts of at least this many seconds (default 30).")
 def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: float | None,
           timeouts_file: str | None, stack: str | None, idle_warn_min_s: float | None,
-          expression: tuple[str, ...], **kw: Any) -> None:
+          expression: tuple[str, ...], ports: tuple[int, ...], hosts: tuple[str, ...],
+          **kw: Any) -> None:
     """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings.
 
     EXPRESSION is a BPF filter as tcpdump takes it (``tcp port 443``); it replaces -f.
     """
-    opts = _options(**_with_expression(kw, expression))
+    kw = _with_expression(kw, expression)
+    extra = bpf_of(ports, hosts)  # the same --port/--host as analyze, in the kernel filter
+    if extra:
+        # --port replaces the default port 443, as it would for analyze.
+        base = "tcp" if kw.get("bpf") in (None, "", DEFAULT_FILTER) else f"({kw['bpf']})"
+        kw = {**kw, "bpf": f"{base} and {extra}"}
+    opts = _options(**kw)
     sel = selection(vantage=vantage, timeouts_file=timeouts_file, stack=stack)
     check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
     overrides: dict[str, Any] = {}
