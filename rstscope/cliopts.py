@@ -293,7 +293,11 @@ def apply_min_confidence(record: dict[str, Any], min_confidence: float) -> dict[
     # Compared as printed (two decimals), so a row never shows "0.40" yet says unknown.
     if guess != "unknown" and conf is not None and round(conf, 2) < min_confidence:
         origin = "unknown"
-    return {**record, "origin": origin, "best_guess": guess}
+    from rstscope.core.wording import sure_text
+
+    side = "client" if record.get("direction") == "orig" else "server"
+    sure = sure_text(str(record.get("sender", "")), side) if record.get("sender") else None
+    return {**record, "origin": origin, "best_guess": guess, "sure": sure}
 
 
 def origin_label(record: dict[str, Any]) -> str:

@@ -141,6 +141,7 @@ def test_csv_has_alternatives_best_guess_and_action(capsys):
     row = next(csv.DictReader(io.StringIO(out)))
     assert row["origin"] == "unknown" and row["best_guess"] == "load-balancer"
     assert row["alternatives"] and row["action"].startswith("send keepalives")
+    assert row["sure"] == "sure: a box on the path made it, not the server"
 
 
 def test_json_has_one_shape_for_one_and_two_files(capsys):
