@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from rstscope.cli import main
+from tests.test_cli import run
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / "samples").glob("*.pcap"))
 LLM = REPO / "samples" / "llm-stream-60s.client.pcap"
 L4LB = REPO / "samples" / "l4lb-idle-expiry.client.pcap"
 POLICY = REPO / "samples" / "fw-policy-reject.client.pcap"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = exc.value.code if isinstance(exc.value.code, int) else 0
-    return code, out, err
 
 
 def _long_lines(out: str, width: int) -> list[str]:
