@@ -262,6 +262,8 @@ def analyze(
         raise UsageError("stdin ('-') can be given only once")
     if fmt == "parquet" and not (flow_table and output):
         raise UsageError("--format parquet writes the flow table: use it with --flows and -o FILE")
+    if flow_table and grouped:
+        raise UsageError("--flows and --summary write different tables: choose one")
     if flow_table and fmt == "table":
         fmt = "csv"
     sel = selection(**shared)
@@ -429,7 +431,9 @@ def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
             pd.DataFrame(rows, columns=names).to_parquet(out, index=False)
         except OSError as exc:
             raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
-    elif fmt in ("jsonl", "json"):
+    elif fmt == "json":
+        out.write(json.dumps(rows, default=str) + "\n")
+    elif fmt == "jsonl":
         for row in rows:
             out.write(json.dumps(row, default=str) + "\n")
     else:
