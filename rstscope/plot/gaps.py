@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rstscope.plot.select import reset_records
-from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration
+from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration, legend_text
 from rstscope.plot.timeouts import KnownTimeout, catalog_by_value
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def idle_gap_histogram(
     for i, k in enumerate(sorted(in_range[:max_timeout_lines], key=lambda k: k.timeout_s)):
         # Named in the legend, not as text on the plot: rotated labels crossed the bars.
         ax.axvline(k.timeout_s, color=TIMEOUT_COLOR, ls=styles[i % len(styles)], lw=1,
-                   gid="timeout-line", label=k.label())
+                   gid="timeout-line", label=legend_text(k.label(max_names=1), 28))
     ax.set_xlabel("idle gap before RST (s, log scale)" if use_log else "idle gap before RST (s)")
     from matplotlib.ticker import MaxNLocator
 

@@ -44,3 +44,14 @@ def fmt_duration(seconds: float) -> str:
     h, rest = divmod(round(s), 3600)
     m = rest // 60
     return f"{h} h {m} min" if m else f"{h} h"
+
+
+def legend_text(text: str, width: int = 30) -> str:
+    """A legend entry kept narrow (wrapped, the catalog's explanations dropped), so
+    the plot keeps its width beside the key."""
+    import re
+    import textwrap
+
+    text = re.sub(r" \([^()]*\)", "", text)
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ",
+                                   break_on_hyphens=False, break_long_words=False)) or text

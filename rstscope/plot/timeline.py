@@ -36,7 +36,14 @@ import numpy.typing as npt
 from rstscope.plot.axis import TimeAxis, build_time_axis
 from rstscope.plot.gaps import IdleGap, find_idle_gaps
 from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
-from rstscope.plot.style import GAP_COLOR, LANE_COLORS, TIMEOUT_COLOR, fmt_duration, origin_color
+from rstscope.plot.style import (
+    GAP_COLOR,
+    LANE_COLORS,
+    TIMEOUT_COLOR,
+    fmt_duration,
+    legend_text,
+    origin_color,
+)
 from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, parse_candidates
 
 if TYPE_CHECKING:
@@ -383,7 +390,7 @@ def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
             # Named in the legend box, never as text on the plot (rotated labels
             # crossed the gap label, the RST label and the TTL panel).
             ax.axvline(x, color=TIMEOUT_COLOR, ls=styles[n % len(styles)], lw=1, zorder=2,
-                       gid="timeout-line", label=_wrap(prefix + k.label(max_names=2)))
+                       gid="timeout-line", label=legend_text(prefix + k.label(max_names=2)))
             n += 1
         x_last = float(taxis.to_x([last_ns])[0])
         ax.axvline(x_last, color="#555555", ls="-", lw=0.6, alpha=0.6, zorder=1,
@@ -391,16 +398,6 @@ def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
 
 
 # -- decoration --------------------------------------------------------------
-
-
-def _wrap(text: str, width: int = 30) -> str:
-    """Legend entries stay narrow, so the lanes keep their width beside the key."""
-    import re
-    import textwrap
-
-    text = re.sub(r" \([^()]*\)", "", text)  # the catalog's explanations stay in the table
-    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ",
-                                   break_on_hyphens=False)) or text
 
 
 def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
