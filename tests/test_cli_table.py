@@ -317,3 +317,13 @@ def test_live_port_and_host_become_the_kernel_filter():
     assert bpf_of([443, 8443], ["192.0.2.0/24", "2001:db8::1"]) == (
         "(port 443 or port 8443) and (net 192.0.2.0/24 or net 2001:db8::1/128)")
     assert bpf_of([], []) == ""
+
+
+def test_detail_line_shows_where_on_the_path_when_known():
+    from rstscope.table import detail_text
+
+    r = {"cause": "A firewall reset it.", "sender": "middlebox", "direction": "resp",
+         "path_position": "2 hops from the client", "alternatives": [["server", "maybe"]]}
+    text = detail_text(r)
+    assert text.startswith("A firewall reset it. [sure: a box on the path made it, not the server]")
+    assert "[made at: 2 hops from the client]" in text and "[or: server (maybe)]" in text
