@@ -11,11 +11,13 @@ import dataclasses
 import datetime as _dt
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from rstscope.cli import run
 from rstscope.cliopts import (
     address_options,
     bpf_of,
@@ -23,6 +25,7 @@ from rstscope.cliopts import (
     selection,
     verdict_options,
 )
+from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
@@ -43,8 +46,6 @@ def _gap(v: float | None) -> str:
 
 def format_event(ev: Any) -> list[str]:
     """One event as human lines (the first is the headline)."""
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         r = ev.reset
         hops = "" if r.sender_hops is None else f", {r.sender_hops} hop(s) away"
@@ -61,14 +62,12 @@ def format_event(ev: Any) -> list[str]:
         near = "; ".join(ev.candidates[:3]) or "a known timeout"
         return [f"{_clock(_now())} warning: flow {ev.flow_id} idle {ev.idle_s:.0f} s; "
                 f"default timeout near: {near}"]
-    if isinstance(ev, FlowEvicted):
-        return []  # memory-guard bookkeeping; counted in the summary
+    if isinstance(ev, (FlowEvicted, FlowOpened)):
+        return []  # tracker bookkeeping; counted in the summary
     return [f"{_clock(_now())} {type(ev).__name__}"]
 
 
 def event_json(ev: Any) -> dict[str, Any] | None:
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         return {"event": "reset", "reported_ts": _now(), **ev.reset.to_dict()}
     if isinstance(ev, IdleWarning):
@@ -81,8 +80,6 @@ def event_json(ev: Any) -> dict[str, Any] | None:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
@@ -271,6 +268,4 @@ live.add_command(watch)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rstscope.live capture|watch ...`` with the main CLI's error mapping."""
-    from rstscope.cli import run
-
     run(live, argv)
