@@ -131,9 +131,9 @@ def parse_time(text: str, *, local: bool = False) -> int:
     except ValueError as exc:
         raise UsageError(f"bad time {text!r}: expected epoch seconds or ISO 8601 "
                          "(2026-11-27T07:41:25, zone optional, UTC by default)") from exc
-    if dt.tzinfo is None:
-        dt = dt.astimezone() if local else dt.replace(tzinfo=_dt.UTC)
     try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone() if local else dt.replace(tzinfo=_dt.UTC)
         return int(dt.timestamp() * 1e9)
     except (OverflowError, OSError, ValueError) as exc:
         raise UsageError(f"bad time {text!r}: out of range") from exc

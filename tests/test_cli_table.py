@@ -328,3 +328,9 @@ def test_detail_line_shows_where_on_the_path_when_known():
     text = detail_text(r)
     assert text.startswith("A firewall reset it. [sure: a box on the path made it, not the server]")
     assert "[made at: 2 hops from the client]" in text and "[or: server (maybe)]" in text
+
+
+def test_time_at_the_edge_of_the_calendar_is_a_usage_error(capsys):
+    # Found by the property test: local time of year 1 overflowed inside datetime.
+    code, _, err = run(["analyze", "--end", "0001-01-01", "-t", "local", str(LLM)], capsys)
+    assert code == 2 and "out of range" in err
