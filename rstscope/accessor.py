@@ -31,14 +31,33 @@ class RstAccessor:
                                  "use it on Analysis.resets or Analysis.flows")
 
     def by_origin(self, *origins: str) -> pd.DataFrame:
-        """Resets whose origin is one of ``origins`` (client, server, load-balancer, firewall, unknown)."""
+        """Resets whose origin is one of ``origins`` (client, server, load-balancer, firewall, unknown).
+
+        A name that is not an origin raises ``ValueError`` (a typo such as
+        ``load_balancer`` would otherwise silently return nothing).
+        """
         self._need("origin")
+        known = ("client", "server", "load-balancer", "firewall", "unknown")
+        bad = [o for o in origins if o not in known]
+        if bad:
+            import difflib
+
+            hints = [difflib.get_close_matches(o.replace("_", "-"), known, n=1) for o in bad]
+            said = ", ".join(f"{o!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                             for o, h in zip(bad, hints, strict=True))
+            raise ValueError(f"not an origin: {said}; origins are {', '.join(known)}")
         return self._df[self._df["origin"].isin(origins)]
 
-    def idle_between(self, min_s: float = 0.0, max_s: float = float("inf")) -> pd.DataFrame:
-        """Resets whose idle gap before the RST is in [min_s, max_s] seconds."""
-        self._need("idle_gap_s")
-        gap = self._df["idle_gap_s"].astype("Float64")
+    def idle_between(self, min_s: float = 0.0, max_s: float = float("inf"), *,
+                     column: str = "silence_s") -> pd.DataFrame:
+        """Resets whose silence is in [min_s, max_s] seconds.
+
+        ``column`` defaults to ``silence_s``, the silence the verdict is about and the
+        table's "silence" column; pass ``column="idle_gap_s"`` for the raw gap just
+        before the RST packet.
+        """
+        self._need(column)
+        gap = self._df[column].astype("Float64")
         return self._df[((gap >= min_s) & (gap <= max_s)).fillna(False).astype(bool)]
 
     def flow(self, *flow_ids: int) -> pd.DataFrame:

@@ -270,6 +270,17 @@ class Analysis:
             raise OutputError(f"{out}: cannot write report ({exc.strerror})") from exc
         return out
 
+    def __repr__(self) -> str:
+        """A plain REPL shows the summary and the reset table, not a dataclass dump."""
+        import io
+
+        from rstscope.table import render
+
+        buf = io.StringIO()
+        doc = self.to_document()
+        render(doc, buf, width=100)
+        return f"<rstscope.Analysis of {self.file}>\n" + buf.getvalue().rstrip()
+
     def _repr_html_(self) -> str:
         # lazy: pandas, only when a DataFrame is asked for
         from rstscope.frames import summary_html
@@ -314,6 +325,7 @@ def analyze(
     config: TrackerConfig | None = None,
     batch_size: int = 65536,
     progress: Callable[[int, int], None] | None = None,
+    progress_fraction: Callable[[float | None], None] | None = None,
 ) -> Analysis:
     """Analyse a capture: a path, a binary file object, ``"-"``, or a list of rotated files.
 
@@ -327,6 +339,8 @@ def analyze(
         start_ns, end_ns: keep only packets captured in [start_ns, end_ns).
         config: a full :class:`TrackerConfig` (``vantage`` is then ignored).
         progress: called as ``progress(packets_so_far, batches_so_far)``.
+        progress_fraction: called with the share of the input read (0-1), or None
+            when it cannot be known (stdin, gzip).
 
     Returns:
         An :class:`Analysis`.
@@ -348,6 +362,8 @@ def analyze(
                 tracker.feed(batch)
             if progress is not None:
                 progress(packets, n)
+            if progress_fraction is not None:
+                progress_fraction(reader.fraction_done())
         tracker.finish()
         stats = reader.stats
     return Analysis(file=_source_name(source), tracker=tracker, read_stats=stats, _source=source)

@@ -54,7 +54,7 @@ ENVELOPE_VERSION = 2
 
 CSV_COLUMNS = (
     "file", "frame", "ts", "ts_ns", "flow_id", "src", "sport", "dst", "dport", "direction",
-    "flags", "origin", "best_guess", "sender", "sender_hops", "confidence", "cause",
+    "flags", "origin", "best_guess", "sure", "sender", "sender_hops", "confidence", "cause",
     "alternatives", "silence_s", "idle_gap_s", "ttl", "expected_ttl", "hop_delta",
     "conn_state", "action", "advice",
 )
@@ -120,21 +120,31 @@ def write_output(docs: list[dict[str, Any]], fmt: str, out: Any, *,
 
 
 class _Progress:
-    """A progress line on stderr for long reads, only when stderr is a TTY."""
+    """The one progress bar of long jobs, on stderr when it is a TTY: percentage and
+    ETA when the input size is known (files on disk), packets and elapsed otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._prog: Any = None
         self._task: Any = None
+        self._packets = 0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             # lazy: rich loads only when a table or progress bar is drawn
             from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._prog = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
                 console=Console(stderr=True), transient=True,
             )
             self._prog.__enter__()
@@ -142,8 +152,13 @@ class _Progress:
         return self
 
     def update(self, packets: int, batches: int) -> None:
+        self._packets = packets
         if self._prog is not None:
             self._prog.update(self._task, description=f"{packets:,} packets")
+
+    def fraction(self, done: float | None) -> None:
+        if self._prog is not None and done is not None:
+            self._prog.update(self._task, total=1000, completed=int(done * 1000))
 
     def __exit__(self, *exc: object) -> None:
         if self._prog is not None:
@@ -262,6 +277,8 @@ def analyze(
         raise UsageError("stdin ('-') can be given only once")
     if fmt == "parquet" and not (flow_table and output):
         raise UsageError("--format parquet writes the flow table: use it with --flows and -o FILE")
+    if flow_table and grouped:
+        raise UsageError("--flows and --summary write different tables: choose one")
     if flow_table and fmt == "table":
         fmt = "csv"
     sel = selection(**shared)
@@ -281,9 +298,21 @@ def analyze(
     show_progress = fmt == "table" and sys.stderr.isatty()
     for group in groups:
         with _Progress(show_progress) as prog:
-            result = run_analysis(group, progress=prog.update, **sel.analyze_kwargs())
+            result = run_analysis(group, progress=prog.update, progress_fraction=prog.fraction,
+                                  **sel.analyze_kwargs())
         if do_enrich or keylog:
-            result.enrich(keylog=keylog)
+            import warnings
+
+            if keylog:
+                from rstscope.enrich.snaplen import keylog_warning
+
+                cut = keylog_warning([g for g in (group if isinstance(group, list) else [group])
+                                      if g != "-"])
+                if cut:
+                    click.echo(f"rstscope: warning: {cut}", err=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # said above, in one line
+                result.enrich(keylog=keylog)
         doc = result.to_document()
         warn = vantage_warning(doc["flows"], sel.vantage)
         if warn:
@@ -417,7 +446,9 @@ def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
             pd.DataFrame(rows, columns=names).to_parquet(out, index=False)
         except OSError as exc:
             raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
-    elif fmt in ("jsonl", "json"):
+    elif fmt == "json":
+        out.write(json.dumps(rows, default=str) + "\n")
+    elif fmt == "jsonl":
         for row in rows:
             out.write(json.dumps(row, default=str) + "\n")
     else:

@@ -62,16 +62,20 @@ def exit_codes_epilog() -> str:
 
 # -- parsers ----------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:iB)?\s*$")
 
 
 def parse_size(text: str) -> int:
-    """A size as tcpdump's ``-C`` reads it: a bare number is millions of bytes
-    (decimal MB: ``1`` = 1,000,000); ``k``, ``m``, ``g`` mean KiB, MiB, GiB."""
+    """A size as tcpdump's ``-C`` reads it, for every rstscope option that takes one.
+
+    A bare number is millions of bytes (decimal MB: ``1`` = 1,000,000); ``k``, ``m``,
+    ``g`` (or ``KiB``, ``MiB``, ``GiB``) mean 1024, 1024**2, 1024**3 bytes.
+    Fractions are allowed (``0.5``).
+    """
     m = _SIZE_RE.match(text)
-    if not m:
+    if not m or (text.strip().endswith("iB") and not m.group(2)):
         raise UsageError(f"bad size {text!r}: expected a number (millions of bytes) "
-                         "with an optional k/m/g suffix, as tcpdump -C")
+                         "with an optional k/m/g suffix (KiB/MiB/GiB), as tcpdump -C")
     unit = {"": 1_000_000, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
     size = int(float(m.group(1)) * unit)
     if size <= 0:
@@ -127,9 +131,9 @@ def parse_time(text: str, *, local: bool = False) -> int:
     except ValueError as exc:
         raise UsageError(f"bad time {text!r}: expected epoch seconds or ISO 8601 "
                          "(2026-11-27T07:41:25, zone optional, UTC by default)") from exc
-    if dt.tzinfo is None:
-        dt = dt.astimezone() if local else dt.replace(tzinfo=_dt.UTC)
     try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone() if local else dt.replace(tzinfo=_dt.UTC)
         return int(dt.timestamp() * 1e9)
     except (OverflowError, OSError, ValueError) as exc:
         raise UsageError(f"bad time {text!r}: out of range") from exc
@@ -156,14 +160,33 @@ def _apply(f: F, options: Sequence[Callable[[F], F]]) -> F:
     return f
 
 
+_PORT = click.option("--port", "ports", type=click.IntRange(0, 65535), multiple=True,
+                     help="Only packets to/from this TCP port (repeatable).")
+_HOST = click.option("--host", "hosts", multiple=True,
+                     help="Only packets to/from this address, CIDR network or host name "
+                          "(repeatable).")
+
+
+def address_options(f: F) -> F:
+    """``--port``, ``--host`` alone: for live commands, where flows and times do not exist yet."""
+    return _apply(f, [_PORT, _HOST])
+
+
+def bpf_of(ports: Sequence[int], hosts: Sequence[str]) -> str:
+    """``--port``/``--host`` as a BPF expression, for the kernel filter of live capture."""
+    parts = []
+    if ports:
+        parts.append("(" + " or ".join(f"port {p}" for p in ports) + ")")
+    if hosts:
+        parts.append("(" + " or ".join(f"net {n}" for h in hosts for n in parse_host(h)) + ")")
+    return " and ".join(parts)
+
+
 def filter_options(f: F) -> F:
     """``--port``, ``--host``, ``--flow``, ``--start``, ``--end``: what to look at."""
     return _apply(f, [
-        click.option("--port", "ports", type=click.IntRange(0, 65535), multiple=True,
-                     help="Only packets to/from this TCP port (repeatable)."),
-        click.option("--host", "hosts", multiple=True,
-                     help="Only packets to/from this address, CIDR network or host name "
-                          "(repeatable)."),
+        _PORT,
+        _HOST,
         click.option("--flow", "flows", type=click.IntRange(1), multiple=True,
                      help="Only this flow id (see `rstscope analyze`; repeatable)."),
         click.option("--start", "start", default=None, metavar="TIME",
@@ -272,7 +295,11 @@ def apply_min_confidence(record: dict[str, Any], min_confidence: float) -> dict[
     # Compared as printed (two decimals), so a row never shows "0.40" yet says unknown.
     if guess != "unknown" and conf is not None and round(conf, 2) < min_confidence:
         origin = "unknown"
-    return {**record, "origin": origin, "best_guess": guess}
+    from rstscope.core.wording import sure_text
+
+    side = "client" if record.get("direction") == "orig" else "server"
+    sure = sure_text(str(record.get("sender", "")), side) if record.get("sender") else None
+    return {**record, "origin": origin, "best_guess": guess, "sure": sure}
 
 
 def origin_label(record: dict[str, Any]) -> str:
@@ -314,7 +341,8 @@ def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
 
 
 __all__ = [
-    "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "apply_min_confidence",
+    "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "address_options",
+    "apply_min_confidence", "bpf_of",
     "check_flows", "display_options", "exit_codes_epilog", "filter_options", "origin_label", "parse_host",
     "parse_size", "parse_stack", "parse_time", "selection", "ttl_vantage", "vantage_warning",
     "verdict_options",

@@ -60,9 +60,9 @@ def _side(r: dict[str, Any]) -> str:
 def detail_text(r: dict[str, Any]) -> str:
     """The cause, then what is sure apart from the guess, then the alternatives."""
     parts = [str(r.get("cause", ""))]
-    sender = r.get("sender")
-    if sender:
-        parts.append(f"[{sure_text(str(sender), _side(r))}]")
+    sure = r.get("sure") or (sure_text(str(r["sender"]), _side(r)) if r.get("sender") else None)
+    if sure:
+        parts.append(f"[{sure}]")
     pos = r.get("path_position")
     if pos:
         parts.append(f"[made at: {pos}]")

@@ -72,13 +72,25 @@ def test_accessor_filters():
     origins = set(r["origin"])
     for o in origins:
         assert (r.rst.by_origin(o)["origin"] == o).all()
-    assert len(r.rst.idle_between(0, 1e9)) == r["idle_gap_s"].notna().sum()
+    # idle_between filters on silence_s (the table's "silence") unless told otherwise.
+    assert len(r.rst.idle_between(0, 1e9)) == r["silence_s"].notna().sum()
+    assert len(r.rst.idle_between(0, 1e9, column="idle_gap_s")) == r["idle_gap_s"].notna().sum()
+    with pytest.raises(ValueError, match="did you mean 'load-balancer'"):
+        r.rst.by_origin("load_balancer")
     fid = int(r["flow_id"].iloc[0])
     assert (r.rst.flow(fid)["flow_id"] == fid).all()
     assert (r.rst.confident(0.5)["confidence"] >= 0.5).all()
     assert r.rst.origin_counts().sum() == len(r)
     with pytest.raises(AttributeError):
         pd.DataFrame({"x": [1]}).rst.by_origin("client")
+
+
+def test_idle_between_finds_the_60s_reset_and_repr_shows_the_summary():
+    a = rs.analyze(REPO / "samples" / "llm-stream-60s.client.pcap")
+    assert len(a.resets.rst.idle_between(55, 65)) == 1
+    text = repr(a)
+    assert "resets: 1 (load-balancer 1)" in text and "-> raise nginx" in text
+    assert "tracker=" not in text  # not a dataclass dump
 
 
 def test_repr_html_escapes_capture_strings():

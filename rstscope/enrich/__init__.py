@@ -55,6 +55,17 @@ __all__ = [
     "verify_capture",
 ]
 
+def _warn_if_snaplen_cuts(source: Any) -> None:
+    import warnings
+
+    from rstscope.enrich.snaplen import keylog_warning
+
+    paths = source if isinstance(source, (list, tuple)) else [source]
+    msg = keylog_warning(p for p in paths if isinstance(p, (str, os.PathLike)) and p != "-")
+    if msg:
+        warnings.warn(msg, UserWarning, stacklevel=3)
+
+
 STRATEGIES = ("extract", "filter")
 ENGINES = ("auto", "pyshark", "tshark-fields")
 
@@ -72,9 +83,9 @@ def enrich(analysis: Any, keylog: str | os.PathLike[str] | None = None, *,
     """
     source = getattr(analysis, "source", None)
     if source is None:
-        source = getattr(analysis, "source", None)
-    if source is None:
         source = getattr(analysis, "file", None)
+    if keylog is not None:
+        _warn_if_snaplen_cuts(source)
     return enrich_capture(source, resets=analysis.reset_records(), keylog=keylog,
                           strategy=strategy, engine=engine)
 

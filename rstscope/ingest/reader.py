@@ -66,6 +66,7 @@ class CaptureReader:
         self._pending: Window | None = None
         self._started = False
         self._closed = False
+        self._current = 0  # index of the input being read (progress)
         for s in self._sources:
             if isinstance(s, (str, os.PathLike)) and os.fspath(s) != "-" and \
                     not os.path.exists(os.fspath(s)):
@@ -79,6 +80,25 @@ class CaptureReader:
         except BaseException:
             self._pending.close()
             raise
+
+    def fraction_done(self) -> float | None:
+        """Share of the input read so far (0-1), for progress bars; None when it cannot
+        be known (stdin, gzip: the uncompressed size is not known in advance)."""
+        w = self._window
+        if w is None or w._mm is None:
+            return None
+        sizes = []
+        for s in self._sources:
+            if not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-":
+                return None
+            try:
+                sizes.append(os.path.getsize(os.fspath(s)))
+            except OSError:
+                return None
+        total = sum(sizes)
+        if not total:
+            return None
+        return min(1.0, (sum(sizes[:self._current]) + w.offset) / total)
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -112,6 +132,7 @@ class CaptureReader:
                         w.close()
                         raise
                 self._window = w
+                self._current = file_id
                 yield from self._read(file_id, w, fmt)
                 w.close()
                 self._window = None

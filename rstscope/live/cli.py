@@ -17,8 +17,14 @@ from typing import Any
 
 import click
 
-from rstscope.catalog import load_timeouts_file
 from rstscope.cli import run
+from rstscope.cliopts import (
+    address_options,
+    bpf_of,
+    exit_codes_epilog,
+    selection,
+    verdict_options,
+)
 from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
@@ -30,7 +36,8 @@ DEFAULT_FILTER = "tcp port 443"
 
 
 def _clock(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+    # UTC, as every other rstscope output (the Z says so), not the host's local time.
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _gap(v: float | None) -> str:
@@ -48,7 +55,8 @@ def format_event(ev: Any) -> list[str]:
             f"idle {_gap(r.idle_gap_s)}",
             f"    cause: {r.cause}",
         ]
-        lines += [f"    advice: {a}" for a in r.advice[:2]]
+        lines += [f"    -> {r.advice[0]}"] if r.advice else []
+        lines += [f"    advice: {a}" for a in r.advice[1:2]]
         return lines
     if isinstance(ev, IdleWarning):
         near = "; ".join(ev.candidates[:3]) or "a known timeout"
@@ -159,18 +167,29 @@ def _options(iface: str, bpf: str, snaplen: int, out: str | None, fmt: str,
     )
 
 
+def _with_expression(kw: dict[str, Any], expression: tuple[str, ...]) -> dict[str, Any]:
+    """tcpdump's habit: the filter as trailing words (``... tcp port 443``) instead of -f."""
+    if not expression:
+        return kw
+    if kw.get("bpf") not in (None, DEFAULT_FILTER):
+        raise UsageError("give the filter either with -f or as trailing words, not both")
+    return {**kw, "bpf": " ".join(expression)}
+
+
 def _status(line: str) -> None:
     click.echo(f"rstscope: {line}", err=True)
 
 
 @click.command(epilog="Stops on Ctrl-C, -c, --duration or the -G/-W file budget; "
-                      "prints packet and drop counts like tcpdump.  Exit codes: 0 ok, "
-                      "2 usage (interface, filter, flags), 74 output not writable, "
-                      "77 no capture privilege.")
+                      "prints packet and drop counts like tcpdump.  " + exit_codes_epilog())
 @_common
-def capture(**kw: Any) -> None:
-    """Capture packets to pcapng/pcap files (tcpdump-style flags, needs CAP_NET_RAW)."""
-    opts = _options(**kw)
+@click.argument("expression", nargs=-1)
+def capture(expression: tuple[str, ...], **kw: Any) -> None:
+    """Capture packets to pcapng/pcap files (tcpdump-style flags, needs CAP_NET_RAW).
+
+    EXPRESSION is a BPF filter as tcpdump takes it (``tcp port 443``); it replaces -f.
+    """
+    opts = _options(**_with_expression(kw, expression))
     if not opts.out:
         raise UsageError("capture needs -w FILE (use 'rstscope watch' to see verdicts live)")
     res = LiveSession(opts, on_listening=_status).run()
@@ -179,38 +198,41 @@ def capture(**kw: Any) -> None:
 
 
 @click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.  "
-                      "Exit codes: 0 ok, 2 usage, 74 output not writable, "
-                      "77 no capture privilege.")
+                      + exit_codes_epilog())
 @_common
-@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
-              default="auto", show_default=True, help="Where this capture point is.")
+@address_options
+@verdict_options
+@click.argument("expression", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
 @click.option("--max-flows", type=int, default=None,
               help="Bound on tracked flows (the least recently seen are evicted, and counted).")
 @click.option("--evict-idle", "evict_idle_s", type=float, default=None,
               help="Forget flow state after this many idle seconds (records are kept).")
-@click.option("--timeouts", "timeouts_file", type=str, default=None,
-              help="CSV of your own devices' idle timeouts (columns as the packaged "
-                   "idle-timeouts.csv), added to the catalog for matching and warnings.")
 @click.option("--idle-warn-min", "idle_warn_min_s", type=float, default=None,
               help="Warn about timeouts of at least this many seconds (default 30).")
 def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: float | None,
-          timeouts_file: str | None, idle_warn_min_s: float | None, **kw: Any) -> None:
-    """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings."""
-    opts = _options(**kw)
-    check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
-    # lazy: the api loads pandas; the command needs it only when it runs
-    from rstscope.api import make_config
+          timeouts_file: str | None, stack: str | None, idle_warn_min_s: float | None,
+          expression: tuple[str, ...], ports: tuple[int, ...], hosts: tuple[str, ...],
+          **kw: Any) -> None:
+    """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings.
 
+    EXPRESSION is a BPF filter as tcpdump takes it (``tcp port 443``); it replaces -f.
+    """
+    kw = _with_expression(kw, expression)
+    extra = bpf_of(ports, hosts)  # the same --port/--host as analyze, in the kernel filter
+    if extra:
+        # --port replaces the default port 443, as it would for analyze.
+        base = "tcp" if kw.get("bpf") in (None, "", DEFAULT_FILTER) else f"({kw['bpf']})"
+        kw = {**kw, "bpf": f"{base} and {extra}"}
+    opts = _options(**kw)
+    sel = selection(vantage=vantage, timeouts_file=timeouts_file, stack=stack)
+    check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
     overrides: dict[str, Any] = {}
     if max_flows is not None:
         overrides["max_flows"] = max_flows
     if evict_idle_s is not None:
         overrides["evict_idle_s"] = evict_idle_s
-    config = make_config(vantage, **overrides)
-    if timeouts_file is not None:
-        config = dataclasses.replace(
-            config, timeouts=tuple(config.timeouts) + load_timeouts_file(timeouts_file))
+    config = dataclasses.replace(sel.config(), **overrides)
     if idle_warn_min_s is not None:
         config = dataclasses.replace(config, idle_warn_min_s=idle_warn_min_s)
 

@@ -19,7 +19,6 @@ File naming follows tcpdump so scripts written for it keep working:
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -40,25 +39,8 @@ _TSRESOL_NS = 9
 
 _PCAP_REC = pcap.RECORD_NATIVE
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
-
-
-def parse_size(text: str) -> int:
-    """``-C`` argument to bytes, as tcpdump reads it.
-
-    A bare number is millions of bytes (decimal MB: ``-C 1`` = 1,000,000);
-    the suffixes k, m, g switch to KiB, MiB, GiB like tcpdump's.  Fractions
-    are allowed (``-C 0.5``) because small files are handy for tests.
-    """
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise UsageError(f"bad file size {text!r}: expected a number with optional k/m/g suffix")
-    value = float(m.group(1))
-    unit = {"": 1_000_000, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-    size = int(value * unit)
-    if size <= 0:
-        raise UsageError(f"bad file size {text!r}: must be positive")
-    return size
+# One size parser for every command (tcpdump's meaning), re-exported here for -C.
+from rstscope.cliopts import parse_size as parse_size  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rstscope.plot.select import reset_records
-from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration
+from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration, legend_text
 from rstscope.plot.timeouts import KnownTimeout, catalog_by_value
 
 if TYPE_CHECKING:
@@ -131,13 +131,17 @@ def idle_gap_histogram(
     in_range = [k for k in table if lo_lim <= k.timeout_s <= hi_lim]
     # Prefer the timeouts nearest to some observed gap: those are the explanations.
     in_range.sort(key=lambda k: float(np.min(np.abs(np.log(values / k.timeout_s)))))
-    for k in sorted(in_range[:max_timeout_lines], key=lambda k: k.timeout_s):
-        ax.axvline(k.timeout_s, color=TIMEOUT_COLOR, ls="--", lw=1, gid="timeout-line")
-        ax.text(k.timeout_s, 0.98, " " + k.label(), transform=ax.get_xaxis_transform(),
-                rotation=90, va="top", ha="right", fontsize=7, color=TIMEOUT_COLOR,
-                gid="timeout-label", in_layout=False)
+    styles = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+    for i, k in enumerate(sorted(in_range[:max_timeout_lines], key=lambda k: k.timeout_s)):
+        # Named in the legend, not as text on the plot: rotated labels crossed the bars.
+        ax.axvline(k.timeout_s, color=TIMEOUT_COLOR, ls=styles[i % len(styles)], lw=1,
+                   gid="timeout-line", label=legend_text(k.label(max_names=1), 28))
     ax.set_xlabel("idle gap before RST (s, log scale)" if use_log else "idle gap before RST (s)")
-    ax.legend(title="origin", fontsize=8, loc="upper left")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of RSTs are whole
+    ax.legend(title="origin / known timeout", fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0).set_gid("legend")
     ax.xaxis.set_major_formatter(_duration_formatter())
     return ax
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 from typing import Final
 
 # Colour-blind-safe (Okabe-Ito) colours, one per verdict origin; the same
-# origin has the same colour in every figure and in the HTML report.
+# origin has the same colour in every figure and in the HTML report.  Firewall
+# (vermillion) and load balancer (reddish purple) differ in hue and lightness,
+# not only in shade of orange, so they stay apart for every colour vision.
 ORIGIN_COLORS: Final[dict[str, str]] = {
     "client": "#0072B2",
     "server": "#009E73",
-    "load-balancer": "#E69F00",
+    "load-balancer": "#CC79A7",
     "firewall": "#D55E00",
     "unknown": "#7F7F7F",
 }
 LANE_COLORS: Final[dict[str, str]] = {"orig": "#3B6FB6", "resp": "#4A9D5B"}
 GAP_COLOR: Final = "#DDDDDD"
-TIMEOUT_COLOR: Final = "#AA3377"
+TIMEOUT_COLOR: Final = "#332288"  # dark indigo: apart from every origin colour
 
 
 def origin_color(origin: object) -> str:
@@ -42,3 +44,14 @@ def fmt_duration(seconds: float) -> str:
     h, rest = divmod(round(s), 3600)
     m = rest // 60
     return f"{h} h {m} min" if m else f"{h} h"
+
+
+def legend_text(text: str, width: int = 30) -> str:
+    """A legend entry kept narrow (wrapped, the catalog's explanations dropped), so
+    the plot keeps its width beside the key."""
+    import re
+    import textwrap
+
+    text = re.sub(r" \([^()]*\)", "", text)
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ",
+                                   break_on_hyphens=False, break_long_words=False)) or text

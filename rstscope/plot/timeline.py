@@ -37,7 +37,14 @@ from rstscope.errors import UsageError
 from rstscope.plot.axis import TimeAxis, build_time_axis
 from rstscope.plot.gaps import IdleGap, find_idle_gaps
 from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
-from rstscope.plot.style import GAP_COLOR, LANE_COLORS, TIMEOUT_COLOR, fmt_duration, origin_color
+from rstscope.plot.style import (
+    GAP_COLOR,
+    LANE_COLORS,
+    TIMEOUT_COLOR,
+    fmt_duration,
+    legend_text,
+    origin_color,
+)
 from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, parse_candidates
 
 if TYPE_CHECKING:
@@ -53,6 +60,10 @@ AXIS_ATTR = "rstscope_time_axis"
 # A gap is compressed (axis="auto") when it is this share of the flow or more.
 COMPRESS_SHARE = 0.25
 MAX_RST_LABELS = 6
+# Share of the axis one RST label spans; nearer RSTs are labelled together.
+LABEL_SHARE = 0.25
+# Neighbouring x ticks closer than this share of the axis width are dropped.
+MIN_TICK_SHARE = 0.07
 
 
 def timeline(
@@ -139,6 +150,7 @@ def timeline(
     _draw_resets(ax, taxis, resets, highlight)
     _draw_timeouts(ax, taxis, resets, highlight)
     _decorate(ax, taxis, flow, resets, len(pk), squeeze)
+    _legend(ax, resets)
     if ttl_ax is not None:
         _draw_ttl(ttl_ax, taxis, pk, flow, resets, max_ticks)
         ttl_ax.set_xlim(ax.get_xlim())
@@ -271,8 +283,9 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                 color=origin_color(r.get("origin")), markeredgecolor="black",
                 markeredgewidth=1.6 if is_hl else 0.5, zorder=5, gid="rst-marker",
                 label=f"RST frame {r['frame']}")
-        # RSTs closer than 10 % of the axis share one label (storms, bidirectional resets).
-        if groups and x - xs[groups[-1][0]] < 0.10 * span:
+        # RSTs closer than a label's width share one label (storms, bidirectional
+        # resets): two-line labels are about a quarter of the axis wide.
+        if groups and x - xs[groups[-1][0]] < LABEL_SHARE * span:
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -287,7 +300,7 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
         text = f"{head}: {chosen.get('origin', '?')} ({conf_s})\n{_ttl_text(chosen)}"
         dy = 0.28 if y >= 0.5 else -0.28
         frac = (x - taxis.segments[0].x_start) / span
-        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.14 * (g_no % 3) * np.sign(dy)),
+        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),
                     ha="right" if frac > 0.8 else "left" if frac < 0.2 else "center", va="bottom" if dy > 0 else "top", fontsize=7.5,
                     color=origin_color(chosen.get("origin")), zorder=6, gid="rst-label", in_layout=False,
                     arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6})
@@ -370,21 +383,46 @@ def _timeout_line_times(resets: Sequence[dict[str, Any]],
 
 def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
                    highlight: dict[str, Any] | None) -> None:
+    styles = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+    n = 0
     for _r, last_ns, known, matched in _timeout_lines(resets, highlight):
         for k in known:
             x = float(taxis.to_x([last_ns + int(k.timeout_s * 1e9)])[0])
-            ax.axvline(x, color=TIMEOUT_COLOR, ls="--" if matched else ":", lw=1, zorder=2,
-                       gid="timeout-line")
-            prefix = "" if matched else "nearest known: "
-            ax.text(x, 0.97, " " + prefix + k.label(), transform=ax.get_xaxis_transform(),
-                    rotation=90, ha="right", va="top", fontsize=7, color=TIMEOUT_COLOR,
-                    gid="timeout-label", in_layout=False)
+            prefix = "timeout " if matched else "nearest known "
+            # Named in the legend box, never as text on the plot (rotated labels
+            # crossed the gap label, the RST label and the TTL panel).
+            ax.axvline(x, color=TIMEOUT_COLOR, ls=styles[n % len(styles)], lw=1, zorder=2,
+                       gid="timeout-line", label=legend_text(prefix + k.label(max_names=2)))
+            n += 1
         x_last = float(taxis.to_x([last_ns])[0])
         ax.axvline(x_last, color="#555555", ls="-", lw=0.6, alpha=0.6, zorder=1,
                    gid="last-activity")
 
 
 # -- decoration --------------------------------------------------------------
+
+
+def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
+    """One key outside the lanes: packet marks, RSTs by origin, then timeout lines."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [
+        Line2D([], [], color="#555555", marker=">", ls="none", ms=5, label="SYN"),
+        Line2D([], [], color="#555555", marker="s", ls="none", ms=5, label="FIN"),
+        Line2D([], [], color="#555555", marker="|", ls="none", ms=9, mew=1.2,
+               label="packet\n  (taller = more payload)"),
+        Patch(color=GAP_COLOR, label="idle (no packets)"),
+    ]
+    for origin in dict.fromkeys(str(r.get("origin", "unknown")) for r in resets):
+        handles.append(Line2D([], [], color=origin_color(origin), marker="X", ls="none",
+                              ms=8, markeredgecolor="black", markeredgewidth=0.5,
+                              label=f"RST: {origin}"))
+    handles += [ln for ln in ax.get_lines() if ln.get_gid() == "timeout-line"]
+    leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    borderaxespad=0.0, fontsize=7, title="key", title_fontsize=7,
+                    frameon=True)
+    leg.set_gid("legend")
 
 
 def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[dict[str, Any]],
@@ -471,12 +509,17 @@ def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> dict[float, str]:
             ticks.setdefault(round(x, 9), _tick_label(t, step if seg.t_start_s >= 120 else None))
     # Neighbouring stretches may still print alike (a short stretch after a gap):
     # drop later duplicates rather than show two equal labels.
+    # Ticks closer than MIN_TICK_SHARE of the axis would overprint each other's
+    # labels (the end of a compressed gap and the stretch after it).
     seen: set[str] = set()
     out: dict[float, str] = {}
+    last_x: float | None = None
     for x in sorted(ticks):
-        if ticks[x] not in seen:
-            seen.add(ticks[x])
-            out[x] = ticks[x]
+        if ticks[x] in seen or (last_x is not None and x - last_x < MIN_TICK_SHARE * width):
+            continue
+        seen.add(ticks[x])
+        out[x] = ticks[x]
+        last_x = x
     return out
 
 

@@ -53,7 +53,9 @@ def catalog_entries() -> Sequence[Any]:
 def catalog_by_value(entries: Sequence[Any] | None = None) -> list[KnownTimeout]:
     """Distinct catalog timeout values, each with its product names, ascending."""
     groups: dict[float, list[str]] = {}
-    for e in catalog_entries() if entries is None else entries:
+    # Most common products first (rstscope/data/prevalence.csv), as in the verdicts.
+    chosen = catalog_entries() if entries is None else entries
+    for e in sorted(chosen, key=lambda e: getattr(e, "rank", 1000)):
         value = float(getattr(e, "timeout_s", float("nan")))
         if not value > 0:
             continue

@@ -9,24 +9,8 @@ from typing import Any
 
 import click
 
+from rstscope.cliopts import VANTAGES, parse_size
 from rstscope.errors import UsageError
-
-_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """``500M``, ``2G``, ``1.5GiB``, ``1000000`` -> bytes (decimal units like tcpdump -C)."""
-    t = text.strip().lower().removesuffix("b")
-    num = t.rstrip("kmgti")
-    unit = t[len(num):]
-    if unit not in _SIZE_UNITS:
-        raise UsageError(f"bad size {text!r}: use a number with an optional k/M/G/T or KiB/MiB/GiB")
-    try:
-        value = float(num)
-    except ValueError as exc:
-        raise UsageError(f"bad size {text!r}") from exc
-    return int(value * _SIZE_UNITS[unit])
 
 
 class _Progress:
@@ -84,7 +68,7 @@ class _Progress:
               help="Shard every input by flow into N parts analysed in parallel.")
 @click.option("--shard-above", "shard_above", default="2GiB", show_default=True,
               help="Shard inputs bigger than this automatically ('off' to disable).")
-@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
+@click.option("--vantage", type=click.Choice(VANTAGES),
               default="auto", show_default=True, help="Where the captures were taken.")
 @click.option("--no-group", "no_group", is_flag=True,
               help="Do not group ring-buffer siblings (x.pcap, x.pcap1, ...): one input per file.")

@@ -170,7 +170,7 @@ def test_drop_then_unwritable_output_exits_74(net: Net, open_dir: Path) -> None:
 @pytest.mark.parametrize(("args", "needle"), [
     (["-i", "nosuch0"], "no such interface"),
     (["-i", "eth0", "-f", "tcp port banana"], "bad filter"),
-    (["-i", "eth0", "-C", "lots"], "bad file size"),
+    (["-i", "eth0", "-C", "lots"], "bad size"),
     (["-i", "eth0", "-W", "3"], "-W needs -C or -G"),
 ])
 def test_usage_errors_exit_2(net: Net, open_dir: Path, args: list[str], needle: str) -> None:

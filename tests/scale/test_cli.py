@@ -49,7 +49,10 @@ def test_batch_command_usage_errors(small_folder: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(batch, [str(tmp_path / "missing"), "-o", str(tmp_path / "o"),
                                      "--workers", "1"])
     assert res.exception is not None and getattr(res.exception, "exit_code", None) == 66
-    assert parse_size("2GiB") == 2 * 1024**3 and parse_size("500M") == 500_000_000
+    # One parser with tcpdump's meaning everywhere: a suffix is binary, a bare number
+    # is millions of bytes (issue 14: batch used to read 500M as 500,000,000).
+    assert parse_size("2GiB") == 2 * 1024**3 and parse_size("500M") == 500 * 1024**2
+    assert parse_size("3") == 3_000_000
     with pytest.raises(UsageError):
         parse_size("lots")
 

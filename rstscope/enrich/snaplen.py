@@ -1,0 +1,62 @@
+"""Can a key log decrypt this capture?  Not when the snaplen cut the TLS records.
+
+TLS decryption needs every byte of a record; a capture taken with a small
+snapshot length (``tcpdump -s 128``, rstscope's live default of 256) keeps the
+headers only, so ``--keylog`` silently decrypts nothing.  This reads the snaplen
+the file declares (pcap header, pcapng interface blocks) so the user is told.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Iterable
+
+#: Below this snaplen a full-size TLS record segment (MSS 1460 + headers) is cut.
+FULL_SEGMENT_BYTES = 1514
+
+_PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
+                b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+def declared_snaplen(path: str | os.PathLike[str]) -> int | None:
+    """The smallest snaplen the capture declares (0 means unlimited), or None if unknown."""
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(2)
+        opener = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    except OSError:
+        return None
+    magic = data[:4]
+    if magic in _PCAP_MAGICS and len(data) >= 24:
+        return int(struct.unpack(_PCAP_MAGICS[magic] + "I", data[16:20])[0])
+    if magic != _PCAPNG_SHB or len(data) < 12:
+        return None
+    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    snaps: list[int] = []
+    pos = 0
+    while pos + 16 <= len(data):
+        btype, blen = struct.unpack(endian + "II", data[pos:pos + 8])
+        if blen < 12:
+            break
+        if btype == 1:  # Interface Description Block: linktype u16, reserved u16, snaplen u32
+            snaps.append(int(struct.unpack(endian + "I", data[pos + 12:pos + 16])[0]))
+        pos += blen
+    return min(snaps) if snaps else None
+
+
+def keylog_warning(paths: Iterable[str | os.PathLike[str]]) -> str | None:
+    """A one-line warning when the snaplen makes decryption with a key log impossible."""
+    for p in paths:
+        snap = declared_snaplen(p)
+        if snap is not None and 0 < snap < FULL_SEGMENT_BYTES:
+            return (f"{os.fspath(p)}: snaplen {snap} bytes cuts TLS records, so the key log "
+                    "cannot decrypt them (capture again with -s 0 for full packets)")
+    return None
+
+
+__all__ = ["FULL_SEGMENT_BYTES", "declared_snaplen", "keylog_warning"]
