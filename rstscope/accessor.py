@@ -14,6 +14,8 @@ schema's columns (docs/schema.md), e.g. one read back from Parquet.
 
 from __future__ import annotations
 
+import difflib
+
 import pandas as pd
 
 
@@ -40,8 +42,6 @@ class RstAccessor:
         known = ("client", "server", "load-balancer", "firewall", "unknown")
         bad = [o for o in origins if o not in known]
         if bad:
-            import difflib
-
             hints = [difflib.get_close_matches(o.replace("_", "-"), known, n=1) for o in bad]
             said = ", ".join(f"{o!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
                              for o, h in zip(bad, hints, strict=True))

@@ -8,6 +8,7 @@ prints from.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import math
 import os
@@ -23,6 +24,7 @@ from rstscope.core import Tracker, TrackerConfig
 from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
 from rstscope.schema import SCHEMA_VERSION, addr_bytes
+from rstscope.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -272,10 +274,6 @@ class Analysis:
 
     def __repr__(self) -> str:
         """A plain REPL shows the summary and the reset table, not a dataclass dump."""
-        import io
-
-        from rstscope.table import render
-
         buf = io.StringIO()
         doc = self.to_document()
         render(doc, buf, width=100)

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -301,9 +302,8 @@ def analyze(
             result = run_analysis(group, progress=prog.update, progress_fraction=prog.fraction,
                                   **sel.analyze_kwargs())
         if do_enrich or keylog:
-            import warnings
-
             if keylog:
+                # lazy: the enrich package loads its tshark/pyshark plumbing
                 from rstscope.enrich.snaplen import keylog_warning
 
                 cut = keylog_warning([g for g in (group if isinstance(group, list) else [group])

@@ -22,6 +22,7 @@ import click
 from rstscope import errors
 from rstscope.catalog import known_stacks, load_timeouts_file, with_stack
 from rstscope.core.ttl import INITIAL_TTLS
+from rstscope.core.wording import sure_text
 from rstscope.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -295,20 +296,9 @@ def apply_min_confidence(record: dict[str, Any], min_confidence: float) -> dict[
     # Compared as printed (two decimals), so a row never shows "0.40" yet says unknown.
     if guess != "unknown" and conf is not None and round(conf, 2) < min_confidence:
         origin = "unknown"
-    from rstscope.core.wording import sure_text
-
     side = "client" if record.get("direction") == "orig" else "server"
     sure = sure_text(str(record.get("sender", "")), side) if record.get("sender") else None
     return {**record, "origin": origin, "best_guess": guess, "sure": sure}
-
-
-def origin_label(record: dict[str, Any]) -> str:
-    """``firewall``, or ``unknown (best guess: firewall)`` for a verdict below the bar."""
-    origin = str(record.get("origin", ""))
-    guess = record.get("best_guess")
-    if origin == "unknown" and guess and guess != "unknown":
-        return f"unknown (best guess: {guess})"
-    return origin
 
 
 def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:
@@ -343,7 +333,7 @@ def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "address_options",
     "apply_min_confidence", "bpf_of",
-    "check_flows", "display_options", "exit_codes_epilog", "filter_options", "origin_label", "parse_host",
+    "check_flows", "display_options", "exit_codes_epilog", "filter_options", "parse_host",
     "parse_size", "parse_stack", "parse_time", "selection", "ttl_vantage", "vantage_warning",
     "verdict_options",
 ]

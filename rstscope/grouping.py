@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from rstscope.cliopts import origin_label
-from rstscope.table import action_text, clip
+from rstscope.table import action_text, clip, origin_label
 
 GROUP_COLUMNS = ("count", "origin", "server", "cause", "silence_p50_s", "silence_p90_s",
                  "silence_max_s", "first_ts", "last_ts", "action")

@@ -20,7 +20,6 @@ import datetime as _dt
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from rstscope.cliopts import origin_label
 from rstscope.core.wording import sure_text
 from rstscope.findings import render_stalls
 from rstscope.textfit import clip, clip_middle, zone_name
@@ -34,6 +33,16 @@ def _when(ts: float | None, tz: str) -> _dt.datetime | None:
         return None
     t = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
     return t.astimezone() if tz == "local" else t
+
+
+def origin_label(record: dict[str, Any]) -> str:
+    """The origin column (the table sits below cliopts, which imports the api):
+    ``firewall``, or ``unknown (best guess: firewall)`` for a verdict below the bar."""
+    origin = str(record.get("origin", ""))
+    guess = record.get("best_guess")
+    if origin == "unknown" and guess and guess != "unknown":
+        return f"unknown (best guess: {guess})"
+    return origin
 
 
 def _silence(v: float | None) -> str:
@@ -177,5 +186,5 @@ def _stalls(doc: dict[str, Any], out: TextIO, limit: int, tz: str, wide: bool) -
     render_stalls(doc, out, limit=limit, tz=tz, wide=wide)
 
 
-__all__ = ["ROOMY_WIDTH", "action_text", "clip", "conn_text", "detail_text", "render",
+__all__ = ["ROOMY_WIDTH", "action_text", "clip", "origin_label", "conn_text", "detail_text", "render",
            "sort_resets", "summary_lines"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from rstscope.enrich.fields import dissect_fields
 from rstscope.enrich.flows import display_filter, extract, reset_keys, scan, source_paths
 from rstscope.enrich.refine import Refinement, apply_refinements, context_summary, refine
 from rstscope.enrich.shark import TLS_FILTER, build_contexts, dissect
+from rstscope.enrich.snaplen import keylog_warning
 from rstscope.enrich.tls import PacketFacts
 from rstscope.enrich.tools import find_tool, tshark_version
 from rstscope.enrich.verify import FieldDiff, VerifyReport, verify_capture
@@ -56,10 +58,6 @@ __all__ = [
 ]
 
 def _warn_if_snaplen_cuts(source: Any) -> None:
-    import warnings
-
-    from rstscope.enrich.snaplen import keylog_warning
-
     paths = source if isinstance(source, (list, tuple)) else [source]
     msg = keylog_warning(p for p in paths if isinstance(p, (str, os.PathLike)) and p != "-")
     if msg:

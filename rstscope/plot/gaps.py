@@ -137,7 +137,7 @@ def idle_gap_histogram(
         ax.axvline(k.timeout_s, color=TIMEOUT_COLOR, ls=styles[i % len(styles)], lw=1,
                    gid="timeout-line", label=legend_text(k.label(max_names=1), 28))
     ax.set_xlabel("idle gap before RST (s, log scale)" if use_log else "idle gap before RST (s)")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of RSTs are whole
     ax.legend(title="origin / known timeout", fontsize=7, loc="upper left",

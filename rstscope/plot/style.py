@@ -6,6 +6,8 @@ text without loading a plotting backend.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Final
 
 # Colour-blind-safe (Okabe-Ito) colours, one per verdict origin; the same
@@ -49,9 +51,6 @@ def fmt_duration(seconds: float) -> str:
 def legend_text(text: str, width: int = 30) -> str:
     """A legend entry kept narrow (wrapped, the catalog's explanations dropped), so
     the plot keeps its width beside the key."""
-    import re
-    import textwrap
-
     text = re.sub(r" \([^()]*\)", "", text)
     return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ",
                                    break_on_hyphens=False, break_long_words=False)) or text

@@ -404,6 +404,7 @@ def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
 
 def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
     """One key outside the lanes: packet marks, RSTs by origin, then timeout lines."""
+    # lazy: matplotlib
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -443,15 +444,20 @@ def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[
         ax.autoscale_view(scalex=True, scaley=False)
         x_min, x_max = ax.get_xlim()
     ax.set_xlim(min(lo, x_min) - pad, max(hi, x_max) + pad)
+    def time_label(x: float) -> str:
+        # Nothing happens before the first packet: a negative tick in the left pad
+        # says nothing and collides with the TTL panel's labels in the corner.
+        seconds = float(taxis.seconds_of_x([x])[0])
+        return "" if seconds < 0 else _tick_label(seconds)
+
     if squeezed:
         ticks = _segment_ticks(taxis)
         ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: ticks.get(
-            round(float(x), 9), _tick_label(float(taxis.seconds_of_x([x])[0])))))
+            round(float(x), 9), time_label(x))))
     else:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
-        ax.xaxis.set_major_formatter(FuncFormatter(
-            lambda x, _p: _tick_label(float(taxis.seconds_of_x([x])[0]))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: time_label(x)))
     ax.set_xlabel("time since first packet" + ("; // = idle gap compressed (log scale inside)"
                                                if squeezed else ""))
     state = flow.get("conn_state", "?")
