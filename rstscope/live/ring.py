@@ -152,29 +152,70 @@ def walk_offsets(blk: np.ndarray, first: int, n: int) -> np.ndarray:
     return out
 
 
-def _compile_filter(expr: str | None, linktype: int, snaplen: int) -> bytes:
-    """The classic-BPF program for ``expr``, with every accepting ``ret`` cut to snaplen."""
+def _compile_filter(expr: str | None, iface: str, linktype: int, snaplen: int) -> bytes:
+    """The classic-BPF program for ``expr``, with every accepting ``ret`` cut to snaplen.
+
+    Compiled by libpcap (through scapy's bindings) for the live interface, as
+    tcpdump does: on Linux that lets ``vlan`` match the tags the kernel has
+    already moved into packet metadata.  If no live handle can be opened,
+    scapy compiles it for the link type alone.
+    """
     if not expr:
         return struct.pack("=HBBI", BPF_RET_K, 0, 0, snaplen)
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-    from scapy.arch.common import compile_filter, free_filter
-    from scapy.error import Scapy_Exception
+    try:
+        raw = _compile_live(expr, iface)
+    except OSError:
+        raw = None
+    if raw is None:
+        from scapy.arch.common import compile_filter, free_filter
+        from scapy.error import Scapy_Exception
 
-    try:
-        prog = compile_filter(expr, linktype=linktype)
-    except (Scapy_Exception, OSError, ImportError) as exc:
-        text = str(exc)
-        detail = text[text.rfind("(") + 1:text.rfind(")")] if "(" in text else text
-        raise UsageError(f"bad filter {expr!r}: {detail.strip() or text}") from None
-    try:
-        raw = bytearray(ctypes.string_at(prog.bf_insns, prog.bf_len * 8))
-    finally:
-        free_filter(prog)
+        try:
+            prog = compile_filter(expr, linktype=linktype)
+        except (Scapy_Exception, OSError, ImportError) as exc:
+            text = str(exc)
+            detail = text[text.rfind("(") + 1:text.rfind(")")] if "(" in text else text
+            raise UsageError(f"bad filter {expr!r}: {detail.strip() or text}") from None
+        try:
+            raw = ctypes.string_at(prog.bf_insns, prog.bf_len * 8)
+        finally:
+            free_filter(prog)
     insns = np.frombuffer(raw, dtype=np.dtype([("code", "=u2"), ("jt", "u1"), ("jf", "u1"),
                                                ("k", "=u4")])).copy()
     ret = (insns["code"] == BPF_RET_K) & (insns["k"] != 0)
     insns["k"][ret] = np.minimum(insns["k"][ret], snaplen)
     return insns.tobytes()
+
+
+def _compile_live(expr: str, iface: str) -> bytes | None:
+    """libpcap's program for ``expr`` on a live handle of ``iface``; None if none opens."""
+    from scapy.libs.structures import bpf_program
+    from scapy.libs.winpcapy import (
+        PCAP_ERRBUF_SIZE,
+        pcap_close,
+        pcap_compile,
+        pcap_freecode,
+        pcap_geterr,
+        pcap_open_live,
+    )
+
+    err = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
+    handle = pcap_open_live(iface.encode(), 65535, 0, 0, err)
+    if not handle:
+        return None
+    try:
+        prog = bpf_program()
+        if pcap_compile(handle, ctypes.byref(prog), expr.encode(), 1, 0xFFFFFFFF) == -1:
+            msg = pcap_geterr(handle)
+            detail = msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
+            raise UsageError(f"bad filter {expr!r}: {detail}")
+        try:
+            return ctypes.string_at(prog.bf_insns, prog.bf_len * 8)
+        finally:
+            pcap_freecode(ctypes.byref(prog))
+    finally:
+        pcap_close(handle)
 
 
 class RingSource:
@@ -233,7 +274,7 @@ class RingSource:
                              "which rstscope cannot capture on yet")
         self.linktype = linktype
         self._loopback = hatype == 772
-        prog = _compile_filter(self.bpf, linktype, self.snaplen)
+        prog = _compile_filter(self.bpf, self.iface, linktype, self.snaplen)
         # Protocol 0: the socket receives nothing until bind() names ETH_P_ALL below.
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         self._sock = sock
