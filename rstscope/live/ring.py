@@ -114,9 +114,12 @@ def packet_offsets(blk: np.ndarray, first: int, used: int, n: int) -> np.ndarray
     candidate; the candidates are the true chain exactly when they link up
     from ``first`` (each one is its predecessor plus its predecessor's
     ``tp_next_offset``), which is checked.  The last header (whose next
-    offset the kernel zeroes) follows from the one before it.  If payload
-    bytes happen to look like a header the check fails and the chain is
-    walked one header at a time instead (counted by tests, never silently).
+    offset the kernel zeroes) follows from the one before it.
+
+    First try: only slots whose ``tp_mac`` equals the first packet's (one
+    link header length per socket, so usually all of them), which reads one
+    16-bit word per slot.  Then every slot.  If payload bytes happen to look
+    like a header both checks fail and the chain is walked header by header.
     """
     if n <= 1:
         return np.full(n, first, dtype=np.int64)
@@ -124,32 +127,46 @@ def packet_offsets(blk: np.ndarray, first: int, used: int, n: int) -> np.ndarray
     w16 = blk.view("=u2")
     slots = (used - first) // 8
     base32 = first >> 2
-    nxt = w32[base32::2][:slots]
-    snap = w32[base32 + 3::2][:slots]
-    mac = w16[(first >> 1) + 12::4][:slots]
-    m = min(nxt.size, snap.size, mac.size)
-    want = (mac[:m].astype(np.uint32) + snap[:m] + 7) & ~np.uint32(7)
-    cand = np.flatnonzero((nxt[:m] == want) & (want != 0))
-    if cand.size >= n - 1 and cand[0] == 0:
-        c = cand[: n - 1].astype(np.int64)
-        step = nxt[c].astype(np.int64) // 8
-        if n == 2 or bool(np.array_equal(c[1:], c[:-1] + step[:-1])):
-            pos = np.empty(n, dtype=np.int64)
-            pos[: n - 1] = c
-            pos[n - 1] = c[-1] + step[-1]
-            return first + 8 * pos
-    return walk_offsets(blk, first, n)
+    mac_all = w16[(first >> 1) + 12::4][:slots]
+    same = np.flatnonzero(mac_all == mac_all[0])
+    pos = _chain(w32, base32, same, mac_all[same], n)
+    if pos is None:
+        pos = _chain(w32, base32, np.arange(mac_all.size), mac_all, n)
+    if pos is None:
+        return walk_offsets(blk, first, n)
+    return first + 8 * pos
+
+
+def _chain(w32: np.ndarray, base32: int, slots: np.ndarray, mac: np.ndarray,
+           n: int) -> np.ndarray | None:
+    """Slot numbers of the ``n`` headers if the candidate ``slots`` are the chain, else None."""
+    words = base32 + 2 * slots
+    words = words[words + 3 < w32.size]
+    nxt = w32[words]
+    want = (mac[:words.size].astype(np.uint32) + w32[words + 3] + 7) & ~np.uint32(7)
+    ok = (nxt == want) & (want != 0)
+    cand = slots[:words.size][ok]
+    if cand.size < n - 1 or cand[0] != 0:
+        return None
+    c = cand[: n - 1].astype(np.int64)
+    step = nxt[ok][: n - 1].astype(np.int64) // 8
+    if n > 2 and not np.array_equal(c[1:], c[:-1] + step[:-1]):
+        return None
+    pos = np.empty(n, dtype=np.int64)
+    pos[: n - 1] = c
+    pos[n - 1] = c[-1] + step[-1]
+    return pos
 
 
 def walk_offsets(blk: np.ndarray, first: int, n: int) -> np.ndarray:
     """The same offsets by following the chain (the reference for :func:`packet_offsets`)."""
-    w32 = blk.view("=u4")
-    out = np.empty(n, dtype=np.int64)
+    words = memoryview(blk).cast("I")  # type: ignore[arg-type]
+    out = [0] * n
     o = first
     for i in range(n):
         out[i] = o
-        o += int(w32[o >> 2])
-    return out
+        o += words[o >> 2]
+    return np.array(out, dtype=np.int64)
 
 
 def _compile_filter(expr: str | None, iface: str, linktype: int, snaplen: int) -> bytes:

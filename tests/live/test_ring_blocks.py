@@ -16,6 +16,7 @@ import pytest
 
 from rstscope.ingest import FrameDecoder
 from rstscope.ingest.frames import join_frames
+from rstscope.live import encode
 from rstscope.live.block import frames_to_block
 from rstscope.live.encode import encode_block
 from rstscope.live.ring import packet_offsets, ring_geometry, walk_offsets
@@ -71,8 +72,12 @@ def _per_packet(tmp: Path, name: str, fmt: str, frames: list, policy: RotationPo
                                     RotationPolicy(rotate_s=20.0),
                                     RotationPolicy(rotate_s=20.0, file_size_bytes=70_000)],
                          ids=["one", "C", "C-W", "G", "G-C"])
+@pytest.mark.parametrize("max_groups", [0, 10_000], ids=["rows", "groups"])
 def test_block_writer_matches_per_packet_writer(tmp_path: Path, frames: list, fmt: str,
-                                                policy: RotationPolicy) -> None:
+                                                policy: RotationPolicy, max_groups: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both layouts of the encoder: copies grouped by frame length, and masked rows.
+    monkeypatch.setattr(encode, "_MAX_GROUPS", max_groups)
     ref_dir, blk_dir = tmp_path / "ref", tmp_path / "blk"
     ref_dir.mkdir()
     blk_dir.mkdir()
@@ -123,13 +128,16 @@ def test_decode_block_equals_decode(frames: list) -> None:
     assert a.stats.files[0].frames == b.stats.files[0].frames == len(frames)
 
 
-def _fake_block(sizes: list[int], mac: int = 82, payload: bytes | None = None) -> tuple:
+def _fake_block(sizes: list[int], mac: int | list[int] = 82,
+                payload: bytes | None = None) -> tuple:
     """A ring block laid out as the kernel lays out TPACKET_V3 packets."""
     blk = np.zeros(1 << 16, dtype=np.uint8)
     first = 48
     o = first
     offs = []
+    macs = mac if isinstance(mac, list) else [mac] * len(sizes)
     for i, snap in enumerate(sizes):
+        mac = macs[i]
         nxt = (mac + snap + 7) & ~7
         last = i == len(sizes) - 1
         struct.pack_into("=IIIIII HH", blk, o, 0 if last else nxt, 1, 2, snap, snap, 1, mac,
@@ -148,6 +156,10 @@ def test_packet_offsets_follow_the_chain() -> None:
         blk, first, used, offs = _fake_block(sizes)
         assert packet_offsets(blk, first, used, len(sizes)).tolist() == offs
         assert walk_offsets(blk, first, len(sizes)).tolist() == offs
+        # Link headers of different lengths in one block (the slower candidate scan).
+        macs = [rnd.choice((82, 96, 78)) for _ in sizes]
+        blk, first, used, offs = _fake_block(sizes, mac=macs)
+        assert packet_offsets(blk, first, used, len(sizes)).tolist() == offs
 
 
 def test_packet_offsets_not_fooled_by_payload_that_looks_like_a_header() -> None:
