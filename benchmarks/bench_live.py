@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -154,7 +155,8 @@ def tcpdump_counts(text: str) -> tuple[int, int]:
 
 
 def replay_once(pair: Pair, capture: Path, rate: str, tool: str, snaplen: int,
-                buffer_kib: int, work: Path) -> tuple[str, Outcome, Outcome, list[float]]:
+                buffer_kib: int, work: Path,
+                mode: str = "ring") -> tuple[str, Outcome, Outcome, list[float]]:
     """One replay with tcpdump and ``rstscope TOOL`` listening; their outcomes."""
     for p in work.iterdir():
         p.unlink()
@@ -169,8 +171,11 @@ def replay_once(pair: Pair, capture: Path, rate: str, tool: str, snaplen: int,
             str(buffer_kib), "-f", FILTER, "-w", str(rs_file)]
     if tool == "watch":
         argv.append("--json")
+    env = dict(os.environ)
+    if mode == "recvmsg":
+        env["RSTSCOPE_LIVE_RING"] = "0"  # the per-packet fallback (the code before the ring)
     rs = pair.spawn(pair.rcv, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    cwd=str(ROOT))
+                    cwd=str(ROOT), env=env)
     assert rs.stdout is not None and rs.stderr is not None
     rs_out, rs_err = Lines(rs.stdout), Lines(rs.stderr)
     td_err.wait("listening on")
@@ -205,8 +210,6 @@ def replay_once(pair: Pair, capture: Path, rate: str, tool: str, snaplen: int,
     live_drop_lines = [line for _, line in rs_err.items if "since the last report" in line]
     if live_drop_lines:
         r.notes.append(f"{len(live_drop_lines)} drop reports while running")
-    if "recvmsg" in rs_err.text:
-        r.notes.append("recvmsg fallback")
     latencies: list[float] = []
     if tool == "watch":
         for arrived, line in rs_out.items:
@@ -228,6 +231,8 @@ def main() -> None:
     ap.add_argument("--rates", default="300000,600000",
                     help="comma-separated packets/s for tcpreplay --pps, or 'topspeed'")
     ap.add_argument("--tools", default="capture,watch")
+    ap.add_argument("--modes", default="ring",
+                    help="'ring', 'recvmsg' (the per-packet fallback) or both, comma-separated")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--snaplen", type=int, default=256)
     ap.add_argument("--buffer-kib", type=int, default=16384)
@@ -253,11 +258,14 @@ def main() -> None:
         print("|---|---|---|---:|---:|---:|---:|---|")
         with Pair() as pair:
             for rate in args.rates.split(","):
-                for tool in args.tools.split(","):
-                    for _ in range(args.repeat):
+                for tool, mode, _ in itertools.product(args.tools.split(","),
+                                                       args.modes.split(","),
+                                                       range(args.repeat)):
                         replay, t, r, lat = replay_once(pair, capture, rate, tool, args.snaplen,
-                                                        args.buffer_kib, work)
+                                                        args.buffer_kib, work, mode)
                         delay = f"{max(lat):.3f} s ({len(lat)} RSTs)" if lat else ""
+                        if mode != "ring":
+                            r.tool += f" ({mode})"
                         for o, d in ((t, ""), (r, delay)):
                             print(f"| {rate} | {replay} | {o.tool} | {o.kept:,} | "
                                   f"{o.captured:,} | {o.dropped:,} | {d} | "
