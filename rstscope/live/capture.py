@@ -226,11 +226,12 @@ class LiveSource:
         """Nothing to give back: :meth:`read_block`'s buffers are copies."""
 
     # -- statistics ----------------------------------------------------------
-    def poll_drops(self) -> tuple[int, int]:
-        """``(new, total)`` packets the kernel dropped because the socket buffer was full."""
+    def poll_drops(self) -> tuple[int, int, int]:
+        """``(new, total, 0)`` packets the kernel dropped because the socket buffer was
+        full (the third value, ring-full events, exists only for the ring)."""
         before = self._kernel_drops
         self._read_kernel_stats()
-        return self._kernel_drops - before, self._kernel_drops
+        return self._kernel_drops - before, self._kernel_drops, 0
 
     def _read_kernel_stats(self) -> None:
         if self._raw is None:

@@ -167,13 +167,15 @@ def _status(line: str) -> None:
 
 def _drops_status(d: DropReport) -> None:
     """Drops as they happen (tcpdump says so only at the end)."""
+    full = f", ring full {d.ring_full} times" if d.ring_full else ""
     _status(f"{d.new} packets dropped by kernel since the last report ({d.total} in all, "
-            f"{d.captured} captured): not keeping up")
+            f"{d.captured} captured{full}): not keeping up; a larger -B gives more slack")
 
 
 def _drops_json(d: DropReport) -> None:
     click.echo(json.dumps({"event": "drops", "reported_ts": _now(), "dropped": d.new,
-                           "dropped_total": d.total, "captured": d.captured}))
+                           "dropped_total": d.total, "captured": d.captured,
+                           "ring_full": d.ring_full}))
     sys.stdout.flush()
     _drops_status(d)
 

@@ -459,12 +459,13 @@ class RingSource:
         self._kernel_drops += drops
         self._freezes += freezes
 
-    def poll_drops(self) -> tuple[int, int]:
-        """``(new, total)`` packets the kernel dropped because the ring was full."""
+    def poll_drops(self) -> tuple[int, int, int]:
+        """``(new, total, ring_full)``: packets the kernel dropped because the ring was
+        full, new since the last call and in all, and how often the ring filled up."""
         self._read_kernel_stats()
         new = self._kernel_drops - self._reported_drops
         self._reported_drops = self._kernel_drops
-        return new, self._kernel_drops
+        return new, self._kernel_drops, self._freezes
 
     def counters(self) -> CaptureCounters:
         self._read_kernel_stats()

@@ -69,6 +69,7 @@ class DropReport:
     new: int
     total: int
     captured: int
+    ring_full: int = 0  # times the ring filled up so far (TPACKET_V3 only)
 
 
 EventSink = Callable[[Any], None]
@@ -212,9 +213,10 @@ class LiveSession:
         if not force and now < self._next_drop_check:
             return
         self._next_drop_check = now + _DROP_REPORT_S
-        new, total = src.poll_drops()
+        new, total, ring_full = src.poll_drops()
         if new and self.on_drops is not None:
-            self.on_drops(DropReport(new=new, total=total, captured=src.captured))
+            self.on_drops(DropReport(new=new, total=total, captured=src.captured,
+                                     ring_full=ring_full))
 
     def _loop(self, src: RingSource | LiveSource, writer: RotatingWriter | None, decoder: Any,
               tracker: Any, started: float) -> None:

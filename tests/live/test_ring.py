@@ -187,8 +187,9 @@ def test_drops_are_reported_while_running(net: Net, open_dir: Path, burst: Path)
         sent = send_burst(net, burst)
     finally:
         os.killpg(live.proc.pid, signal.SIGCONT)
-    live.err.wait(lambda s: "dropped by kernel since the last report" in s, 10)
+    _, line = live.err.wait(lambda s: "dropped by kernel since the last report" in s, 10)
     assert live.proc.poll() is None  # reported while still capturing
+    assert "ring full" in line, line  # the kernel's freeze counter, as well as its drops
     assert live.interrupt() == 0, live.err.text
     captured = summary(live.err.text, "captured")
     dropped = summary(live.err.text, "dropped by kernel")
