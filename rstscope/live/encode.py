@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rstscope.ingest._bytes import gather
+from rstscope.wire.gather import gather
 from rstscope.ingest.records import RecordTable
 
 _EPB = 0x00000006  # pcapng Enhanced Packet Block

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from rstscope.errors import CaptureError, UsageError
-from rstscope.ingest._bytes import gather
+from rstscope.wire.gather import gather
 from rstscope.ingest.records import RecordTable
 from rstscope.live.block import FrameBlock
 from rstscope.live.capture import (
