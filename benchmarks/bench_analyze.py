@@ -35,8 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Timing, loadavg, measure, tshark_fields_cmd
-from make_capture import params_line
+from harness import Timing, loadavg, measure, params_line, tshark_fields_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,8 +28,7 @@ import statistics
 import subprocess
 import sys
 
-from harness import loadavg, measure, tshark_fields_cmd
-from make_capture import params_line
+from harness import loadavg, measure, params_line, tshark_fields_cmd
 
 RSTSCOPE = """
 import sys

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -78,7 +79,12 @@ def run_once(cmd: list[str]) -> tuple[float, float, float, str]:
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise SystemExit(f"{cmd[0]} failed: {err.read().decode(errors='replace')[-400:]}")
-        out.seek(0)
+        # Only the tail: holding a tool's whole output (tshark writes hundreds of MB)
+        # would grow this process, and a child's peak RSS as the kernel reports it
+        # starts from its parent's at fork.  For the same reason nothing here imports
+        # numpy.
+        size = out.seek(0, os.SEEK_END)
+        out.seek(max(0, size - 4000))
         text = out.read().decode(errors="replace").strip()
     return elapsed, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, text[-400:]
 
@@ -103,3 +109,14 @@ def measure(cmds: dict[str, list[str]], repeat: int) -> dict[str, Timing]:
 def loadavg() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
+
+
+def params_line(capture: str) -> str:
+    """How a capture was generated, from the file ``make_capture.py --params`` writes beside it."""
+    try:
+        with open(capture + ".params.json") as pf:
+            p = json.load(pf)
+    except (OSError, ValueError):
+        return f"generator parameters unknown (no {os.path.basename(capture)}.params.json)"
+    return (f"{p['generator']} {p['packets']} --seed {p['seed']} --format {p['format']} "
+            f"--payload {p['payload']} ({p['written']:,} packets, {p['flows']:,} flows)")

@@ -358,22 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     params = {"generator": "benchmarks/make_capture.py", "packets": a.packets, "seed": a.seed,
               "format": a.format, "payload": a.payload, "flows": max(1, a.packets // 200),
               "written": n}
-    if a.params:  # benchmarks print these next to their figures (see params_line)
+    if a.params:  # benchmarks print these next to their figures (harness.params_line)
         with open(a.output + ".params.json", "w") as pf:
             json.dump(params, pf)
     print(f"wrote {n} packets to {a.output}", file=sys.stderr)
     return 0
-
-
-def params_line(capture: str) -> str:
-    """One line naming how a capture was generated (from the file written beside it)."""
-    try:
-        with open(capture + ".params.json") as pf:
-            p = json.load(pf)
-    except (OSError, ValueError):
-        return f"{capture}: generator parameters unknown (no {capture}.params.json)"
-    return (f"{p['generator']} {p['packets']} --seed {p['seed']} --format {p['format']} "
-            f"--payload {p['payload']} ({p['written']:,} packets, {p['flows']:,} flows)")
 
 
 if __name__ == "__main__":
