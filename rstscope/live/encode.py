@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rstscope.wire.gather import gather
 from rstscope.ingest.records import RecordTable
+from rstscope.wire.gather import gather
 
 _EPB = 0x00000006  # pcapng Enhanced Packet Block
 _PCAP_HDR = 16  # ts_sec, ts_nsec, incl_len, orig_len

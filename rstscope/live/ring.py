@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from rstscope.errors import CaptureError, UsageError
-from rstscope.wire.gather import gather
 from rstscope.ingest.records import RecordTable
 from rstscope.live.block import FrameBlock
 from rstscope.live.capture import (
@@ -48,6 +47,7 @@ from rstscope.live.capture import (
     _iface_rx_dropped,
 )
 from rstscope.live.privileges import check_capture_privilege
+from rstscope.wire.gather import gather
 
 # <linux/if_packet.h>, <linux/if_ether.h>, <asm-generic/socket.h>
 ETH_P_ALL = 0x0003
