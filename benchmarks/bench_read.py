@@ -4,14 +4,16 @@
                                     [--only rstscope,tcpdump]
 
 Every tool runs as its own process (start-up included), in the same run, on a
-file already in the page cache (one unmeasured warm-up read first).  Reported:
-median wall time, median CPU time (user + sys of that process, from
-``wait4``; steadier than wall time when other jobs share the cores),
-packets/s, peak RSS (``ru_maxrss``), each tool's time relative to rstscope's,
-and the issue-2 targets (>= 20x tshark, >= 200x scapy, <= 4x tcpdump, RSS <
-400 MB) checked on both wall and CPU time.  All tools extract
-the same per-packet fields (times, addresses, TTL, IP ID, ports, seq/ack,
-flags, window, payload length, MSS/wscale/timestamps).
+file already in the page cache, with the same warm-up (one unmeasured run of
+each tool) and the same number of measured runs, interleaved (see
+``benchmarks/harness.py``).  Reported: min and median wall time, min and
+median CPU time (user + sys of that process, from ``wait4``; steadier than
+wall time when other jobs share the cores), packets/s, peak RSS
+(``ru_maxrss``), each tool's time relative to rstscope's, and the issue-2
+targets (>= 20x tshark, >= 200x scapy, <= 4x tcpdump, RSS < 400 MB) checked
+on both wall and CPU time.  All tools extract the same per-packet fields
+(tshark: ``harness.TSHARK_FIELDS``, the reader's columns, TLS record type
+included).
 
 scapy is too slow to run on a whole large file: it reads the first
 ``--scapy-sample`` packets and the time is extrapolated as
@@ -25,13 +27,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ip.ttl", "ip.id",
-          "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags",
-          "tcp.window_size_value", "tcp.len", "tcp.options.mss_val",
-          "tcp.options.wscale.shift", "tcp.options.timestamp.tsval",
-          "tcp.options.timestamp.tsecr"]
+from harness import loadavg, measure, params_line, tshark_fields_cmd
 
 RSTSCOPE = """
 import sys
@@ -88,20 +85,6 @@ print(n, r, t1 - t0, t2 - t1)
 """
 
 
-def run(argv: list[str], stdout: int | None = subprocess.PIPE
-        ) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (user + sys), peak RSS (KiB) and stdout of one child."""
-    t = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
-    out = p.stdout.read() if p.stdout else ""
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed with {p.returncode}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, out
-
-
 def count_packets(path: str) -> int:
     out = subprocess.run(["capinfos", "-T", "-r", "-c", path], capture_output=True, text=True,
                          check=True).stdout
@@ -111,40 +94,31 @@ def count_packets(path: str) -> int:
 def bench(path: str, repeat: int, sample: int, only: set[str] | None) -> list[dict]:
     py = sys.executable
     n = count_packets(path)
-    subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the cache
-    tshark_cmd = ["tshark", "-n", "-r", path, "-o", "tcp.analyze_sequence_numbers:FALSE",
-                  "-T", "fields"]
-    for f in FIELDS:
-        tshark_cmd += ["-e", f]
     tools = {
-        "rstscope": ([py, "-c", RSTSCOPE, path], repeat),
-        "tcpdump -w /dev/null": (["tcpdump", "-r", path, "-w", "/dev/null"], repeat),
-        "tshark -T fields": (tshark_cmd, 1),
-        "dpkt": ([py, "-c", DPKT, path], 1),
-        "scapy PcapReader": ([py, "-c", SCAPY, path, str(sample)], 1),
+        "rstscope": [py, "-c", RSTSCOPE, path],
+        "tcpdump -w /dev/null": ["tcpdump", "-r", path, "-w", "/dev/null"],
+        "tshark -T fields": tshark_fields_cmd(path, seq_analysis=False),
+        "dpkt": [py, "-c", DPKT, path],
+        "scapy PcapReader": [py, "-c", SCAPY, path, str(sample)],
     }
+    if only:
+        tools = {k: v for k, v in tools.items() if k.split()[0] in only}
+    res = measure(tools, repeat)
     rows = []
-    for name, (argv, reps) in tools.items():
-        if only and name.split()[0] not in only:
-            continue
-        walls, cpus, rss, note = [], [], [], ""
-        for _ in range(reps):
-            devnull = subprocess.DEVNULL if name.startswith(("tshark", "tcpdump")) else None
-            w, c, m, out = run(argv, stdout=devnull if devnull is not None else subprocess.PIPE)
-            if name.startswith("scapy"):
-                got, _r, startup, loop = out.split()
-                scale = n / int(got)
-                w_ex = float(startup) + float(loop) * scale + (w - float(startup) - float(loop))
-                # CPU is not split by phase inside the child: scale it like the wall time.
-                c = c * w_ex / w
-                w = w_ex
-                note = f"extrapolated from the first {int(got):,} packets"
-            walls.append(w)
-            cpus.append(c)
-            rss.append(m)
-        rows.append({"tool": name, "wall_s": statistics.median(walls),
-                     "cpu_s": statistics.median(cpus), "runs": reps,
-                     "rss_mib": max(rss) / 1024, "note": note, "packets": n})
+    for name, t in res.items():
+        walls, cpus, note = list(t.walls), list(t.cpus), ""
+        if name.startswith("scapy"):
+            got, _r, startup, loop = t.out.split()
+            # Extrapolated from the sample: start-up + loop time x (packets / sample); the
+            # CPU time is not split by phase inside the child, so it scales alike.
+            scale = n / int(got)
+            factor = (float(startup) + float(loop) * scale) / (float(startup) + float(loop))
+            walls = [w * factor for w in walls]
+            cpus = [c * factor for c in cpus]
+            note = f"extrapolated from the first {int(got):,} packets"
+        rows.append({"tool": name, "wall_s": statistics.median(walls), "wall_min": min(walls),
+                     "cpu_s": statistics.median(cpus), "cpu_min": min(cpus), "runs": len(walls),
+                     "rss_mib": t.rss_mib, "note": note, "packets": n})
     base = next((r for r in rows if r["tool"] == "rstscope"), None)
     for r in rows:
         r["pps"] = r["packets"] / r["wall_s"]
@@ -193,24 +167,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma list of tools: rstscope,tcpdump,tshark,dpkt,scapy")
     a = ap.parse_args(argv)
     only = set(a.only.split(",")) if a.only else None
+    print(f"load average before: {loadavg()}")
     for path in a.captures:
         rows = bench(path, a.repeat, a.scapy_sample, only)
         print(f"\n{os.path.basename(path)}: {rows[0]['packets']:,} packets, "
-              f"{os.path.getsize(path) / 1e6:,.1f} MB\n")
-        print("| tool | wall (median) | CPU user+sys (median) | packets/s | peak RSS | "
+              f"{os.path.getsize(path) / 1e6:,.1f} MB; {params_line(path)}")
+        print(f"one warm-up run and {a.repeat} measured runs of every tool, interleaved\n")
+        print("| tool | wall median (min) | CPU user+sys median (min) | packets/s | peak RSS | "
               "wall / rstscope's | CPU / rstscope's | note |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
-            print(f"| {r['tool']} | {r['wall_s']:.2f} s ({r['runs']} run(s)) | "
-                  f"{r['cpu_s']:.2f} s | {r['pps'] / 1e3:,.0f} k | {r['rss_mib']:.0f} MiB | "
+            print(f"| {r['tool']} | {r['wall_s']:.2f} s ({r['wall_min']:.2f}) | "
+                  f"{r['cpu_s']:.2f} s ({r['cpu_min']:.2f}) | {r['pps'] / 1e3:,.0f} k | "
+                  f"{r['rss_mib']:.0f} MiB | "
                   f"{r['vs_rstscope']:.2f}x | {r['cpu_vs_rstscope']:.2f}x | {r['note']} |")
         lines = targets(rows)
         if lines:
             print()
             print("\n".join(lines))
-        load = os.getloadavg()
-        print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-              f"({os.cpu_count()} CPUs)")
+        print(f"\nload average at the end: {loadavg()}")
     return 0
 
 

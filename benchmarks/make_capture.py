@@ -1,6 +1,7 @@
 """Generate a deterministic synthetic port-443 capture for reader benchmarks.
 
     python benchmarks/make_capture.py 1000000 out.pcap [--format pcapng] [--seed 443]
+                                      [--payload tls|zeros] [--params]
 
 Standard library and numpy only.  Same arguments -> byte-identical file (on any
 PYTHONHASHSEED).  The packet list is built per flow in Python; the bytes are laid
@@ -153,7 +154,8 @@ def _be32(col: np.ndarray, v: np.ndarray) -> None:
     col[:] = v.astype(">u4").view(np.uint8).reshape(-1, 4)
 
 
-def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None) -> int:
+def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None,
+          tls_records: bool = True) -> int:
     """Lay the packets out with numpy, a chunk of packets at a time.
 
     Same bytes as a per-packet ``struct.pack`` loop: the random draws happen in the
@@ -170,6 +172,8 @@ def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None) -> int
     d, flags, seq, ack, plen, opt, tls, ttl_kind = (
         np.array(c, dtype=np.int64)[order] for c in cols[1:])
     fid = fid_of[order]
+    if not tls_records:
+        tls = np.zeros_like(tls)  # same packets and sizes; payload bytes all zero
     m = len(pkts)
     del cols, fid_of, ts, order  # the tuples' columns are arrays now; keep the peak down
     # Per-flow constants: addresses, ports, TTLs, IP ID counters.
@@ -343,8 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     ap.add_argument("--seed", type=int, default=443)
     ap.add_argument("--truth", help="write the reset flows as JSON here")
+    ap.add_argument("--payload", choices=("tls", "zeros"), default="tls",
+                    help="tls: first records carry TLS record headers (default); zeros: all "
+                         "payload bytes zero, like the performance anchors' reference file")
+    ap.add_argument("--params", action="store_true",
+                    help="also write these parameters to OUTPUT.params.json (benchmarks print "
+                         "them with their figures)")
     a = ap.parse_args(argv)
-    n = write(a.output, a.packets, a.seed, a.format, a.truth)
+    n = write(a.output, a.packets, a.seed, a.format, a.truth, a.payload == "tls")
+    params = {"generator": "benchmarks/make_capture.py", "packets": a.packets, "seed": a.seed,
+              "format": a.format, "payload": a.payload, "flows": max(1, a.packets // 200),
+              "written": n}
+    if a.params:  # benchmarks print these next to their figures (harness.params_line)
+        with open(a.output + ".params.json", "w") as pf:
+            json.dump(params, pf)
     print(f"wrote {n} packets to {a.output}", file=sys.stderr)
     return 0
 

@@ -36,23 +36,18 @@ class FrameDecoder:
         items = list(frames)
         if not items:
             return empty_batch(0)
-        datas = [bytes(f[2]) for f in items]
-        lens = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
-        off = np.zeros(len(datas), dtype=np.int64)
-        if len(datas) > 1:
-            np.cumsum(lens[:-1], out=off[1:])
-        buf = np.frombuffer(b"".join(datas), dtype=np.uint8)
-        rec = RecordTable(
-            off=off,
-            caplen=lens,
-            wirelen=np.fromiter((f[3] for f in items), dtype=np.int64, count=len(items)),
-            ts_ns=np.fromiter((f[0] for f in items), dtype=np.int64, count=len(items)),
-            linktype=np.fromiter((f[1] for f in items), dtype=np.int64, count=len(items)),
-            iface=np.fromiter((f[4] for f in items), dtype=np.int64, count=len(items)),
-        )
+        buf, rec = join_frames(items)
+        return self.decode_block(buf, rec)
+
+    def decode_block(self, buf: np.ndarray, rec: RecordTable) -> np.ndarray:
+        """Like :meth:`decode`, for frames already laid out in one buffer (a capture ring
+        block): no per-frame Python work.  The batch is a copy; ``buf`` may be reused."""
+        n = len(rec)
+        if not n:
+            return empty_batch(0)
         dec = decode_records(buf, rec, frame0=self._next_frame, file_id=self._file_id)
-        self._next_frame += len(items)
-        self.stats.add_frames(self._fs, len(items), len(dec.batch), dec.rst, dec.non_tcp,
+        self._next_frame += n
+        self.stats.add_frames(self._fs, n, len(dec.batch), dec.rst, dec.non_tcp,
                               dec.linktypes)
         for lt in dec.linktypes:
             if lt not in SUPPORTED_LINKTYPES and lt not in self._warned:
@@ -60,3 +55,22 @@ class FrameDecoder:
                 self.stats.warn(self._fs, f"link type {lt} is not supported; its frames are "
                                           "counted, not decoded")
         return dec.batch
+
+
+def join_frames(items: list[Frame]) -> tuple[np.ndarray, RecordTable]:
+    """Frames handed over one by one, laid out in one buffer with their record table."""
+    n = len(items)
+    lens = np.fromiter((len(f[2]) for f in items), dtype=np.int64, count=n)
+    off = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        np.cumsum(lens[:-1], out=off[1:])
+    buf = np.frombuffer(b"".join(bytes(f[2]) for f in items), dtype=np.uint8)
+    rec = RecordTable(
+        off=off,
+        caplen=lens,
+        wirelen=np.fromiter((f[3] for f in items), dtype=np.int64, count=n),
+        ts_ns=np.fromiter((f[0] for f in items), dtype=np.int64, count=n),
+        linktype=np.fromiter((f[1] for f in items), dtype=np.int64, count=n),
+        iface=np.fromiter((f[4] for f in items), dtype=np.int64, count=n),
+    )
+    return buf, rec

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rstscope.errors import CaptureError, UsageError
+from rstscope.live.block import FrameBlock, frames_to_block
 from rstscope.live.privileges import check_capture_privilege
 
 # <linux/if_packet.h>, <asm-generic/socket.h>
@@ -73,7 +74,12 @@ class LiveSource:
 
     ``read(timeout_s)`` returns the frames available within ``timeout_s``
     (at most ``max_batch``), as tuples accepted by ``FrameDecoder.decode``.
+    This is the fallback for kernels without a TPACKET_V3 ring
+    (:class:`rstscope.live.ring.RingSource`): one system call and some
+    Python per packet, so it drops packets well below the ring's rates.
     """
+
+    mode = "recvmsg (per packet)"
 
     def __init__(self, iface: str, *, bpf: str | None, snaplen: int = DEFAULT_SNAPLEN,
                  promisc: bool = True, buffer_kib: int = DEFAULT_BUFFER_KIB,
@@ -212,7 +218,22 @@ class LiveSource:
         self.captured += len(frames)
         return frames
 
+    def read_block(self, timeout_s: float, limit: int | None = None) -> FrameBlock | None:
+        """:meth:`read`'s frames as one block (the interface the ring source has)."""
+        frames = self.read(timeout_s, limit)
+        return frames_to_block(frames) if frames else None
+
+    def release(self) -> None:
+        """Nothing to give back: :meth:`read_block`'s buffers are copies."""
+
     # -- statistics ----------------------------------------------------------
+    def poll_drops(self) -> tuple[int, int, int]:
+        """``(new, total, 0)`` packets the kernel dropped because the socket buffer was
+        full (the third value, ring-full events, exists only for the ring)."""
+        before = self._kernel_drops
+        self._read_kernel_stats()
+        return self._kernel_drops - before, self._kernel_drops, 0
+
     def _read_kernel_stats(self) -> None:
         if self._raw is None:
             return

@@ -29,7 +29,7 @@ from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerd
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
-from rstscope.live.watch import LiveOptions, LiveResult, LiveSession
+from rstscope.live.watch import DropReport, LiveOptions, LiveResult, LiveSession
 from rstscope.live.writer import RotationPolicy, parse_size
 
 DEFAULT_FILTER = "tcp port 443"
@@ -106,7 +106,7 @@ def _summary_json(res: LiveResult) -> dict[str, Any]:
         "dropped_by_kernel": c.dropped_by_kernel, "dropped_by_interface": c.dropped_by_interface,
         "written": res.written, "files": [str(p) for p in dict.fromkeys(res.files)],
         "flows": res.flows, "resets_by_origin": res.resets_by_origin,
-        "elapsed_s": round(res.elapsed_s, 3),
+        "elapsed_s": round(res.elapsed_s, 3), "source": res.source,
     }
 
 
@@ -180,6 +180,21 @@ def _status(line: str) -> None:
     click.echo(f"rstscope: {line}", err=True)
 
 
+def _drops_status(d: DropReport) -> None:
+    """Drops as they happen (tcpdump says so only at the end)."""
+    full = f", ring full {d.ring_full} times" if d.ring_full else ""
+    _status(f"{d.new} packets dropped by kernel since the last report ({d.total} in all, "
+            f"{d.captured} captured{full}): not keeping up; a larger -B gives more slack")
+
+
+def _drops_json(d: DropReport) -> None:
+    click.echo(json.dumps({"event": "drops", "reported_ts": _now(), "dropped": d.new,
+                           "dropped_total": d.total, "captured": d.captured,
+                           "ring_full": d.ring_full}))
+    sys.stdout.flush()
+    _drops_status(d)
+
+
 @click.command(epilog="Stops on Ctrl-C, -c, --duration or the -G/-W file budget; "
                       "prints packet and drop counts like tcpdump.  " + exit_codes_epilog())
 @_common
@@ -192,7 +207,7 @@ def capture(expression: tuple[str, ...], **kw: Any) -> None:
     opts = _options(**_with_expression(kw, expression))
     if not opts.out:
         raise UsageError("capture needs -w FILE (use 'rstscope watch' to see verdicts live)")
-    res = LiveSession(opts, on_listening=_status).run()
+    res = LiveSession(opts, on_listening=_status, on_drops=_drops_status).run()
     for line in _summary_lines(res):
         click.echo(line, err=True)
 
@@ -247,7 +262,7 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
         sys.stdout.flush()
 
     res = LiveSession(opts, analyze=True, on_event=on_event, on_listening=_status,
-                      config=config).run()
+                      config=config, on_drops=_drops_json if as_json else _drops_status).run()
     if as_json:
         click.echo(json.dumps(_summary_json(res)))
     by = ", ".join(f"{k} {v}" for k, v in sorted(res.resets_by_origin.items()))

@@ -138,14 +138,26 @@ def packets_of_flow(
     Args:
         analysis: the analysis the flow belongs to.
         flow_id: the flow's ``flow_id``.
-        packets: the per-packet frame to filter (default ``analysis.packets``,
-            read lazily from the source file); pass it to reuse one read for many flows.
+        packets: the per-packet frame to filter (default: ``analysis.packets`` if it
+            was already read, else only this flow's packets, kept while streaming the
+            source once); pass it to reuse one read for many flows.
 
     Returns:
         A DataFrame with the packet columns plus ``direction``, sorted by time.
     """
     flow = find_flow(analysis, flow_id)
-    pk = analysis.packets if packets is None else packets
+    pk = packets
+    if pk is None:
+        pk = getattr(analysis, "_packets_df", None)
+    if pk is None:
+        # Not read yet: keep only this flow's packets while streaming the capture,
+        # instead of materialising every packet as analysis.packets would.
+        from rstscope.report.packets import select_flow_packets
+
+        try:
+            pk = select_flow_packets(analysis, [flow["flow_id"]])
+        except ValueError:
+            pk = analysis.packets  # raises the same "cannot re-read" error for streams
     oh, op, rh, rp = flow["orig_h"], int(flow["orig_p"]), flow["resp_h"], int(flow["resp_p"])
     # Cheap integer tests first; string compares only on the rows they leave.
     ports = ((pk["sport"] == op) & (pk["dport"] == rp)) | ((pk["sport"] == rp) & (pk["dport"] == op))

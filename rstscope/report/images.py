@@ -28,9 +28,10 @@ def render_data_uri(
 ) -> tuple[str, int] | None:
     """Draw on a fresh figure and return ``(data URI, encoded size)``, or None if too big.
 
-    ``draw`` receives a :class:`matplotlib.figure.Figure`.  PNGs that exceed
-    ``max_bytes`` are retried at lower resolution (down to ~60 % of ``dpi``)
-    before giving up; SVGs are not resampled, so they are dropped if too big.
+    ``draw`` receives a :class:`matplotlib.figure.Figure`, drawn once.  PNGs
+    that exceed ``max_bytes`` are reduced from the same pixels (a palette,
+    then down to 60 % of the size, see :func:`_png_within`) before giving up;
+    SVGs are not resampled, so they are dropped if too big.
     """
     if image_format not in IMAGE_FORMATS:
         raise UsageError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
@@ -38,20 +39,51 @@ def render_data_uri(
     from rstscope.plot.backend import new_figure
 
     fig = new_figure(width_in, height_in)
+    mime = "image/png" if image_format == "png" else "image/svg+xml"
     try:
         draw(fig)
-        for scale in (1.0, 0.8, 0.6) if image_format == "png" else (1.0,):
+        if image_format == "png":
+            encoded = _png_within(fig, dpi, max_bytes)
+            if encoded is None:
+                return None
+        else:
             buf = io.BytesIO()
-            fig.savefig(buf, format=image_format, dpi=max(int(dpi * scale), 30),
-                        metadata=_no_metadata(image_format))
-            data = base64.b64encode(buf.getvalue()).decode("ascii")
-            mime = "image/png" if image_format == "png" else "image/svg+xml"
-            uri = f"data:{mime};base64,{data}"
-            if len(uri) <= max_bytes:
-                return uri, len(uri)
+            fig.savefig(buf, format=image_format, dpi=dpi, metadata=_no_metadata(image_format))
+            encoded = buf.getvalue()
+        uri = f"data:{mime};base64,{base64.b64encode(encoded).decode('ascii')}"
+        if len(uri) <= max_bytes:
+            return uri, len(uri)
         return None
     finally:
         fig.clear()
+
+
+def _png_within(fig: Any, dpi: int, max_bytes: int) -> bytes | None:
+    """The figure as PNG whose base64 fits ``max_bytes``, rasterised once.
+
+    Drawing (layout, artists) is what costs; a PNG that comes out too big
+    is not drawn again at a lower resolution but reduced from the same
+    pixels: first to a 256-colour palette (plots have few colours, so
+    nothing visible is lost), then scaled to 80 % and 60 %.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas: Any = FigureCanvasAgg(fig)  # matplotlib leaves these methods untyped
+    fig.set_dpi(dpi)
+    canvas.draw()
+    rgb = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
+                           "RGBA", 0, 1).convert("RGB")
+    candidates = [rgb, rgb.quantize(colors=256)]
+    for scale in (0.8, 0.6):
+        size = (max(int(rgb.width * scale), 1), max(int(rgb.height * scale), 1))
+        candidates.append(rgb.resize(size, Image.Resampling.LANCZOS).quantize(colors=256))
+    for im in candidates:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=False)
+        if len("data:image/png;base64,") + 4 * ((buf.tell() + 2) // 3) <= max_bytes:
+            return buf.getvalue()
+    return None
 
 
 def _no_metadata(image_format: str) -> dict[str, Any]:
