@@ -69,10 +69,12 @@ def part_dir(root: str | Path, part: str, seed: int) -> Path:
 
 
 def iter_part(root: str | Path, part: str, *,
-              vantages: Sequence[str] = ("client", "server", "client-any")) -> Iterator[CorpusItem]:
+              vantages: Sequence[str] = ("client", "server", "client-any"),
+              seed_list: Sequence[int] | None = None) -> Iterator[CorpusItem]:
     """Every capture of ``part`` built under ``root``, with its labels (a capture with
-    no RST is yielded too, with ``labels == []``).  Raises if a seed is missing."""
-    for seed in seeds(part):
+    no RST is yielded too, with ``labels == []``).  Raises if a seed is missing.
+    ``seed_list`` replaces the part's seeds (tests, quick looks at one sweep)."""
+    for seed in (seeds(part) if seed_list is None else seed_list):
         d = part_dir(root, part, seed)
         if not d.is_dir():
             raise UsageError(f"{d} is missing: build it with "

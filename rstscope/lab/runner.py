@@ -76,8 +76,13 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     if unknown:
         from rstscope.errors import UsageError
         raise UsageError(f"unknown vantage {unknown[0]!r} (known: {', '.join(VANTAGES)})")
-    require_root()
     plan = scen.plan(p)
+    hops_client = int(p["hops_client"])
+    # Build the path description first: a bad path is a usage error, before anything
+    # is checked or created.
+    path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
+                             with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
+    require_root()
     tools = list(BASE_TOOLS) + list(scen.tools)
     require_tools(tools)
     out = Path(out_dir)
@@ -89,9 +94,6 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     ip_v = int(p["ip_v"])
     stem = stem or name
     ttl = {node: int(p[f"ttl_{node}"]) for node in topology.NODES}
-    hops_client = int(p["hops_client"])
-    path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
-                             with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
     with Session() as session:
         topo = topology.build(session, ttl, path)
         _setup_middlebox(session, topo, plan, p, ip_v)
