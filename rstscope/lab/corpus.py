@@ -98,8 +98,7 @@ def digest_case(manifest: Path) -> dict[str, Any]:
         rows = json.loads((manifest.parent / v["labels"]).read_text())
         labels[v["name"]] = [[r[k] for k in DIGEST_FIELDS] for r in rows]
     sw = m["sweep"]
-    return {"case": stem, "seed": sw["seed"], "index": sw["index"],
-            "variables": sw["variables"], "labels": labels}
+    return {"case": stem, "seed": sw["seed"], "index": sw["index"], "labels": labels}
 
 
 def digest_part(root: str | Path, part: str) -> list[dict[str, Any]]:
@@ -113,7 +112,7 @@ def digest_part(root: str | Path, part: str) -> list[dict[str, Any]]:
                 out.append(digest_case(d / f"{c['stem']}.manifest.json"))
             else:
                 out.append({"case": c["stem"], "seed": seed, "index": c["index"],
-                            "variables": c["variables"], "failed": c["error"]})
+                            "failed": c["error"]})
     return out
 
 
@@ -121,9 +120,19 @@ def digest_path(part: str) -> Path:
     return DATA / f"digest-{part}.jsonl"
 
 
-def read_digest(part: str) -> list[dict[str, Any]]:
+def read_digest(part: str, *, with_variables: bool = False) -> list[dict[str, Any]]:
+    """The committed digest of ``part``.  The case variables are not stored (the draw
+    is a pure function of seed and index, and a test holds it to that);
+    ``with_variables`` adds them from the draw."""
     path = digest_path(part)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if with_variables:
+        from rstscope.lab.sweep import draw_case
+
+        max_s = int(seed_table()["max_timeout_s"])
+        for r in rows:
+            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+    return rows
 
 
 def write_digest(part: str, rows: list[dict[str, Any]]) -> None:
@@ -136,6 +145,53 @@ def count_rsts(rows: list[dict[str, Any]], *, vantages: Sequence[str] = ("client
     """Labelled RSTs in a digest.  ``client-any`` sees the client's packets again, so
     it is left out of the count by default."""
     return sum(len(r.get("labels", {}).get(v, [])) for r in rows for v in vantages)
+
+
+#: The committed captures of the dev part (client and server vantages; client-any sees
+#: the client's packets again).  Never of the held-out part.
+PACKED_PART = "dev"
+PACKED_VANTAGES: tuple[str, ...] = ("client", "server")
+
+
+def packed_path() -> Path:
+    return DATA / f"captures-{PACKED_PART}.tar.xz"
+
+
+def pack(root: str | Path) -> Path:
+    """Write the dev part's client and server captures (snaplen 128) into one xz tarball."""
+    import tarfile
+
+    out = packed_path()
+    with tarfile.open(out, "w:xz", preset=9) as tar:
+        for seed in seeds(PACKED_PART):
+            d = part_dir(root, PACKED_PART, seed)
+            for pcap in sorted(d.glob("*.pcap")):
+                if pcap.name.rsplit(".", 2)[-2] in PACKED_VANTAGES:
+                    info = tar.gettarinfo(str(pcap), arcname=f"seed-{seed}/{pcap.name}")
+                    # Reproducible archive: no owner, no times.
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mtime = 0
+                    with open(pcap, "rb") as fh:
+                        tar.addfile(info, fh)
+    return out
+
+
+def iter_committed(dest: str | Path) -> Iterator[CorpusItem]:
+    """The committed dev captures, unpacked under ``dest``, with labels from the digest
+    (the fields of :data:`DIGEST_FIELDS`) and variables from the draw.  No root needed."""
+    import tarfile
+
+    dest = Path(dest)
+    with tarfile.open(packed_path(), "r:xz") as tar:
+        tar.extractall(dest, filter="data")
+    for row in read_digest(PACKED_PART, with_variables=True):
+        if "failed" in row:
+            continue
+        for v in PACKED_VANTAGES:
+            pcap = dest / f"seed-{row['seed']}" / f"{row['case']}.{v}.pcap"
+            labels = [dict(zip(DIGEST_FIELDS, lab, strict=True)) for lab in row["labels"][v]]
+            yield CorpusItem(PACKED_PART, row["case"], v, pcap, labels, row["variables"])
 
 
 def build(part: str, root: str | Path, *, jobs: int = 24,
@@ -173,12 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("digest", help="rewrite the committed label digest from a built part")
     d.add_argument("part", choices=PARTS)
     d.add_argument("root", type=Path)
+    pk = sub.add_parser("pack", help="rewrite the committed dev captures from a built dev part")
+    pk.add_argument("root", type=Path)
     c = sub.add_parser("check", help="compare a built part with the committed digest")
     c.add_argument("part", choices=PARTS)
     c.add_argument("root", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "build":
         build(args.part, args.root, jobs=args.jobs, only=args.seeds)
+        return 0
+    if args.cmd == "pack":
+        out = pack(args.root)
+        print(f"{out.name}: {out.stat().st_size} bytes")
         return 0
     rows = digest_part(args.root, args.part)
     if args.cmd == "digest":

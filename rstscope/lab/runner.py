@@ -141,7 +141,8 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             labels = truth.label_capture(
                 c.path, found, ns_names=topo.ns, roles=roles, origins=dict(roles),
                 causes=dict(plan.causes), timeouts=dict(plan.timeouts),
-                endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}))
+                endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}),
+                hops=_hops_to(path, VANTAGES[v][0]))
             lpath = out / f"{stem}.{v}.labels.json"
             truth.write_labels(labels, lpath)
             results.append(VantageResult(v, c.path, lpath, len(labels)))
@@ -188,6 +189,41 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             keylog=keylog if keylog.exists() else None,
             emitters=tuple(sorted({e.node for e in found})),
         )
+
+
+def _hops_to(path: topology.PathSpec, at: str) -> dict[str, int]:
+    """Routers between each node and the node a capture point sits on."""
+    return {n: 0 if n == at else path.hops_between(n, at) for n in path.nodes}
+
+
+def relabel(manifest: Path) -> list[str]:
+    """Recompute a run's labels from its manifest (every emission is recorded there)
+    and its vantage captures; rewrite the label files that differ and return their
+    vantages.  For runs labelled before the matching used TTLs."""
+    m = json.loads(manifest.read_text())
+    scen = get(m["scenario"])
+    p = scen.params({k: str(v) for k, v in m["params"].items()})
+    plan = scen.plan(p)
+    path = topology.chain(tuple(n["node"] for n in m["path"]),
+                          {n["node"]: n["role"] for n in m["path"]})
+    ip_v = int(p["ip_v"])
+    found = [truth.Emission(node=e["node"], ts_ns=e["ts_ns"], seg=truth.Seg(
+        frame=0, ts_ns=e["ts_ns"], outgoing=True, ip_v=ip_v, src=e["src"], sport=e["sport"],
+        dst=e["dst"], dport=e["dport"], seq=e["seq"], ack=e["ack"], flags=e["flags"],
+        ttl=e["ttl"], payload_len=0)) for e in m["emitted"]]
+    changed = []
+    for v in m["vantages"]:
+        labels = truth.label_capture(
+            manifest.parent / v["pcap"], found, ns_names=m["namespaces"], roles=m["roles"],
+            origins=dict(m["roles"]), causes=dict(plan.causes), timeouts=dict(plan.timeouts),
+            endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}),
+            hops=_hops_to(path, VANTAGES[v["name"]][0]))
+        lpath = manifest.parent / v["labels"]
+        before = lpath.read_text()
+        truth.write_labels(labels, lpath)
+        if lpath.read_text() != before:
+            changed.append(v["name"])
+    return changed
 
 
 def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,

@@ -329,15 +329,27 @@ def test_nat_rebind_with_the_firewall_before_an_l4_front(run):
 
 
 # -- full proxies failing toward the backend (issue 13, section 3) ------------------------------
+def _proxy_ends_client(r: LabResult) -> Any:
+    """The first FIN or RST the proxy (port 443 toward the client) sent the client."""
+    return next(x for x in segs(r, "client") if x.sport == 443 and x.flags & (TH_FIN | TH_RST))
+
+
 @pytest.mark.parametrize("proxy", ["haproxy", "nginx"])
 def test_proxy_backend_abort(run, proxy):
     r = run(f"{proxy}-backend-abort")
     at_server = only(r, "server")
     assert (at_server["emitter"], at_server["cause"]) == ("srv", "server-abort")
-    at_client = only(r, "client")
-    assert (at_client["emitter"], at_client["origin"], at_client["sender"]) == (
-        "lb", "load-balancer", "server-endpoint")
-    assert at_client["ttl"] == TTL["lb"] - 2 and at_client["cause"] == "proxy-backend-reset"
+    # The backend's RST never reaches the client: the proxy ends that connection itself.
+    # nginx resets it; haproxy shuts it (FIN) and its close with nolinger resets it only
+    # if the client's answer to the FIN races it, so its RST is not guaranteed.
+    at_client = primary(r, "client")
+    assert at_client or proxy == "haproxy"
+    for c in at_client:
+        assert (c["emitter"], c["origin"], c["sender"]) == ("lb", "load-balancer",
+                                                            "server-endpoint")
+        assert c["ttl"] == TTL["lb"] - 2 and c["cause"] == "proxy-backend-reset"
+    end = _proxy_ends_client(r)
+    assert end.ts_ns >= at_server["ts_ns"]
 
 
 @pytest.mark.parametrize("proxy", ["haproxy", "nginx"])
@@ -360,10 +372,13 @@ def test_haproxy_backend_connect_timeout(run):
     assert r.labels("server") == []
     syns = [x for x in segs(r, "server") if x.flags & (TH_SYN | TH_ACK) == TH_SYN]
     assert len(syns) >= 4  # every try went unanswered
-    lb = only(r, "client")
-    assert (lb["emitter"], lb["origin"]) == ("lb", "load-balancer")
-    # 4 tries of timeout connect (2 s) before haproxy gives up on the client.
-    assert lb["idle_gap_s"] >= 4 * 2.0 - 0.1
+    for c in primary(r, "client"):
+        assert (c["emitter"], c["origin"]) == ("lb", "load-balancer")
+    # 4 tries of timeout connect (2 s) before haproxy gives up on the client (FIN, and
+    # a RST when the client's answer races its close).
+    end = _proxy_ends_client(r)
+    first = segs(r, "client")[0]
+    assert (end.ts_ns - first.ts_ns) / 1e9 >= 4 * 2.0 - 0.1
 
 
 def test_nginx_backend_connect_timeout_sends_no_reset(run):
