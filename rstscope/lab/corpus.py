@@ -140,6 +140,55 @@ def write_digest(part: str, rows: list[dict[str, Any]]) -> None:
                                          for r in rows))
 
 
+def ttl_mismatches(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """Labels whose TTL is not the emitter's drawn initial TTL minus the drawn path's
+    hops to the vantage: (case, vantage, frame).  Rows need their ``variables``."""
+    from rstscope.lab.topology import path_for
+
+    bad = []
+    for r in rows:
+        if "failed" in r:
+            continue
+        v = r["variables"]
+        path = path_for(v["hops_client"], v["hops_server"], v["fw_at"],
+                        with_rtr=v["inject_ttl"] is not None or v["hops_client"] >= 2)
+        ttl = {"client": v["ttl_client"], "fw": v["ttl_fw"], "lb": v["ttl_lb"],
+               "srv": v["ttl_srv"], "rtr": v["inject_ttl"]}
+        for vantage, labels in r["labels"].items():
+            at = "srv" if vantage == "server" else "client"
+            for frame, emitter, *_rest, seen in labels:
+                hops = 0 if emitter == at else path.hops_between(emitter, at)
+                if ttl.get(emitter) is None or seen != ttl[emitter] - hops:
+                    bad.append((r["case"], vantage, frame))
+    return bad
+
+
+def rerun(part: str, root: str | Path, cases: Sequence[str], *, jobs: int = 24) -> None:
+    """Run these cases of ``part`` again (same draw), replacing their files and their
+    rows in the seed's index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rstscope.lab.sweep import draw_case, run_case
+
+    max_s = int(seed_table()["max_timeout_s"])
+    todo = []
+    for stem in cases:
+        seed, index = int(stem.split("-")[0][1:]), int(stem.split("-")[1])
+        if seed not in seeds(part):
+            raise UsageError(f"{stem} is not a case of the {part} part")
+        todo.append((draw_case(seed, index, max_timeout_s=max_s), part_dir(root, part, seed)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcomes = list(pool.map(lambda cd: run_case(*cd), todo))
+    for (case, d), oc in zip(todo, outcomes, strict=True):
+        ipath = d / f"sweep-{case.seed}.json"
+        index = json.loads(ipath.read_text())
+        for row in index["cases"]:
+            if row["stem"] == case.stem:
+                row.update(ok=oc.ok, error=oc.error, wall_s=oc.wall_s, rsts=oc.rsts, rerun=True)
+        ipath.write_text(json.dumps(index, indent=1) + "\n")
+        print(f"{case.stem}: {'ok' if oc.ok else 'FAILED ' + str(oc.error)}", flush=True)
+
+
 def count_rsts(rows: list[dict[str, Any]], *, vantages: Sequence[str] = ("client", "server")
                ) -> int:
     """Labelled RSTs in a digest.  ``client-any`` sees the client's packets again, so
@@ -231,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("root", type=Path)
     pk = sub.add_parser("pack", help="rewrite the committed dev captures from a built dev part")
     pk.add_argument("root", type=Path)
+    rp = sub.add_parser("repair", help="rerun the cases of a built part whose labels "
+                        "contradict their drawn path (root)")
+    rp.add_argument("part", choices=PARTS)
+    rp.add_argument("root", type=Path)
     c = sub.add_parser("check", help="compare a built part with the committed digest")
     c.add_argument("part", choices=PARTS)
     c.add_argument("root", type=Path)
@@ -243,6 +296,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{out.name}: {out.stat().st_size} bytes")
         return 0
     rows = digest_part(args.root, args.part)
+    if args.cmd == "repair":
+        from rstscope.lab.sweep import draw_case
+
+        max_s = int(seed_table()["max_timeout_s"])
+        for r in rows:
+            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+        bad = sorted({case for case, _, _ in ttl_mismatches(rows)}
+                     | {r["case"] for r in rows if "failed" in r})
+        print(f"{len(bad)} case(s) to rerun: {' '.join(bad)}", flush=True)
+        if bad:
+            rerun(args.part, args.root, bad)
+        return 0
     if args.cmd == "digest":
         write_digest(args.part, rows)
         print(f"{args.part}: {len(rows)} cases, {count_rsts(rows)} labelled RSTs "
