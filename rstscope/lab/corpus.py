@@ -245,7 +245,8 @@ def iter_committed(dest: str | Path) -> Iterator[CorpusItem]:
 
 def build(part: str, root: str | Path, *, jobs: int = 24,
           only: Sequence[int] | None = None) -> None:
-    """Run every seed of ``part`` (or the ``only`` ones) that is not built yet."""
+    """Run every seed of ``part`` (``all``: both parts, in one pool) or the ``only``
+    ones, that is not built yet."""
     from rstscope.lab.sweep import CaseOutcome, run_sweeps
 
     table = seed_table()
@@ -254,14 +255,15 @@ def build(part: str, root: str | Path, *, jobs: int = 24,
         what = f"{sum(oc.rsts.values())} RST" if oc.ok else f"FAILED: {oc.error}"
         print(f"[{done}/{total}] {oc.stem} {oc.wall_s:g}s {what}", flush=True)
 
-    todo = [seed for seed in seeds(part) if (only is None or seed in only)
-            and not (part_dir(root, part, seed) / f"sweep-{seed}.json").exists()]
-    unknown = set(only or ()) - set(seeds(part))
+    parts = PARTS if part == "all" else (part,)
+    todo = [(p, seed) for p in parts for seed in seeds(p) if (only is None or seed in only)
+            and not (part_dir(root, p, seed) / f"sweep-{seed}.json").exists()]
+    unknown = set(only or ()) - {seed for p in parts for seed in seeds(p)}
     if unknown:
         raise UsageError(f"seed(s) {sorted(unknown)} are not in the {part} part")
     if not todo:
         return
-    run_sweeps([(seed, part_dir(root, part, seed)) for seed in todo],
+    run_sweeps([(seed, part_dir(root, p, seed)) for p, seed in todo],
                int(table["count_per_seed"]), jobs=jobs,
                max_timeout_s=int(table["max_timeout_s"]), progress=progress)
 
@@ -270,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rstscope.lab.corpus")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="run every seed of a part (root)")
-    b.add_argument("part", choices=PARTS)
+    b.add_argument("part", choices=(*PARTS, "all"))
     b.add_argument("root", type=Path)
     b.add_argument("--jobs", type=int, default=24)
     b.add_argument("--seeds", type=int, nargs="*", default=None,
