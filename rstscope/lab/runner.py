@@ -198,31 +198,41 @@ def _hops_to(path: topology.PathSpec, at: str) -> dict[str, int]:
 
 def relabel(manifest: Path) -> list[str]:
     """Recompute a run's labels from its manifest (every emission is recorded there)
-    and its vantage captures; rewrite the label files that differ and return their
-    vantages.  For runs labelled before the matching used TTLs."""
+    and its vantage captures with the scenario's current causes and timeouts; rewrite
+    the label files that differ and return their vantages (and ``manifest`` when its
+    causes/timeouts were brought up to date).  For runs labelled by older code."""
     m = json.loads(manifest.read_text())
     scen = get(m["scenario"])
     p = scen.params({k: str(v) for k, v in m["params"].items()})
     plan = scen.plan(p)
-    path = topology.chain(tuple(n["node"] for n in m["path"]),
-                          {n["node"]: n["role"] for n in m["path"]})
+    # Manifests written before paths were variable describe the default path.
+    path = (topology.chain(tuple(n["node"] for n in m["path"]),
+                           {n["node"]: n["role"] for n in m["path"]})
+            if "path" in m else topology.DEFAULT_PATH)
     ip_v = int(p["ip_v"])
     found = [truth.Emission(node=e["node"], ts_ns=e["ts_ns"], seg=truth.Seg(
         frame=0, ts_ns=e["ts_ns"], outgoing=True, ip_v=ip_v, src=e["src"], sport=e["sport"],
         dst=e["dst"], dport=e["dport"], seq=e["seq"], ack=e["ack"], flags=e["flags"],
         ttl=e["ttl"], payload_len=0)) for e in m["emitted"]]
     changed = []
+    # Files are named after the manifest (a story sample is a renamed scenario run).
+    stem = manifest.name.removesuffix(".manifest.json")
     for v in m["vantages"]:
         labels = truth.label_capture(
-            manifest.parent / v["pcap"], found, ns_names=m["namespaces"], roles=m["roles"],
+            manifest.parent / f"{stem}.{v['name']}.pcap", found, ns_names=m["namespaces"], roles=m["roles"],
             origins=dict(m["roles"]), causes=dict(plan.causes), timeouts=dict(plan.timeouts),
             endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}),
             hops=_hops_to(path, VANTAGES[v["name"]][0]))
-        lpath = manifest.parent / v["labels"]
+        lpath = manifest.parent / f"{stem}.{v['name']}.labels.json"
         before = lpath.read_text()
         truth.write_labels(labels, lpath)
         if lpath.read_text() != before:
             changed.append(v["name"])
+    # The manifest states the causes and timeouts the labels were made with.
+    if (m["causes"], m["timeouts_s"]) != (dict(plan.causes), dict(plan.timeouts)):
+        m["causes"], m["timeouts_s"] = dict(plan.causes), dict(plan.timeouts)
+        manifest.write_text(json.dumps(m, indent=1) + "\n")
+        changed.append("manifest")
     return changed
 
 
