@@ -9,17 +9,22 @@ Exit codes (also listed in ``rstscope --help``):
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
 
-from rstscope import __version__
+from rstscope import __version__, table
 from rstscope.cliopts import (
+    ORIGINS,
     apply_min_confidence,
     check_flows,
     display_options,
@@ -35,8 +40,11 @@ from rstscope.errors import (
     EXIT_USAGE,
     OutputError,
     RstscopeError,
+    UsageError,
+    require,
 )
-from rstscope.table import sort_resets
+from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
+from rstscope.table import action_text, sort_resets
 
 EXIT_CODES_HELP = exit_codes_epilog()
 
@@ -54,8 +62,6 @@ CSV_COLUMNS = (
 
 def _csv_value(c: str, r: dict[str, Any]) -> Any:
     if c == "action":
-        from rstscope.table import action_text
-
         return action_text(r)
     v = r.get(c)
     if c == "alternatives" and v:
@@ -86,6 +92,8 @@ def envelope(docs: list[dict[str, Any]], *, min_confidence: float) -> dict[str, 
         "files": [doc["summary"] for doc in docs],
         "flows": [{"file": doc["file"], **f} for doc in docs for f in doc["flows"]],
         "resets": [{"file": doc["file"], **r} for doc in docs for r in doc["resets"]],
+        # Flows that failed without a RST to explain them (docs/schema.md, issue 17).
+        "stalls": [{"file": doc["file"], **st} for doc in docs for st in doc.get("stalls", [])],
     }
 
 
@@ -121,6 +129,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            # lazy: rich loads only when a table or progress bar is drawn
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -147,7 +156,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("rstscope.live.cli:capture", "Record live traffic (tcpdump-style flags), root or CAP_NET_RAW."),
     "watch": ("rstscope.live.cli:watch", "Watch an interface and print each reset's verdict live."),
     "plot": ("rstscope.plot.cli:plot", "Plot one flow's timeline (or a reset's flow) to PNG/SVG."),
-    "report": ("rstscope.plot.cli:report", "Write a self-contained HTML report to send to a customer."),
+    "report": ("rstscope.report.cli:report", "Write a self-contained HTML report to send to a customer."),
     "verify": ("rstscope.enrich.cli:verify", "Cross-check rstscope's packet fields against tshark."),
     "batch": ("rstscope.scale.cli:batch", "Analyse many captures (or one huge one) on Dask."),
     "redact": ("rstscope.redact.cli:redact", "Write a shareable capture: payloads stripped, IPs anonymised."),
@@ -165,7 +174,6 @@ class LazyGroup(click.Group):
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in LAZY_COMMANDS:
             return cmd
-        import importlib
 
         target, _ = LAZY_COMMANDS[cmd_name]
         module_name, attr = target.split(":")
@@ -228,17 +236,24 @@ def cli() -> None:
 @click.option("--flows", "flow_table", is_flag=True,
               help="Write the conn.log-style flow table (Zeek names) instead of resets: "
                    "--format csv, jsonl or parquet.")
+@click.option("--join", "do_join", is_flag=True,
+              help="FILES are two captures of one incident (near the client, then near the "
+                   "server): pair their connections and tell one story.")
+@click.option("--join-out", "join_out", type=click.Path(dir_okay=False), default=None,
+              help="With --join: also write the joined report (.html) or both timelines of "
+                   "the first pair with a RST, one above the other (.png/.svg).")
 def analyze(
     files: Sequence[str], read_files: Sequence[str], fmt: str, output: str | None,
     rotated: bool, fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
-    wide: bool, grouped: bool, flow_table: bool, **shared: Any,
+    wide: bool, grouped: bool, flow_table: bool, do_join: bool = False,
+    join_out: str | None = None, **shared: Any,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
     FILES are pcap or pcapng files, optionally gzipped, or '-' for stdin.
     """
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze as run_analysis
-    from rstscope.errors import UsageError
 
     files = [*files, *read_files]
     if not files:
@@ -250,6 +265,17 @@ def analyze(
     if flow_table and fmt == "table":
         fmt = "csv"
     sel = selection(**shared)
+    if do_join:
+        # lazy: --join draws figures (matplotlib) only when asked
+        from rstscope.join.render import run_join
+
+        def render_one(doc: dict[str, Any], out: Any) -> None:
+            table.render(doc, out, width=terminal_width(), wide=wide, tz=sel.tz)
+
+        with _open_output(output) as out:
+            run_join(files, fmt, out, analyze_kwargs=sel.analyze_kwargs(),
+                     render_one=render_one, figure=join_out)
+        return
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -290,8 +316,6 @@ def analyze(
 
 
 def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
-    from rstscope.cliopts import ORIGINS
-
     by = dict.fromkeys(ORIGINS, 0)
     for r in resets:
         by[str(r.get("origin"))] = by.get(str(r.get("origin")), 0) + 1
@@ -301,15 +325,11 @@ def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
 def terminal_width() -> int:
     """Columns to lay the table out in: the terminal's, or ``COLUMNS`` when piped
     (80 if neither says)."""
-    import shutil
-
     return shutil.get_terminal_size((80, 24)).columns
 
 
 def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None, sel: Any,
                        *, wide: bool, grouped: bool, flow_table: bool) -> None:
-    from rstscope import table
-
     if output:
         try:
             fh: Any = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
@@ -321,8 +341,6 @@ def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None,
         if flow_table:
             write_flow_table(docs, fmt, fh)
         elif grouped:
-            from rstscope.grouping import group_resets, render_groups
-
             groups = group_resets([r for d in docs for r in d["resets"]])
             if fmt == "table":
                 render_groups(groups, fh, width=terminal_width(), wide=wide)
@@ -349,8 +367,6 @@ def write_groups(groups: list[Any], fmt: str, out: Any) -> None:
         for row in rows:
             out.write(json.dumps(row) + "\n")
     else:
-        from rstscope.grouping import GROUP_COLUMNS
-
         w = csv.writer(out, lineterminator="\n")
         w.writerow(GROUP_COLUMNS)
         for row in rows:
@@ -393,9 +409,8 @@ def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
     rows = flow_rows(docs)
     names = [n for n, _ in FLOW_COLUMNS]
     if fmt == "parquet":
-        from rstscope.errors import require
-
         require("pyarrow", extra="parquet")
+        # lazy: pandas, only when a DataFrame is written
         import pandas as pd
 
         try:
@@ -410,6 +425,21 @@ def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
         w.writerow(names)
         for row in rows:
             w.writerow(["" if row[n] is None else row[n] for n in names])
+
+
+@contextlib.contextmanager
+def _open_output(output: str | None) -> Iterator[Any]:
+    if not output:
+        yield sys.stdout
+        return
+    try:
+        fh = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from exc
+    try:
+        yield fh
+    finally:
+        fh.close()
 
 
 def _die(message: str, code: int) -> NoReturn:
@@ -444,7 +474,6 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so, without hiding the details
-        import traceback
 
         traceback.print_exc()
         _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)

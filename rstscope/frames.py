@@ -17,6 +17,7 @@ import pandas as pd
 
 import rstscope.accessor  # noqa: F401  (registers the .rst DataFrame accessor)
 from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.stalls import StallRecord
 
 if TYPE_CHECKING:
     from rstscope.api import Analysis
@@ -50,6 +51,7 @@ def schema_of(record_type: type) -> dict[str, str]:
 
 FLOW_SCHEMA: dict[str, str] = schema_of(FlowRecord)
 RESET_SCHEMA: dict[str, str] = {**schema_of(ResetRecord)}
+STALL_SCHEMA: dict[str, str] = schema_of(StallRecord)
 # Convenience column for notebooks: the timestamp as a timezone-aware datetime.
 RESET_SCHEMA_EXTRA = {"time": "datetime64[ns, UTC]"}
 
@@ -75,6 +77,11 @@ def resets_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df.insert(list(RESET_SCHEMA).index("ts") + 1, "time",
               pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True))
     return df
+
+
+def stalls_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """DataFrame of stall records (one row per stalled flow, docs/schema.md)."""
+    return _frame(rows, STALL_SCHEMA)
 
 
 # Columns whose cells mix value types (evidence values are numbers or text), which

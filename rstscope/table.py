@@ -22,30 +22,11 @@ from typing import Any, TextIO
 
 from rstscope.cliopts import origin_label
 from rstscope.core.wording import sure_text
+from rstscope.findings import render_stalls
+from rstscope.textfit import clip, clip_middle, zone_name
 
-ELLIPSIS = "..."
 #: Terminal width from which the frame, flow and TTL columns are shown.
 ROOMY_WIDTH = 120
-
-
-def clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
-    if width <= 0:
-        return ""
-    if len(text) <= width:
-        return text
-    if width <= len(ELLIPSIS):
-        return text[:width]
-    return text[: width - len(ELLIPSIS)].rstrip() + ELLIPSIS
-
-
-def _clip_middle(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    if width <= len(ELLIPSIS) + 2:
-        return text[:width]
-    keep = width - len(ELLIPSIS)
-    return text[: (keep + 1) // 2] + ELLIPSIS + text[len(text) - keep // 2:]
 
 
 def _when(ts: float | None, tz: str) -> _dt.datetime | None:
@@ -53,13 +34,6 @@ def _when(ts: float | None, tz: str) -> _dt.datetime | None:
         return None
     t = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
     return t.astimezone() if tz == "local" else t
-
-
-def zone_name(tz: str, sample: _dt.datetime | None = None) -> str:
-    if tz != "local":
-        return "UTC"
-    t = sample or _dt.datetime.now().astimezone()
-    return t.tzname() or t.strftime("%z")
 
 
 def _silence(v: float | None) -> str:
@@ -135,6 +109,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
         out.write(clip(line, limit) + "\n")
     resets = sort_resets(doc["resets"])
     if not resets:
+        _stalls(doc, out, limit, tz, wide)
         return
     when = [_when(r.get("ts"), tz) for r in resets]
     dates = {w.date() for w in when if w is not None}
@@ -179,7 +154,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
         cells = [t.ljust(w_time)]
         if roomy:
             cells += [e.rjust(w) for e, w in zip(ex, w_extra, strict=True)]
-        cells += [_clip_middle(c, w_conn).ljust(w_conn), o.ljust(w_origin), k.rjust(w_conf),
+        cells += [clip_middle(c, w_conn).ljust(w_conn), o.ljust(w_origin), k.rjust(w_conf),
                   s.rjust(w_sil)]
         return "  ".join(cells).rstrip()
 
@@ -194,6 +169,12 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
         out.write(clip(line, limit) + "\n")
         out.write(clip("    " + detail, limit) + "\n")
         out.write(clip("    -> " + action, limit) + "\n")
+    _stalls(doc, out, limit, tz, wide)
+
+
+def _stalls(doc: dict[str, Any], out: TextIO, limit: int, tz: str, wide: bool) -> None:
+    # Flows that failed without a RST, beside the resets (rstscope.findings, issue 17).
+    render_stalls(doc, out, limit=limit, tz=tz, wide=wide)
 
 
 __all__ = ["ROOMY_WIDTH", "action_text", "clip", "conn_text", "detail_text", "render",

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from rstscope.cli import main
+from tests.conftest import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 FW_CLIENT = SAMPLES / "fw-idle-expiry-client-next.client.pcap"
 SERVER_ABORT = SAMPLES / "server-abort.client.pcap"
 
@@ -54,7 +54,8 @@ def test_json_document_schema(capsys):
     assert code == 0
     doc = json.loads(out)
     # One envelope for any number of files (docs/schema.md); the records carry "file".
-    assert set(doc) == {"schema_version", "summary", "files", "flows", "resets"}
+    assert set(doc) == {"schema_version", "summary", "files", "flows", "resets",
+                        "stalls"}
     assert doc["summary"]["resets"] == len(doc["resets"]) == len(labels(SERVER_ABORT))
     assert doc["files"][0]["file"] == str(SERVER_ABORT)
     r = doc["resets"][0]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from rstscope.core.causes import name_reset
 from rstscope.core.config import TrackerConfig
 from rstscope.core.facts import (
     FW_CATEGORIES,
@@ -426,7 +427,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
                                              m.entry.expiry_behaviour != wanted,
                                              abs(m.error_s)))
     cands = tuple(m.label() for m in distinct_products(cand_matches, 6))
-    return ResetRecord(
+    return name_reset(f, ResetRecord(
         frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts, ts=ctx.ts / NS,
         flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
         dst=addr_text(dst_raw, flow.ip_v), dport=dport,
@@ -448,7 +449,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         ttl=ctx.ttl, expected_ttl=f.ttl_mode, hop_delta=f.hop_delta, ip_id=ctx.ip_id,
         timeout_candidates=cands, conn_state=flow.conn_state(),
         seq_status=f.seq_status,  # type: ignore[arg-type]
-    )
+    ))
 
 
 def _r(x: float | None) -> float | None:

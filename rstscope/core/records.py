@@ -138,3 +138,6 @@ class ResetRecord(_ToDict):
     timeout_candidates: tuple[str, ...]
     conn_state: str
     seq_status: SeqStatus
+    # Stable machine name of the cause (docs/schema.md, rstscope.core.causes.CAUSES);
+    # ``cause`` is its sentence and may be reworded, this name does not change.
+    cause_id: str = "unknown"

@@ -23,12 +23,15 @@ from typing import Any
 import numpy as np
 
 from rstscope.core import bulk
+from rstscope.core.causes import name_path
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
-from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
+from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
 from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.stalls import StallRecord, find_stalls
 from rstscope.core.states import INACTIVE, conn_state
+from rstscope.core.tails import TailLedger
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
 from rstscope.core.vantage import flow_vantage
@@ -156,6 +159,9 @@ class Tracker:
         # Records of the live flows as of the last flows() call; only feed(),
         # advance() and finish() change flows, and they drop it.
         self._live_records: list[FlowRecord] | None = None
+        # The last packets of each flow, for stalls and path causes (issue 17);
+        # only when records are kept (batch mode keeps no per-flow detail).
+        self._tails = TailLedger() if self.config.keep_records else None
 
     # -- public API ------------------------------------------------------------
     def feed(self, batch: np.ndarray) -> list[Event]:
@@ -188,6 +194,8 @@ class Tracker:
         kb = words[o[gst]].tobytes()
         key_bytes = [kb[j:j + _KEY_LEN] for j in range(0, ng * _KEY_DTYPE.itemsize,
                                                          _KEY_DTYPE.itemsize)]
+        if self._tails is not None:
+            self._tails.feed(batch, inv, swap, key_bytes)
         flags = batch["flags"]
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
@@ -244,6 +252,10 @@ class Tracker:
         events.extend(self._drain_side_events())
         if len(self._created) > 1:
             events = self._renumber(events)
+        if self._created:
+            opened: list[Event] = [FlowOpened(f.flow_id, int(pos[0]), int(pos[1]))
+                                   for pos, f in sorted(self._created, key=lambda pf: pf[0])]
+            events = opened + events
         self._created = []
         self._cols = None
         return events
@@ -315,6 +327,13 @@ class Tracker:
 
     def resets(self) -> list[ResetRecord]:
         return list(self._resets)
+
+    def stalls(self) -> list[StallRecord]:
+        """Findings for live flows that stalled without a RST to explain it
+        (rstscope.core.stalls); empty when records are not kept."""
+        if self._tails is None:
+            return []
+        return find_stalls(self._flows.values(), self._tails, self._now)
 
     @property
     def stats(self) -> TrackerStats:
@@ -529,6 +548,10 @@ class Tracker:
 
     def _verdict(self, ctx: ResetContext) -> Event:
         rec = classify(ctx, self.config)
+        if self._tails is not None:
+            fl = ctx.flow
+            rec = name_path(rec, self._tails.tail(fl.key), fl.orig_is_a,
+                            self._tails.max_plen(fl.key))
         self._n_resets += 1
         if self.config.keep_records:
             self._resets.append(rec)
@@ -538,7 +561,11 @@ class Tracker:
 
     def _settle(self, now: int | None) -> list[Event]:
         events: list[Event] = []
-        while self._pending and (now is None or self._pending[0][0] <= now):
+        # Strictly past the deadline: a packet stamped exactly at the deadline still
+        # belongs to the window (facts take ``o.ts - ts <= settle``), and the next
+        # batch may hold more packets with that same timestamp.  Settling at ``<=``
+        # made a verdict depend on where the batches were cut.
+        while self._pending and (now is None or self._pending[0][0] < now):
             _, _, ctx = heapq.heappop(self._pending)
             events.append(self._verdict(ctx))
         return events
@@ -588,6 +615,8 @@ class Tracker:
     def _evict(self, flow: Flow, reason: str) -> Event:
         flow.evicted = True
         self._evicted += 1
+        if self._tails is not None:
+            self._tails.drop(flow.key)
         rec = self._record(flow)
         self._keep_flow(rec)
         self._flows.pop(flow.key, None)

@@ -185,4 +185,101 @@ def sure_text(sender: str, side: str) -> str:
     return f"sure: it came from the {side}'s side (its TTL and IP ID)"
 
 
-__all__ = ["IDLE_EXPIRY_MIN_S", "advice_lines", "cause_text", "sure_text"]
+
+# -- the everyday causes (issue 17): sentences and advice by cause name -----------
+#
+# Keyed by ``cause_id`` (docs/schema.md); ``facts`` carries the numbers the rule
+# measured (rstscope.core.causes / rstscope.core.stalls fill it).
+
+def everyday_sentence(cause_id: str, facts: dict[str, object]) -> str:
+    def num(key: str) -> float:
+        v = facts.get(key)
+        return float(v) if isinstance(v, int | float) else 0.0
+
+    if cause_id == "keepalive-race":
+        if facts.get("order") == "fin-first":
+            return (f"Keep-alive race: the server closed the idle connection (FIN after "
+                    f"{num('idle_s'):.1f} s) and the client's pooled connection sent a new "
+                    "request into it; the closed socket answered with this RST.")
+        return (f"Keep-alive race: the client reused the idle connection after "
+                f"{num('idle_s'):.1f} s just as the server's keep-alive timer closed it; the "
+                "request was still unread, so the close became this RST.")
+    if cause_id == "accept-overflow" and facts.get("kind") == "syn-unanswered":
+        return (f"Overload at accept: the SYN was retransmitted {int(num('rx'))} times without "
+                "an answer while the same service answered other connections (a full accept "
+                "queue or a connection limit such as haproxy maxconn).")
+    if cause_id == "accept-overflow" and facts.get("kind") == "request-unanswered":
+        return (f"Overload at accept: the connection was accepted by the kernel but no "
+                f"application answered for {num('silence_s'):.1f} s while the same service "
+                "served other connections (it waited in the accept queue behind a "
+                "connection limit such as haproxy maxconn).")
+    if cause_id == "accept-overflow":
+        return ("Overload at accept: the handshake completed but the server's stack reset the "
+                "connection at its first data, before the application accepted it (a full "
+                "listen backlog with tcp_abort_on_overflow).")
+    if cause_id == "total-timeout":
+        if facts.get("kind") == "cut-mid-stream":
+            return (f"The server cut an active stream with a bare FIN after {num('elapsed_s'):.1f} s "
+                    "(no TLS close_notify): a total-time limit killed it (worker --timeout, "
+                    "max response time).")
+        return (f"A total-time limit: the {facts.get('side', 'client')} aborted "
+                f"{num('elapsed_s'):.1f} s after its request while data was still flowing "
+                "(an SDK/client total timeout, not an idle one).")
+    if cause_id == "pmtu-blackhole":
+        return (f"Path-MTU black hole: full-size segments ({_sizes(facts.get('stuck'))} bytes) "
+                f"were retransmitted {int(num('rx'))} times and never acknowledged while "
+                f"smaller ones (up to {int(num('through'))} bytes) got through.")
+    if cause_id == "proxy-buffering":
+        return (f"Proxy buffering: the upstream sent {int(num('upstream_bytes'))} bytes while the "
+                f"client received nothing for {num('silence_s'):.1f} s; a buffering proxy held "
+                "the stream back.")
+    if cause_id == "path-silent":
+        if facts.get("kind") == "syn-unanswered":
+            return (f"SYN retransmitted {int(num('rx'))} times without an answer: nothing on "
+                    "the path or at the server replied.")
+        return (f"Data retransmitted {int(num('rx'))} times without an acknowledgment for "
+                f"{num('silence_s'):.1f} s: the path went silent.")
+    if cause_id == "unanswered":
+        return (f"A request got no answer for {num('silence_s'):.1f} s (acknowledged by TCP, "
+                "never answered by the application).")
+    return ""
+
+
+def _sizes(v: object) -> str:
+    if isinstance(v, tuple | list) and v:
+        return "/".join(str(x) for x in v)
+    return "?"
+
+
+def everyday_advice(cause_id: str, facts: dict[str, object]) -> tuple[str, ...]:
+    if cause_id == "keepalive-race":
+        return ("make the client pool's idle timeout shorter than the server's keep-alive "
+                "timeout (Node 5 s, uvicorn 5 s, gunicorn 2 s, nginx 75 s, ALB 60 s)",
+                "retry idempotent requests that fail on a reused connection")
+    if cause_id == "accept-overflow":
+        return ("the service is overloaded at accept: raise the listen backlog "
+                "(somaxconn, the server's backlog) or the balancer's maxconn, or add capacity",
+                "tell it from a firewall's policy reject by the RST's TTL and position: an "
+                "overflow RST comes from the server's stack after a completed handshake")
+    if cause_id == "total-timeout":
+        return ("raise the total-time limit (SDK timeout, gunicorn --timeout, the CDN's "
+                "maximum response time), or stream with resumable requests",)
+    if cause_id == "pmtu-blackhole":
+        return ("clamp the MSS on the tunnel/VPN link (iptables TCPMSS --clamp-mss-to-pmtu)",
+                "allow ICMP type 3 code 4 / ICMPv6 type 2 (packet too big) through firewalls",
+                "or lower the MTU, or enable net.ipv4.tcp_mtu_probing=1 on the sender")
+    if cause_id == "proxy-buffering":
+        return ("turn buffering off for streams: nginx 'proxy_buffering off' or the "
+                "'X-Accel-Buffering: no' response header",
+                "or send heartbeats that fill the proxy's buffer sooner")
+    if cause_id == "path-silent":
+        return ("find the device that drops this flow (firewall DROP, dead route, black hole); "
+                "capture at both ends to see where packets stop",)
+    if cause_id == "unanswered":
+        return ("check the server application (or a proxy in front of it) for this request; "
+                "the TCP stack acknowledged it, the application never answered",)
+    return ()
+
+
+__all__ = ["IDLE_EXPIRY_MIN_S", "advice_lines", "cause_text", "everyday_advice",
+           "everyday_sentence", "sure_text"]

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from rstscope.lab.everyday import LOOK_FOR as EVERYDAY_LOOK_FOR
+from rstscope.lab.everyday import STALL_SCENARIOS
 from rstscope.lab.runner import LabResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS
 
@@ -49,6 +53,7 @@ LOOK_FOR: dict[str, str] = {
     "nginx-backend-abort": "backend RST mid-stream at the server; nginx resets the client "
                            "(lb's TTL)",
     "graceful-close": "control: close_notify + FIN both ways, no RST",
+    **EVERYDAY_LOOK_FOR,
 }
 
 
@@ -64,9 +69,6 @@ STORIES: dict[str, tuple[str, dict[str, str], str]] = {
 
 def _record_story(story: str, out: Path) -> LabResult:
     """Run a story's scenario in a scratch dir and copy its files as ``<story>.*``."""
-    import shutil
-    import tempfile
-
     scenario, params, _ = STORIES[story]
     with tempfile.TemporaryDirectory(prefix="rstscope-story-") as tmp:
         result = run_scenario(scenario, params, tmp)
@@ -92,12 +94,17 @@ def sample_dir(samples: Path, name: str) -> Path:
 
 def _truth(result: LabResult, vantage: str) -> str:
     labels = result.labels(vantage)
+    stall = ""
+    if result.scenario in STALL_SCENARIOS:
+        # A stall scenario: its cause is the truth even where no RST carries it.
+        causes = json.loads(result.manifest.read_text()).get("causes", {})
+        stall = "stall: " + ", ".join(sorted(set(causes.values())))
     if not labels:
-        return "no RST"
+        return f"no RST; {stall}" if stall else "no RST"
     parts = []
     for lb in labels:
         parts.append(f"#{lb['frame']} {lb['emitter']} ({lb['origin']}, {lb['cause']})")
-    return "; ".join(parts)
+    return "; ".join(parts + ([stall] if stall else []))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

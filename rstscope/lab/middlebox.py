@@ -97,8 +97,11 @@ def wait_listening(session: Session, ns: str, port: int, what: str) -> None:
 
 def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
                   timeout_s: float, nolinger: bool = True, connect_timeout_s: float = 5.0,
-                  bind: str | None = None) -> None:
-    """haproxy in TCP mode between client and server, idle timeouts on both sides."""
+                  bind: str | None = None, maxconn: int = 0) -> None:
+    """haproxy in TCP mode between client and server, idle timeouts on both sides.
+
+    ``maxconn`` > 0 caps the frontend's concurrent connections (and so its listen
+    backlog): connections beyond it wait in, then overflow, the kernel's queue."""
     fam = "ipv6" if ip_v == 6 else "ipv4"
     ms = int(timeout_s * 1000)
     bind = bind or LB_ADDR[ip_v]
@@ -126,8 +129,9 @@ def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: 
 
 def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
                 timeout_s: float, cert: Path, key: Path, connect_timeout_s: float = 60.0,
-                bind: str | None = None) -> None:
-    """nginx terminating TLS and proxying (unbuffered) to the TLS server."""
+                bind: str | None = None, buffering: bool = False) -> None:
+    """nginx terminating TLS and proxying (unbuffered unless ``buffering``) to the TLS
+    server.  ``buffering`` is nginx's default, the one that holds back a slow stream."""
     bind = bind or LB_ADDR[ip_v]
     prefix = session.tmp / "nginx"
     prefix.mkdir(exist_ok=True)
@@ -151,7 +155,7 @@ def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: in
         f"            proxy_pass https://{_hostport(SRV_ADDR[ip_v], srv_port)};\n"
         "            proxy_http_version 1.1;\n"
         "            proxy_set_header Connection \"\";\n"
-        "            proxy_buffering off;\n"
+        f"            proxy_buffering {'on' if buffering else 'off'};\n"
         f"            proxy_read_timeout {int(timeout_s * 1000)}ms;\n"
         f"            proxy_connect_timeout {int(connect_timeout_s * 1000)}ms;\n"
         "        }\n"

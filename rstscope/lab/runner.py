@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rstscope.errors import LabError, OutputError
+from rstscope.errors import LabError, OutputError, UsageError
 from rstscope.lab import capture, middlebox, topology, truth
 from rstscope.lab.scenarios import Plan, get
 from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools, wait_for
@@ -74,7 +74,6 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     p = scen.params(params)
     unknown = [v for v in vantages if v not in VANTAGES]
     if unknown:
-        from rstscope.errors import UsageError
         raise UsageError(f"unknown vantage {unknown[0]!r} (known: {', '.join(VANTAGES)})")
     plan = scen.plan(p)
     hops_client = int(p["hops_client"])
@@ -108,7 +107,10 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
                                   linktype=VANTAGES[v][2])
                  for v in vantages}
         cert, key = middlebox.make_cert(session)
-        _start_server(session, topo, plan, ip_v, cert, key)
+        if plan.setup is not None:
+            plan.setup(session, topo, p, ip_v, cert, key)
+        if plan.server_module:
+            _start_server(session, topo, plan, ip_v, cert, key)
         _start_frontends(session, topo, plan, p, ip_v, cert, key)
         if on_ready is not None:
             on_ready(session)
@@ -119,7 +121,7 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
         client_log = session.tmp / "client.out"
         dest = _dialled(topo, plan, p, ip_v)
         with open(client_log, "wb") as fh:
-            client = session.python("client", ["--host", dest, "--port", str(SERVER_PORT),
+            client = session.python(plan.client_module, ["--host", dest, "--port", str(SERVER_PORT),
                                                "--sni", plan.sni, "--keylog", str(keylog),
                                                *plan.client_args],
                                     ns=topo.ns["client"], log=session.tmp / "client.err",
@@ -280,7 +282,7 @@ def _start_server(session: Session, topo: topology.Topology, plan: Plan, ip_v: i
     out = session.tmp / "server.out"
     fh = open(out, "wb")  # noqa: SIM115 - handed to the child
     try:
-        srv = session.python("server", ["--bind", topology.SRV_ADDR[ip_v], "--port",
+        srv = session.python(plan.server_module, ["--bind", topology.SRV_ADDR[ip_v], "--port",
                                         str(SERVER_PORT), "--cert", str(cert), "--key", str(key),
                                         "--schedule", plan.server_schedule,
                                         *plan.server_args],

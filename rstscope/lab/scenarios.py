@@ -54,11 +54,20 @@ class Plan:
     backend: str = "up"
     #: Upper bound on how long the client needs (the runner waits this, plus margin).
     duration_s: float = 10.0
+    #: Endpoint programs (``python -m rstscope.lab.<module>``); an empty server
+    #: module means ``setup`` starts the server itself (e.g. gunicorn).
+    server_module: str = "server"
+    client_module: str = "client"
+    #: Extra set-up after the captures start and before the server: called as
+    #: ``setup(session, topology, params, ip_v, cert, key)`` (see rstscope.lab.everyday).
+    setup: Callable[..., None] | None = None
+    #: The lb is a full proxy started by ``setup`` (an endpoint of both connections).
+    proxy: bool = False
 
     @property
     def full_proxy(self) -> bool:
         """The lb terminates TCP (two connections), so it is an endpoint of each."""
-        return self.middlebox in ("haproxy", "nginx")
+        return self.middlebox in ("haproxy", "nginx") or self.proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +254,7 @@ def _graceful(p: Params) -> Plan:
 
 _IDLE = {"conntrack_timeout_s": 3.0, "extra_idle_s": 1.5}
 
-SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
+_REGISTRY: dict[str, Scenario] = {s.name: s for s in (
     Scenario("server-abort", "server streams 3 chunks then aborts (SO_LINGER 0): server RST",
              {}, _server_abort),
     Scenario("server-idle-abort", "server sends 1 chunk, idles idle_timeout_s, then aborts",
@@ -297,7 +306,21 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
           ("abort", "abort", "the backend aborts mid-response (RST) behind the proxy"))),
     Scenario("graceful-close", "control: stream then TLS close_notify + FIN, no RST expected",
              {}, _graceful),
-)})
+)}
+
+#: Every scenario by name.  Families that live in their own module (the everyday
+#: causes of ECONNRESET, rstscope.lab.everyday) add theirs with :func:`register`
+#: when the package is imported, so this module imports none of them (no cycle).
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType(_REGISTRY)
+
+
+def register(*scenarios: Scenario) -> None:
+    """Add scenarios to :data:`SCENARIOS`; a name may be taken only once."""
+    for sc in scenarios:
+        if _REGISTRY.get(sc.name, sc) is not sc:
+            raise ValueError(f"lab scenario {sc.name!r} is registered twice")
+        _REGISTRY[sc.name] = sc
+
 
 
 def get(name: str) -> Scenario:

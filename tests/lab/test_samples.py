@@ -16,8 +16,8 @@ import pytest
 
 from rstscope.lab import SCENARIOS, VANTAGES
 from rstscope.lab.make_samples import sample_dir
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 # Only the lab's own samples (one per scenario and vantage); other files may live here.
 PCAPS = sorted(sample_dir(SAMPLES, s) / f"{s}.{v}.pcap" for s in SCENARIOS for v in VANTAGES)
 #: Scenarios whose point is that nobody resets: the control, and nginx, which answers a
@@ -91,8 +91,16 @@ def test_no_reset_scenarios_have_no_reset(name):
 
 
 def test_every_other_scenario_has_its_cause_somewhere():
+    # Stall scenarios (issue 17) end without a RST that carries the cause: their
+    # truth is the configured cause in the manifest (checked in tests/core/test_everyday_samples.py).
+    from rstscope.lab.everyday import STALL_SCENARIOS
+
     for name in SCENARIOS:
         if name in NO_RST:
+            continue
+        if name in STALL_SCENARIOS:
+            manifest = json.loads((SAMPLES / f"{name}.manifest.json").read_text())
+            assert set(manifest["causes"].values()) - {"side-effect"}, name
             continue
         causes = {lb["cause"] for v in VANTAGES
                   for lb in json.loads((sample_dir(SAMPLES, name) / f"{name}.{v}.labels.json")

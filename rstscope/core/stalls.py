@@ -1,0 +1,296 @@
+"""Resets that never happened: findings for flows that stalled.
+
+A connection can fail without any RST: it ends in a FIN after its data was
+retransmitted unacknowledged, it is still hanging when the capture ends, its SYNs
+are never answered, or its stream is cut in the middle.  :func:`find_stalls`
+reads each live flow's tail (:class:`~rstscope.core.tails.TailLedger`) and
+returns one :class:`StallRecord` per such flow, with the measured facts (silence
+while data was outstanding, retransmissions, the segment sizes that got through
+and those that did not) and a ``cause_id`` from the same vocabulary as reset
+verdicts (:mod:`rstscope.core.causes`).  Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rstscope.core.flow import BYTES, LASTPL, RXMIT, Flow, seq_diff
+from rstscope.core.records import _ToDict
+from rstscope.core.tails import TailLedger
+from rstscope.core.wording import everyday_advice as stall_advice
+from rstscope.core.wording import everyday_sentence as stall_sentence
+from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
+
+NS = 1_000_000_000
+#: Silence (s) with data outstanding before a flow counts as stalled.
+MIN_SILENCE_S = 1.0
+#: A "cut" stream: the closer sent payload this recently (s) before its FIN...
+CUT_ACTIVE_S = 1.0
+#: ...and at least this many payload segments in the CUT_WINDOW_S before it.
+CUT_MIN_SEGMENTS = 4
+CUT_WINDOW_S = 3.0
+#: ...spaced like a stream's events (median gap), not back-to-back like a download...
+CUT_MIN_PACE_S = 0.1
+#: ...and at least this long after the request (a time limit, not a quick reply).
+CUT_MIN_ELAPSED_S = 2.0
+#: Segments at least this large count as "full-size" for a path-MTU black hole: any
+#: payload above 1000 bytes exceeds some tunnel or the IPv6 minimum MTU (1280).
+PMTU_MIN_STUCK = 1000
+#: Other connections to the same service within this time make unanswered SYNs
+#: and silent accepts look like overload rather than a dead service or a filter.
+OVERLOAD_WINDOW_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StallRecord(_ToDict):
+    """One stalled flow: no RST explains its end (or it has none)."""
+
+    flow_id: int
+    ts_ns: int  # when the stall began: the first unacknowledged / unanswered packet
+    kind: str  # data-unacked | syn-unanswered | request-unanswered | cut-mid-stream
+    end: str  # fin | rst | open (still hanging when the capture ended)
+    end_frame: int | None
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    stalled_side: str  # orig | resp: whose data (or SYN) went unanswered
+    silence_s: float  # from the stall's start to the flow's end or the capture's end
+    retransmissions: int  # of the stalled side, in the flow's tail
+    outstanding_bytes: int  # sent but never acknowledged
+    through_max_plen: int  # largest payload of the stalled side that was acknowledged
+    stuck_plens: tuple[int, ...]  # distinct payload sizes retransmitted without an ACK
+    max_plen: int  # largest payload the stalled side sent in the whole flow
+    cause_id: str
+    cause: str
+    advice: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """What one direction's tail says about its data."""
+
+    d: int
+    sent_payload: int
+    hi_rel: int  # highest sequence end sent (relative to the tail's first seq)
+    acked_rel: int | None  # peer's highest ACK (same base), None without ACKs
+    rx: int
+    stuck_plens: tuple[int, ...]
+    through_max: int
+    waiting_since_ns: int  # first send of the oldest unacked segment, -1 if none
+    last_payload_ns: int
+    payload_ts: tuple[int, ...]
+
+
+def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
+    mine = rows[d_of == d]
+    peer = rows[d_of != d]
+    data = mine[(mine["plen"] > 0) & ((mine["flags"] & TH_RST) == 0)]
+    if len(data) == 0:
+        return _Side(d, 0, 0, None, 0, (), 0, -1, -1, ())
+    base = int(data["seq"][0])
+    rel = [seq_diff(int(s), base) for s in data["seq"].tolist()]
+    ends = [r + int(p) for r, p in zip(rel, data["plen"].tolist(), strict=True)]
+    acks = [seq_diff(int(a), base) for a, f in zip(peer["ack"].tolist(), peer["flags"].tolist(),
+                                                    strict=True) if f & TH_ACK]
+    acked = max(acks) if acks else None
+    hi = -(1 << 40)
+    rx = 0
+    stuck: set[int] = set()
+    through = 0
+    waiting = -1
+    for ts, e, p in zip(data["ts_ns"].tolist(), ends, data["plen"].tolist(), strict=True):
+        again = e <= hi
+        hi = max(hi, e)
+        if again:
+            rx += 1
+        got = acked is not None and e <= acked
+        if got:
+            through = max(through, p)
+        else:
+            if again:
+                stuck.add(p)
+            if waiting < 0:
+                waiting = ts
+    return _Side(d, len(data), hi, acked, rx, tuple(sorted(stuck)), through, waiting,
+                 int(data["ts_ns"][-1]), tuple(data["ts_ns"].tolist()))
+
+
+def _end(rows: np.ndarray) -> tuple[str, int | None, int]:
+    """(fin|rst|open, frame of the closing packet, its time)."""
+    flags = rows["flags"].tolist()
+    for kind, bit in (("rst", TH_RST), ("fin", TH_FIN)):
+        for i, f in enumerate(flags):
+            if f & bit:
+                return kind, int(rows["frame"][i]), int(rows["ts_ns"][i])
+    return "open", None, int(rows["ts_ns"][-1])
+
+
+def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
+             capture_end_ns: int) -> tuple[str, _Side, str, int | None, int] | None:
+    """(kind, stalled side, end, end frame, stall start) of one flow, or None.
+
+    Plain Python over the (short) tail: per-flow numpy calls would cost more than
+    the work; numpy only for the rare flows whose data was retransmitted."""
+    ts = rows["ts_ns"].tolist()
+    fl = rows["flags"].tolist()
+    d_of = [0 if a == flow.orig_is_a else 1 for a in rows["from_a"].tolist()]
+    pl = rows["plen"].tolist()
+    end, end_frame, end_ts = _end(rows)
+    horizon = capture_end_ns if end == "open" else end_ts
+    # SYNs without a SYN/ACK: the service never answered (or never could).
+    synack = any(f & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK) for f in fl)
+    syns = [t for t, f, d in zip(ts, fl, d_of, strict=True)
+            if f & (TH_SYN | TH_ACK) == TH_SYN and d == 0]
+    if syns and not synack:
+        if len(syns) >= 2:
+            side = _Side(0, 0, 0, None, len(syns) - 1, (), 0, syns[0], -1, ())
+            return "syn-unanswered", side, end, end_frame, syns[0]
+        return None
+    # Only a side the tracker saw retransmit can have unacknowledged data stuck.
+    d_arr: np.ndarray | None = None
+    for d in (0, 1):
+        if not flow.dirs[d].get(RXMIT):
+            continue
+        if d_arr is None:
+            d_arr = np.asarray(d_of)
+        sd = side_of(rows, d_arr, d)
+        if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens
+                and (horizon - sd.waiting_since_ns) / NS >= MIN_SILENCE_S):
+            return "data-unacked", sd, end, end_frame, sd.waiting_since_ns
+    o_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 0
+            and not f & TH_RST]
+    r_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 1
+            and not f & TH_RST]
+    # A stream cut by its sender: the responder was sending steadily and closed
+    # with a bare FIN (no TLS close_notify before it) in a TLS connection.
+    if end == "fin" and flow.ch_ts >= 0 and r_ts:
+        closer = next(d for f, d in zip(fl, d_of, strict=True) if f & TH_FIN)
+        alerts = any(c == 21 and d == 1 for c, d in zip(rows["tls_ct"].tolist(), d_of,
+                                                        strict=True))
+        recent = [t for t in r_ts if 0 <= end_ts - t <= CUT_WINDOW_S * NS]
+        if (closer == 1 and not alerts and end_ts - r_ts[-1] <= CUT_ACTIVE_S * NS
+                and len(recent) >= CUT_MIN_SEGMENTS):
+            gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
+            # A paced stream (events every so often), not a bulk transfer finishing.
+            if gaps[len(gaps) // 2] >= CUT_MIN_PACE_S * NS:
+                # Measured from the request (the client's last data before the
+                # stream): a time limit counts from there.
+                req = [t for t in o_ts if t < recent[0]]
+                start = req[-1] if req else recent[0]
+                if end_ts - start >= CUT_MIN_ELAPSED_S * NS:
+                    side = side_of(rows, np.asarray(d_of), 1)
+                    return "cut-mid-stream", side, end, end_frame, start
+    # A request that got no answer at all: the originator sent payload, the
+    # responder only acknowledged it, and the flow ended or hangs.
+    # A capture that simply ended during a conversation (BGP, OpenFlow keepalives
+    # one way) is no finding: a hang counts only when the responder never spoke.
+    if o_ts and end != "rst" and not (end == "open" and r_ts):
+        answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
+        if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
+            return "request-unanswered", side_of(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
+    return None
+
+
+def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
+    """A cheap pre-check on the flow's running state: could any stall kind apply?
+    (Most flows are healthy; reading their tails would cost more than the analysis.)"""
+    o, r = flow.dirs
+    oc, rc = o.col(), r.col()
+    if oc[RXMIT] or rc[RXMIT]:
+        return True  # data-unacked
+    if flow.syn_ts >= 0 and flow.synack_ts < 0:
+        return True  # syn-unanswered
+    if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
+            and (flow.last_ts if flow.ended() else capture_end_ns) - oc[LASTPL]
+            >= MIN_SILENCE_S * NS):
+        return True  # request-unanswered
+    return (r.fin_ts >= 0 and flow.ch_ts >= 0 and r.tls_alert_ts < 0 and rc[LASTPL] >= 0
+            and r.fin_ts - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r.fin_ts - flow.first_ts >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
+
+
+def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
+                flow_records: dict[int, tuple[str, int]] | None = None) -> list[StallRecord]:
+    """Stall findings for ``flows`` (their tails are in ``ledger``)."""
+    found: list[tuple[Flow, str, _Side, str, int | None, int, tuple[int, int]]] = []
+    per_service: dict[tuple[bytes, int], list[tuple[int, int, int, bool]]] = defaultdict(list)
+    for flow in flows:
+        tail = ledger.tail(flow.key)
+        if tail is None or flow.first_ts < 0:
+            continue
+        rows = tail[tail["ts_ns"] >= flow.first_ts]
+        if len(rows) == 0:
+            continue
+        served = flow.dirs[1].get(BYTES) > 0
+        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts,
+                                                          flow.last_ts, served))
+        if not _maybe_stalled(flow, capture_end_ns):
+            continue
+        ma, mb = ledger.max_plen(flow.key)
+        mp = (ma, mb) if flow.orig_is_a else (mb, ma)
+        hit = _finding(flow, rows, mp, capture_end_ns)
+        if hit is not None:
+            found.append((flow, *hit, mp))
+    out = []
+    for flow, kind, side, end, end_frame, start_ns, mp in found:
+        # Was the same service answering other connections meanwhile?
+        busy = any(served and fid != flow.flow_id
+                   and a - OVERLOAD_WINDOW_S * NS <= start_ns <= b + OVERLOAD_WINDOW_S * NS
+                   for fid, a, b, served in per_service[(flow.resp_raw, flow.resp_p)])
+        max_plen = mp[side.d]
+        horizon = capture_end_ns if end == "open" else _end_ts(flow, ledger, end)
+        silence = max(0.0, (horizon - start_ns) / NS)
+        cause_id = stall_cause(kind, side, max_plen, busy)
+        outstanding = (side.hi_rel - side.acked_rel if side.acked_rel is not None
+                       else side.hi_rel) if side.sent_payload else 0
+        facts: dict[str, object] = {"silence_s": silence, "elapsed_s": silence, "rx": side.rx, "through": side.through_max,
+                 "stuck": side.stuck_plens, "max_plen": max_plen, "kind": kind, "end": end,
+                 "port": flow.resp_p}
+        out.append(StallRecord(
+            flow_id=flow.flow_id, ts_ns=start_ns, kind=kind, end=end, end_frame=end_frame,
+            orig_h=addr_text(flow.orig_raw, flow.ip_v), orig_p=flow.orig_p,
+            resp_h=addr_text(flow.resp_raw, flow.ip_v), resp_p=flow.resp_p,
+            stalled_side="orig" if side.d == 0 else "resp", silence_s=round(silence, 6),
+            retransmissions=side.rx, outstanding_bytes=max(0, outstanding),
+            through_max_plen=side.through_max, stuck_plens=side.stuck_plens, max_plen=max_plen,
+            cause_id=cause_id, cause=stall_sentence(cause_id, facts),
+            advice=stall_advice(cause_id, facts)))
+    out.sort(key=lambda s: (s.ts_ns, s.flow_id))
+    return out
+
+
+def _end_ts(flow: Flow, ledger: TailLedger, end: str) -> int:
+    tail = ledger.tail(flow.key)
+    assert tail is not None
+    rows = tail[tail["ts_ns"] >= flow.first_ts]
+    return _end(rows)[2]
+
+
+def stall_cause(kind: str, side: _Side, max_plen: int, busy: bool) -> str:
+    """The cause name of a stall (same vocabulary as reset verdicts)."""
+    if kind == "syn-unanswered":
+        # Other connections to the same service were served meanwhile: it was
+        # alive and reachable, so its accept queue (or a connection limit) was full.
+        return "accept-overflow" if busy else "path-silent"
+    if kind == "data-unacked":
+        # Only large segments are stuck while smaller ones got through: the path
+        # drops what exceeds its MTU and the ICMP that would say so is lost.
+        # "Large" is absolute (>= PMTU_MIN_STUCK): a capture with segmentation
+        # offload shows super-segments, so the flow's own maximum is no yardstick.
+        if (side.stuck_plens and min(side.stuck_plens) >= PMTU_MIN_STUCK
+                and 0 < side.through_max < min(side.stuck_plens)):
+            return "pmtu-blackhole"
+        return "path-silent"
+    if kind == "cut-mid-stream":
+        return "total-timeout"
+    if kind == "request-unanswered":
+        return "accept-overflow" if busy else "unanswered"
+    return "unknown"
+
+
+__all__ = ["StallRecord", "find_stalls", "stall_cause"]

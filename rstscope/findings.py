@@ -1,0 +1,106 @@
+"""Stalls beside the resets: the analyze table's block and the report's table (issue 17).
+
+:func:`render_stalls` writes a block after the reset rows in their style (a row
+with time, client -> server and the silence; the cause with its ``cause_id``; the
+action); :func:`stalls_html` is the report's table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from typing import Any
+
+from rstscope.textfit import clip, zone_name
+
+
+def _ts(ts_ns: int | None) -> str:
+    if ts_ns is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(ts_ns / 1e9, tz=_dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _gap(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}s" if v < 10 else f"{v:.1f}s"
+
+
+def cause_cell(record: dict[str, Any]) -> str:
+    """``[cause_id] sentence`` (the sentence alone when there is no name)."""
+    cid = record.get("cause_id")
+    text = str(record.get("cause", ""))
+    return f"[{cid}] {text}" if cid else text
+
+
+def stalls_summary(doc: dict[str, Any]) -> str:
+    """``stalls: N (cause n, ...)`` for the summary lines, or '' without stalls."""
+    stalls = doc.get("stalls", [])
+    if not stalls:
+        return ""
+    by: dict[str, int] = {}
+    for s in stalls:
+        by[str(s.get("cause_id"))] = by.get(str(s.get("cause_id")), 0) + 1
+    return f"stalls: {len(stalls)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by.items())) + ")"
+
+
+
+
+def stalls_html(analysis: Any) -> str:
+    """The report's stall table for one capture ('' without stalls); text is escaped."""
+    stalls = analysis.stall_records()
+    if not stalls:
+        return ""
+    esc = html.escape
+    head = ("start", "flow", "kind", "end", "side", "silence", "retrans.", "through / stuck",
+            "cause")
+    rows = []
+    for s in stalls:
+        stuck = "/".join(str(x) for x in s["stuck_plens"]) or "-"
+        cells = (_ts(s["ts_ns"]), str(s["flow_id"]), s["kind"], s["end"], s["stalled_side"],
+                 _gap(s["silence_s"]), str(s["retransmissions"]),
+                 f"{s['through_max_plen']} / {stuck}", cause_cell(s))
+        rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+    advice = sorted({a for s in stalls for a in s["advice"]})
+    return ("<section class='rstscope-stalls'><h3>Stalls (no RST explains them)</h3>"
+            "<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            + ("<ul>" + "".join(f"<li>{esc(a)}</li>" for a in advice) + "</ul>" if advice else "")
+            + "</section>")
+
+
+def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
+                  wide: bool = False) -> None:
+    """The analyze table's stall block, in the reset rows' style (row, cause, action)."""
+    stalls = sorted(doc.get("stalls", []), key=lambda s: s.get("ts_ns") or 0)
+    if not stalls:
+        return
+    local = tz == "local"
+
+    def when(ts_ns: int) -> str:
+        t = _dt.datetime.fromtimestamp(ts_ns / 1e9, tz=None if local else _dt.UTC)
+        return t.strftime("%H:%M:%S.%f")[:-3]
+
+    out.write(f"\n{stalls_summary(doc)}; no RST explains them (times "
+              f"{zone_name(tz)}):\n")
+    for s in stalls:
+        conn = (f"{_hostport(s['orig_h'], s['orig_p'])} -> "
+                f"{_hostport(s['resp_h'], s['resp_p'])}")
+        line = f"{when(int(s['ts_ns']))}  {conn}  stall  {_gap(s.get('silence_s'))}"
+        detail = f"[{s['cause_id']}] ({s['kind']}, end: {s['end']}) {s['cause']}"
+        action = s["advice"][0] if s.get("advice") else "capture at both ends to see where "\
+            "packets stop"
+        if wide:
+            out.write(f"{line}  | {detail} | -> {action}\n")
+            continue
+        out.write(clip(line, limit) + "\n")
+        out.write(clip("    " + detail, limit) + "\n")
+        out.write(clip("    -> " + action, limit) + "\n")
+
+
+def _hostport(host: object, port: object) -> str:
+    h = str(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+__all__ = ["cause_cell", "render_stalls", "stalls_html", "stalls_summary"]

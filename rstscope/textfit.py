@@ -1,0 +1,41 @@
+"""Fitting text into a terminal's columns, and naming the time zone of a table.
+
+Shared by the reset table (rstscope.table) and the stall block
+(rstscope.findings), which must not import each other.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+ELLIPSIS = "..."
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width <= len(ELLIPSIS):
+        return text[:width]
+    return text[: width - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def clip_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    if width <= len(ELLIPSIS) + 2:
+        return text[:width]
+    keep = width - len(ELLIPSIS)
+    return text[: (keep + 1) // 2] + ELLIPSIS + text[len(text) - keep // 2:]
+
+
+def zone_name(tz: str, sample: _dt.datetime | None = None) -> str:
+    if tz != "local":
+        return "UTC"
+    t = sample or _dt.datetime.now().astimezone()
+    return t.tzname() or t.strftime("%z")
+
+
+__all__ = ["ELLIPSIS", "clip", "clip_middle", "zone_name"]
