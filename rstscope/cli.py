@@ -197,6 +197,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("rstscope.scale.cli:batch", "Analyse many captures (or one huge one) on Dask."),
     "redact": ("rstscope.redact.cli:redact", "Write a shareable capture: payloads stripped, IPs anonymised."),
     "lab": ("rstscope.lab.cli:lab", "Reproduce each kind of reset in network namespaces (root)."),
+    "probe": ("rstscope.probe.cli:probe", "Find the hop that resets a connection (TTL-limited probes, root)."),
 }
 
 
