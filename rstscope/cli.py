@@ -265,10 +265,14 @@ def cli() -> None:
                    "last records) and refine verdicts with it.")
 @click.option("--keylog", type=click.Path(exists=True, dir_okay=False), default=None,
               help="SSLKEYLOGFILE to decrypt TLS: HTTP/2 GOAWAY, RST_STREAM, status (implies --enrich).")
+@click.option("--probe", "probe_files", multiple=True,
+              help="A 'rstscope probe --format json' result: its measured hop becomes evidence "
+                   "for the verdicts on that target (repeatable).")
 def analyze(
     files: Sequence[str], fmt: str, output: str | None, ports: Sequence[int],
     hosts: Sequence[str], flows: Sequence[str], vantage: str, rotated: bool,
     fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
+    probe_files: Sequence[str] = (),
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -279,6 +283,11 @@ def analyze(
 
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be given only once")
+    probes = None
+    if probe_files:
+        from rstscope.probe.refine import apply_probes, load_probes
+
+        probes = load_probes(probe_files)
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -293,6 +302,8 @@ def analyze(
             wanted = set(flows)
             doc["resets"] = [r for r in doc["resets"] if str(r.get("flow_id")) in wanted]
             doc["flows"] = [f for f in doc["flows"] if str(f.get("flow_id")) in wanted]
+        if probes:
+            apply_probes(doc, probes)
         docs.append(doc)
 
     if output:
