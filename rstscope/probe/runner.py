@@ -40,7 +40,14 @@ from rstscope.probe.answer import conclude
 from rstscope.probe.guard import RstGuard
 from rstscope.probe.model import Hop, ProbeResult
 from rstscope.probe.net import RawIO, Received
-from rstscope.probe.packets import TH_ACK, TH_PSH, TH_RST, tcp_header, timestamp_option
+from rstscope.probe.packets import (
+    TH_ACK,
+    TH_PSH,
+    TH_RST,
+    Segment,
+    tcp_header,
+    timestamp_option,
+)
 from rstscope.probe.seqstate import SeqState
 
 TRIGGERS = ("idle", "sni", "data")
@@ -311,6 +318,17 @@ class Prober:
             except ssl.SSLError as exc:
                 raise UsageError(f"TLS handshake failed: {exc.reason or exc}") from None
         self._send_all(out.read())
+        # TLS 1.3 servers send session tickets right after the handshake: let them
+        # arrive (and read them) before mapping the path, so the path sees a quiet flow.
+        self._quiet(0.2, 1.0)
+        self.socket_alive()
+
+    def _quiet(self, quiet_s: float, max_s: float) -> None:
+        """Drain until no segment arrived for ``quiet_s`` (at most ``max_s``)."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            if not self._drain(quiet_s):
+                return
 
     def _all_acked(self) -> bool:
         st = self.state
@@ -375,7 +393,7 @@ class Prober:
                 if r.tcp is not None:
                     if r.tcp.flags & TH_RST:
                         rst = rst or r
-                    elif ack is None:
+                    elif ack is None and self._answers(r.tcp, seq, payload):
                         ack = r
                 elif r.icmp is not None and r.icmp.seq == seq % 2**32 and icmp is None:
                     if self.ip_v == 4 and r.icmp.quoted_ip_id not in (ip_id, None):
@@ -398,6 +416,16 @@ class Prober:
             return Hop(ttl=ttl, reply=icmp.icmp.kind, from_addr=icmp.icmp.src,
                        rtt_ms=_ms(icmp.at_s - t0))
         return Hop(ttl=ttl, reply="none", from_addr=None, rtt_ms=None)
+
+    @staticmethod
+    def _answers(seg: Segment, seq: int, payload: bytes) -> bool:
+        """Is ``seg`` the endpoint answering our probe?  A bare ACK always is (an
+        endpoint ACKs a duplicate at once); a segment with data only if it
+        acknowledges the probe's new bytes: data sent for other reasons (a TLS
+        session ticket arriving late) must not pass for an answer."""
+        if seg.payload_len == 0:
+            return True
+        return bool(payload) and seg.ack == (seq + len(payload)) % 2**32
 
     def trace(self, phase: str, *, seq: int, payload: bytes, flags: int, linger: bool,
               stop_after: int | None) -> list[Hop]:
