@@ -88,10 +88,12 @@ def test_data_trigger_with_the_users_bytes(tmp_path: Path) -> None:
     payload = tmp_path / "hello.bin"
     payload.write_bytes(client_hello(BLOCKED))
     with probe_lab(box="inject", node="rtr", blocked_sni=BLOCKED) as lab:
-        doc = lab.run_probe(["--trigger", "data", "--payload", str(payload), "--wait", "0.5"])
+        doc = lab.run_probe(["--trigger", "data", "--payload", str(payload), "--wait", "0.5",
+                             "--plot", str(tmp_path / "path.png")])
         emitter = _first_emitter(lab)
     assert emitter == "rtr" and doc["trigger"] == "data"
     assert doc["reset_hop"] == hop_of("rtr")
+    assert (tmp_path / "path.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_sni_not_blocked_reaches_the_server() -> None:
