@@ -18,9 +18,11 @@ import shutil
 import subprocess
 from types import TracebackType
 
-from rstscope.errors import ToolUnavailableError, UsageError
+from rstscope.errors import PrivilegeError, ToolUnavailableError, UsageError
 
 TABLE_PREFIX = "rstscope_probe_"
+NFT_MISSING = ("rstscope probe needs 'nft' to keep the kernel from resetting the probed "
+               "connection (Debian: apt-get install nftables)")
 
 
 def table_name(pid: int | None = None) -> str:
@@ -53,9 +55,7 @@ class RstGuard:
     def install(self) -> None:
         nft = shutil.which("nft")
         if nft is None:
-            raise ToolUnavailableError(
-                "rstscope probe needs 'nft' to keep the kernel from resetting the probed "
-                "connection (Debian: apt-get install nftables)")
+            raise ToolUnavailableError(NFT_MISSING)
         # Registered before running: if nft half-applies, remove() still tries.
         self.installed = True
         proc = subprocess.run([nft, "-f", "-"], input=self.script, capture_output=True,
@@ -63,8 +63,11 @@ class RstGuard:
         if proc.returncode != 0:
             self.remove()
             msg = (proc.stderr or proc.stdout).strip().splitlines()
-            raise UsageError(f"could not install the probe's nft rule: "
-                             f"{msg[-1] if msg else proc.returncode}")
+            last = msg[-1] if msg else str(proc.returncode)
+            if "not permitted" in last:
+                raise PrivilegeError(f"could not install the probe's nft rule: {last} "
+                                     "(needs CAP_NET_ADMIN; run it with sudo)")
+            raise UsageError(f"could not install the probe's nft rule: {last}")
 
     def remove(self) -> None:
         """Delete the table (idempotent; never raises)."""

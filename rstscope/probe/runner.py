@@ -25,6 +25,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -35,9 +36,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from rstscope.errors import PrivilegeError, UsageError
+from rstscope.errors import PrivilegeError, ToolUnavailableError, UsageError
 from rstscope.probe.answer import conclude
-from rstscope.probe.guard import RstGuard
+from rstscope.probe.guard import NFT_MISSING, RstGuard
 from rstscope.probe.model import Hop, ProbeResult
 from rstscope.probe.net import RawIO, Received
 from rstscope.probe.packets import (
@@ -166,6 +167,8 @@ def check_privilege() -> None:
         raise PrivilegeError(privilege_hint()) from exc
     if not _has_cap(12):  # CAP_NET_ADMIN
         raise PrivilegeError(privilege_hint())
+    if shutil.which("nft") is None:
+        raise ToolUnavailableError(NFT_MISSING)
 
 
 def _has_cap(bit: int) -> bool:
@@ -477,10 +480,10 @@ class Prober:
                           socket_alive=alive)
         assert self.io is not None
         return ProbeResult(
-            target=f"{self.opts.host}:{self.opts.port}", address=self.address,
+            target=_hostport(self.opts.host, self.opts.port), address=self.address,
             port=self.opts.port, ip_v=self.ip_v, trigger=self.opts.trigger, sni=self.opts.sni,
             idle_s=self.opts.idle_s if self.opts.trigger == "idle" else None,
-            local=f"{self.io.local}:{self.io.lport}", endpoint_ttl=self.state.synack_ttl,
+            local=_hostport(self.io.local or "", self.io.lport or 0), endpoint_ttl=self.state.synack_ttl,
             endpoint_hops=endpoint_hops, socket_alive=alive, path=tuple(path),
             hops=tuple(hops), answer=answer, started_ts=started,
             settings={"max_hops": self.opts.max_hops, "interval_s": self.opts.interval_s,
@@ -503,6 +506,10 @@ class Prober:
             finally:
                 if self.io is not None:
                     self.io.close()
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ms(seconds: float) -> float:
