@@ -29,7 +29,7 @@ from rstscope.core.ttl import hops as ttl_hops
 from rstscope.probe.model import Answer, Hop
 
 TRIGGER_WORDS = {"idle": "the idle period", "sni": "the ClientHello",
-                 "data": "the payload"}
+                 "data": "the payload", "path": "a harmless probe on the fresh connection"}
 
 
 def emitter_hop(rst_ttl: int) -> int:

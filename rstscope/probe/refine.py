@@ -93,7 +93,8 @@ def judge(reset: Mapping[str, Any], probe: ProbeResult, vantage: str | None) -> 
     claim: str | None
     if a.outcome == "middlebox-reset":
         claim, hop = "middlebox", a.reset_hop
-        value = f"a {a.box} at hop {hop}" + (f" ({a.reset_addr})" if a.reset_addr else "")
+        where = "an on-path " if a.on_path else "a "
+        value = f"{where}{a.box} at hop {hop}" + (f" ({a.reset_addr})" if a.reset_addr else "")
     elif a.outcome in _ENDPOINT_OUTCOMES:
         claim, hop = "server-endpoint", probe.endpoint_hops or a.reset_hop
         value = f"the endpoint's own stack at hop {hop}"

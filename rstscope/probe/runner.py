@@ -39,7 +39,7 @@ from types import FrameType
 from rstscope.errors import PrivilegeError, ToolUnavailableError, UsageError
 from rstscope.probe.answer import conclude
 from rstscope.probe.guard import NFT_MISSING, RstGuard
-from rstscope.probe.model import Hop, ProbeResult
+from rstscope.probe.model import Answer, Hop, ProbeResult
 from rstscope.probe.net import RawIO, Received
 from rstscope.probe.packets import (
     TH_ACK,
@@ -459,6 +459,13 @@ class Prober:
         path = self.trace("path", seq=seq, payload=payload, flags=TH_ACK, linger=False,
                           stop_after=None)
         endpoint_hops = next((h.ttl for h in path if h.reply == "ack"), None)
+        if any(h.reply == "rst" for h in path):
+            # Reset before any trigger: the harmless probe itself drew it.  Nothing is
+            # left to trigger; the path is the measurement.
+            return self._result(started, path, [], endpoint_hops, None,
+                                conclude(path, [], target=self.address, trigger="path",
+                                         endpoint_ttl=self.state.synack_ttl,
+                                         endpoint_hops=endpoint_hops, socket_alive=None))
         if self.opts.trigger == "idle":
             self._wait_until(lambda: False, self.opts.idle_s)
             alive: bool | None = self.socket_alive()
@@ -478,6 +485,10 @@ class Prober:
         answer = conclude(hops, path, target=self.address, trigger=self.opts.trigger,
                           endpoint_ttl=self.state.synack_ttl, endpoint_hops=endpoint_hops,
                           socket_alive=alive)
+        return self._result(started, path, hops, endpoint_hops, alive, answer)
+
+    def _result(self, started: float, path: list[Hop], hops: list[Hop],
+                endpoint_hops: int | None, alive: bool | None, answer: Answer) -> ProbeResult:
         assert self.io is not None
         return ProbeResult(
             target=_hostport(self.opts.host, self.opts.port), address=self.address,

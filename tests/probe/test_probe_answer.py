@@ -97,3 +97,10 @@ def test_nothing_at_all_is_a_drop_at_the_first_hop() -> None:
                  trigger="idle", endpoint_ttl=61, endpoint_hops=4, socket_alive=True)
     assert (a.outcome, a.drop_after_hop) == ("silent-drop", 0)
     assert "TTL 1 to 2" in a.verdict
+
+
+def test_reset_on_the_fresh_path_is_answered_from_the_path() -> None:
+    path = [te(1, "r1"), Hop(2, "rst", "T", 0.3, rst_ttl=63, rst_ip_id=0)]
+    a = conclude(path, [], target="T", trigger="path", endpoint_ttl=61, endpoint_hops=None,
+                 socket_alive=None)
+    assert (a.outcome, a.reset_hop, a.rst_hop) == ("middlebox-reset", 2, 2)
