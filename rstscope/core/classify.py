@@ -18,45 +18,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from rstscope.core.config import TrackerConfig
+from rstscope.core.facts import (
+    FW_CATEGORIES,
+    LB_CATEGORIES,
+    NS,
+    Facts,
+    build_facts,
+    distinct_products,
+    proxy_close_match,
+)
 from rstscope.core.flow import ResetContext, seq_diff
 from rstscope.core.records import Evidence, ResetRecord
-from rstscope.core.timeouts import TimeoutMatch, match_gap
+from rstscope.core.timeouts import match_gap
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
-from rstscope.core.vantage import flow_vantage
-from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text, flags_text
+from rstscope.core.wording import advice_lines, cause_text
+from rstscope.schema import TH_ACK, TH_RST, TH_SYN, addr_text, flags_text
 
-NS = 1_000_000_000
 PRIOR_ENDPOINT = 0.7  # most RSTs in real traffic are benign endpoint aborts
-_LB_CATEGORIES = ("load-balancer", "proxy", "cdn")
-_FW_CATEGORIES = ("firewall", "nat")
-
-
-@dataclass(slots=True)
-class Facts:
-    """Derived numbers shared by the rules (computed once per RST)."""
-
-    ctx: ResetContext
-    cfg: TrackerConfig
-    side: str  # "client" | "server": who the RST claims to come from
-    vantage: str
-    later: list  # type: ignore[type-arg]  # post-RST packets inside the settle window
-    rtt_side_s: float | None
-    rtt_s: float | None
-    ttl_mode: int | None
-    ttl_spread: int | None
-    ttl_consistent: bool | None
-    hop_delta: int | None
-    idle_gap_s: float | None
-    triggered: bool
-    latency_s: float | None
-    trigger_gap_s: float | None
-    seq_status: str
-    matches: list[TimeoutMatch]
-    lone: bool
-    tags: set[str] = field(default_factory=set)
 
 
 def _ev(name: str, value: object, expected: object, weight: float) -> Evidence:
@@ -287,93 +267,7 @@ RULES: tuple[Callable[[Facts], list[Evidence]], ...] = (
 
 # -- facts ---------------------------------------------------------------------
 
-def _facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
-    flow = ctx.flow
-    d = ctx.d
-    side = "client" if d == 0 else "server"
-    vantage, _ = flow_vantage(flow, cfg.vantage)
-    settle = cfg.settle_s * NS
-    later = [o for o in ctx.later if o.ts - ctx.ts <= settle]
-    rs = flow.rtt_side_ns[d]
-    rtt_side_s = rs / NS if rs >= 0 else None
-    ro, rr = flow.rtt_side_ns
-    rtt_s = (ro + rr) / NS if ro >= 0 and rr >= 0 else None
-    ms = ttl_mode_spread(ctx.s_ttl_counts)
-    mode, spread = (ms if ms else (None, None))
-    consistent: bool | None = None
-    hop_delta: int | None = None
-    if mode is not None and spread is not None:
-        tol = max(2 if hops(mode) > 9 else 1, min(spread, 3))
-        consistent = (initial_ttl(ctx.ttl) == initial_ttl(mode)
-                      and abs(ctx.ttl - mode) <= tol)
-        hop_delta = hops(mode) - hops(ctx.ttl)
-    last_any = max(ctx.s_nr_ts, ctx.r_nr_ts)
-    idle_gap = (ctx.ts - last_any) / NS if last_any >= 0 else None
-    triggered = False
-    latency = None
-    trigger_gap = None
-    if ctx.r_nr_ts >= 0 and ctx.r_nr_ts >= ctx.s_nr_ts:
-        latency = (ctx.ts - ctx.r_nr_ts) / NS
-        limit = max(2 * rtt_side_s, rtt_side_s + 0.05) if rtt_side_s is not None else 1.0
-        triggered = latency <= limit
-        trigger_gap = ctx.r_nr_gap_ns / NS
-    seq_status = _seq_status(ctx, triggered)
-    gap = trigger_gap if triggered else idle_gap
-    bidir = any(p.d != d and 0 <= ctx.ts - p.ts <= 0.2 * NS for p in ctx.prior) or any(
-        o.d != d and o.flags & TH_RST for o in later)
-    matches = match_gap(cfg, gap, triggered=triggered, bidirectional=bidir,
-                        local_sender=vantage == side) if gap else []
-    lone = ctx.s_pkts == 0 and ctx.r_pkts == 0
-    return Facts(ctx, cfg, side, vantage, later, rtt_side_s, rtt_s, mode, spread, consistent,
-                 hop_delta, idle_gap, triggered, latency, trigger_gap, seq_status, matches,
-                 lone)
-
-
-def _seq_status(ctx: ResetContext, triggered: bool) -> str:
-    refs = []
-    if ctx.s_snd_nxt is not None:
-        refs.append(ctx.s_snd_nxt)
-    if ctx.r_pkts and ctx.r_nr_flags & TH_ACK:
-        refs.append(ctx.r_nr_ack)  # the receiver's RCV.NXT as last advertised
-    if not refs:
-        return "unknown"
-    if ctx.seq in refs:
-        return "exact"
-    if not ctx.flags & TH_ACK and ctx.seq == 0 and triggered:
-        return "exact"  # RFC 9293: a RST to a segment without ACK has seq 0, ack set
-    rcv_nxt = refs[-1]
-    win = ctx.r_win if ctx.r_win is not None else 65535
-    if ctx.r_wscale >= 0:
-        win <<= ctx.r_wscale
-    delta = seq_diff(ctx.seq, rcv_nxt)
-    return "in-window" if 0 <= delta < max(win, 1) else "out-of-window"
-
-
 # -- verdict -------------------------------------------------------------------
-
-def _proxy_close_match(f: Facts) -> TimeoutMatch | None:
-    c = f.ctx
-    if f.vantage == f.side or c.s_close_gap_ns < 0 or not f.tags & {"after-fin", "after-alert"}:
-        return None
-    gap = c.s_close_gap_ns / NS
-    if gap < 5.0:
-        return None
-    ms = match_gap(f.cfg, gap, triggered=False, bidirectional=False)
-    proxies = [m for m in ms if m.entry.full_proxy and m.entry.category in _LB_CATEGORIES]
-    others = [m for m in ms if not m.entry.full_proxy]
-    return proxies[0] if proxies and len(proxies) >= len(others) else None
-
-
-def _distinct(matches: list[TimeoutMatch], n: int) -> list[TimeoutMatch]:
-    """The first ``n`` matches, one per product (a product may list several settings)."""
-    seen: set[str] = set()
-    out = []
-    for m in matches:
-        if m.entry.product not in seen:
-            seen.add(m.entry.product)
-            out.append(m)
-    return out[:n]
-
 
 def _mid_response_close(f: Facts) -> bool:
     """The remote server side closed gracefully after going silent mid-response.
@@ -410,9 +304,9 @@ def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
     fitting = [m for m in f.matches if m.fits]
     if fitting:
         cat = fitting[0].entry.category
-        if cat in _LB_CATEGORIES:
+        if cat in LB_CATEGORIES:
             return "load-balancer", 0.85, fitting[0].label()
-        if cat in _FW_CATEGORIES:
+        if cat in FW_CATEGORIES:
             return "firewall", 0.85, fitting[0].label()
     if f.tags & {"race", "storm", "after-clienthello"}:
         return "firewall", 0.85, "injection signs (race, burst or SNI trigger)"
@@ -428,7 +322,7 @@ def _middlebox_origin(f: Facts) -> tuple[str, float, str]:
 
 def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     """Turn a settled :class:`ResetContext` into its :class:`ResetRecord`."""
-    f = _facts(ctx, cfg)
+    f = build_facts(ctx, cfg)
     raw: list[Evidence] = []
     for rule in RULES:
         raw.extend(rule(f))
@@ -460,7 +354,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         # Leans toward a proxy/LB in front of the endpoint: (tag, why the endpoint
         # itself is still the first alternative).  Each caps confidence at 0.55.
         lean: tuple[str, str] | None = None
-        close_match = _proxy_close_match(f)
+        close_match = proxy_close_match(f)
         if close_match is not None:
             # The endpoint closed (FIN / TLS alert) after exactly a common full-proxy
             # timeout of silence: most likely a proxy/LB in front of the server.
@@ -479,7 +373,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             f.tags.add(lean[0])
         if best_fit is not None:
             conf = min(conf, 0.6)
-            alt = "load-balancer" if best_fit.entry.category in _LB_CATEGORIES else "firewall"
+            alt = "load-balancer" if best_fit.entry.category in LB_CATEGORIES else "firewall"
             alternatives.append((alt, f"gap matches {best_fit.label()}, which resets"))
         if "unanswered" in f.tags:
             alternatives.append(("firewall", "a device silently dropped the flow; the "
@@ -503,8 +397,8 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         conf = min(conf, 0.6)
     evidence = tuple(e if endpoint else Evidence(e.name, e.value, e.expected, -e.weight or 0.0)
                      for e in raw)
-    cause = _cause(f, origin, sender, best_fit)
-    advice = _advice(f, origin, sender, best_fit)
+    cause = cause_text(f, origin, sender, best_fit)
+    advice = advice_lines(f, origin, sender, best_fit)
     flow = ctx.flow
     src_raw, dst_raw = (flow.orig_raw, flow.resp_raw) if ctx.d == 0 else (flow.resp_raw,
                                                                              flow.orig_raw)
@@ -531,7 +425,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
                               key=lambda m: (not m.entry.full_proxy,
                                              m.entry.expiry_behaviour != wanted,
                                              abs(m.error_s)))
-    cands = tuple(m.label() for m in _distinct(cand_matches, 6))
+    cands = tuple(m.label() for m in distinct_products(cand_matches, 6))
     return ResetRecord(
         frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts, ts=ctx.ts / NS,
         flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
@@ -559,114 +453,6 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
-
-
-def _cause(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
-    c = f.ctx
-    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
-    gap_txt = f"{gap:.1f} s" if gap is not None else "an unknown time"
-    if f.lone:
-        return ("A lone RST with no other packets of its connection (backscatter or a "
-                "capture that started late); its sender cannot be checked.")
-    if sender == "middlebox":
-        if "race" in f.tags:
-            return (f"An on-path device injected this RST as the {f.side}: the real "
-                    f"{f.side} kept sending after it.")
-        if "recycled" in f.tags:
-            return ("A stateful middlebox answered the trigger with a RST built from the "
-                    "trigger packet itself (same IP ID).")
-        if fit is not None:
-            kind = "on the next packet" if f.triggered else "to both sides"
-            return (f"A {origin} expired the connection after {gap_txt} of silence and "
-                    f"reset it {kind} (matches {fit.label()}).")
-        if "bidirectional" in f.tags:
-            return (f"A middlebox reset both endpoints at once after {gap_txt} of silence.")
-        if "after-clienthello" in f.tags:
-            return "A filtering device reset the connection right after the TLS ClientHello."
-        return (f"A device between the capture point and the {f.side} sent this RST in the "
-                f"{f.side}'s name (TTL/IP ID/timing differ from the {f.side}'s packets).")
-    who = f"The {f.side}"
-    if "proxy-close" in f.tags:
-        gap_c = f.ctx.s_close_gap_ns / NS
-        return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
-                f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
-    if "proxy-peer" in f.tags:
-        return (f"The connecting peer, on the server's own link (0 hops; typically a load "
-                f"balancer or reverse proxy), reset the connection after {gap_txt} of "
-                "silence (its client/server timeout).")
-    if "refused" in f.tags:
-        return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
-    if "after-fin" in f.tags or "after-alert" in f.tags:
-        return f"{who} closed the connection and then aborted it (RST after its own FIN/alert)."
-    if "no-socket" in f.tags or ("ipid0-df" in f.tags and f.triggered and c.flags & TH_RST
-                                 and not c.flags & TH_FIN and gap and gap > 5):
-        return (f"{who}'s kernel no longer had this connection when a packet arrived after "
-                f"{gap_txt} (restart, lost state, or expired NAT/LB state in front of it).")
-    if "unanswered" in f.tags:
-        return (f"{who} gave up after {c.s_since_peer} unanswered packets: the path went "
-                "silent (a device likely dropped the flow).")
-    if gap is not None and gap >= 5:
-        return f"{who} aborted the connection after {gap_txt} of silence (an idle or read timeout)."
-    return f"{who} aborted the connection (application close with unread data or SO_LINGER 0)."
-
-
-def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tuple[str, ...]:
-    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
-    out: list[str] = []
-    if f.lone:
-        return ("capture from the start of the connection (or both ends) to attribute this RST",)
-    if sender == "middlebox" and ("race" in f.tags or "after-clienthello" in f.tags
-                                  or "storm" in f.tags):
-        out.append("an on-path filter/IPS reset this flow: check DPI/IPS and SNI policies "
-                   "for this destination")
-    elif fit is not None or (sender == "middlebox" and gap is not None and gap >= 5):
-        t = fit.entry.timeout_s if fit else gap or 0.0
-        out.append(f"send data or TCP keepalives more often than every {max(t * 0.8, 1):.0f} s")
-        if fit is not None:
-            out.append(f"or raise {fit.entry.product} '{fit.entry.setting}' above the longest "
-                       f"silence ({gap:.0f} s)")
-    elif "proxy-close" in f.tags:
-        m = _proxy_close_match(f)
-        gap_c = f.ctx.s_close_gap_ns / NS
-        if m is not None:
-            wanted = "http-error-then-close" if f.ctx.s_close_mid_response else "fin"
-            named = _distinct(sorted((x for x in match_gap(f.cfg, gap_c, triggered=False,
-                                                           bidirectional=False)
-                                      if x.entry.full_proxy),
-                                     key=lambda x: (x.entry.expiry_behaviour != wanted,
-                                                    abs(x.error_s))), 4)
-            out.append(f"raise the proxy timeout that fired at {gap_c:.0f} s above the "
-                       "longest silence, or make the backend send data (a heartbeat) sooner")
-            out.extend(f"candidate setting: {x.label()}" for x in named)
-        else:
-            out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
-                       f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "
-                       "a heartbeat (e.g. an SSE comment) more often")
-    elif "proxy-peer" in f.tags:
-        out.append(f"check the load balancer/proxy's timeouts toward this server (haproxy "
-                   f"timeout server/client, nginx proxy_read_timeout): it gave up after "
-                   f"{gap:.0f} s of silence" if gap is not None else
-                   "check the load balancer/proxy's timeouts toward this server")
-    elif sender != "middlebox":
-        if "refused" in f.tags:
-            out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "
-                       "(or that a host firewall does not REJECT it)")
-        elif "unanswered" in f.tags:
-            out.append("find the device that silently drops idle flows (NAT/firewall idle "
-                       "timeout) and keep the connection busy below it")
-        elif gap is not None and gap >= 5:
-            if f.side == "client":
-                out.append(f"your client's read/idle timeout is about {gap:.0f} s; raise it "
-                           "or make the server answer sooner")
-            else:
-                out.append(f"the server side drops connections idle for ~{gap:.0f} s; keep "
-                           "them busier or raise its idle/keepalive timeout")
-            for m in f.matches[:2]:
-                out.append(f"candidate setting: {m.label()}")
-        elif "after-fin" not in f.tags:
-            out.append("benign if requests succeed (application abort); otherwise check "
-                       f"the {f.side} application logs at this time")
-    return tuple(out)
 
 
 __all__ = ["RULES", "classify"]

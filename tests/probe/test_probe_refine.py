@@ -34,13 +34,21 @@ def analyze(capture: str, *probes: str) -> dict:
     ("dpi-inject-single", "dpi-rtr"),
 ])
 def test_agreeing_probe_raises_confidence(capture: str, probe: str) -> None:
+    import jsonschema
+
+    schema = json.loads((ROOT / "rstscope" / "data" / "analyze.schema.json").read_text())
+    doc = analyze(capture, probe)
+    jsonschema.validate(doc, schema)  # the probe's additions keep the documented envelope
     before = analyze(capture)["resets"]
-    after = analyze(capture, probe)["resets"]
+    after = doc["resets"]
     assert len(before) == len(after) >= 1
     for b, a in zip(before, after, strict=True):
         assert a["probe"]["agrees"] is True
         assert a["confidence"] > b["confidence"]
-        assert a["origin"] == b["origin"]
+        # The classifier's origin stands; with the raised confidence it now clears the
+        # --min-confidence bar (a verdict shown as "unknown" before may name its box).
+        assert a["best_guess"] == b["best_guess"]
+        assert a["origin"] == a["best_guess"]
         ev = a["evidence"][-1]
         assert ev["name"] == "probe" and ev["weight"] > 0
         assert len(a["evidence"]) == len(b["evidence"]) + 1
@@ -61,7 +69,7 @@ def test_disagreeing_probe_never_raises_confidence(capture: str, probe: str) -> 
         assert a["probe"]["agrees"] is False
         assert a["confidence"] < b["confidence"]
         assert a["evidence"][-1]["weight"] < 0
-        assert a["origin"] == b["origin"]
+        assert a["best_guess"] == b["best_guess"]
 
 
 def test_probe_without_a_reset_adds_context_only() -> None:

@@ -1,0 +1,188 @@
+"""What a verdict says: the one-sentence cause and the advice.
+
+Kept apart from the scoring (:mod:`rstscope.core.classify`): the rules decide the
+origin and the confidence; this module only turns the decided verdict and its
+:class:`~rstscope.core.facts.Facts` into words.
+"""
+
+from __future__ import annotations
+
+from rstscope.core.facts import NS, Facts, distinct_products, proxy_close_match
+from rstscope.core.timeouts import TimeoutMatch, match_gap
+from rstscope.core.ttl import hops
+from rstscope.schema import TH_FIN, TH_RST
+
+#: A silence at least this long before a middlebox's RST is read as state expiry
+#: (lab firewalls use seconds; real ones minutes), so the cause states it.
+IDLE_EXPIRY_MIN_S = 1.0
+
+
+def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
+    c = f.ctx
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    gap_txt = f"{gap:.1f} s" if gap is not None else "an unknown time"
+    if f.lone:
+        return ("A lone RST with no other packets of its connection (backscatter or a "
+                "capture that started late); its sender cannot be checked.")
+    if sender == "middlebox":
+        if "race" in f.tags:
+            return (f"An on-path device injected this RST as the {f.side}: the real "
+                    f"{f.side} kept sending after it.")
+        if "recycled" in f.tags:
+            return ("A stateful middlebox answered the trigger with a RST built from the "
+                    "trigger packet itself (same IP ID).")
+        if fit is not None:
+            kind = "on the next packet" if f.triggered else "to both sides"
+            return (f"A {origin} expired the connection after {gap_txt} of silence and "
+                    f"reset it {kind} (matches {fit.label()}).")
+        if "bidirectional" in f.tags:
+            return (f"A middlebox reset both endpoints at once after {gap_txt} of silence.")
+        if "after-clienthello" in f.tags:
+            return "A filtering device reset the connection right after the TLS ClientHello."
+        if gap is not None and gap >= IDLE_EXPIRY_MIN_S:
+            kind = "on the next packet" if f.triggered else ""
+            return (f"A {origin} between the capture point and the {f.side} expired the "
+                    f"connection's state after {gap_txt} of silence and reset it "
+                    f"{kind} in the {f.side}'s name.".replace("  ", " "))
+        return (f"A device between the capture point and the {f.side} sent this RST in the "
+                f"{f.side}'s name (TTL/IP ID/timing differ from the {f.side}'s packets).")
+    who = f"The {f.side}"
+    if "proxy-close" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
+                f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
+    if "proxy-peer" in f.tags:
+        return (f"The connecting peer, on the server's own link (0 hops; typically a load "
+                f"balancer or reverse proxy), reset the connection after {gap_txt} of "
+                "silence (its client/server timeout).")
+    if "refused" in f.tags:
+        return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
+    if "after-fin" in f.tags or "after-alert" in f.tags:
+        return f"{who} closed the connection and then aborted it (RST after its own FIN/alert)."
+    if "no-socket" in f.tags or ("ipid0-df" in f.tags and f.triggered and c.flags & TH_RST
+                                 and not c.flags & TH_FIN and gap and gap > 5):
+        return (f"{who}'s kernel no longer had this connection when a packet arrived after "
+                f"{gap_txt} (restart, lost state, or expired NAT/LB state in front of it).")
+    if "unanswered" in f.tags:
+        return (f"{who} gave up after {c.s_since_peer} unanswered packets: the path went "
+                "silent (a device likely dropped the flow).")
+    if gap is not None and gap >= 5:
+        return f"{who} aborted the connection after {gap_txt} of silence (an idle or read timeout)."
+    return f"{who} aborted the connection (application close with unread data or SO_LINGER 0)."
+
+
+def _where(f: Facts, origin: str) -> str:
+    """The emitting box and where it sits, as far as its TTL tells."""
+    kind = {"firewall": "firewall", "load-balancer": "load balancer"}.get(origin, "box")
+    n = hops(f.ctx.ttl)
+    away = f"{n} hop{'s' if n != 1 else ''} from the capture point " if n else ""
+    return f"the {kind} {away}toward the {f.side}"
+
+
+def _setting(m: TimeoutMatch) -> str:
+    """``product setting`` without the catalog's explanatory parenthesis."""
+    return f"{m.entry.product} {m.entry.setting.split(' (')[0]}"
+
+
+def _keepalive_s(timeout_s: float) -> str:
+    return f"{max(timeout_s * 0.8, 1):.0f} s"
+
+
+def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tuple[str, ...]:
+    """What to change and where, the first line being the action line of the table.
+
+    Never empty: every verdict says what to do next, even if it is "capture more".
+    """
+    out = _advice(f, origin, sender, fit)
+    if not out:
+        out.append(f"check the {f.side}'s logs at this time for why it reset the connection "
+                   "(no timeout or device explains it)")
+    return tuple(out)
+
+
+def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> list[str]:
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    out: list[str] = []
+    if f.lone:
+        return ["capture from the start of the connection (or at both ends) to attribute "
+                "this RST"]
+    if sender == "middlebox" and ("race" in f.tags or "after-clienthello" in f.tags
+                                  or "storm" in f.tags):
+        out.append(f"check the DPI/IPS/SNI policy for this destination on "
+                   f"{_where(f, origin)}")
+    elif fit is not None or (sender == "middlebox" and gap is not None
+                             and gap >= IDLE_EXPIRY_MIN_S):
+        t = fit.entry.timeout_s if fit else gap or 0.0
+        box = (_setting(fit) if fit is not None
+               else f"the idle timeout of {_where(f, origin)}")
+        out.append(f"send keepalives (or SSE comments) more often than every "
+                   f"{_keepalive_s(t)}, or raise {box} (expired at {gap or 0.0:.1f} s)")
+        out.extend(f"candidate setting: {m.label()}"
+                   for m in distinct_products([m for m in f.matches if m is not fit], 3))
+    elif sender == "middlebox":
+        out.append(f"look up this flow in the logs and policy of {_where(f, origin)} "
+                   "(a rule or lost state made it reset)")
+    elif "proxy-close" in f.tags:
+        m = proxy_close_match(f)
+        gap_c = f.ctx.s_close_gap_ns / NS
+        if m is not None:
+            wanted = "http-error-then-close" if f.ctx.s_close_mid_response else "fin"
+            named = distinct_products(sorted((x for x in match_gap(f.cfg, gap_c, triggered=False,
+                                                           bidirectional=False)
+                                      if x.entry.full_proxy),
+                                     key=lambda x: (not x.entry.stated,
+                                                    x.entry.expiry_behaviour != wanted,
+                                                    round(abs(x.error_s), 3),
+                                                    x.entry.rank)), 4)
+            top = _setting(named[0]) if named else "the proxy's read timeout"
+            out.append(f"raise {top} (fired at {gap_c:.0f} s), or have the backend send "
+                       f"a heartbeat more often than every {_keepalive_s(gap_c)}")
+            out.extend(f"candidate setting: {x.label()}" for x in named)
+        else:
+            out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
+                       f"haproxy timeout server) above {gap_c:.0f} s, or send a heartbeat "
+                       f"more often than every {_keepalive_s(gap_c)}")
+    elif "proxy-peer" in f.tags:
+        out.append(f"raise the proxy's timeout toward this server (nginx "
+                   f"proxy_read_timeout, haproxy timeout server) above {gap:.0f} s, or "
+                   f"send data more often than every {_keepalive_s(gap)}" if gap is not None else
+                   "check the proxy's timeouts toward this server (nginx proxy_read_timeout, "
+                   "haproxy timeout server)")
+    elif sender != "middlebox":
+        if "refused" in f.tags:
+            out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "
+                       "(or that a host firewall does not REJECT it)")
+        elif "unanswered" in f.tags:
+            out.append("find the device that silently drops idle flows (NAT/firewall idle "
+                       "timeout) and keep the connection busy below it")
+        elif gap is not None and gap >= 5:
+            if f.side == "client":
+                out.append(f"your client's read/idle timeout is about {gap:.0f} s; raise it "
+                           "or make the server answer sooner")
+            else:
+                out.append(f"the server side drops connections idle for ~{gap:.0f} s; keep "
+                           "them busier or raise its idle/keepalive timeout")
+            for m in f.matches[:2]:
+                out.append(f"candidate setting: {m.label()}")
+        elif "after-fin" in f.tags or "after-alert" in f.tags:
+            out.append(f"benign if requests succeed; otherwise check the {f.side} "
+                       "application's close path (it closed, then aborted with unread data "
+                       "or SO_LINGER 0)")
+        else:
+            out.append("benign if requests succeed (application abort); otherwise check "
+                       f"the {f.side} application logs at this time")
+    return out
+
+
+def sure_text(sender: str, side: str) -> str:
+    """What is certain about a RST, said apart from the guess of which kind of box.
+
+    ``side`` is the endpoint whose name the RST carries (client or server).  The
+    packet fingerprint decides the sender class; the product or box type is a guess.
+    """
+    if sender == "middlebox":
+        return f"sure: a box on the path made it, not the {side}"
+    return f"sure: it came from the {side}'s side (its TTL and IP ID)"
+
+
+__all__ = ["IDLE_EXPIRY_MIN_S", "advice_lines", "cause_text", "sure_text"]
