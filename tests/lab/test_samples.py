@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from rstscope.lab import SCENARIOS, VANTAGES
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 # Only the lab's own samples (one per scenario and vantage); other files may live here.
 PCAPS = sorted(SAMPLES / f"{s}.{v}.pcap" for s in SCENARIOS for v in VANTAGES)
 
