@@ -262,6 +262,7 @@ def analyze(
     sel = selection(**shared)
     probes = None
     if probe_files:
+        # lazy: the probe package loads only when a probe result is given
         from rstscope.probe.refine import apply_probes, load_probes
 
         probes = load_probes(probe_files)

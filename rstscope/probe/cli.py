@@ -11,7 +11,14 @@ import click
 
 from rstscope.errors import InputMissingError, OutputError, UsageError
 from rstscope.probe.model import Hop
-from rstscope.probe.runner import MIN_INTERVAL_S, TRIGGERS, ProbeOptions, parse_target
+from rstscope.probe.render import render_text
+from rstscope.probe.runner import (
+    MIN_INTERVAL_S,
+    TRIGGERS,
+    ProbeOptions,
+    parse_target,
+    run_probe,
+)
 
 EPILOG = ("Needs root (raw sockets and one nft rule, removed on exit). Exit codes: 0 ok, "
           "2 usage, 66 payload file missing, 69 nft missing, 74 output not writable, "
@@ -50,8 +57,6 @@ def probe(target: str, trigger: str, idle_s: float | None, sni: str | None,
     Opens a connection, maps the path with harmless probes, applies the trigger,
     then sends the trigger segment with TTL 1, 2, 3, ... until the first RST.
     """
-    from rstscope.probe.runner import run_probe
-
     host, port = parse_target(target)
     if v4 and v6:
         raise UsageError("-4 and -6 are exclusive")
@@ -90,13 +95,12 @@ def probe(target: str, trigger: str, idle_s: float | None, sni: str | None,
         if fmt == "json":
             fh.write(json.dumps(result.to_dict(), indent=2) + "\n")
         else:
-            from rstscope.probe.render import render_text
-
             render_text(result, fh)
     finally:
         if fh is not sys.stdout:
             fh.close()
     if plot_file:
+        # lazy: matplotlib loads only when a plot is asked for
         from rstscope.probe.plot import plot_path
 
         plot_path(result, plot_file)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rstscope.errors import OutputError
+from rstscope.plot.backend import new_figure
 from rstscope.plot.style import ORIGIN_COLORS
 from rstscope.probe.model import Hop, ProbeResult
 
@@ -22,8 +23,6 @@ MARKERS = {"time-exceeded": ("o", "#777777"), "rst": ("X", "#CC3311"),
 
 def plot_path(result: ProbeResult, path: str | Path) -> Path:
     """Draw ``result`` to ``path`` (format from the suffix: .png, .svg, .pdf)."""
-    from rstscope.plot.backend import new_figure
-
     out = Path(path)
     a = result.answer
     last = max([h.ttl for h in (*result.path, *result.hops)] or [1])
