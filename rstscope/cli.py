@@ -177,6 +177,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("rstscope.scale.cli:batch", "Analyse many captures (or one huge one) on Dask."),
     "redact": ("rstscope.redact.cli:redact", "Write a shareable capture: payloads stripped, IPs anonymised."),
     "lab": ("rstscope.lab.cli:lab", "Reproduce each kind of reset in network namespaces (root)."),
+    "probe": ("rstscope.probe.cli:probe", "Find the hop that resets a connection (TTL-limited probes, root)."),
 }
 
 
@@ -258,11 +259,14 @@ def cli() -> None:
 @click.option("--join-out", "join_out", type=click.Path(dir_okay=False), default=None,
               help="With --join: also write the joined report (.html) or both timelines of "
                    "the first pair with a RST, one above the other (.png/.svg).")
+@click.option("--probe", "probe_files", multiple=True,
+              help="A 'rstscope probe --format json' result: its measured hop becomes evidence "
+                   "for the verdicts on that target (repeatable).")
 def analyze(
     files: Sequence[str], read_files: Sequence[str], fmt: str, output: str | None,
     rotated: bool, fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
     wide: bool, grouped: bool, flow_table: bool, do_join: bool = False,
-    join_out: str | None = None, **shared: Any,
+    join_out: str | None = None, probe_files: Sequence[str] = (), **shared: Any,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -294,6 +298,12 @@ def analyze(
             run_join(files, fmt, out, analyze_kwargs=sel.analyze_kwargs(),
                      render_one=render_one, figure=join_out)
         return
+    probes = None
+    if probe_files:
+        # lazy: the probe package loads only when a probe result is given
+        from rstscope.probe.refine import apply_probes, load_probes
+
+        probes = load_probes(probe_files)
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -323,6 +333,8 @@ def analyze(
             wanted = set(sel.flows)
             doc["resets"] = [r for r in doc["resets"] if r.get("flow_id") in wanted]
             doc["flows"] = [f for f in doc["flows"] if f.get("flow_id") in wanted]
+        if probes:
+            apply_probes(doc, probes)
         doc["resets"] = [apply_min_confidence(r, sel.min_confidence)
                          for r in sort_resets(doc["resets"])]
         doc["summary"]["resets"] = len(doc["resets"])
