@@ -82,6 +82,7 @@ def sweep_cmd(seed: int, count: int, out_dir: str, jobs: int, start: int,
               max_timeout_s: int) -> None:
     """Run COUNT random lab cases of SEED: path lengths, firewall placement, device TTLs,
     timeouts on and off the catalog, IPv4/IPv6 (docs/lab.md, "Sweeps")."""
+    # lazy: the sweep machinery loads only for 'lab sweep'
     from rstscope.lab.sweep import CaseOutcome, run_sweep
 
     def progress(oc: CaseOutcome, done: int, total: int) -> None:

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tarfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rstscope.errors import UsageError
+from rstscope.lab.sweep import CaseOutcome, draw_case, run_case, run_sweeps
+from rstscope.lab.topology import path_for
 
 PARTS: tuple[str, ...] = ("dev", "heldout")
 DATA = Path(__file__).resolve().parent / "calibration"
@@ -127,8 +131,6 @@ def read_digest(part: str, *, with_variables: bool = False) -> list[dict[str, An
     path = digest_path(part)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if with_variables:
-        from rstscope.lab.sweep import draw_case
-
         max_s = int(seed_table()["max_timeout_s"])
         for r in rows:
             r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
@@ -143,8 +145,6 @@ def write_digest(part: str, rows: list[dict[str, Any]]) -> None:
 def ttl_mismatches(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     """Labels whose TTL is not the emitter's drawn initial TTL minus the drawn path's
     hops to the vantage: (case, vantage, frame).  Rows need their ``variables``."""
-    from rstscope.lab.topology import path_for
-
     bad = []
     for r in rows:
         if "failed" in r:
@@ -166,10 +166,6 @@ def ttl_mismatches(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 def rerun(part: str, root: str | Path, cases: Sequence[str], *, jobs: int = 24) -> None:
     """Run these cases of ``part`` again (same draw), replacing their files and their
     rows in the seed's index."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rstscope.lab.sweep import draw_case, run_case
-
     max_s = int(seed_table()["max_timeout_s"])
     todo = []
     for stem in cases:
@@ -208,8 +204,6 @@ def packed_path() -> Path:
 
 def pack(root: str | Path) -> Path:
     """Write the dev part's client and server captures (snaplen 128) into one xz tarball."""
-    import tarfile
-
     out = packed_path()
     with tarfile.open(out, "w:xz", preset=9) as tar:
         for seed in seeds(PACKED_PART):
@@ -229,8 +223,6 @@ def pack(root: str | Path) -> Path:
 def iter_committed(dest: str | Path) -> Iterator[CorpusItem]:
     """The committed dev captures, unpacked under ``dest``, with labels from the digest
     (the fields of :data:`DIGEST_FIELDS`) and variables from the draw.  No root needed."""
-    import tarfile
-
     dest = Path(dest)
     with tarfile.open(packed_path(), "r:xz") as tar:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse odd members
@@ -250,8 +242,6 @@ def build(part: str, root: str | Path, *, jobs: int = 24,
           only: Sequence[int] | None = None) -> None:
     """Run every seed of ``part`` (``all``: both parts, in one pool) or the ``only``
     ones, that is not built yet."""
-    from rstscope.lab.sweep import CaseOutcome, run_sweeps
-
     table = seed_table()
 
     def progress(oc: CaseOutcome, done: int, total: int) -> None:
@@ -302,8 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = digest_part(args.root, args.part)
     if args.cmd == "repair":
-        from rstscope.lab.sweep import draw_case
-
         max_s = int(seed_table()["max_timeout_s"])
         for r in rows:
             r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables

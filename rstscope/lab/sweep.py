@@ -30,9 +30,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from rstscope.catalog import load_timeouts
 from rstscope.errors import LabError, OutputError, UsageError
+from rstscope.lab.runner import run_scenario
 from rstscope.lab.scenarios import SCENARIOS
-from rstscope.lab.session import Session
+from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools
 
 TTLS: tuple[int, ...] = (64, 128, 255)
 
@@ -90,8 +92,6 @@ DEFAULT_MAX_TIMEOUT_S = 350
 @lru_cache(maxsize=1)
 def catalog_values() -> dict[str, tuple[int, ...]]:
     """Integer catalog timeouts per category (the packaged idle-timeout table)."""
-    from rstscope.catalog import load_timeouts
-
     out: dict[str, set[int]] = {}
     for e in load_timeouts():
         if e.timeout_s == int(e.timeout_s):
@@ -226,8 +226,6 @@ class CaseOutcome:
 
 def run_case(case: Case, out: Path) -> CaseOutcome:
     """Run one case into ``out`` (never raises for a lab failure: it is recorded)."""
-    from rstscope.lab.runner import run_scenario
-
     t0 = time.monotonic()
     try:
         res = run_scenario(case.scenario, case.params, out, stem=case.stem,
@@ -257,8 +255,6 @@ def run_sweeps(sweeps: Sequence[tuple[int, Path]], count: int, *, jobs: int = 16
                ) -> dict[int, list[CaseOutcome]]:
     """Run several seeds' cases in one pool (so one seed's long cases overlap the
     next seed's short ones), each seed into its own directory with its index."""
-    from rstscope.lab.session import BASE_TOOLS, require_root, require_tools
-
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     require_root()

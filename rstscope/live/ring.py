@@ -185,6 +185,7 @@ def _compile_filter(expr: str | None, iface: str, linktype: int, snaplen: int) -
     except OSError:
         raw = None
     if raw is None:
+        # lazy: scapy loads only when a ring is opened
         from scapy.arch.common import compile_filter, free_filter
         from scapy.error import Scapy_Exception
 
@@ -207,6 +208,7 @@ def _compile_filter(expr: str | None, iface: str, linktype: int, snaplen: int) -
 
 def _compile_live(expr: str, iface: str) -> bytes | None:
     """libpcap's program for ``expr`` on a live handle of ``iface``; None if none opens."""
+    # lazy: scapy loads only when a ring is opened
     from scapy.libs.structures import bpf_program
     from scapy.libs.winpcapy import (
         PCAP_ERRBUF_SIZE,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rstscope.errors import UsageError
+from rstscope.flowpackets import packets_of_flows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,14 +149,10 @@ def packets_of_flow(
     flow = find_flow(analysis, flow_id)
     pk = packets
     if pk is None:
-        pk = getattr(analysis, "_packets_df", None)
-    if pk is None:
-        # Not read yet: keep only this flow's packets while streaming the capture,
-        # instead of materialising every packet as analysis.packets would.
-        from rstscope.report.packets import select_flow_packets
-
+        # Already read, or else only this flow's packets kept while streaming the
+        # capture, instead of materialising every packet as analysis.packets would.
         try:
-            pk = select_flow_packets(analysis, [flow["flow_id"]])
+            pk = packets_of_flows(analysis, [flow])
         except ValueError:
             pk = analysis.packets  # raises the same "cannot re-read" error for streams
     oh, op, rh, rp = flow["orig_h"], int(flow["orig_p"]), flow["resp_h"], int(flow["resp_p"])

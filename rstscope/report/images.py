@@ -66,6 +66,7 @@ def _png_within(fig: Any, dpi: int, max_bytes: int) -> bytes | None:
     pixels: first to a 256-colour palette (plots have few colours, so
     nothing visible is lost), then scaled to 80 % and 60 %.
     """
+    # lazy: matplotlib and Pillow
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
