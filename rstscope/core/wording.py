@@ -41,6 +41,10 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
         gap_c = f.ctx.s_close_gap_ns / NS
         return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
                 f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
+    if "same-link-peer" in f.tags:
+        return (f"The connecting peer, on the server's own link (0 hops), reset the "
+                f"connection after {gap_txt} of silence: a client's read timeout, or a load "
+                "balancer/reverse proxy's timeout toward this server (the wire cannot tell).")
     if "proxy-peer" in f.tags:
         return (f"The connecting peer, on the server's own link (0 hops; typically a load "
                 f"balancer or reverse proxy), reset the connection after {gap_txt} of "
@@ -93,6 +97,13 @@ def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -
             out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
                        f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "
                        "a heartbeat (e.g. an SSE comment) more often")
+    elif "same-link-peer" in f.tags:
+        out.append(f"if a load balancer/proxy connects here, check its timeouts toward this "
+                   f"server (haproxy timeout server, nginx proxy_read_timeout); otherwise the "
+                   f"client's read timeout: one of them gave up after {gap:.0f} s of silence"
+                   if gap is not None else
+                   "check the load balancer/proxy's timeouts toward this server, or the "
+                   "client's read timeout")
     elif "proxy-peer" in f.tags:
         out.append(f"check the load balancer/proxy's timeouts toward this server (haproxy "
                    f"timeout server/client, nginx proxy_read_timeout): it gave up after "
