@@ -45,10 +45,6 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
         return (f"The connecting peer, on the server's own link (0 hops), reset the "
                 f"connection after {gap_txt} of silence: a client's read timeout, or a load "
                 "balancer/reverse proxy's timeout toward this server (the wire cannot tell).")
-    if "proxy-peer" in f.tags:
-        return (f"The connecting peer, on the server's own link (0 hops; typically a load "
-                f"balancer or reverse proxy), reset the connection after {gap_txt} of "
-                "silence (its client/server timeout).")
     if "refused" in f.tags:
         return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
     if "after-fin" in f.tags or "after-alert" in f.tags:
@@ -104,11 +100,6 @@ def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -
                    if gap is not None else
                    "check the load balancer/proxy's timeouts toward this server, or the "
                    "client's read timeout")
-    elif "proxy-peer" in f.tags:
-        out.append(f"check the load balancer/proxy's timeouts toward this server (haproxy "
-                   f"timeout server/client, nginx proxy_read_timeout): it gave up after "
-                   f"{gap:.0f} s of silence" if gap is not None else
-                   "check the load balancer/proxy's timeouts toward this server")
     elif sender != "middlebox":
         if "refused" in f.tags:
             out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "
