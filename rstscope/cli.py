@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from rstscope import __version__
+from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.errors import (
     EXIT_FAIL_ON,
     EXIT_SOFTWARE,
@@ -252,12 +253,12 @@ def cli() -> None:
 @click.option("--port", "ports", type=int, multiple=True, help="Only packets to/from this port.")
 @click.option("--host", "hosts", multiple=True, help="Only packets to/from this address.")
 @click.option("--flow", "flows", multiple=True, help="Only resets of this flow id.")
-@click.option("--vantage", type=click.Choice(["auto", "client", "server", "middle"]),
+@click.option("--vantage", type=click.Choice(values(Vantage)),
               default="auto", show_default=True, help="Where the capture was taken.")
 @click.option("--rotated", is_flag=True,
               help="FILES are the rotated parts of one capture: read them in order as one stream.")
 @click.option("--fail-on", "fail_on", multiple=True,
-              type=click.Choice(["client", "server", "load-balancer", "firewall", "unknown", "any"]),
+              type=click.Choice([*values(Origin), "any"]),
               help="Exit 1 if a reset has this origin (repeatable; 'any' for any reset).")
 @click.option("--enrich", "do_enrich", is_flag=True,
               help="Add TLS/HTTP2 context from tshark for flows with resets (SNI, alerts, "
