@@ -59,7 +59,7 @@ def render(text: str, sections: dict[str, object] | None = None) -> str:
         if not pat.search(text):
             raise SystemExit(f"docs/verdicts.md has no '<!-- begin {name} -->' section")
         body = make() if callable(make) else str(make)
-        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pat.sub(lambda m, b=body: m.group(1) + b + "\n" + m.group(2), text)
     return text
 
 
