@@ -66,6 +66,34 @@ def run_cmd(scenario: str, sets: Sequence[str], out_dir: str, vantages: Sequence
     click.echo(f"{result.manifest}")
 
 
+@lab.command("sweep")
+@click.option("--seed", type=int, required=True, help="Sweep seed: the same seed draws the same cases.")
+@click.option("--count", type=int, required=True, help="Number of cases to draw and run.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the cases' captures, labels and manifests.")
+@click.option("--jobs", type=int, default=16, show_default=True,
+              help="Cases run at once (each is its own namespaces; most of a case is waiting).")
+@click.option("--start", type=int, default=0, show_default=True,
+              help="Index of the first case (extend a sweep without redoing it).")
+@click.option("--max-timeout-s", type=int, default=350, show_default=True,
+              help="Longest timeout a case may draw (long cases take that long to run).")
+def sweep_cmd(seed: int, count: int, out_dir: str, jobs: int, start: int,
+              max_timeout_s: int) -> None:
+    """Run COUNT random lab cases of SEED: path lengths, firewall placement, device TTLs,
+    timeouts on and off the catalog, IPv4/IPv6 (docs/lab.md, "Sweeps")."""
+    from rstscope.lab.sweep import CaseOutcome, run_sweep
+
+    def progress(oc: CaseOutcome, done: int, total: int) -> None:
+        what = (f"{sum(oc.rsts.values())} RST" if oc.ok else f"FAILED: {oc.error}")
+        click.echo(f"[{done}/{total}] {oc.stem}  {oc.wall_s:g}s  {what}")
+
+    outcomes = run_sweep(seed, count, out_dir, jobs=jobs, start=start,
+                         max_timeout_s=max_timeout_s, progress=progress)
+    failed = [o for o in outcomes if not o.ok]
+    click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} cases ok, "
+               f"{sum(sum(o.rsts.values()) for o in outcomes)} labelled RSTs in {out_dir}")
+
+
 @lab.command("cleanup")
 def cleanup_cmd() -> None:
     """Remove lab namespaces (and their processes) left by a killed run."""

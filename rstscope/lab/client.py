@@ -23,6 +23,22 @@ from rstscope.lab.wire import abort, close_gracefully, log_event
 END = b"0\r\n\r\n"
 
 
+def _complete_by_length(got: bytes) -> bool:
+    """A response with Content-Length (a proxy's 502/504 page) is complete when its
+    body is in; the lab server itself always streams chunked."""
+    head, sep, body = got.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return len(body) >= int(value.strip())
+            except ValueError:
+                return False
+    return False
+
+
 def read_response(conn: ssl.SSLSocket, *, close_after_bytes: int) -> str:
     """Read until the terminating chunk.  Returns how the read ended."""
     got = b""
@@ -45,7 +61,7 @@ def read_response(conn: ssl.SSLSocket, *, close_after_bytes: int) -> str:
         if close_after_bytes and len(got) >= close_after_bytes:
             log_event("stop-reading", bytes=len(got))
             return "stopped"
-        if got.endswith(END):
+        if got.endswith(END) or _complete_by_length(got):
             log_event("response-end", bytes=len(got))
             return "complete"
 

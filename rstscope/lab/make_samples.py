@@ -37,6 +37,17 @@ LOOK_FOR: dict[str, str] = {
     "dpi-inject-single": "RST 'from the server' right after the ClientHello, before any "
                          "ServerHello, with the injector's TTL (63) not the server's (61)",
     "dpi-inject-storm": "three RSTs each way with stepped sequence numbers after the ClientHello",
+    "haproxy-backend-refused": "server RSTs haproxy's SYNs (4 tries); haproxy then closes the "
+                               "client's connection (FIN, and a RST if the client's data races it)",
+    "haproxy-backend-connect-timeout": "no SYN-ACK from the backend; after 4 x timeout connect "
+                                       "haproxy closes the client (lb RST, lb's TTL)",
+    "haproxy-backend-abort": "backend RST mid-stream at the server; the client gets haproxy's "
+                             "RST (lb's TTL and hops, not the server's)",
+    "nginx-backend-refused": "server RSTs nginx's SYN; the client gets a 502 and a clean close",
+    "nginx-backend-connect-timeout": "no SYN-ACK from the backend; the client gets a 504 after "
+                                     "proxy_connect_timeout, no RST",
+    "nginx-backend-abort": "backend RST mid-stream at the server; nginx resets the client "
+                           "(lb's TTL)",
     "graceful-close": "control: close_notify + FIN both ways, no RST",
 }
 
@@ -65,6 +76,20 @@ def _record_story(story: str, out: Path) -> LabResult:
     return result
 
 
+#: Scenarios whose samples live in a subdirectory of the samples dir, with their own
+#: README and index.  ``proxy-backend``: the full-proxy backend failures, kept out of
+#: the top-level golden/accuracy set until the classifier names the proxy for them
+#: (issue 13, section 3); moving them up is a ``git mv`` plus a golden bless.
+SUBDIR: dict[str, str] = {f"{proxy}-backend-{kind}": "proxy-backend"
+                          for proxy in ("haproxy", "nginx")
+                          for kind in ("refused", "connect-timeout", "abort")}
+
+
+def sample_dir(samples: Path, name: str) -> Path:
+    """Where the samples of scenario ``name`` live."""
+    return samples / SUBDIR[name] if name in SUBDIR else samples
+
+
 def _truth(result: LabResult, vantage: str) -> str:
     labels = result.labels(vantage)
     if not labels:
@@ -82,16 +107,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="scenarios or stories to regenerate")
     args = ap.parse_args(argv)
     names = args.only or [*SCENARIOS, *STORIES]
+    by_dir: dict[Path, list[str]] = {}
+    for name in names:
+        by_dir.setdefault(sample_dir(args.out, name), []).append(name)
+    for out, group in by_dir.items():
+        _record(out, group, head=README_HEAD if out == args.out else PROXY_BACKEND_HEAD)
+
+
+def _record(out: Path, names: list[str], *, head: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    index_path = args.out / "index.json"
+    index_path = out / "index.json"
     index: dict[str, dict[str, str]] = (json.loads(index_path.read_text())
                                         if index_path.exists() else {})
     for name in names:
         if name in STORIES:
-            result = _record_story(name, args.out)
+            result = _record_story(name, out)
             look_for = STORIES[name][2]
         else:
-            result = run_scenario(name, {}, args.out)
+            result = run_scenario(name, {}, out)
             look_for = LOOK_FOR.get(name, "")
         for v in result.vantages:
             index[f"{name}.{v.name}"] = {"scenario": result.scenario, "vantage": v.name,
@@ -103,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         row = index[key]
         rows.append(f"| {row['scenario']} | {row['vantage']} | `{key}.pcap` | {row['truth']} "
                     f"| {row['look_for']} |")
-    (args.out / "README.md").write_text(README_HEAD + "\n".join(rows) + "\n")
+    (out / "README.md").write_text(head + "\n".join(rows) + "\n")
 
 
 README_HEAD = """\
@@ -131,6 +165,27 @@ Topology: client 192.0.2.2 ── fw ── rtr ── lb 198.51.100.10 ── s
 (initial TTLs: client 128, fw 255, rtr 64, lb 64, srv 64; the injector uses 64).
 
 In the truth column, `#N` is the frame number in that capture.
+
+| scenario | vantage | file | truth (frame emitter (origin, cause)) | what to look for |
+|---|---|---|---|---|
+"""
+
+
+PROXY_BACKEND_HEAD = """\
+# Full proxies failing toward their backend (lab samples)
+
+haproxy (TCP mode, `option nolinger`) and nginx (TLS, `proxy_buffering off`)
+in the lb slot of the default lab path (`docs/lab.md`), with a backend that
+refuses the proxy's connection, never answers its SYN (connect timeout), or
+aborts mid-response.  Labels are by provenance, like `samples/README.md`
+describes.  These samples are kept out of the top-level golden and accuracy
+set until the classifier names the proxy for them (issue 13, section 3).
+
+Regenerate (root, Linux, haproxy and nginx installed):
+
+    sudo .venv/bin/python -m rstscope.lab.make_samples samples/ --only haproxy-backend-refused \\
+        haproxy-backend-connect-timeout haproxy-backend-abort nginx-backend-refused \\
+        nginx-backend-connect-timeout nginx-backend-abort
 
 | scenario | vantage | file | truth (frame emitter (origin, cause)) | what to look for |
 |---|---|---|---|---|

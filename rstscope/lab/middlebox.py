@@ -38,27 +38,39 @@ def stateful_filter(session: Session, ns: str, ip_v: int, *, action: str = "reje
     session.run([*base, "-p", "tcp", "-j", *target], ns=ns)
 
 
-def policy_reject(session: Session, ns: str, ip_v: int, dport: int) -> None:
-    """A policy rule: connections to ``dport`` on the server are refused with a RST."""
-    session.run([_tables(ip_v), "-w", "-A", "FORWARD", "-p", "tcp", "-d", SRV_ADDR[ip_v],
+def policy_reject(session: Session, ns: str, ip_v: int, dport: int,
+                  dest: str | None = None) -> None:
+    """A policy rule: connections to ``dport`` on ``dest`` (default: the server) are
+    refused with a RST."""
+    session.run([_tables(ip_v), "-w", "-A", "FORWARD", "-p", "tcp", "-d", dest or SRV_ADDR[ip_v],
                  "--dport", str(dport), "-j", "REJECT", "--reject-with", "tcp-reset"], ns=ns)
 
 
-def snat(session: Session, ns: str, ip_v: int, out_if: str) -> None:
+def snat(session: Session, ns: str, ip_v: int, out_if: str, to: str | None = None) -> None:
     """Source NAT with a random port per mapping: after the conntrack entry expires
     the next packet gets a new mapping, i.e. the flow is rebound to another port."""
     session.run([_tables(ip_v), "-w", "-t", "nat", "-A", "POSTROUTING", "-o", out_if, "-p", "tcp",
-                 "-j", "SNAT", "--to-source", FW_OUTER_ADDR[ip_v], "--random-fully"], ns=ns)
+                 "-j", "SNAT", "--to-source", to or FW_OUTER_ADDR[ip_v], "--random-fully"], ns=ns)
 
 
-def l4_dnat(session: Session, ns: str, ip_v: int, vip_port: int, srv_port: int) -> None:
-    """An L4 balancer: VIP:port is DNATed to the server; idle flows expire and then
-    get a RST like a cloud NLB does (stateful_filter in the same namespace)."""
+def l4_dnat(session: Session, ns: str, ip_v: int, vip_port: int, srv_port: int,
+            vip: str | None = None, *, expire_reject: bool = True) -> None:
+    """An L4 balancer: VIP:port is DNATed to the server.  With ``expire_reject``,
+    idle flows expire and then get a RST like a cloud NLB does (stateful_filter in
+    the same namespace); without it, it only translates (a front that is not the
+    point of the scenario)."""
     dest = f"[{SRV_ADDR[6]}]:{srv_port}" if ip_v == 6 else f"{SRV_ADDR[4]}:{srv_port}"
     session.run([_tables(ip_v), "-w", "-t", "nat", "-A", "PREROUTING", "-p", "tcp",
-                 "-d", LB_ADDR[ip_v], "--dport", str(vip_port), "-j", "DNAT",
+                 "-d", vip or LB_ADDR[ip_v], "--dport", str(vip_port), "-j", "DNAT",
                  "--to-destination", dest], ns=ns)
-    stateful_filter(session, ns, ip_v, action="reject")
+    if expire_reject:
+        stateful_filter(session, ns, ip_v, action="reject")
+
+
+def blackhole_syns(session: Session, ns: str, ip_v: int, dport: int) -> None:
+    """The server silently drops SYNs to ``dport``: a backend that never answers."""
+    session.run([_tables(ip_v), "-w", "-A", "INPUT", "-p", "tcp", "--syn", "--dport", str(dport),
+                 "-j", "DROP"], ns=ns)
 
 
 def make_cert(session: Session) -> tuple[Path, Path]:
@@ -84,10 +96,12 @@ def wait_listening(session: Session, ns: str, port: int, what: str) -> None:
 
 
 def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
-                  timeout_s: float, nolinger: bool = True) -> None:
+                  timeout_s: float, nolinger: bool = True, connect_timeout_s: float = 5.0,
+                  bind: str | None = None) -> None:
     """haproxy in TCP mode between client and server, idle timeouts on both sides."""
     fam = "ipv6" if ip_v == 6 else "ipv4"
     ms = int(timeout_s * 1000)
+    bind = bind or LB_ADDR[ip_v]
     cfg = session.tmp / "haproxy.cfg"
     cfg.write_text(
         "global\n"
@@ -96,12 +110,12 @@ def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: 
         "    mode tcp\n"
         "    log global\n"
         "    option tcplog\n"
-        "    timeout connect 5s\n"
+        f"    timeout connect {int(connect_timeout_s * 1000)}ms\n"
         f"    timeout client {ms}ms\n"
         f"    timeout server {ms}ms\n"
         + ("    option nolinger\n" if nolinger else "")
         + "frontend fe\n"
-        f"    bind {fam}@{LB_ADDR[ip_v]}:{port}\n"
+        f"    bind {fam}@{bind}:{port}\n"
         "    default_backend be\n"
         "backend be\n"
         f"    server s1 {fam}@{SRV_ADDR[ip_v]}:{srv_port}\n"
@@ -111,8 +125,10 @@ def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: 
 
 
 def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
-                timeout_s: float, cert: Path, key: Path) -> None:
+                timeout_s: float, cert: Path, key: Path, connect_timeout_s: float = 60.0,
+                bind: str | None = None) -> None:
     """nginx terminating TLS and proxying (unbuffered) to the TLS server."""
+    bind = bind or LB_ADDR[ip_v]
     prefix = session.tmp / "nginx"
     prefix.mkdir(exist_ok=True)
     temp_paths = "".join(f"    {k}_temp_path {prefix / k};\n"
@@ -128,7 +144,7 @@ def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: in
         + temp_paths
         + "    reset_timedout_connection on;\n"
         "    server {\n"
-        f"        listen {_hostport(LB_ADDR[ip_v], port)} ssl;\n"
+        f"        listen {_hostport(bind, port)} ssl;\n"
         f"        ssl_certificate {cert};\n"
         f"        ssl_certificate_key {key};\n"
         "        location / {\n"
@@ -137,6 +153,7 @@ def start_nginx(session: Session, ns: str, ip_v: int, *, port: int, srv_port: in
         "            proxy_set_header Connection \"\";\n"
         "            proxy_buffering off;\n"
         f"            proxy_read_timeout {int(timeout_s * 1000)}ms;\n"
+        f"            proxy_connect_timeout {int(connect_timeout_s * 1000)}ms;\n"
         "        }\n"
         "    }\n"
         "}\n"

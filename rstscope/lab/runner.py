@@ -60,11 +60,15 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
                  out_dir: str | os.PathLike[str] = ".", *,
                  vantages: tuple[str, ...] = tuple(VANTAGES),
                  fail_after_setup: bool = False,
-                 on_ready: Callable[[Session], None] | None = None) -> LabResult:
+                 on_ready: Callable[[Session], None] | None = None,
+                 stem: str | None = None,
+                 manifest_extra: Mapping[str, Any] | None = None) -> LabResult:
     """Run scenario ``name`` with ``key=value`` overrides and write its outputs to ``out_dir``.
 
-    ``fail_after_setup`` and ``on_ready`` exist for the teardown tests (inject a
-    failure midway / observe the live session).
+    Files are named ``<stem>.<vantage>.pcap`` etc. (``stem`` defaults to the
+    scenario name); ``manifest_extra`` is merged into the manifest (the sweep's
+    case variables).  ``fail_after_setup`` and ``on_ready`` exist for the
+    teardown tests (inject a failure midway / observe the live session).
     """
     scen = get(name)
     p = scen.params(params)
@@ -83,15 +87,22 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
         raise OutputError(f"cannot create {out}: {exc.strerror}") from exc
 
     ip_v = int(p["ip_v"])
+    stem = stem or name
     ttl = {node: int(p[f"ttl_{node}"]) for node in topology.NODES}
+    hops_client = int(p["hops_client"])
+    path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
+                             with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
     with Session() as session:
-        topo = topology.build(session, ttl)
+        topo = topology.build(session, ttl, path)
         _setup_middlebox(session, topo, plan, p, ip_v)
+        # Plain routers only forward (no TCP software, no rules): they cannot emit a RST,
+        # so provenance needs captures of the other nodes only.
+        emitters = [n for n in path.nodes if path.role(n) != topology.ROUTER_ROLE]
         caps = [capture.start(session, name=f"ns-{node}", ns=topo.ns[node], iface="any",
                               out=session.tmp / f"ns-{node}.pcap", linktype="LINUX_SLL")
-                for node in topology.NODES]
+                for node in emitters]
         vcaps = {v: capture.start(session, name=v, ns=topo.ns[VANTAGES[v][0]],
-                                  iface=VANTAGES[v][1], out=out / f"{name}.{v}.pcap",
+                                  iface=VANTAGES[v][1], out=out / f"{stem}.{v}.pcap",
                                   linktype=VANTAGES[v][2])
                  for v in vantages}
         cert, key = middlebox.make_cert(session)
@@ -101,10 +112,10 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             on_ready(session)
         if fail_after_setup:
             raise LabError("injected failure after setup (teardown test)")
-        keylog = out / f"{name}.keylog"
+        keylog = out / f"{stem}.keylog"
         keylog.unlink(missing_ok=True)
         client_log = session.tmp / "client.out"
-        dest = topology.LB_ADDR[ip_v] if plan.target == "lb" else topology.SRV_ADDR[ip_v]
+        dest = _dialled(topo, plan, p, ip_v)
         with open(client_log, "wb") as fh:
             client = session.python("client", ["--host", dest, "--port", str(SERVER_PORT),
                                                "--sni", plan.sni, "--keylog", str(keylog),
@@ -120,16 +131,16 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             capture.stop(c)
 
         found: list[truth.Emission] = []
-        for c, node in zip(caps, topology.NODES, strict=True):
+        for c, node in zip(caps, emitters, strict=True):
             found += truth.emissions(node, truth.read_segments(c.path))
-        origins = dict(topology.ROLE)
+        roles = topo.roles
         results = []
         for v, c in vcaps.items():
             labels = truth.label_capture(
-                c.path, found, ns_names=topo.ns, roles=topology.ROLE, origins=origins,
+                c.path, found, ns_names=topo.ns, roles=roles, origins=dict(roles),
                 causes=dict(plan.causes), timeouts=dict(plan.timeouts),
                 endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}))
-            lpath = out / f"{name}.{v}.labels.json"
+            lpath = out / f"{stem}.{v}.labels.json"
             truth.write_labels(labels, lpath)
             results.append(VantageResult(v, c.path, lpath, len(labels)))
         events = {
@@ -137,19 +148,23 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             "server": _events(session.tmp / "server.out"),
             "injector": _events(session.tmp / "injector.out"),
         }
-        manifest = out / f"{name}.manifest.json"
+        manifest = out / f"{stem}.manifest.json"
         manifest.write_text(json.dumps({
             "scenario": name,
             "description": scen.description,
             "params": p,
             "run_id": session.run_id,
             "namespaces": topo.ns,
-            "roles": topology.ROLE,
+            "roles": roles,
             "initial_ttl": topo.ttl,
-            "addresses": {"client": topology.CLIENT_ADDR[ip_v], "lb": topology.LB_ADDR[ip_v],
-                          "srv": topology.SRV_ADDR[ip_v],
-                          "lb_inner": topology.LB_INNER_ADDR[ip_v],
-                          "fw_outer": topology.FW_OUTER_ADDR[ip_v]},
+            "addresses": topo.addresses(ip_v),
+            "dialled": dest,
+            # Per node in path order: its role, initial TTL and where it sits (forwarding
+            # nodes strictly between it and each end), for position checks.
+            "path": [{"node": n, "role": path.role(n), "ttl": topo.ttl[n],
+                      "hops_from_client": path.hops_between("client", n) if n != "client" else 0,
+                      "hops_to_server": path.hops_between(n, "srv") if n != "srv" else 0}
+                     for n in path.nodes],
             "causes": dict(plan.causes),
             "timeouts_s": dict(plan.timeouts),
             "emitted": [{"node": e.node, "ts_ns": e.ts_ns, "src": e.seg.src,
@@ -160,11 +175,12 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
                          | {"pcap": r.pcap.name, "labels": r.labels.name} for r in results],
             "events": events,
             "versions": _versions(plan),
+            **(manifest_extra or {}),
         }, indent=1) + "\n")
         # Keep the namespace captures when asked (debugging provenance).
         if os.environ.get("RSTSCOPE_LAB_KEEP_NS_CAPTURES"):
             for c in caps:
-                shutil.copy(c.path, out / f"{name}.{c.name}.pcap")
+                shutil.copy(c.path, out / f"{stem}.{c.name}.pcap")
         return LabResult(
             scenario=name, params=p, out_dir=out, manifest=manifest, vantages=tuple(results),
             keylog=keylog if keylog.exists() else None,
@@ -175,18 +191,40 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
 def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,
                      p: Mapping[str, int | float | str], ip_v: int) -> None:
     mb = plan.middlebox
+    vip = topo.addr_toward_client("lb", ip_v)
     if mb in ("fw-reject", "fw-drop", "fw-snat"):
         middlebox.conntrack_timeout(session, topo.ns["fw"], plan.timeouts["fw"])
     if mb in ("fw-reject", "fw-drop"):
         middlebox.stateful_filter(session, topo.ns["fw"], ip_v,
                                   action="drop" if mb == "fw-drop" else "reject")
     elif mb == "fw-snat":
-        middlebox.snat(session, topo.ns["fw"], ip_v, out_if="up0")
+        middlebox.snat(session, topo.ns["fw"], ip_v, out_if=topo.iface_toward_server("fw"),
+                       to=topo.addr_toward_server("fw", ip_v))
     elif mb == "fw-policy":
-        middlebox.policy_reject(session, topo.ns["fw"], ip_v, SERVER_PORT)
+        middlebox.policy_reject(session, topo.ns["fw"], ip_v, SERVER_PORT,
+                                dest=_dialled(topo, plan, p, ip_v))
     elif mb == "l4lb":
         middlebox.conntrack_timeout(session, topo.ns["lb"], plan.timeouts["lb"])
-        middlebox.l4_dnat(session, topo.ns["lb"], ip_v, SERVER_PORT, SERVER_PORT)
+        middlebox.l4_dnat(session, topo.ns["lb"], ip_v, SERVER_PORT, SERVER_PORT, vip)
+    if _l4_front(plan, p):
+        # A balancer in front that is not the point of the scenario: it translates and
+        # never expires a flow within the run (the namespace's default conntrack timeout).
+        middlebox.l4_dnat(session, topo.ns["lb"], ip_v, SERVER_PORT, SERVER_PORT, vip,
+                          expire_reject=False)
+    if plan.backend == "blackhole":
+        middlebox.blackhole_syns(session, topo.ns["srv"], ip_v, SERVER_PORT)
+
+
+def _l4_front(plan: Plan, p: Mapping[str, int | float | str]) -> bool:
+    return p["front"] == "l4" and plan.target == "srv"
+
+
+def _dialled(topo: topology.Topology, plan: Plan, p: Mapping[str, int | float | str],
+             ip_v: int) -> str:
+    """The address the client connects to: the lb's VIP / proxy, or the server."""
+    if plan.target == "lb" or _l4_front(plan, p):
+        return topo.addr_toward_client("lb", ip_v)
+    return topology.SRV_ADDR[ip_v]
 
 
 def _start_server(session: Session, topo: topology.Topology, plan: Plan, ip_v: int,
@@ -208,18 +246,26 @@ def _start_frontends(session: Session, topo: topology.Topology, plan: Plan,
                      p: Mapping[str, int | float | str], ip_v: int, cert: Path,
                      key: Path) -> None:
     mb = plan.middlebox
+    vip = topo.addr_toward_client("lb", ip_v)
+    # A backend that refuses: the proxy is pointed at a port nothing listens on.
+    srv_port = SERVER_PORT + 1 if plan.backend == "refused" else SERVER_PORT
+    idle_s = float(p.get("proxy_timeout_s", plan.timeouts.get("lb", 30.0)))
+    connect_s = plan.timeouts["lb"] if plan.backend == "blackhole" else None
     if mb == "haproxy":
         middlebox.start_haproxy(session, topo.ns["lb"], ip_v, port=SERVER_PORT,
-                                srv_port=SERVER_PORT, timeout_s=plan.timeouts["lb"])
+                                srv_port=srv_port, timeout_s=idle_s, bind=vip,
+                                connect_timeout_s=connect_s or 5.0)
     elif mb == "nginx":
         middlebox.start_nginx(session, topo.ns["lb"], ip_v, port=SERVER_PORT,
-                              srv_port=SERVER_PORT, timeout_s=plan.timeouts["lb"],
-                              cert=cert, key=key)
+                              srv_port=srv_port, timeout_s=idle_s,
+                              cert=cert, key=key, bind=vip,
+                              connect_timeout_s=connect_s or 60.0)
     elif mb.startswith("inject-"):
         out = session.tmp / "injector.out"
         fh = open(out, "wb")  # noqa: SIM115 - handed to the child
         try:
-            inj = session.python("injector", ["--iface", "fw0", "--sni", plan.sni,
+            inj = session.python("injector", ["--iface", topo.iface_toward_client("rtr"),
+                                              "--sni", plan.sni,
                                               "--style", mb.removeprefix("inject-"),
                                               "--ttl", str(p["inject_ttl"])],
                                  ns=topo.ns["rtr"], log=session.tmp / "injector.err",

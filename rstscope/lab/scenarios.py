@@ -22,7 +22,17 @@ COMMON_DEFAULTS: Mapping[str, int | float | str] = MappingProxyType({
     "ttl_rtr": 64,
     "ttl_lb": 64,
     "ttl_srv": 64,
+    # The path (docs/lab.md "Paths"): forwarding nodes between the client and the lb
+    # slot, hops from the lb slot to the server, where the firewall sits, and an
+    # optional L4 balancer (DNAT) in front of a scenario that has no balancer of its own.
+    "hops_client": 2,
+    "hops_server": 1,
+    "fw_at": "client-edge",
+    "front": "none",
 })
+
+#: Values of the ``front`` parameter.
+FRONTS = ("none", "l4")
 
 Params = Mapping[str, int | float | str]
 
@@ -39,6 +49,9 @@ class Plan:
     causes: Mapping[str, str] = field(default_factory=dict)
     timeouts: Mapping[str, float] = field(default_factory=dict)
     sni: str = "api.lab.test"
+    #: The full proxy's backend: "up" (the lab server), "refused" (a port nothing
+    #: listens on) or "blackhole" (the server drops the proxy's SYNs).
+    backend: str = "up"
     #: Upper bound on how long the client needs (the runner waits this, plus margin).
     duration_s: float = 10.0
 
@@ -70,6 +83,10 @@ class Scenario:
                 raise UsageError(f"{key}={raw!r}: expected {type(default).__name__}") from exc
         if out["ip_v"] not in (4, 6):
             raise UsageError("ip_v must be 4 or 6")
+        if out["front"] not in FRONTS:
+            raise UsageError(f"front must be one of {', '.join(FRONTS)}")
+        if not isinstance(out["hops_client"], int) or not isinstance(out["hops_server"], int):
+            raise UsageError("hops_client and hops_server must be integers")
         for k, v in out.items():
             if k.startswith("ttl") and not (isinstance(v, int) and 1 <= v <= 255):
                 raise UsageError(f"{k} must be an integer 1..255")
@@ -185,6 +202,31 @@ def _nginx(p: Params) -> Plan:
                 timeouts={"lb": t}, duration_s=t + 4)
 
 
+def _proxy_backend(proxy: str, backend: str) -> Callable[[Params], Plan]:
+    """A full proxy whose backend fails: refused, silent (connect timeout) or reset
+    mid-response.  The proxy then ends the client's connection itself."""
+    def plan(p: Params) -> Plan:
+        t = _f(p, "proxy_timeout_s")
+        if backend == "abort":
+            return Plan(f"{_chunks(3)},abort", _client("--read-timeout-s", t + 6),
+                        target="lb", middlebox=proxy,
+                        causes={"lb": "proxy-backend-reset", "srv": "server-abort"},
+                        timeouts={"lb": t}, duration_s=4)
+        if backend == "refused":
+            return Plan("d,end", _client("--read-timeout-s", 8, "--linger-s", 1),
+                        target="lb", middlebox=proxy, backend="refused",
+                        causes={"lb": "proxy-backend-refused", "srv": "backend-refused"},
+                        timeouts={"lb": t}, duration_s=4)
+        c = _f(p, "connect_timeout_s")
+        # haproxy tries the connect 1 + 3 (its default retries) times before giving up.
+        attempts = 4 if proxy == "haproxy" else 1
+        return Plan("d,end", _client("--read-timeout-s", attempts * c + 6, "--linger-s", 1),
+                    target="lb", middlebox=proxy, backend="blackhole",
+                    causes={"lb": "proxy-backend-connect-timeout"},
+                    timeouts={"lb": c}, duration_s=attempts * c + 4)
+    return plan
+
+
 def _dpi(style: str) -> Callable[[Params], Plan]:
     def plan(p: Params) -> Plan:
         # The server "thinks" before answering the ClientHello, standing in for a
@@ -242,6 +284,16 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
     Scenario("dpi-inject-storm",
              "on-path DPI injects 3 RSTs each way with stepped sequence numbers",
              {"blocked_sni": "blocked.lab.test", "inject_ttl": 64, "server_delay_s": 0.2}, _dpi("storm")),
+    *(Scenario(f"{proxy}-backend-{kind}", f"{proxy} full proxy; {what}",
+               {"proxy_timeout_s": 30.0, **({"connect_timeout_s": 2.0}
+                                             if kind == "connect-timeout" else {})},
+               _proxy_backend(proxy, backend), (proxy,))
+      for proxy in ("haproxy", "nginx")
+      for kind, backend, what in (
+          ("refused", "refused", "the backend refuses the proxy's connection (RST to its SYN)"),
+          ("connect-timeout", "blackhole",
+           "the backend drops the proxy's SYNs until its connect timeout"),
+          ("abort", "abort", "the backend aborts mid-response (RST) behind the proxy"))),
     Scenario("graceful-close", "control: stream then TLS close_notify + FIN, no RST expected",
              {}, _graceful),
 )})

@@ -55,6 +55,13 @@ _APT = {"ip": "iproute2", "ip6tables": "iptables", "openssl": "openssl"}
 class Session:
     """Owns namespaces, processes and a temp dir; ``close()`` removes all of them."""
 
+    #: Sessions not yet closed, so a sweep interrupted in its main thread can tear
+    #: down the sessions its worker threads own (:meth:`close_all`).
+    _live: set[Session] = set()
+    _live_lock = threading.Lock()
+    #: Set by :meth:`close_all` until :meth:`allow_new`: no new session may start.
+    _stopping = False
+
     def __init__(self, *, keep_tmp: bool = False) -> None:
         self.run_id = secrets.token_hex(3)
         self.tmp = Path(tempfile.mkdtemp(prefix=f"rstscope-lab-{self.run_id}-"))
@@ -63,16 +70,43 @@ class Session:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._closed = False
         self._old_handlers: dict[int, object] = {}
+        with Session._live_lock:
+            if Session._stopping:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise LabError("the lab is shutting down (interrupted)")
+            Session._live.add(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every live session and refuse new ones (sweep teardown on SIGINT/SIGTERM)."""
+        with cls._live_lock:
+            cls._stopping = True
+            live = list(cls._live)
+        for s in live:
+            s.close()
+
+    @classmethod
+    def allow_new(cls) -> None:
+        with cls._live_lock:
+            cls._stopping = False
 
     # -- namespaces ---------------------------------------------------------------
     def ns_name(self, key: str) -> str:
         # "rsl" + 6 hex + "-" + key stays short and unique per run.
         return f"{NS_PREFIX}{self.run_id}-{key}"
 
+    def _check_open(self) -> None:
+        # A sweep interrupted in its main thread closes every live session; a worker
+        # thread still setting one up must stop, not create what nobody will remove.
+        if self._closed:
+            raise LabError("lab session was closed (interrupted)")
+
     def add_ns(self, key: str) -> str:
         name = self.ns_name(key)
-        # Register before creating: if creation half-succeeds, close() still tries.
-        self.namespaces.append(name)
+        with Session._live_lock:
+            self._check_open()
+            # Register before creating: if creation half-succeeds, close() still tries.
+            self.namespaces.append(name)
         self.run(["ip", "netns", "add", name])
         self.run(["ip", "-n", name, "link", "set", "lo", "up"])
         return name
@@ -81,6 +115,7 @@ class Session:
     def run(self, argv: Sequence[str], *, ns: str | None = None, check: bool = True,
             timeout_s: float = 20.0) -> subprocess.CompletedProcess[str]:
         full = self._wrap(argv, ns)
+        self._check_open()
         proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout_s)
         if check and proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
@@ -93,6 +128,7 @@ class Session:
     def spawn(self, argv: Sequence[str], *, ns: str | None, log: Path,
               stdout: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
         """Start a process in its own process group (so teardown can kill its tree)."""
+        self._check_open()
         full = self._wrap(argv, ns)
         errf = open(log, "wb")  # noqa: SIM115 - lives as long as the process
         try:
@@ -101,7 +137,12 @@ class Session:
                                     start_new_session=True)
         finally:
             errf.close()
-        self.procs.append(proc)
+        with Session._live_lock:
+            closed = self._closed
+            self.procs.append(proc)
+        if closed:
+            _kill_group(proc)
+            raise LabError("lab session was closed (interrupted)")
         return proc
 
     def python(self, module: str, args: Sequence[str], *, ns: str, log: Path,
@@ -117,9 +158,11 @@ class Session:
     # -- teardown -----------------------------------------------------------------
     def close(self) -> None:
         """Kill every process, delete every namespace, remove temp files.  Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        with Session._live_lock:
+            if self._closed:
+                return
+            self._closed = True
+            Session._live.discard(self)
         for proc in self.procs:
             _kill_group(proc)
         for ns in reversed(self.namespaces):
@@ -128,6 +171,11 @@ class Session:
             for pid in pids.stdout.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        # A namespace whose creation raced this close (another thread was setting the
+        # session up) may have appeared meanwhile: one more pass.
+        still = set(self.namespaces) & set(leftovers())
+        for ns in still:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         if not self.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)

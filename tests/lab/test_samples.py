@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 
 from rstscope.lab import SCENARIOS, VANTAGES
+from rstscope.lab.make_samples import sample_dir
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 # Only the lab's own samples (one per scenario and vantage); other files may live here.
-PCAPS = sorted(SAMPLES / f"{s}.{v}.pcap" for s in SCENARIOS for v in VANTAGES)
+PCAPS = sorted(sample_dir(SAMPLES, s) / f"{s}.{v}.pcap" for s in SCENARIOS for v in VANTAGES)
+#: Scenarios whose point is that nobody resets: the control, and nginx, which answers a
+#: backend connect timeout with a 504 and a clean close.
+NO_RST = {"graceful-close", "nginx-backend-connect-timeout"}
 
 
 def _dpkt_rsts(pcap: Path) -> dict[int, dict[str, object]]:
@@ -56,9 +60,9 @@ def test_one_sample_per_scenario_and_vantage():
 
 
 def test_readme_lists_every_capture_and_the_regeneration_command():
-    readme = (SAMPLES / "README.md").read_text()
-    assert "python -m rstscope.lab.make_samples samples/" in readme
     for p in PCAPS:
+        readme = (p.parent / "README.md").read_text()
+        assert "python -m rstscope.lab.make_samples samples/" in readme
         assert f"`{p.name}`" in readme
 
 
@@ -79,22 +83,47 @@ def test_labels_match_the_capture(pcap):
         assert lb["emitter"] in ("client", "fw", "rtr", "lb", "srv")
 
 
-def test_control_scenario_has_no_reset():
+@pytest.mark.parametrize("name", sorted(NO_RST))
+def test_no_reset_scenarios_have_no_reset(name):
     for v in VANTAGES:
-        assert json.loads((SAMPLES / f"graceful-close.{v}.labels.json").read_text()) == []
+        path = sample_dir(SAMPLES, name) / f"{name}.{v}.labels.json"
+        assert json.loads(path.read_text()) == []
 
 
 def test_every_other_scenario_has_its_cause_somewhere():
     for name in SCENARIOS:
-        if name == "graceful-close":
+        if name in NO_RST:
             continue
         causes = {lb["cause"] for v in VANTAGES
-                  for lb in json.loads((SAMPLES / f"{name}.{v}.labels.json").read_text())}
+                  for lb in json.loads((sample_dir(SAMPLES, name) / f"{name}.{v}.labels.json")
+                                       .read_text())}
         assert causes - {"side-effect"}, name
 
 
+def test_proxy_backend_failures_are_labelled_by_provenance():
+    """Behind a full proxy the client's RST comes from the proxy, not the backend that
+    failed: the labels say lb / load-balancer, with the lb's TTL after its hops."""
+    for name in ("haproxy-backend-abort", "nginx-backend-abort",
+                 "haproxy-backend-connect-timeout"):
+        d = sample_dir(SAMPLES, name)
+        manifest = json.loads((d / f"{name}.manifest.json").read_text())
+        at_client = [lb for lb in json.loads((d / f"{name}.client.labels.json").read_text())
+                     if lb["cause"] != "side-effect"]
+        assert at_client, name
+        for lb in at_client:
+            assert (lb["emitter"], lb["origin"], lb["sender"]) == (
+                "lb", "load-balancer", "server-endpoint"), name
+            assert lb["ttl"] == manifest["initial_ttl"]["lb"] - 2  # rtr and fw in between
+    for name in ("haproxy-backend-refused", "nginx-backend-refused"):
+        d = sample_dir(SAMPLES, name)
+        at_server = json.loads((d / f"{name}.server.labels.json").read_text())
+        # The backend's kernel refuses the proxy's SYN: RST+ACK from the server.
+        assert at_server and {lb["cause"] for lb in at_server} == {"backend-refused"}
+        assert {lb["origin"] for lb in at_server} == {"server"}
+
+
 def test_no_machine_paths_in_samples():
-    for p in SAMPLES.iterdir():
+    for p in SAMPLES.rglob("*"):
         if p.suffix in (".json", ".md"):
             text = p.read_text()
             assert "/tmp/" not in text and "/root" not in text and "/work/" not in text, p.name
