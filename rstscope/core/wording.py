@@ -41,6 +41,11 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
         gap_c = f.ctx.s_close_gap_ns / NS
         return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
                 f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
+    if "proxy-no-answer" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        return (f"A proxy in front of the {f.side} accepted the connection but never answered "
+                f"the request; after {gap_c:.1f} s it gave up (its backend did not answer) and "
+                "closed, then reset it.")
     if "same-link-peer" in f.tags:
         return (f"The connecting peer, on the server's own link (0 hops), reset the "
                 f"connection after {gap_txt} of silence: a client's read timeout, or a load "
@@ -93,6 +98,11 @@ def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -
             out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
                        f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "
                        "a heartbeat (e.g. an SSE comment) more often")
+    elif "proxy-no-answer" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        out.append(f"check that the proxy's backend is up and reachable: the proxy gave up "
+                   f"after {gap_c:.0f} s (haproxy timeout connect x retries, nginx "
+                   "proxy_connect_timeout)")
     elif "same-link-peer" in f.tags:
         out.append(f"if a load balancer/proxy connects here, check its timeouts toward this "
                    f"server (haproxy timeout server, nginx proxy_read_timeout); otherwise the "
