@@ -495,7 +495,8 @@ KIND_RULES: tuple[Rule, ...] = (
 VERDICT_READS: frozenset[Tag] = frozenset({
     Tag.AFTER_FIN, Tag.AFTER_ALERT, Tag.UNANSWERED, Tag.NO_BASELINE, Tag.TTL_MULTIMODAL,
     Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH})
-VERDICT_SETS: frozenset[Tag] = frozenset({Tag.PROXY_CLOSE, Tag.SAME_LINK_PEER, Tag.KIND_UNSURE})
+VERDICT_SETS: frozenset[Tag] = frozenset({Tag.PROXY_CLOSE, Tag.SAME_LINK_PEER, Tag.KIND_UNSURE,
+                                         Tag.PROXY_NO_ANSWER})
 
 
 def check_order(rules: Iterable[Rule], reads_after: frozenset[Tag] = frozenset()) -> None:
@@ -545,6 +546,20 @@ def _mid_response_close(f: Facts) -> bool:
         return False
     close_ts = min(t for t in (c.s_fin_ts, c.s_tls_alert_ts) if t >= 0)
     return c.r_fin_ts >= close_ts
+
+
+def _never_answered(f: Facts) -> bool:
+    """The far server side accepted the connection, never sent a byte although the
+    client sent its request, and closed after a silence.
+
+    A server answers a request, if only with an error; a full proxy whose backend
+    never answers (connect timeout, haproxy ``timeout connect``, nginx
+    ``proxy_connect_timeout`` in stream mode) accepts, waits, and gives up.
+    """
+    c = f.ctx
+    return (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
+            and c.r_last_payload_ts >= 0 and c.s_fin_ts >= 0
+            and c.s_close_gap_ns >= f.cfg.scoring.thresholds.mid_response_min_gap_s * NS)
 
 
 def _same_link_peer(f: Facts) -> bool:
@@ -629,6 +644,9 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             gap_c = f.ctx.s_close_gap_ns / NS
             lean = (Tag.PROXY_CLOSE, f"the server application itself may close a response "
                     f"that stays silent {gap_c:.1f} s")
+        elif _never_answered(f):
+            lean = (Tag.PROXY_NO_ANSWER, "a server application that hangs on a request and "
+                    "then closes looks the same")
         if lean is not None:
             origin = Origin.LOAD_BALANCER
             conf = min(conf, caps.proxy_lean)

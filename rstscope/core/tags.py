@@ -45,6 +45,7 @@ class Tag(StrEnum):
     # leans toward a proxy in front of an endpoint
     PROXY_CLOSE = "proxy-close"  # closed after a proxy-like silence, then reset
     SAME_LINK_PEER = "same-link-peer"  # a peer on the server's own link reset after silence
+    PROXY_NO_ANSWER = "proxy-no-answer"  # accepted, never answered the request, gave up
 
 
 INJECTION: frozenset[Tag] = frozenset({Tag.RACE, Tag.STORM, Tag.AFTER_CLIENTHELLO,

@@ -415,3 +415,41 @@ def test_distant_client_resetting_after_silence_stays_client():
     w.rst("c")
     (r,) = verdicts(w)
     assert r.origin == "client"
+
+
+def test_server_side_that_never_answered_the_request_leans_proxy():
+    # haproxy whose backend never answers: it accepted the client's connection,
+    # ACKed the ClientHello, and after its connect timeouts closes and resets.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.0001)
+    w.ack("s")
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and r.sender == "server-endpoint"
+    assert "proxy-no-answer" in r.tags and r.confidence <= 0.55
+    assert r.alternatives[0][0] == "server"
+
+
+def test_server_that_answered_then_closed_idle_does_not_lean_proxy():
+    w = established()
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
+
+
+def test_server_closing_a_connection_that_never_sent_a_request_stays_server():
+    # A server's own handshake/header timeout: the client connected and sent nothing.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
