@@ -39,12 +39,32 @@ def verdict_path(part: str) -> Path:
     return OUT / f"verdicts-{part}.jsonl"
 
 
-def run(root: Path, part: str) -> list[dict[str, Any]]:
-    from rstscope.api import analyze
+def _items(root: Path, part: str, seeds: Sequence[int] | None) -> Iterable[Any]:
     from rstscope.lab.corpus import iter_part
+    from rstscope.lab.corpus import seeds as part_seeds
+
+    if seeds is None:
+        yield from iter_part(root, part, vantages=("client", "server"))
+        return
+    unknown = set(seeds) - set(part_seeds(part))
+    if unknown:
+        raise SystemExit(f"seed(s) {sorted(unknown)} are not in the {part} part")
+    # A slice of a part (while the rest is still building): same layout, fewer seeds.
+    import rstscope.lab.corpus as corpus
+
+    saved = corpus.seeds
+    corpus.seeds = lambda _part: tuple(seeds)  # type: ignore[assignment]
+    try:
+        yield from iter_part(root, part, vantages=("client", "server"))
+    finally:
+        corpus.seeds = saved
+
+
+def run(root: Path, part: str, seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    from rstscope.api import analyze
 
     rows = []
-    for item in iter_part(root, part, vantages=("client", "server")):
+    for item in _items(root, part, seeds):
         if not item.labels:
             continue
         recs = {r["frame"]: r for r in analyze(item.pcap).to_document()["resets"]}
@@ -164,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run")
     r.add_argument("root", type=Path)
     r.add_argument("--part", action="append", choices=("dev", "heldout"))
+    r.add_argument("--seeds", type=int, nargs="*", default=None,
+                   help="only these seeds of the part (a slice; default: all)")
     rep = sub.add_parser("report")
     rep.add_argument("--part", default="dev", choices=("dev", "heldout"))
     rep.add_argument("--misses", action="store_true")
@@ -172,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "run":
         for part in args.part or ["dev"]:
-            rows = run(args.root, part)
+            rows = run(args.root, part, args.seeds)
             write(part, rows)
             print(f"{part}: {len(rows)} labelled RSTs -> {verdict_path(part).relative_to(ROOT)}")
         return 0

@@ -90,7 +90,14 @@ def rule_ttl(f: Facts) -> list[Evidence]:
     if f.ttl_mode is None:
         f.tags.add(Tag.NO_BASELINE)
         out = [_ev("ttl_baseline", c.ttl, "non-RST packets from the sender", 0.0)]
-        if initial_ttl(c.ttl) == 255:
+        peer = ttl_mode_spread(dict(c.flow.dirs[1 - c.d].ttl_counts))
+        if hops(c.ttl) == 0 and peer is not None and hops(peer[0]) > 0:
+            # The RST left its host undecremented while the peer's packets crossed
+            # routers: the capture runs on the sender's host (or its link), and a
+            # host answers for itself -- a refused port seen on the server.
+            out.append(_ev("ttl_capture_host", c.ttl, f"decremented like the peer's "
+                           f"({peer[0]})", w.ttl_capture_host))
+        elif initial_ttl(c.ttl) == 255:
             # Server and client stacks start at 64 (Linux, BSD, macOS) or 128
             # (Windows); 255 is what routers and firewall appliances use.
             out.append(_ev("initial_ttl_255", c.ttl, "64 or 128 (host stacks)",
@@ -386,6 +393,9 @@ RULES: tuple[Rule, ...] = (
          "SYN", "the stack that opened the connection; confidence capped"),
         ("ttl_baseline", "no non-RST packet from the sender",
          "nothing to compare: confidence capped"),
+        ("ttl_capture_host", "no baseline; the RST is undecremented (64/128/255) while the "
+         "peer's packets crossed routers", "the capture runs on the sender's host: it "
+         "answered for itself (a refused port seen on the server)"),
         ("initial_ttl_255", "no baseline, and the RST starts at TTL 255",
          "host stacks start at 64 or 128; 255 is a router/firewall appliance"),
         ("ttl_one_hop", "every packet of the sender had one TTL (≥ 3 packets) and the RST is "
@@ -530,8 +540,9 @@ def _run(rules: tuple[Rule, ...], f: Facts) -> list[Evidence]:
 # -- verdict -------------------------------------------------------------------
 
 def _mid_response_close(f: Facts) -> bool:
-    """The remote server side closed gracefully after going silent mid-response, and
-    the client answered that close by closing too.
+    """The remote server side went silent mid-response and then closed on a timer:
+    abortively at once (FIN and RST together), or gracefully with the client
+    answering that close at once.
 
     A reverse proxy waiting on a silent upstream closes the client's connection
     (nginx ``proxy_read_timeout``, haproxy ``timeout server``); the client, cut off
@@ -539,13 +550,25 @@ def _mid_response_close(f: Facts) -> bool:
     an idle connection after a *completed* response and resets the client's next
     request: the client sends data, not a FIN, so that shape never leans here.
     """
-    c = f.ctx
+    c, t = f.ctx, f.cfg.scoring.thresholds
     if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
-            and c.s_close_gap_ns >= f.cfg.scoring.thresholds.mid_response_min_gap_s * NS
-            and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
+            and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return False
-    close_ts = min(t for t in (c.s_fin_ts, c.s_tls_alert_ts) if t >= 0)
-    return c.r_fin_ts >= close_ts
+    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    if c.s_close_gap_ns < t.mid_response_min_gap_s * NS:
+        # Closing right after its data is how a server ends a response, abortively
+        # (FIN and RST at once) or not: only a close on a timer leans.
+        return False
+    if not f.triggered:
+        # After the silence, FIN and RST in one go with nothing from the client in
+        # between: SO_LINGER 0 set on purpose when a timer fires, a proxy's habit
+        # (haproxy ``option nolinger``, ``timeout server``).  A keep-alive race never
+        # looks like this: its RST answers the client's next request.
+        return c.ts - close_ts <= t.abortive_close_s * NS
+    react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
+    # The RST answers the client's reaction to the close (its alert or FIN, sent at
+    # once), not a request sent later on a connection it still thought open.
+    return c.r_fin_ts >= close_ts or c.r_nr_ts - close_ts <= react_s * NS
 
 
 def _never_answered(f: Facts) -> bool:
@@ -676,12 +699,17 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         alternatives.append((other, "the wire barely separates the two kinds of box here"
                              if unsure else "the evidence leans the other way, not all of it"))
         if not f.tags & {Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH}:
-            alternatives.append((side.origin, "the endpoint stack could produce these fields"))
+            # Without a baseline the endpoint itself is the likelier other answer.
+            at = 0 if Tag.NO_BASELINE in f.tags else len(alternatives)
+            alternatives.insert(at, (side.origin, "the endpoint stack could produce these "
+                                     "fields" if at else "no packets from the claimed sender "
+                                     "to compare TTL/IP ID with"))
     if Tag.NO_BASELINE in f.tags:
         conf = min(conf, caps.no_baseline if not f.lone else caps.lone)
         if endpoint:
-            alternatives.append((Origin.FIREWALL, "no packets from the claimed sender to "
-                                 "compare TTL/IP ID with"))
+            # A firewall's REJECT is the usual other sender of a RST nobody can compare.
+            alternatives.insert(0, (Origin.FIREWALL, "no packets from the claimed sender to "
+                                    "compare TTL/IP ID with (a firewall's REJECT looks alike)"))
     if endpoint:
         alternatives = [a for a in alternatives if a[0] != origin]
     if Tag.TTL_MULTIMODAL in f.tags:

@@ -41,6 +41,9 @@ class Weights:
     ttl_off_per_hop: float = knob(-0.1, "the further off, the surer (up to 10 hops)")
     initial_ttl_255: float = knob(-1.5, "no baseline, and hosts start at 64/128 while "
                                         "routers and appliances start at 255")
+    ttl_capture_host: float = knob(2.0, "no baseline, but the RST is undecremented while the "
+                                        "peer's packets crossed routers: the capture host "
+                                        "answered for itself")
     ip_id_recycled: float = knob(-4.5, "the trigger's own IP ID: a 1-in-65536 coincidence "
                                        "unless a box rewrote the trigger into the RST")
     window_recycled: float = knob(-1.0, "the trigger's window survived the rewrite too")
@@ -122,6 +125,10 @@ class Thresholds:
                                            "silence may be a balancer's timeout")
     mid_response_min_gap_s: float = knob(1.0, "a close after this much silence mid-response "
                                               "is a timer, not the application finishing")
+    abortive_close_s: float = knob(0.01, "a RST this soon after the sender's own close, with "
+                                         "nothing from the peer, is one abortive close")
+    close_reaction_s: float = knob(0.05, "a peer packet this soon after the close (or two "
+                                         "RTTs) reacts to it; later it is a new request")
 
 
 @dataclass(frozen=True, slots=True)

@@ -434,14 +434,17 @@ def test_server_side_that_never_answered_the_request_leans_proxy():
     assert r.alternatives[0][0] == "server"
 
 
-def test_server_that_answered_then_closed_idle_does_not_lean_proxy():
+def test_server_that_answered_then_closed_idle_is_not_a_proxy_that_never_answered():
     w = established()
     w.wait(8.0)
     w.fin("s")
     w.wait(0.0001)
+    w.ack("c")
+    w.wait(2.0)
     w.rst("s")
     (r,) = verdicts(w)
     assert r.origin == "server" and "proxy-no-answer" not in r.tags
+    assert "proxy-close" not in r.tags  # the RST came long after the close, untriggered
 
 
 def test_server_closing_a_connection_that_never_sent_a_request_stays_server():
@@ -453,3 +456,33 @@ def test_server_closing_a_connection_that_never_sent_a_request_stays_server():
     w.rst("s")
     (r,) = verdicts(w)
     assert r.origin == "server" and "proxy-no-answer" not in r.tags
+
+
+def test_abortive_close_after_a_response_stays_server():
+    # Negative: FIN and RST in one go right after the server's data.  haproxy with
+    # `option nolinger` giving up mid-response looks like this, but so does a server
+    # closing abortively after a completed response, so it never leans.
+    w = established()
+    w.data("c", 100)
+    w.wait(0.002)
+    w.data("s", 255)
+    w.wait(0.004)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-close" not in r.tags
+    assert r.alternatives[0][0] == "load-balancer"
+
+
+def test_server_resetting_without_closing_first_stays_server():
+    # Negative: an application abort (a bare RST, SO_LINGER 0 without a FIN) is the
+    # server's own.
+    w = established()
+    w.data("c", 100)
+    w.wait(0.002)
+    w.data("s", 255)
+    w.wait(0.004)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-close" not in r.tags
