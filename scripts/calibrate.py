@@ -68,8 +68,13 @@ def run(root: Path, part: str, seeds: Sequence[int] | None = None) -> list[dict[
         if not item.labels:
             continue
         recs = {r["frame"]: r for r in analyze(item.pcap).to_document()["resets"]}
+        manifest = item.pcap.parent / f"{item.case}.manifest.json"
+        # The lab's path counts routers *between* (0 = adjacent); records count links.
+        path = {n["node"]: (n["hops_from_client"] + 1, n["hops_to_server"] + 1)
+                for n in json.loads(manifest.read_text()).get("path", [])}
         for lab in item.labels:
             r = recs.get(lab["frame"])
+            truth_pos = path.get(lab.get("emitter", ""))
             alts = [a[0] for a in r["alternatives"]] if r else []
             rows.append({
                 "case": item.case, "vantage": item.vantage, "frame": lab["frame"],
@@ -79,6 +84,10 @@ def run(root: Path, part: str, seeds: Sequence[int] | None = None) -> list[dict[
                 "confidence": r["confidence"] if r else 0.0,
                 "alt": alts[0] if alts else None,
                 "tags": r["tags"] if r else [],
+                "pos": ([r["emitter_hops_from_client"], r["emitter_hops_to_server"]]
+                        if r and r["sender"] == "middlebox" else None),
+                "truth_pos": (list(truth_pos) if truth_pos and lab.get("sender") == "middlebox"
+                              else None),
                 "vars": {k: item.variables.get(k) for k in BREAKDOWN},
             })
     return rows
@@ -120,6 +129,15 @@ def part_table(part: str, rows: Sequence[dict[str, Any]]) -> str:
            f"{_pct(fig['accuracy'])}; wrong verdicts at confidence ≥ 0.8: "
            f"{fig['wrong_at_0.8']}; truth is the origin or the first alternative: "
            f"{_pct(fig['top2'])}.", ""]
+    placed = [r for r in rows if r.get("pos") and r.get("truth_pos")]
+    if placed:
+        both = [r for r in placed if None not in r["pos"]]
+        exact = sum(r["pos"] == r["truth_pos"] for r in both)
+        one = [r for r in placed if r["pos"][0] is not None]
+        exact_c = sum(r["pos"][0] == r["truth_pos"][0] for r in one)
+        out[0] += (f"  Position of the {len(placed)} box RSTs called `middlebox`: hops from "
+                   f"the client right for {exact_c} of {len(one)} with a client baseline; "
+                   f"both ends right for {exact} of {len(both)} with both baselines.")
     # confusion matrix: rows truth, columns verdict
     cols = [o for o in ORIGINS if any(r["origin"] == o or r["truth"] == o for r in rows)]
     out.append("| truth \\ verdict | " + " | ".join(cols) + " | accuracy |")

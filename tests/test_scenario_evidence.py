@@ -77,5 +77,9 @@ def test_scenario_verdict_and_evidence(name, vantage, origin, sender, timeout_ke
             # came from a device that many fewer hops away.
             assert r["hop_delta"] == HOPS_FROM_CLIENT["srv"] - HOPS_FROM_CLIENT[nearer]
             assert r["sender_hops"] == HOPS_FROM_CLIENT[nearer]
+            # Its place on the path in links: the box next to the client is 1 hop from
+            # it, and the last box in front of the server 1 hop before it.
+            assert r["emitter_hops_from_client"] == HOPS_FROM_CLIENT[nearer] + 1
+            assert r["emitter_hops_to_server"] == HOPS_FROM_CLIENT["srv"] - HOPS_FROM_CLIENT[nearer]
         else:
             assert r["hop_delta"] in (0, None)

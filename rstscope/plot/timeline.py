@@ -253,6 +253,9 @@ def _ttl_text(r: dict[str, Any]) -> str:
     text = f"TTL {ttl} vs {exp}"
     if hop:
         text += f" ({int(hop):+d} hops)"
+    if r.get("path_position"):
+        # Where a box's RST was made (records.ResetRecord.path_position).
+        text += f"\n{r['path_position']}"
     return text
 
 

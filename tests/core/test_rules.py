@@ -334,3 +334,4 @@ def test_scoring_groups_are_frozen():
     for grp in fields(s):
         with pytest.raises(AttributeError):
             setattr(getattr(s, grp.name), fields(getattr(s, grp.name))[0].name, 1.0)
+
