@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstscope.wire import pcap
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TSHARK_FIELDS = ("frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ip.ttl", "ip.id",
@@ -44,7 +46,7 @@ def synth_capture(n_packets: int, path: Path, seed: int = 443) -> None:
     rnd = random.Random(seed)
     n_flows = max(1, n_packets // 200)
     span_s = n_packets / 700.0
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 96, 1))
+    out = bytearray(pcap.file_header(1, 96, nanos=False, endian="<"))
     eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
     events: list[tuple[float, bytes, int]] = []
 

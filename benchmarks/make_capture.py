@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import struct
 import sys
 
 import numpy as np
+
+from rstscope.wire import pcap as wire_pcap
+from rstscope.wire import pcapng
 
 ETH = bytes.fromhex("020000000002" "020000000001" "0800")
 MSS = 1448
@@ -216,11 +218,10 @@ def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None) -> int
     rec_len = 16 if fmt == "pcap" else 28
     with open(path, "wb") as f:
         if fmt == "pcap":
-            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+            f.write(wire_pcap.file_header(1, 262144, nanos=False, endian="<"))
         else:
-            shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
-            idb = struct.pack("<IIHHI", 1, 20, 1, 0, 262144) + struct.pack("<I", 20)
-            f.write(shb + idb)
+            f.write(pcapng.section_header(endian="<")
+                    + pcapng.interface_block(pcapng.Interface(linktype=1, snaplen=262144), "<"))
         buf = np.zeros(0, dtype=np.uint8)
         for lo in range(0, m, _CHUNK):
             sl = slice(lo, min(m, lo + _CHUNK))
@@ -236,7 +237,7 @@ def write(path: str, n: int, seed: int, fmt: str, truth_path: str | None) -> int
                 rh = np.stack([sec[sl], usec[sl], fl, fl], axis=1).astype("<u4")
             else:
                 tsu = sec[sl] * 1_000_000 + usec[sl]
-                rh = np.stack([np.full(k, 6), 32 + padded, np.zeros(k, dtype=np.int64),
+                rh = np.stack([np.full(k, pcapng.EPB), 32 + padded, np.zeros(k, dtype=np.int64),
                                tsu >> 32, tsu & 0xFFFFFFFF, fl, fl], axis=1).astype("<u4")
             blk[:, :rec_len] = rh.view(np.uint8).reshape(k, rec_len)
             head = blk[:, rec_len:]

@@ -8,6 +8,7 @@ prints from.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -34,10 +35,16 @@ ORIGINS = values(Origin)
 
 @dataclass(frozen=True, slots=True)
 class PacketFilter:
-    """Packet-level filters applied before tracking (``--port``, ``--host``)."""
+    """Packet-level filters applied before tracking (``--port``, ``--host``, ``--start/--end``).
+
+    ``hosts`` are addresses or CIDR networks (``192.0.2.0/24``, ``2001:db8::/32``);
+    ``start_ns``/``end_ns`` keep packets in [start, end) like editcap's ``-A``/``-B``.
+    """
 
     ports: tuple[int, ...] = ()
     hosts: tuple[str, ...] = ()
+    start_ns: int | None = None
+    end_ns: int | None = None
 
     def mask(self, batch: np.ndarray) -> np.ndarray | None:
         """Boolean mask of rows to keep, or None to keep all."""
@@ -46,11 +53,36 @@ class PacketFilter:
             ports = np.asarray(self.ports, dtype=np.uint16)
             keep = np.isin(batch["sport"], ports) | np.isin(batch["dport"], ports)
         if self.hosts:
-            raw = np.asarray([addr_bytes(h) for h in self.hosts], dtype="S16")
-            # numpy strips trailing NULs from S16 on both sides alike, so equality holds.
-            hit = np.isin(batch["src"], raw) | np.isin(batch["dst"], raw)
+            hit = _in_networks(batch["src"], self.hosts) | _in_networks(batch["dst"], self.hosts)
             keep = hit if keep is None else keep & hit
+        if self.start_ns is not None or self.end_ns is not None:
+            ts = batch["ts_ns"]
+            inside = np.ones(len(batch), dtype=bool)
+            if self.start_ns is not None:
+                inside &= ts >= self.start_ns
+            if self.end_ns is not None:
+                inside &= ts < self.end_ns
+            keep = inside if keep is None else keep & inside
         return keep
+
+
+def _in_networks(column: np.ndarray, hosts: tuple[str, ...]) -> np.ndarray:
+    """Rows of a 16-byte address column inside any of ``hosts`` (addresses or CIDRs)."""
+    raw = np.frombuffer(np.ascontiguousarray(column, dtype="S16").tobytes(),
+                        dtype=np.uint8).reshape(-1, 16)
+    hit = np.zeros(len(raw), dtype=bool)
+    for h in hosts:
+        net = ipaddress.ip_network(h, strict=False)
+        base = np.frombuffer(addr_bytes(str(net.network_address)), dtype=np.uint8)
+        # IPv4 lives in the IPv4-mapped IPv6 form, so its prefix starts after 96 bits.
+        bits = net.prefixlen + (96 if net.version == 4 else 0)
+        full, rest = divmod(bits, 8)
+        inside = np.all(raw[:, :full] == base[:full], axis=1)
+        if rest:
+            m = (0xFF << (8 - rest)) & 0xFF
+            inside &= (raw[:, full] & m) == (base[full] & m)
+        hit |= inside
+    return hit
 
 
 def _source_name(source: Sources) -> str:
@@ -248,6 +280,8 @@ def analyze(
     vantage: str = "auto",
     ports: Iterable[int] = (),
     hosts: Iterable[str] = (),
+    start_ns: int | None = None,
+    end_ns: int | None = None,
     config: TrackerConfig | None = None,
     batch_size: int = 65536,
     progress: Callable[[int, int], None] | None = None,
@@ -259,7 +293,9 @@ def analyze(
             survive file boundaries.
         vantage: ``auto`` (inferred from TTLs and timing) or ``client``,
             ``server``, ``middle`` to override the inference.
-        ports, hosts: keep only packets to or from these ports / addresses.
+        ports, hosts: keep only packets to or from these ports / addresses or
+            CIDR networks.
+        start_ns, end_ns: keep only packets captured in [start_ns, end_ns).
         config: a full :class:`TrackerConfig` (``vantage`` is then ignored).
         progress: called as ``progress(packets_so_far, batches_so_far)``.
 
@@ -270,7 +306,7 @@ def analyze(
         InputMissingError, CaptureError: the input is missing or unreadable.
     """
     cfg = config if config is not None else make_config(vantage)
-    flt = PacketFilter(tuple(int(p) for p in ports), tuple(hosts))
+    flt = PacketFilter(tuple(int(p) for p in ports), tuple(hosts), start_ns, end_ns)
     tracker = Tracker(cfg)
     packets = 0
     with open_capture(source, batch_size=batch_size) as reader:

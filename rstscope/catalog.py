@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,39 @@ from rstscope.errors import UsageError
 _COLUMNS = ("product", "category", "setting", "default_s", "expiry_behaviour", "full_proxy")
 
 
-def parse_timeouts(text: str, *, origin: str = "catalog") -> tuple[TimeoutEntry, ...]:
+@dataclass(frozen=True, slots=True)
+class Prevalence:
+    """One row of ``data/prevalence.csv``: how common a product family is."""
+
+    product_prefix: str
+    rank: int
+    stacks: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def load_prevalence() -> tuple[Prevalence, ...]:
+    """The packaged prevalence ranking, longest prefix first (so it matches first)."""
+    text = resources.files("rstscope").joinpath("data/prevalence.csv").read_text("utf-8")
+    rows = [Prevalence(r["product_prefix"], int(r["rank"]),
+                       tuple(s.strip() for s in r["stacks"].split(",") if s.strip()))
+            for r in csv.DictReader(io.StringIO(text))]
+    return tuple(sorted(rows, key=lambda p: -len(p.product_prefix)))
+
+
+def known_stacks() -> tuple[str, ...]:
+    """Names ``--stack`` accepts (nginx, aws, cloudflare, ...)."""
+    return tuple(sorted({s for p in load_prevalence() for s in p.stacks}))
+
+
+def _prevalence_of(product: str) -> Prevalence | None:
+    for p in load_prevalence():
+        if product.startswith(p.product_prefix):
+            return p
+    return None
+
+
+def parse_timeouts(text: str, *, origin: str = "catalog",
+                   stated: bool = False) -> tuple[TimeoutEntry, ...]:
     """Parse catalog CSV text (columns as in ``rstscope/data/idle-timeouts.csv``)."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
@@ -35,11 +68,13 @@ def parse_timeouts(text: str, *, origin: str = "catalog") -> tuple[TimeoutEntry,
         if behaviour not in EXPIRY_BEHAVIOURS:
             raise UsageError(f"{origin}:{line}: unknown expiry_behaviour {behaviour!r}")
         proxy = row["full_proxy"].strip()
+        prev = _prevalence_of(row["product"].strip())
         out.append(TimeoutEntry(
             product=row["product"].strip(), category=row["category"].strip(),
             setting=row["setting"].strip(), timeout_s=timeout_s,
             expiry_behaviour=behaviour,
-            full_proxy=True if proxy == "yes" else False if proxy == "no" else None))
+            full_proxy=True if proxy == "yes" else False if proxy == "no" else None,
+            rank=0 if stated else prev.rank if prev else 1000, stated=stated))
     return tuple(out)
 
 
@@ -59,4 +94,25 @@ def load_timeouts_file(path: str | Path) -> tuple[TimeoutEntry, ...]:
         from rstscope.errors import InputMissingError
 
         raise InputMissingError(f"{p}: cannot read timeout table ({exc.strerror})") from exc
-    return parse_timeouts(text, origin=str(p))
+    return parse_timeouts(text, origin=str(p), stated=True)
+
+
+def with_stack(entries: tuple[TimeoutEntry, ...], stack: tuple[str, ...]) -> tuple[TimeoutEntry, ...]:
+    """Rank the products of the user's stack (``--stack nginx,aws``) above all others.
+
+    Nothing is removed: a box the user forgot is still matched, only named later.
+    """
+    if not stack:
+        return entries
+    unknown = sorted(set(stack) - set(known_stacks()))
+    if unknown:
+        raise UsageError(f"unknown --stack name(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(known_stacks())}")
+    wanted = set(stack)
+    out = []
+    for e in entries:
+        prev = _prevalence_of(e.product)
+        if not e.stated and prev is not None and wanted & set(prev.stacks):
+            e = replace(e, rank=min(e.rank, 100) - 100)
+        out.append(e)
+    return tuple(out)

@@ -10,7 +10,6 @@ Exit codes (also listed in ``rstscope --help``):
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import os
 import sys
@@ -20,7 +19,17 @@ from typing import Any, NoReturn
 import click
 
 from rstscope import __version__
-from rstscope.core.vocab import Origin, Vantage, values
+from rstscope.cliopts import (
+    ORIGINS,
+    apply_min_confidence,
+    check_flows,
+    display_options,
+    exit_codes_epilog,
+    filter_options,
+    selection,
+    vantage_warning,
+    verdict_options,
+)
 from rstscope.errors import (
     EXIT_FAIL_ON,
     EXIT_SOFTWARE,
@@ -28,112 +37,63 @@ from rstscope.errors import (
     OutputError,
     RstscopeError,
 )
+from rstscope.table import sort_resets
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 ok (resets found is ok), 1 --fail-on matched, 2 usage, "
-    "65 corrupt capture, 66 missing input, 69 missing tool, 70 internal error, 71 lab failure, "
-    "74 output not writable, 77 no capture privilege."
-)
+EXIT_CODES_HELP = exit_codes_epilog()
 
-# Columns of the reset table, in order: (header, record key).
-RESET_TABLE = (
-    ("time", "ts"),
-    ("frame", "frame"),
-    ("flow", "flow_id"),
-    ("dir", "direction"),
-    ("silence", "silence_s"),
-    ("TTL (exp)", "ttl"),
-    ("origin", "origin"),
-    ("conf", "confidence"),
-    ("cause", "cause"),
-)
-
-
-def _fmt_ts(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-
-
-def _fmt_gap(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.3f}s" if v < 10 else f"{v:.1f}s"
-
-
-def reset_row(r: dict[str, Any]) -> list[str]:
-    ttl = r.get("ttl")
-    exp = r.get("expected_ttl")
-    ttl_s = "-" if ttl is None else (f"{ttl} ({exp})" if exp is not None else str(ttl))
-    conf = r.get("confidence")
-    return [
-        _fmt_ts(r.get("ts")),
-        str(r.get("frame", "")),
-        str(r.get("flow_id", "")),
-        str(r.get("direction", "")),
-        _fmt_gap(r.get("silence_s")),
-        ttl_s,
-        str(r.get("origin", "")),
-        "-" if conf is None else f"{conf:.2f}",
-        str(r.get("cause", "")),
-    ]
-
-
-def _summary_lines(doc: dict[str, Any]) -> list[str]:
-    s = doc["summary"]
-    by = ", ".join(f"{k} {v}" for k, v in s["resets_by_origin"].items() if v)
-    lines = [
-        f"file: {s['file']}",
-        f"packets: {s['packets']} ({s['tcp_packets']} TCP)   flows: {s['flows']}   "
-        f"resets: {s['resets']}" + (f" ({by})" if by else ""),
-        f"vantage: {s['vantage']}" + (f" ({s['vantage_reason']})" if s.get("vantage_reason") else ""),
-    ]
-    for w in s.get("warnings", [])[:10]:
-        lines.append(f"warning: {w}")
-    return lines
-
-
-def render_text(doc: dict[str, Any], out: Any, *, rich_tty: bool) -> None:
-    """The default human output: summary, then one row per reset."""
-    rows = [reset_row(r) for r in doc["resets"]]
-    if rich_tty:
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console(file=out)
-        for line in _summary_lines(doc):
-            console.print(line, highlight=False, markup=False)
-        if rows:
-            table = Table(show_lines=False)
-            for header, _ in RESET_TABLE:
-                table.add_column(header, overflow="fold")
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
-        return
-    for line in _summary_lines(doc):
-        out.write(line + "\n")
-    if not rows:
-        return
-    headers = [h for h, _ in RESET_TABLE]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    widths[-1] = 0  # the cause column is last and not padded
-    out.write("\n" + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-
+#: Version of the ``analyze --format json`` envelope (docs/schema.md,
+#: rstscope/data/analyze.schema.json).  2: one shape whatever the number of files.
+ENVELOPE_VERSION = 2
 
 CSV_COLUMNS = (
     "file", "frame", "ts", "ts_ns", "flow_id", "src", "sport", "dst", "dport", "direction",
-    "flags", "origin", "sender", "sender_hops", "confidence", "cause", "silence_s", "idle_gap_s",
-    "ttl",
-    "expected_ttl", "hop_delta", "conn_state", "advice",
+    "flags", "origin", "best_guess", "sender", "sender_hops", "confidence", "cause",
+    "alternatives", "silence_s", "idle_gap_s", "ttl", "expected_ttl", "hop_delta",
+    "conn_state", "action", "advice",
 )
 
 
-def write_output(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
+def _csv_value(c: str, r: dict[str, Any]) -> Any:
+    if c == "action":
+        from rstscope.table import action_text
+
+        return action_text(r)
+    v = r.get(c)
+    if c == "alternatives" and v:
+        return " | ".join(f"{a[0]}: {a[1]}" if isinstance(a, (list, tuple)) and len(a) > 1
+                          else str(a) for a in v)
+    if isinstance(v, (list, tuple)):
+        v = " | ".join(str(x) for x in v)
+    return "" if v is None else v
+
+
+def envelope(docs: list[dict[str, Any]], *, min_confidence: float) -> dict[str, Any]:
+    """The one JSON document of ``analyze``: same keys for one file or many.
+
+    ``resets`` and ``flows`` hold every file's records, each tagged with ``file``;
+    ``files`` holds each file's own summary; ``summary`` adds them up.
+    """
+    by_origin: dict[str, int] = {}
+    total = {"packets": 0, "tcp_packets": 0, "flows": 0, "resets": 0}
+    for doc in docs:
+        for k in total:
+            total[k] += int(doc["summary"].get(k, 0) or 0)
+        for o, n in doc["summary"]["resets_by_origin"].items():
+            by_origin[o] = by_origin.get(o, 0) + n
+    return {
+        "schema_version": ENVELOPE_VERSION,
+        "summary": {"files": len(docs), **total, "resets_by_origin": by_origin,
+                    "min_confidence": min_confidence},
+        "files": [doc["summary"] for doc in docs],
+        "flows": [{"file": doc["file"], **f} for doc in docs for f in doc["flows"]],
+        "resets": [{"file": doc["file"], **r} for doc in docs for r in doc["resets"]],
+    }
+
+
+def write_output(docs: list[dict[str, Any]], fmt: str, out: Any, *,
+                 min_confidence: float = 0.0) -> None:
     if fmt == "json":
-        payload: Any = docs[0] if len(docs) == 1 else docs
+        payload = envelope(docs, min_confidence=min_confidence)
         # Indented for a person at a terminal; compact otherwise, which lets json use
         # its C encoder (about 3x faster on a capture with thousands of flows).
         indent = 2 if getattr(out, "isatty", lambda: False)() else None
@@ -148,13 +108,8 @@ def write_output(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
         w.writerow(CSV_COLUMNS)
         for doc in docs:
             for r in doc["resets"]:
-                row = []
-                for c in CSV_COLUMNS:
-                    v = doc["file"] if c == "file" else r.get(c)
-                    if isinstance(v, (list, tuple)):
-                        v = " | ".join(str(x) for x in v)
-                    row.append("" if v is None else v)
-                w.writerow(row)
+                w.writerow([doc["file"] if c == "file" else _csv_value(c, r)
+                            for c in CSV_COLUMNS])
 
 
 class _Progress:
@@ -245,30 +200,39 @@ def cli() -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]),
-              default="table", show_default=True, help="Output format.")
+@click.argument("files", nargs=-1)
+@click.option("-r", "--read", "read_files", multiple=True, metavar="FILE",
+              help="A capture to read, as tcpdump -r (repeatable; same as giving FILES).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv", "parquet"]),
+              default="table", show_default=True,
+              help="Output format (parquet: with --flows, needs -o).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=False),
               help="Write to this file instead of stdout.")
-@click.option("--port", "ports", type=int, multiple=True, help="Only packets to/from this port.")
-@click.option("--host", "hosts", multiple=True, help="Only packets to/from this address.")
-@click.option("--flow", "flows", multiple=True, help="Only resets of this flow id.")
-@click.option("--vantage", type=click.Choice(values(Vantage)),
-              default="auto", show_default=True, help="Where the capture was taken.")
+@filter_options
+@verdict_options
+@display_options
 @click.option("--rotated", is_flag=True,
               help="FILES are the rotated parts of one capture: read them in order as one stream.")
 @click.option("--fail-on", "fail_on", multiple=True,
-              type=click.Choice([*values(Origin), "any"]),
-              help="Exit 1 if a reset has this origin (repeatable; 'any' for any reset).")
+              type=click.Choice([*ORIGINS, "any"]),
+              help="Exit 1 if a reset has this origin at or above --min-confidence "
+                   "(repeatable; 'any' for any reset).")
 @click.option("--enrich", "do_enrich", is_flag=True,
               help="Add TLS/HTTP2 context from tshark for flows with resets (SNI, alerts, "
                    "last records) and refine verdicts with it.")
 @click.option("--keylog", type=click.Path(exists=True, dir_okay=False), default=None,
               help="SSLKEYLOGFILE to decrypt TLS: HTTP/2 GOAWAY, RST_STREAM, status (implies --enrich).")
+@click.option("--wide", is_flag=True,
+              help="One long, uncut line per reset (for grep and logs), whatever the width.")
+@click.option("--summary", "grouped", is_flag=True,
+              help="Group resets by origin x cause x server: counts and silence percentiles.")
+@click.option("--flows", "flow_table", is_flag=True,
+              help="Write the conn.log-style flow table (Zeek names) instead of resets: "
+                   "--format csv, jsonl or parquet.")
 def analyze(
-    files: Sequence[str], fmt: str, output: str | None, ports: Sequence[int],
-    hosts: Sequence[str], flows: Sequence[str], vantage: str, rotated: bool,
-    fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
+    files: Sequence[str], read_files: Sequence[str], fmt: str, output: str | None,
+    rotated: bool, fail_on: Sequence[str], do_enrich: bool, keylog: str | None,
+    wide: bool, grouped: bool, flow_table: bool, **shared: Any,
 ) -> None:
     """Analyse captures: one verdict per RST (who, why, what to change).
 
@@ -277,23 +241,74 @@ def analyze(
     from rstscope.api import analyze as run_analysis
     from rstscope.errors import UsageError
 
+    files = [*files, *read_files]
+    if not files:
+        raise UsageError("give a capture: rstscope analyze FILE (or -r FILE, or '-' for stdin)")
     if files.count("-") > 1:
         raise UsageError("stdin ('-') can be given only once")
+    if fmt == "parquet" and not (flow_table and output):
+        raise UsageError("--format parquet writes the flow table: use it with --flows and -o FILE")
+    if flow_table and fmt == "table":
+        fmt = "csv"
+    sel = selection(**shared)
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
     for group in groups:
         with _Progress(show_progress) as prog:
-            result = run_analysis(group, vantage=vantage, ports=ports, hosts=hosts,
-                                  progress=prog.update)
+            result = run_analysis(group, progress=prog.update, **sel.analyze_kwargs())
         if do_enrich or keylog:
             result.enrich(keylog=keylog)
         doc = result.to_document()
-        if flows:
-            wanted = set(flows)
-            doc["resets"] = [r for r in doc["resets"] if str(r.get("flow_id")) in wanted]
-            doc["flows"] = [f for f in doc["flows"] if str(f.get("flow_id")) in wanted]
+        warn = vantage_warning(doc["flows"], sel.vantage)
+        if warn:
+            doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
+            click.echo(f"rstscope: warning: {warn}", err=True)
+        if sel.flows:
+            check_flows(sel.flows, [f["flow_id"] for f in doc["flows"]], doc["file"])
+            wanted = set(sel.flows)
+            doc["resets"] = [r for r in doc["resets"] if r.get("flow_id") in wanted]
+            doc["flows"] = [f for f in doc["flows"] if f.get("flow_id") in wanted]
+        doc["resets"] = [apply_min_confidence(r, sel.min_confidence)
+                         for r in sort_resets(doc["resets"])]
+        doc["summary"]["resets"] = len(doc["resets"])
+        doc["summary"]["resets_by_origin"] = _count_origins(doc["resets"])
         docs.append(doc)
+
+    if flow_table and fmt == "parquet":
+        assert output is not None
+        write_flow_table(docs, "parquet", output)
+    else:
+        _write_text_output(docs, fmt, output, sel, wide=wide, grouped=grouped,
+                           flow_table=flow_table)
+
+    if fail_on:
+        wanted_origins = set(fail_on)
+        for doc in docs:
+            for r in doc["resets"]:
+                if "any" in wanted_origins or r.get("origin") in wanted_origins:
+                    raise SystemExit(EXIT_FAIL_ON)
+
+
+def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
+
+    by = dict.fromkeys(ORIGINS, 0)
+    for r in resets:
+        by[str(r.get("origin"))] = by.get(str(r.get("origin")), 0) + 1
+    return by
+
+
+def terminal_width() -> int:
+    """Columns to lay the table out in: the terminal's, or ``COLUMNS`` when piped
+    (80 if neither says)."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None, sel: Any,
+                       *, wide: bool, grouped: bool, flow_table: bool) -> None:
+    from rstscope import table
 
     if output:
         try:
@@ -303,24 +318,98 @@ def analyze(
     else:
         fh = sys.stdout
     try:
-        if fmt == "table":
-            tty = fh is sys.stdout and sys.stdout.isatty()
+        if flow_table:
+            write_flow_table(docs, fmt, fh)
+        elif grouped:
+            from rstscope.grouping import group_resets, render_groups
+
+            groups = group_resets([r for d in docs for r in d["resets"]])
+            if fmt == "table":
+                render_groups(groups, fh, width=terminal_width(), wide=wide)
+            else:
+                write_groups(groups, fmt, fh)
+        elif fmt == "table":
+            width = terminal_width()
             for i, doc in enumerate(docs):
                 if i:
                     fh.write("\n")
-                render_text(doc, fh, rich_tty=tty)
+                table.render(doc, fh, width=width, wide=wide, tz=sel.tz)
         else:
-            write_output(docs, fmt, fh)
+            write_output(docs, fmt, fh, min_confidence=sel.min_confidence)
     finally:
         if fh is not sys.stdout:
             fh.close()
 
-    if fail_on:
-        wanted_origins = set(fail_on)
-        for doc in docs:
-            for r in doc["resets"]:
-                if "any" in wanted_origins or r.get("origin") in wanted_origins:
-                    raise SystemExit(EXIT_FAIL_ON)
+
+def write_groups(groups: list[Any], fmt: str, out: Any) -> None:
+    rows = [g.to_dict() for g in groups]
+    if fmt == "json":
+        out.write(json.dumps({"schema_version": ENVELOPE_VERSION, "groups": rows}) + "\n")
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    else:
+        from rstscope.grouping import GROUP_COLUMNS
+
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(GROUP_COLUMNS)
+        for row in rows:
+            w.writerow(["" if row[c] is None else row[c] for c in GROUP_COLUMNS])
+
+
+#: conn.log-style flow columns: (output name, record key).  Zeek's names where Zeek
+#: has the field (``id.orig_h`` ... as in its JSON logs), rstscope's otherwise.
+FLOW_COLUMNS = (
+    ("ts", "first_ts_ns"), ("file", "file"), ("flow_id", "flow_id"),
+    ("id.orig_h", "orig_h"), ("id.orig_p", "orig_p"), ("id.resp_h", "resp_h"),
+    ("id.resp_p", "resp_p"), ("proto", None), ("duration", "duration_s"),
+    ("orig_bytes", "orig_bytes"), ("resp_bytes", "resp_bytes"), ("conn_state", "conn_state"),
+    ("history", "history"), ("orig_pkts", "orig_pkts"), ("orig_ip_bytes", "orig_ip_bytes"),
+    ("resp_pkts", "resp_pkts"), ("resp_ip_bytes", "resp_ip_bytes"),
+    ("generation", "generation"), ("resets", "resets"), ("max_idle_gap_s", "max_idle_gap_s"),
+    ("rtt_s", "rtt_s"), ("orig_ttl_mode", "orig_ttl_mode"), ("resp_ttl_mode", "resp_ttl_mode"),
+    ("orig_hops", "orig_hops"), ("resp_hops", "resp_hops"), ("vantage", "vantage"),
+)
+
+
+def flow_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for doc in docs:
+        for f in doc["flows"]:
+            rec = {**f, "file": doc["file"]}
+            row: dict[str, Any] = {}
+            for name, key in FLOW_COLUMNS:
+                if key is None:
+                    row[name] = "tcp"
+                elif key == "first_ts_ns":
+                    row[name] = rec[key] / 1e9
+                else:
+                    row[name] = rec.get(key)
+            rows.append(row)
+    return rows
+
+
+def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
+    rows = flow_rows(docs)
+    names = [n for n, _ in FLOW_COLUMNS]
+    if fmt == "parquet":
+        from rstscope.errors import require
+
+        require("pyarrow", extra="parquet")
+        import pandas as pd
+
+        try:
+            pd.DataFrame(rows, columns=names).to_parquet(out, index=False)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
+    elif fmt in ("jsonl", "json"):
+        for row in rows:
+            out.write(json.dumps(row, default=str) + "\n")
+    else:
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(names)
+        for row in rows:
+            w.writerow(["" if row[n] is None else row[n] for n in names])
 
 
 def _die(message: str, code: int) -> NoReturn:

@@ -32,24 +32,31 @@ def labels(pcap: Path) -> list[dict]:
     return json.loads(pcap.with_suffix(".labels.json").read_text())
 
 
-def test_table_output_lists_each_reset(capsys):
+def test_table_output_lists_each_reset(capsys, monkeypatch):
+    # A wide terminal has room for the frame column (80 columns leave it out).
+    monkeypatch.setenv("COLUMNS", "160")
     code, out, err = run(["analyze", str(FW_CLIENT)], capsys)
     assert code == 0, err
     assert "resets: 1" in out
     assert "vantage: client" in out
-    # One table row per RST, keyed by its frame number.
+    # One table row per RST, keyed by its frame number, then its cause and action lines.
     frames = [lab["frame"] for lab in labels(FW_CLIENT)]
-    rows = [ln for ln in out.splitlines() if ln[:2].isdigit()]
+    lines = out.splitlines()
+    rows = [i for i, ln in enumerate(lines) if ln[:2].isdigit()]
     assert len(rows) == len(frames)
-    assert str(frames[0]) in rows[0].split()
+    assert str(frames[0]) in lines[rows[0]].split()
+    assert lines[rows[0] + 1].startswith("    ") and "4.5 s of silence" in lines[rows[0] + 1]
+    assert lines[rows[0] + 2].startswith("    -> send keepalives")
 
 
 def test_json_document_schema(capsys):
     code, out, _ = run(["analyze", "--format", "json", str(SERVER_ABORT)], capsys)
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"schema_version", "file", "summary", "flows", "resets"}
+    # One envelope for any number of files (docs/schema.md); the records carry "file".
+    assert set(doc) == {"schema_version", "summary", "files", "flows", "resets"}
     assert doc["summary"]["resets"] == len(doc["resets"]) == len(labels(SERVER_ABORT))
+    assert doc["files"][0]["file"] == str(SERVER_ABORT)
     r = doc["resets"][0]
     for key in ("frame", "ts", "ts_ns", "src", "sport", "dst", "dport", "origin", "sender",
                 "confidence", "cause", "idle_gap_s", "ttl", "expected_ttl", "hop_delta",
@@ -84,7 +91,9 @@ def test_gzip_and_stdin_give_the_same_verdicts(tmp_path, capsys):
     _, zipped, _ = run(["analyze", "--format", "json", str(gz)], capsys)
     proc = subprocess.run([sys.executable, "-m", "rstscope", "analyze", "--format", "json", "-"],
                           input=FW_CLIENT.read_bytes(), capture_output=True, check=True)
-    strip = lambda d: [{k: v for k, v in r.items()} for r in json.loads(d)["resets"]]  # noqa: E731
+    # Records carry their "file" (the one JSON envelope); the verdicts must match.
+    strip = lambda d: [{k: v for k, v in r.items() if k != "file"}  # noqa: E731
+                       for r in json.loads(d)["resets"]]
     assert strip(plain) == strip(zipped) == strip(proc.stdout)
 
 

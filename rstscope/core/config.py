@@ -27,6 +27,12 @@ class TimeoutEntry:
     timeout_s: float
     expiry_behaviour: str  # one of EXPIRY_BEHAVIOURS
     full_proxy: bool | None  # terminates TCP on both sides (None: unknown)
+    # How common the product is in front of HTTPS APIs (1 = most common; see
+    # rstscope/data/prevalence.csv).  Ties between equally good matches are broken
+    # by it, so the likeliest suspect is named first, not the alphabetically first.
+    rank: int = 1000
+    # The user stated this timeout (``--timeouts FILE``): it beats the catalog.
+    stated: bool = False
 
     @property
     def label(self) -> str:

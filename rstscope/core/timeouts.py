@@ -51,7 +51,10 @@ def match_gap(cfg: TrackerConfig, gap_s: float, *, triggered: bool,
         else:
             fits = False
         out.append(TimeoutMatch(entry, err, fits))
-    out.sort(key=lambda m: (not m.fits, abs(m.error_s), m.entry.product))
+    # A timeout the user stated beats the catalog; among catalog rows the closest
+    # fit wins, then the most common product (not the alphabetically first).
+    out.sort(key=lambda m: (not m.fits, not m.entry.stated, round(abs(m.error_s), 3),
+                            m.entry.rank, m.entry.product))
     return out
 
 
@@ -61,5 +64,5 @@ def nearing(cfg: TrackerConfig, idle_s: float) -> list[TimeoutEntry]:
             if e.timeout_s >= cfg.idle_warn_min_s
             and e.expiry_behaviour in ("rst-next-packet", "rst-both", "silent-drop")
             and cfg.idle_warn_fraction * e.timeout_s <= idle_s <= e.timeout_s + cfg.late_sweep_s]
-    hits.sort(key=lambda e: (e.timeout_s, e.product))
+    hits.sort(key=lambda e: (e.timeout_s, not e.stated, e.rank, e.product))
     return hits

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from rstscope.core.facts import NS, Facts, distinct_products, proxy_close_match
 from rstscope.core.timeouts import TimeoutMatch, match_gap
+from rstscope.core.ttl import hops
 from rstscope.schema import TH_FIN, TH_RST
+
+#: A silence at least this long before a middlebox's RST is read as state expiry
+#: (lab firewalls use seconds; real ones minutes), so the cause states it.
+IDLE_EXPIRY_MIN_S = 1.0
 
 
 def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
@@ -34,6 +39,11 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
             return (f"A middlebox reset both endpoints at once after {gap_txt} of silence.")
         if "after-clienthello" in f.tags:
             return "A filtering device reset the connection right after the TLS ClientHello."
+        if gap is not None and gap >= IDLE_EXPIRY_MIN_S:
+            kind = "on the next packet" if f.triggered else ""
+            return (f"A {origin} between the capture point and the {f.side} expired the "
+                    f"connection's state after {gap_txt} of silence and reset it "
+                    f"{kind} in the {f.side}'s name.".replace("  ", " "))
         return (f"A device between the capture point and the {f.side} sent this RST in the "
                 f"{f.side}'s name (TTL/IP ID/timing differ from the {f.side}'s packets).")
     who = f"The {f.side}"
@@ -66,21 +76,57 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
     return f"{who} aborted the connection (application close with unread data or SO_LINGER 0)."
 
 
+def _where(f: Facts, origin: str) -> str:
+    """The emitting box and where it sits, as far as its TTL tells."""
+    kind = {"firewall": "firewall", "load-balancer": "load balancer"}.get(origin, "box")
+    n = hops(f.ctx.ttl)
+    away = f"{n} hop{'s' if n != 1 else ''} from the capture point " if n else ""
+    return f"the {kind} {away}toward the {f.side}"
+
+
+def _setting(m: TimeoutMatch) -> str:
+    """``product setting`` without the catalog's explanatory parenthesis."""
+    return f"{m.entry.product} {m.entry.setting.split(' (')[0]}"
+
+
+def _keepalive_s(timeout_s: float) -> str:
+    return f"{max(timeout_s * 0.8, 1):.0f} s"
+
+
 def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> tuple[str, ...]:
+    """What to change and where, the first line being the action line of the table.
+
+    Never empty: every verdict says what to do next, even if it is "capture more".
+    """
+    out = _advice(f, origin, sender, fit)
+    if not out:
+        out.append(f"check the {f.side}'s logs at this time for why it reset the connection "
+                   "(no timeout or device explains it)")
+    return tuple(out)
+
+
+def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> list[str]:
     gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
     out: list[str] = []
     if f.lone:
-        return ("capture from the start of the connection (or both ends) to attribute this RST",)
+        return ["capture from the start of the connection (or at both ends) to attribute "
+                "this RST"]
     if sender == "middlebox" and ("race" in f.tags or "after-clienthello" in f.tags
                                   or "storm" in f.tags):
-        out.append("an on-path filter/IPS reset this flow: check DPI/IPS and SNI policies "
-                   "for this destination")
-    elif fit is not None or (sender == "middlebox" and gap is not None and gap >= 5):
+        out.append(f"check the DPI/IPS/SNI policy for this destination on "
+                   f"{_where(f, origin)}")
+    elif fit is not None or (sender == "middlebox" and gap is not None
+                             and gap >= IDLE_EXPIRY_MIN_S):
         t = fit.entry.timeout_s if fit else gap or 0.0
-        out.append(f"send data or TCP keepalives more often than every {max(t * 0.8, 1):.0f} s")
-        if fit is not None:
-            out.append(f"or raise {fit.entry.product} '{fit.entry.setting}' above the longest "
-                       f"silence ({gap:.0f} s)")
+        box = (_setting(fit) if fit is not None
+               else f"the idle timeout of {_where(f, origin)}")
+        out.append(f"send keepalives (or SSE comments) more often than every "
+                   f"{_keepalive_s(t)}, or raise {box} (expired at {gap or 0.0:.1f} s)")
+        out.extend(f"candidate setting: {m.label()}"
+                   for m in distinct_products([m for m in f.matches if m is not fit], 3))
+    elif sender == "middlebox":
+        out.append(f"look up this flow in the logs and policy of {_where(f, origin)} "
+                   "(a rule or lost state made it reset)")
     elif "proxy-close" in f.tags:
         m = proxy_close_match(f)
         gap_c = f.ctx.s_close_gap_ns / NS
@@ -89,15 +135,18 @@ def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -
             named = distinct_products(sorted((x for x in match_gap(f.cfg, gap_c, triggered=False,
                                                            bidirectional=False)
                                       if x.entry.full_proxy),
-                                     key=lambda x: (x.entry.expiry_behaviour != wanted,
-                                                    abs(x.error_s))), 4)
-            out.append(f"raise the proxy timeout that fired at {gap_c:.0f} s above the "
-                       "longest silence, or make the backend send data (a heartbeat) sooner")
+                                     key=lambda x: (not x.entry.stated,
+                                                    x.entry.expiry_behaviour != wanted,
+                                                    round(abs(x.error_s), 3),
+                                                    x.entry.rank)), 4)
+            top = _setting(named[0]) if named else "the proxy's read timeout"
+            out.append(f"raise {top} (fired at {gap_c:.0f} s), or have the backend send "
+                       f"a heartbeat more often than every {_keepalive_s(gap_c)}")
             out.extend(f"candidate setting: {x.label()}" for x in named)
         else:
             out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
-                       f"haproxy timeout server) above {gap_c:.0f} s, or have the server send "
-                       "a heartbeat (e.g. an SSE comment) more often")
+                       f"haproxy timeout server) above {gap_c:.0f} s, or send a heartbeat "
+                       f"more often than every {_keepalive_s(gap_c)}")
     elif "proxy-no-answer" in f.tags:
         gap_c = f.ctx.s_close_gap_ns / NS
         out.append(f"check that the proxy's backend is up and reachable: the proxy gave up "
@@ -126,10 +175,25 @@ def advice_lines(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -
                            "them busier or raise its idle/keepalive timeout")
             for m in f.matches[:2]:
                 out.append(f"candidate setting: {m.label()}")
-        elif "after-fin" not in f.tags:
+        elif "after-fin" in f.tags or "after-alert" in f.tags:
+            out.append(f"benign if requests succeed; otherwise check the {f.side} "
+                       "application's close path (it closed, then aborted with unread data "
+                       "or SO_LINGER 0)")
+        else:
             out.append("benign if requests succeed (application abort); otherwise check "
                        f"the {f.side} application logs at this time")
-    return tuple(out)
+    return out
 
 
-__all__ = ["advice_lines", "cause_text"]
+def sure_text(sender: str, side: str) -> str:
+    """What is certain about a RST, said apart from the guess of which kind of box.
+
+    ``side`` is the endpoint whose name the RST carries (client or server).  The
+    packet fingerprint decides the sender class; the product or box type is a guess.
+    """
+    if sender == "middlebox":
+        return f"sure: a box on the path made it, not the {side}"
+    return f"sure: it came from the {side}'s side (its TTL and IP ID)"
+
+
+__all__ = ["IDLE_EXPIRY_MIN_S", "advice_lines", "cause_text", "sure_text"]

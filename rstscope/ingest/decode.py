@@ -35,49 +35,45 @@ from typing import cast
 
 import numpy as np
 
-from rstscope.ingest._bytes import be16, be32, byte_at, gather
 from rstscope.ingest.records import RecordTable
 from rstscope.schema import PACKET_DTYPE, TH_RST, empty_batch
+from rstscope.wire.gather import be16, be32, byte_at, gather
 
-# Link types (tcpdump.org/linktypes.html).
-LT_NULL = 0
-LT_ETHERNET = 1
-LT_PPP = 9
-LT_FDDI = 10
-LT_RAW_12 = 12  # DLT_RAW on most BSDs
-LT_RAW_14 = 14  # DLT_RAW on OpenBSD
-LT_PPP_HDLC = 50
-LT_RAW = 101
-LT_C_HDLC = 104
-LT_IEEE802_11 = 105
-LT_LOOP = 108
-LT_SLL = 113
-LT_RADIOTAP = 127
-LT_IPV4 = 228
-LT_IPV6 = 229
-LT_SLL2 = 276
-
-SUPPORTED_LINKTYPES = frozenset({
-    LT_NULL, LT_ETHERNET, LT_PPP, LT_FDDI, LT_RAW_12, LT_RAW_14, LT_PPP_HDLC, LT_RAW,
-    LT_C_HDLC, LT_IEEE802_11, LT_LOOP, LT_SLL, LT_RADIOTAP, LT_IPV4, LT_IPV6, LT_SLL2,
-})
-
-# "What comes next" codes.  Non-negative values are ethertypes; negative values are
-# headers that have no ethertype of their own.
-NX_IPVER = -1  # IPv4 or IPv6 by the version nibble
-NX_WLAN = -2  # an 802.11 frame
-NX_ETHER = -3  # an Ethernet frame (GRE 0x6558, VXLAN, ...)
-NX_PPP = -4  # a PPP protocol field (optionally after FF 03)
-NX_LLC = -5  # an 802.2 LLC header (SNAP -> ethertype)
-NX_ERSPAN2 = -6
-NX_ERSPAN3 = -7
-NX_TCP = -10
-NX_GRE = -11
-NX_UDP = -12
-
-ET_IPV4 = 0x0800
-ET_IPV6 = 0x86DD
-_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100, 0x9200)
+# Link types, "what comes next" codes, ethertypes and the link-layer table live in
+# the wire layer, which redaction reads too.
+from rstscope.wire.linktypes import (
+    ET_IPV4,
+    ET_IPV6,
+    ET_MPLS,
+    ET_PPPOE_SESSION,
+    LT_ETHERNET,
+    LT_FDDI,
+    LT_IPV4,
+    LT_LOOP,
+    LT_NULL,
+    LT_RAW,
+    LT_RAW_12,
+    LT_RAW_14,
+    LT_SLL,
+    LT_SLL2,
+    NX_ERSPAN2,
+    NX_ERSPAN3,
+    NX_ETHER,
+    NX_GRE,
+    NX_IPVER,
+    NX_LLC,
+    NX_NONE,
+    NX_PPP,
+    NX_TCP,
+    NX_UDP,
+    NX_WLAN,
+    PPP_TO_ETHERTYPE,
+    PPPOE_HEADER_LEN,
+    SUPPORTED_LINKTYPES,
+    VLAN_TAG_LEN,
+    VLAN_TPIDS,
+    first_layers,
+)
 
 # Frame-kind codes.  0 is TCP; fixed kinds below; computed kinds are offset ranges.
 K_TCP = 0
@@ -95,6 +91,10 @@ _K_LINKTYPE = 0x30000
 _IP_PROTO_NAMES = {2: "igmp", 50: "esp", 132: "sctp", 89: "ospf", 112: "vrrp", 103: "pim"}
 _ETHERTYPE_NAMES = {0x0806: "arp", 0x8035: "arp", 0x88CC: "lldp", 0x8137: "ipx",
                     0x888E: "eapol", 0x86DD: "ipv6-bad", 0x0800: "ipv4-bad"}
+
+# A link header followed by nothing rstscope reads: what to count the frame as.
+_NOTHING_NEXT = {LT_NULL: _K["null-unknown-af"], LT_LOOP: _K["null-unknown-af"],
+                 LT_FDDI: _K["fddi-other"]}
 
 _V6_EXT = (0, 43, 60, 44, 51, 135, 139, 140)
 _MAX_PASSES = 24
@@ -374,66 +374,17 @@ class _Run:
             self._link(int(v), idx, pos)
 
     def _link(self, lt: int, idx: np.ndarray, pos: np.ndarray) -> None:
-        buf = self.buf
-        if lt == LT_ETHERNET:
-            self._push(idx, pos, NX_ETHER)
-        elif lt in (LT_RAW, LT_RAW_12, LT_RAW_14):
-            self._push(idx, pos, NX_IPVER)
-        elif lt == LT_IPV4:
-            self._push(idx, pos, ET_IPV4)
-        elif lt == LT_IPV6:
-            self._push(idx, pos, ET_IPV6)
-        elif lt == LT_SLL:
-            idx, pos = self._need(idx, pos, 16)
-            g = gather(buf, pos, 16)
-            self._push(idx, pos + 16, self._sll_proto(be16(g, 14)))
-        elif lt == LT_SLL2:
-            idx, pos = self._need(idx, pos, 20)
-            g = gather(buf, pos, 20)
-            self._push(idx, pos + 20, self._sll_proto(be16(g, 0)))
-        elif lt in (LT_NULL, LT_LOOP):
-            idx, pos = self._need(idx, pos, 4)
-            g = gather(buf, pos, 4)
-            be = be32(g, 0)
-            if lt == LT_LOOP:
-                af = be
-            else:
-                # NULL's AF is in the writer's byte order: a value with high bits set
-                # was written by the other endianness (Wireshark's rule too).
-                le = np.ascontiguousarray(g).view("<u4").ravel().astype(np.int64)
-                af = np.where((le & 0xFFFF0000) != 0, be, le)
-            nxt = np.full(idx.size, -100, dtype=np.int64)
-            nxt[af == 2] = ET_IPV4
-            nxt[(af == 24) | (af == 28) | (af == 30)] = ET_IPV6
-            bad = nxt == -100
-            self._kind(idx[bad], _K["null-unknown-af"])
-            self._push(idx[~bad], pos[~bad] + 4, nxt[~bad])
-        elif lt == LT_FDDI:
-            idx, pos = self._need(idx, pos, 13)
-            fc = byte_at(buf, pos)
-            llc = (fc & 0x30) == 0x10  # asynchronous/synchronous LLC frame
-            self._kind(idx[~llc], _K["fddi-other"])
-            self._push(idx[llc], pos[llc] + 13, NX_LLC)
-        elif lt in (LT_PPP, LT_PPP_HDLC):
-            self._push(idx, pos, NX_PPP)
-        elif lt == LT_C_HDLC:
-            idx, pos = self._need(idx, pos, 4)
-            g = gather(buf, pos, 4)
-            self._push(idx, pos + 4, be16(g, 2))
-        elif lt == LT_IEEE802_11:
-            self._push(idx, pos, NX_WLAN)
-        elif lt == LT_RADIOTAP:
-            idx, pos = self._need(idx, pos, 4)
-            g = gather(buf, pos, 4)
-            rlen = g[:, 2].astype(np.int64) | (g[:, 3].astype(np.int64) << 8)
-            self._push(idx, pos + rlen, NX_WLAN)
-        else:
+        if lt not in SUPPORTED_LINKTYPES:
             self._kind(idx, _K_LINKTYPE + lt)
-
-    @staticmethod
-    def _sll_proto(proto: np.ndarray) -> np.ndarray:
-        # SLL protocol 0x0004 means an 802.2 LLC frame follows.
-        return np.where(proto == 0x0004, NX_LLC, proto)
+            return
+        ok, nxt_pos, nxt = first_layers(lt, self.buf, pos, self.cap_end[idx])
+        self._kind(idx[~ok], _K["truncated"])
+        idx, nxt_pos, nxt = idx[ok], nxt_pos[ok], nxt[ok]
+        none = nxt == NX_NONE
+        if none.any():
+            self._kind(idx[none], _NOTHING_NEXT.get(lt, _K["truncated"]))
+            idx, nxt_pos, nxt = idx[~none], nxt_pos[~none], nxt[~none]
+        self._push(idx, nxt_pos, nxt)
 
     # ---------------------------------------------------------------- dispatch
     def _drain(self) -> None:
@@ -462,14 +413,14 @@ class _Run:
         elif nx == NX_IPVER:
             idx, pos = self._need(idx, pos, 1)
             ver = byte_at(self.buf, pos) >> 4
-            nxt = np.where(ver == 4, ET_IPV4, np.where(ver == 6, ET_IPV6, -100))
-            bad = nxt == -100
+            nxt = np.where(ver == 4, ET_IPV4, np.where(ver == 6, ET_IPV6, NX_NONE))
+            bad = nxt == NX_NONE
             self._kind(idx[bad], _K["bad-ip-header"])
             self._push(idx[~bad], pos[~bad], nxt[~bad])
-        elif nx in _VLAN_TPIDS:
-            idx, pos = self._need(idx, pos, 4)
-            g = gather(self.buf, pos, 4)
-            self._push(idx, pos + 4, be16(g, 2))
+        elif nx in VLAN_TPIDS:
+            idx, pos = self._need(idx, pos, VLAN_TAG_LEN)
+            g = gather(self.buf, pos, VLAN_TAG_LEN)
+            self._push(idx, pos + VLAN_TAG_LEN, be16(g, 2))
         elif nx == NX_UDP:
             self._udp(idx, pos)
         elif nx == NX_GRE:
@@ -486,9 +437,9 @@ class _Run:
             self._wlan(idx, pos)
         elif nx == NX_PPP:
             self._ppp(idx, pos)
-        elif nx == 0x8864:  # PPPoE session: 6-byte header, then a PPP protocol field
-            self._push(idx, pos + 6, NX_PPP)
-        elif nx in (0x8847, 0x8848):
+        elif nx == ET_PPPOE_SESSION:  # a 6-byte header, then a PPP protocol field
+            self._push(idx, pos + PPPOE_HEADER_LEN, NX_PPP)
+        elif nx in ET_MPLS:
             self._mpls(idx, pos)
         elif nx == NX_ERSPAN2:
             self._push(idx, pos + 8, NX_ETHER)
@@ -549,10 +500,10 @@ class _Run:
         b0 = byte_at(self.buf, p)
         short = (b0 & 1) == 1  # protocol-field compression: a 1-byte protocol
         proto = np.where(short, b0, (b0 << 8) | byte_at(self.buf, p + 1))
-        nxt = np.full(idx.size, -100, dtype=np.int64)
-        nxt[proto == 0x21] = ET_IPV4
-        nxt[proto == 0x57] = ET_IPV6
-        bad = nxt == -100
+        nxt = np.full(idx.size, NX_NONE, dtype=np.int64)
+        for ppp_proto, et in PPP_TO_ETHERTYPE.items():
+            nxt[proto == ppp_proto] = et
+        bad = nxt == NX_NONE
         self._kind(idx[bad], _K["ppp-other"])
         ok = ~bad
         self._push(idx[ok], p[ok] + np.where(short[ok], 1, 2), nxt[ok])
@@ -662,13 +613,13 @@ class _Run:
     def _proto(self, idx: np.ndarray, pos: np.ndarray, proto: np.ndarray) -> None:
         if not idx.size:
             return
-        nxt = np.full(idx.size, -100, dtype=np.int64)
+        nxt = np.full(idx.size, NX_NONE, dtype=np.int64)
         nxt[proto == 6] = NX_TCP
         nxt[proto == 4] = ET_IPV4
         nxt[proto == 41] = ET_IPV6
         nxt[proto == 47] = NX_GRE
         nxt[proto == 17] = NX_UDP
-        other = nxt == -100
+        other = nxt == NX_NONE
         if other.any():
             oi, op = idx[other], proto[other]
             self._kind(oi[op == 1], _K["icmp"])

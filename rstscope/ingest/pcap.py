@@ -9,20 +9,12 @@ from array import array
 import numpy as np
 
 from rstscope.errors import CaptureError
-from rstscope.ingest._bytes import gather, mv
 from rstscope.ingest.records import RecordTable, empty_records
 from rstscope.ingest.source import Window
 from rstscope.ingest.walk import Status, WalkResult, u32_views
+from rstscope.wire.gather import gather, mv
+from rstscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, parse_header
 
-MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little-endian, microseconds
-    b"\xa1\xb2\xc3\xd4": (">", 1000),
-    b"\x4d\x3c\xb2\xa1": ("<", 1),  # little-endian, nanoseconds
-    b"\xa1\xb2\x3c\x4d": (">", 1),
-}
-HEADER_LEN = 24
-# Wireshark's largest accepted packet for ordinary link types.
-MAX_CAPLEN = 262144
 # A resync candidate's timestamp must be within this of the last good record.
 _RESYNC_TS_WINDOW_S = 7 * 86400
 _RESYNC_SCAN = 8 << 20
@@ -32,14 +24,15 @@ class PcapFormat:
     """Walks the records of a classic pcap in a :class:`Window`."""
 
     def __init__(self, header: bytes, name: str) -> None:
-        endian, mult = MAGICS[header[:4]]
+        hdr = parse_header(header)
+        assert hdr is not None  # the caller matched the magic
+        endian = hdr.endian
         self.endian = endian
-        self.ns_mult = mult
-        self.name = "pcap" if mult == 1000 else "pcap-ns"
-        _maj, _min, _zone, _sig, snaplen, lt = struct.unpack(endian + "HHiIII", header[4:24])
-        self.snaplen = snaplen
-        self.linktype = lt & 0xFFFF  # upper bits carry FCS information
-        self.max_caplen = max(snaplen, MAX_CAPLEN)
+        self.ns_mult = hdr.frac_ns
+        self.name = "pcap-ns" if hdr.nanos else "pcap"
+        self.snaplen = hdr.snaplen
+        self.linktype = hdr.linktype
+        self.max_caplen = max(hdr.snaplen, MAX_CAPLEN)
         self.native = (endian == "<") == (sys.byteorder == "little")
         self.last_ts_s: int | None = None
         self._hdr_dtype = np.dtype(endian + "u4")

@@ -8,59 +8,37 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
 
 import numpy as np
 
-from rstscope.ingest._bytes import gather, mv
 from rstscope.ingest.records import RecordTable, empty_records
 from rstscope.ingest.source import Window
 from rstscope.ingest.walk import Status, WalkResult, u32_views
+from rstscope.wire.gather import gather, mv
+from rstscope.wire.pcapng import (
+    BOM,
+    DSB,
+    EPB,
+    EPB_DATA_OFF,
+    IDB,
+    ISB,
+    KNOWN_BLOCKS,
+    MAX_BLOCK,
+    MIN_SHB_LEN,
+    NRB,
+    PACKET_BLOCKS,
+    PB_OBSOLETE,
+    SHB,
+    SPB,
+    SPB_DATA_OFF,
+    Interface,
+    parse_idb,
+    section_endian,
+)
 
-SHB = 0x0A0D0D0A
-IDB = 1
-PB_OBSOLETE = 2
-SPB = 3
-EPB = 6
-BOM = 0x1A2B3C4D
-# A block longer than this is taken as corruption rather than a real block.
-MAX_BLOCK = 64 << 20
-_KNOWN_BLOCKS = frozenset({SHB, IDB, PB_OBSOLETE, SPB, 4, 5, EPB, 7, 8, 9, 10, 0xBAD,
-                           0x40000BAD})
 _RESYNC_SCAN = 8 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Interface:
-    linktype: int
-    snaplen: int
-    tsresol: int  # raw if_tsresol byte (default 6)
-    tsoffset_s: int
-    global_id: int
-
-    def to_ns(self, ts: np.ndarray) -> np.ndarray:
-        """Timestamps in interface units (uint64) to integer ns since the epoch."""
-        r = self.tsresol
-        if r & 0x80:
-            shift = r & 0x7F
-            secs = (ts >> np.uint64(shift)).astype(np.int64)
-            frac = ts & np.uint64((1 << shift) - 1)
-            if shift <= 34:
-                ns = ((frac * np.uint64(1_000_000_000)) >> np.uint64(shift)).astype(np.int64)
-            else:  # rare; exact in Python integers
-                ns = np.array([(int(f) * 1_000_000_000) >> shift for f in frac.tolist()],
-                              dtype=np.int64)
-            out = secs * 1_000_000_000 + ns
-        elif r <= 9:
-            out = ts.astype(np.int64) * (10 ** (9 - r))
-        else:
-            div = 10 ** r
-            secs = (ts // np.uint64(div)).astype(np.int64)
-            frac = (ts % np.uint64(div)).astype(np.int64)
-            out = secs * 1_000_000_000 + frac // (10 ** (r - 9))
-        if self.tsoffset_s:
-            out = out + self.tsoffset_s * 1_000_000_000
-        return out
+# Block types a resync may land on: ones that follow packets in real files.
+_RESYNC_BLOCKS = (EPB, SPB, IDB, ISB, NRB, DSB)
 
 
 class PcapngFormat:
@@ -239,7 +217,7 @@ class PcapngFormat:
         if not any_spb and not obsolete.any():
             # Only Enhanced Packet Blocks: the common case, without the selects.
             iface, caplen, wirelen = h[:, 2], h[:, 5], h[:, 6]
-            data = pos + 28
+            data = pos + EPB_DATA_OFF
         else:
             iface = np.where(spb, 0, h[:, 2])
             if obsolete.any():  # interface id is a 16-bit field there
@@ -247,7 +225,7 @@ class PcapngFormat:
                                  iface)
             caplen = np.where(spb, 0, h[:, 5])
             wirelen = np.where(spb, h[:, 2], h[:, 6])
-            data = pos + np.where(spb, 12, 28)
+            data = pos + np.where(spb, SPB_DATA_OFF, EPB_DATA_OFF)
         room = pos + blen - 4 - data
         if any_spb:
             snap = self.ifaces[0].snaplen
@@ -300,16 +278,12 @@ class PcapngFormat:
             return WalkResult(empty_records(), p, Status.NEED, need=12)
         raw_type = struct.unpack_from("<I", mv(buf), p)[0]
         if raw_type == SHB:
-            bom_le = struct.unpack_from("<I", mv(buf), p + 8)[0]
-            if bom_le == BOM:
-                endian = "<"
-            elif struct.unpack_from(">I", mv(buf), p + 8)[0] == BOM:
-                endian = ">"
-            else:
+            endian = section_endian(bytes(buf[p:p + 12]))
+            if endian is None:
                 return WalkResult(empty_records(), p, Status.CORRUPT,
                                   problem="section header with a bad byte-order magic")
             bl = struct.unpack_from(endian + "I", mv(buf), p + 4)[0]
-            if bl < 28 or bl & 3 or bl > MAX_BLOCK:
+            if bl < MIN_SHB_LEN or bl & 3 or bl > MAX_BLOCK:
                 return WalkResult(empty_records(), p, Status.CORRUPT,
                                   problem=f"section header length {bl} is impossible")
             if p + bl > end:
@@ -336,29 +310,16 @@ class PcapngFormat:
                               problem="block before any section header")
         if btype == IDB:
             self._idb(buf, p, bl)
-        elif btype in (EPB, SPB, PB_OBSOLETE):
+        elif btype in PACKET_BLOCKS:
             return WalkResult(empty_records(), p, Status.CORRUPT,
                               problem="packet block before any interface description")
-        elif btype not in _KNOWN_BLOCKS and not (btype & 0x80000000):
+        elif btype not in KNOWN_BLOCKS and not (btype & 0x80000000):
             # Unknown but well-formed: skip it as the spec says readers should.
             pass
         return p + bl
 
     def _idb(self, buf: np.ndarray, p: int, bl: int) -> None:
-        e = self.endian
-        lt, _res, snap = struct.unpack_from(e + "HHI", mv(buf), p + 8)
-        tsresol, tsoff = 6, 0
-        q, stop = p + 16, p + bl - 4
-        while q + 4 <= stop:
-            code, olen = struct.unpack_from(e + "HH", mv(buf), q)
-            if code == 0:
-                break
-            if code == 9 and olen >= 1:
-                tsresol = int(buf[q + 4])
-            elif code == 14 and olen >= 8:
-                tsoff = struct.unpack_from(e + "q", mv(buf), q + 4)[0]
-            q += 4 + ((olen + 3) & ~3)
-        self.ifaces.append(Interface(lt, snap, tsresol, tsoff, self.n_ifaces_total))
+        self.ifaces.append(parse_idb(bytes(buf[p + 8:p + bl - 4]), self.endian))
         self.n_ifaces_total += 1
 
     # ---------------------------------------------------------------- resync
@@ -374,7 +335,7 @@ class PcapngFormat:
         dt = np.dtype(self.endian + "u4")
         bt = np.ndarray(shape=(span,), dtype=dt, buffer=buf, offset=lo, strides=(1,))
         bl = np.ndarray(shape=(span,), dtype=dt, buffer=buf, offset=lo + 4, strides=(1,))
-        ok = np.isin(bt, np.array([EPB, SPB, IDB, 5, 4, 10], dtype=dt)) & (bl >= 16) & \
+        ok = np.isin(bt, np.array(_RESYNC_BLOCKS, dtype=dt)) & (bl >= 16) & \
              ((bl & 3) == 0) & (bl <= MAX_BLOCK)
         shb = np.ndarray(shape=(span,), dtype="<u4", buffer=buf, offset=lo, strides=(1,)) == SHB
         ok |= shb

@@ -10,11 +10,15 @@ import numpy as np
 
 from rstscope.errors import CaptureError, InputMissingError, UsageError
 from rstscope.ingest import pcap, pcapng
-from rstscope.ingest.decode import SUPPORTED_LINKTYPES, decode_records
+from rstscope.ingest.decode import decode_records
 from rstscope.ingest.order import OrderCheck
 from rstscope.ingest.source import STREAM_CHUNK, Source, Window, open_window, source_name
 from rstscope.ingest.stats import FileStats, ReadStats
 from rstscope.ingest.walk import Status
+from rstscope.wire.linktypes import SUPPORTED_LINKTYPES
+from rstscope.wire.pcap import HEADER_LEN as PCAP_HEADER_LEN
+from rstscope.wire.pcap import MAGICS as PCAP_MAGICS
+from rstscope.wire.pcapng import SHB_BYTES
 
 DEFAULT_BATCH = 65536
 # Frames decoded per step: small enough that one step's arrays stay in CPU cache
@@ -29,9 +33,9 @@ def _detect(w: Window) -> pcap.PcapFormat | pcapng.PcapngFormat:
     head = bytes(w.buf[w.start:w.start + 4])
     if len(head) == 0:
         raise CaptureError(f"{w.name}: empty input, not a capture")
-    if head in pcap.MAGICS:
+    if head in PCAP_MAGICS:
         return pcap.PcapFormat(pcap.read_header(w), w.name)
-    if head == b"\x0a\x0d\x0d\x0a":
+    if head == SHB_BYTES:
         return pcapng.PcapngFormat()
     if len(head) < 4:
         raise CaptureError(f"{w.name}: only {len(head)} byte(s), not a capture")
@@ -121,7 +125,7 @@ class CaptureReader:
                        format=fmt.name + ("+stream" if w._mm is None else ""))
         st.files.append(fs)
         if isinstance(fmt, pcap.PcapFormat):
-            w.consume_to(w.start + pcap.HEADER_LEN)
+            w.consume_to(w.start + PCAP_HEADER_LEN)
             if fmt.linktype not in SUPPORTED_LINKTYPES:
                 st.warn(fs, f"link type {fmt.linktype} is not supported; its frames are "
                             "counted, not decoded")

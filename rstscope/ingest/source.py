@@ -13,27 +13,22 @@ files the pages already consumed are dropped from the process with
 from __future__ import annotations
 
 import contextlib
-import io
 import mmap
-import os
-import stat
-import sys
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO
 
 import numpy as np
 
-from rstscope.errors import CaptureError, InputMissingError
+from rstscope.wire.opener import Source, open_input, readinto, source_name
 
-_GZIP_MAGIC = b"\x1f\x8b"
+__all__ = ["STREAM_CHUNK", "Source", "Window", "open_window", "source_name"]
+
 # Stream chunk: big enough that a 64k-record batch of full-size frames needs only
 # a few refills, small enough to keep RSS low.
 STREAM_CHUNK = 32 << 20
 # Drop consumed mmap pages after this many bytes; a multiple of the page size.
 _RELEASE_EVERY = 64 << 20
-
-Source = str | os.PathLike[str] | BinaryIO | IO[bytes]
 
 
 class Window:
@@ -146,136 +141,13 @@ class Window:
         self._closers.clear()
 
 
-class _Gunzip:
-    """Streaming gunzip (multi-member) that hands over every byte decompressed before a
-    cut or damaged stream, then reports the damage; ``gzip.GzipFile`` raises instead
-    and loses the bytes of the failing read."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._pending = b""
-        self._done = False
-        self._members = 0
-        self._started = False  # part of the current member has been fed
-
-    def readinto(self, b: Any) -> int:
-        while not self._pending and not self._done:
-            data = self._raw.read(1 << 20)
-            if not data:
-                self._done = True
-                if self._started:  # inside a member: the stream was cut
-                    raise EOFError("compressed data ends before the end-of-stream marker")
-                break
-            self._feed(data)
-        n = min(len(b), len(self._pending))
-        b[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def _feed(self, data: bytes) -> None:
-        while data:
-            try:
-                out = self._d.decompress(data)
-            except zlib.error as exc:
-                self._done = True
-                raise OSError(f"damaged gzip data ({exc})") from None
-            self._started = True
-            self._pending += out
-            if self._d.eof:
-                self._members += 1
-                data = self._d.unused_data
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._started = False
-                if data.strip(b"\0") == b"":  # trailing padding after the last member
-                    return
-            else:
-                data = b""
-
-
-class _Prefixed(io.RawIOBase):
-    """A non-seekable stream with already-read bytes put back in front (for gzip sniffing)."""
-
-    def __init__(self, prefix: bytes, raw: Any) -> None:
-        self._prefix = prefix
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self._prefix:
-            n = min(len(b), len(self._prefix))
-            b[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        return _readinto(self._raw, b)
-
-
-def _readinto(f: Any, b: Any) -> int:
-    ri = getattr(f, "readinto", None)
-    if ri is not None:
-        n = ri(b)
-        return int(n or 0)
-    data = f.read(len(b))
-    b[: len(data)] = data
-    return len(data)
-
-
-def _read_exact_prefix(f: Any, n: int) -> bytes:
-    out = b""
-    while len(out) < n:
-        chunk = f.read(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
-def source_name(src: object) -> str:
-    if src == "-":
-        return "<stdin>"
-    if isinstance(src, (str, os.PathLike)):
-        return os.fspath(src)
-    return str(getattr(src, "name", None) or f"<{type(src).__name__}>")
-
-
 def open_window(src: Source, chunk: int = STREAM_CHUNK) -> Window:
     """Open one input as a :class:`Window`, transparently gunzipping (by magic)."""
-    name = source_name(src)
-    if isinstance(src, (str, os.PathLike)) and os.fspath(src) != "-":
-        path = os.fspath(src)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - owned by the Window
-        except FileNotFoundError:
-            raise InputMissingError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputMissingError(f"{path}: is a directory, not a capture") from None
-        except OSError as exc:
-            raise InputMissingError(f"{path}: cannot open ({exc.strerror})") from None
-        st = os.fstat(f.fileno())
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            f.close()
-            raise CaptureError(f"{path}: empty file (0 bytes), not a capture")
-        head = f.read(2)
-        if head == _GZIP_MAGIC:
-            f.seek(0)
-            gz = _Gunzip(f)
-            w = Window.from_stream(name, gz.readinto, chunk=chunk)
-            w._closers.append(f.close)
-            return w
-        if stat.S_ISREG(st.st_mode):
-            return Window.from_mmap(name, f)
-        w = Window.from_stream(name, lambda b: _readinto(f, b), prefix=head, chunk=chunk)
-        w._closers.append(f.close)
+    opened = open_input(src)
+    if opened.regular is not None:
+        w = Window.from_mmap(opened.name, opened.regular)
         return w
-    raw: Any = sys.stdin.buffer if src == "-" else src
-    if not (hasattr(raw, "read") or hasattr(raw, "readinto")):
-        raise InputMissingError(f"{name}: not a path or a binary file object")
-    head = _read_exact_prefix(raw, 2)
-    if isinstance(head, str):
-        raise InputMissingError(f"{name}: file object is in text mode; open it with 'rb'")
-    if head == _GZIP_MAGIC:
-        gz = _Gunzip(io.BufferedReader(_Prefixed(head, raw)))
-        return Window.from_stream(name, gz.readinto, chunk=chunk)
-    return Window.from_stream(name, lambda b: _readinto(raw, b), prefix=head, chunk=chunk)
+    raw = opened.raw
+    w = Window.from_stream(opened.name, lambda b: readinto(raw, b), chunk=chunk)
+    w._closers.append(opened.close)
+    return w

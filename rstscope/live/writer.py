@@ -20,34 +20,25 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from rstscope.errors import OutputError, UsageError
+from rstscope.wire import pcap, pcapng
+from rstscope.wire.pcapng import Interface
+
+__all__ = ["Format", "Interface", "RotatingWriter", "RotationPolicy", "Written", "parse_size"]
 
 Format = Literal["pcapng", "pcap"]
 
-# pcap with nanosecond timestamps (the "modified" magic libpcap writes with
-# --time-stamp-precision=nano); byte order is this machine's, as tcpdump does.
-_PCAP_NS_MAGIC = 0xA1B23C4D
-# pcapng block types and option codes (draft-ietf-opsawg-pcapng).
-_SHB = 0x0A0D0D0A
-_IDB = 0x00000001
-_EPB = 0x00000006
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_OPT_END = 0
-_OPT_SHB_USERAPPL = 4
-_OPT_IF_NAME = 2
-_OPT_IF_TSRESOL = 9
+# Files carry nanosecond timestamps: pcap with the "modified" nanosecond magic,
+# pcapng interfaces with if_tsresol 9 (10^-9 s).
+_TSRESOL_NS = 9
 
-_PCAP_REC = struct.Struct("=IIII")  # ts_sec, ts_nsec, incl_len, orig_len
-_EPB_HDR = struct.Struct("=IIIIIII")  # type, total length, iface, ts high, ts low, caplen, len
-_U32 = struct.Struct("=I")
-_TRAILERS = tuple(b"\x00" * n for n in range(4))  # EPB data padding to 32 bits
+_PCAP_REC = pcap.RECORD_NATIVE
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
 
@@ -68,15 +59,6 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise UsageError(f"bad file size {text!r}: must be positive")
     return size
-
-
-@dataclass(frozen=True, slots=True)
-class Interface:
-    """One capture interface as recorded in the file (a pcapng IDB)."""
-
-    name: str
-    linktype: int
-    snaplen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +86,6 @@ class Written:
     frame: int
 
 
-def _pad4(n: int) -> int:
-    return (4 - n % 4) % 4
-
-
-def _option(code: int, value: bytes) -> bytes:
-    return struct.pack("=HH", code, len(value)) + value + b"\x00" * _pad4(len(value))
-
-
-def _block(block_type: int, body: bytes) -> bytes:
-    total = 12 + len(body)
-    return struct.pack("=II", block_type, total) + body + struct.pack("=I", total)
-
-
 class _File:
     """One open output file of either format."""
 
@@ -138,21 +107,16 @@ class _File:
             if len({i.linktype for i in interfaces}) != 1:
                 raise UsageError("pcap files hold one link type; use --format pcapng")
             snaplen = max(i.snaplen for i in interfaces)
-            return struct.pack("=IHHiIII", _PCAP_NS_MAGIC, 2, 4, 0, 0, snaplen,
-                               interfaces[0].linktype)
-        shb_opts = _option(_OPT_SHB_USERAPPL, b"rstscope") + _option(_OPT_END, b"")
-        out = _block(_SHB, struct.pack("=IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + shb_opts)
+            return pcap.file_header(interfaces[0].linktype, snaplen, nanos=True)
+        out = pcapng.section_header(userappl="rstscope")
         for iface in interfaces:
-            opts = (_option(_OPT_IF_NAME, iface.name.encode())
-                    # if_tsresol 9: timestamps are in units of 10^-9 s (ns).
-                    + _option(_OPT_IF_TSRESOL, b"\x09") + _option(_OPT_END, b""))
-            out += _block(_IDB, struct.pack("=HHI", iface.linktype, 0, iface.snaplen) + opts)
+            out += pcapng.interface_block(replace(iface, tsresol=_TSRESOL_NS))
         return out
 
     def record_size(self, caplen: int) -> int:
         if self.fmt == "pcap":
-            return 16 + caplen
-        return 32 + caplen + (4 - caplen % 4) % 4
+            return pcap.RECORD_HEADER_LEN + caplen
+        return pcapng.enhanced_packet_size(caplen)
 
     def write(self, ts_ns: int, iface: int, data: bytes, wirelen: int) -> None:
         # Hot path (once per packet): precompiled structs, no intermediate concatenation.
@@ -161,14 +125,11 @@ class _File:
             if self.fmt == "pcap":
                 sec, nsec = divmod(ts_ns, 1_000_000_000)
                 self.fh.write(_PCAP_REC.pack(sec, nsec, caplen, wirelen) + data)
-                self.size += 16 + caplen
+                self.size += pcap.RECORD_HEADER_LEN + caplen
             else:
-                pad = (4 - caplen % 4) % 4
-                total = 32 + caplen + pad
-                self.fh.write(_EPB_HDR.pack(_EPB, total, iface, (ts_ns >> 32) & 0xFFFFFFFF,
-                                            ts_ns & 0xFFFFFFFF, caplen, wirelen)
-                              + data + _TRAILERS[pad] + _U32.pack(total))
-                self.size += total
+                block = pcapng.enhanced_packet(iface, ts_ns, data, wirelen)
+                self.fh.write(block)
+                self.size += len(block)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
         self.frames += 1

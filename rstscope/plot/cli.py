@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
+from rstscope.cliopts import exit_codes_epilog, filter_options, selection, verdict_options
 from rstscope.errors import OutputError, UsageError
 
 _CAPTURE_SUFFIX = re.compile(r"(\.(pcapng|pcap|cap|dmp))?(\.gz)?$", re.IGNORECASE)
@@ -22,44 +24,63 @@ def default_output(source: str, what: str, suffix: str) -> Path:
     return Path(f"{stem}-{what}.{suffix}")
 
 
-@click.command("plot")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--flow", "flow_id", type=int, help="flow_id of the flow to plot (see `rstscope analyze`).")
-@click.option("--reset", "reset_n", type=int,
+@click.command("plot", epilog=exit_codes_epilog())
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option("-r", "--read", "read_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="The capture to read, as tcpdump -r (same as FILE).")
+@click.option("--reset", "reset_n", type=click.IntRange(1),
               help="Plot the flow of reset N: N is the 1-based row number of the reset table "
                    "printed by `rstscope analyze` (not a frame number; use --frame for that).")
-@click.option("--frame", "frame", type=int, help="Plot the flow of the RST at this frame number.")
+@click.option("--frame", "frame", type=click.IntRange(1),
+              help="Plot the flow of the RST at this frame number.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output image (.png or .svg). Default: <capture>-flow<ID>.png here.")
 @click.option("--axis", type=click.Choice(["auto", "broken", "linear"]), default="auto",
               show_default=True, help="Time axis: compress long idle gaps (auto/broken) or not.")
 @click.option("--dpi", type=click.IntRange(30, 600), default=120, show_default=True)
-def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
-         output: str | None, axis: str, dpi: int) -> None:
-    """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track."""
+@filter_options
+@verdict_options
+def plot(file: str | None, read_file: str | None, reset_n: int | None, frame: int | None,
+         output: str | None, axis: str, dpi: int, **shared: Any) -> None:
+    """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track.
+
+    With one reset in the capture (after the filters), that reset is plotted;
+    otherwise choose one with --flow ID, --reset N or --frame N.
+    """
+    file = _one_capture(file, read_file, "plot")
     if file == "-":
         raise UsageError("plot needs a capture file: it reads the capture twice (flows, then packets)")
+    sel = selection(**shared)
+    if len(sel.flows) > 1:
+        raise UsageError("plot draws one flow: give --flow once")
+    flow_id = sel.flows[0] if sel.flows else None
     chosen = [x for x in (flow_id, reset_n, frame) if x is not None]
-    if len(chosen) != 1:
-        raise UsageError("give exactly one of --flow ID, --reset N or --frame N")
+    if len(chosen) > 1:
+        raise UsageError("give only one of --flow ID, --reset N or --frame N")
     out = Path(output) if output else None
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"{out}: output must end in .png or .svg")
 
     from rstscope.api import analyze
     from rstscope.plot.backend import new_figure
-    from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
+    from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number, reset_records
     from rstscope.plot.timeline import timeline
 
-    analysis = analyze(file)
+    analysis = analyze(file, **sel.analyze_kwargs())
     target: object
     if flow_id is not None:
         target = find_flow(analysis, flow_id)["flow_id"]
+    elif frame is not None:
+        target = reset_by_frame(analysis, frame)
     elif reset_n is not None:
         target = reset_by_number(analysis, reset_n)
     else:
-        assert frame is not None
-        target = reset_by_frame(analysis, frame)
+        n = len(reset_records(analysis))
+        if n != 1:
+            raise UsageError(f"{file} has {n} resets: choose one with --reset N (1..{n}), "
+                             "--frame N or --flow ID" if n else
+                             f"{file} has no resets: choose a flow with --flow ID")
+        target = reset_by_number(analysis, 1)
     fid = target if flow_id is not None else target["flow_id"]  # type: ignore[index]
     if out is None:
         out = default_output(file, f"flow{fid}", "png")
@@ -73,29 +94,55 @@ def plot(file: str, flow_id: int | None, reset_n: int | None, frame: int | None,
     click.echo(str(out))
 
 
-@click.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def _one_capture(file: str | None, read_file: str | None, cmd: str) -> str:
+    if file and read_file and file != read_file:
+        raise UsageError(f"{cmd} reads one capture: give FILE or -r FILE, not both")
+    chosen = file or read_file
+    if not chosen:
+        raise UsageError(f"give a capture: rstscope {cmd} FILE (or -r FILE)")
+    return chosen
+
+
+@click.command("report", epilog=exit_codes_epilog())
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("-r", "--read", "read_files", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="A capture to read, as tcpdump -r (repeatable).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="HTML file to write. Default: <first capture>-report.html here.")
 @click.option("--max-sections", type=click.IntRange(0, 10_000), default=20, show_default=True,
               help="Resets per capture shown in full (timeline, evidence, advice).")
-@click.option("--max-size-mb", type=click.FloatRange(0.1, 500), default=8.0, show_default=True,
-              help="Stop embedding figures once the page reaches this size.")
+@click.option("--max-size", "max_size", default="8", show_default=True, metavar="SIZE",
+              help="Stop embedding figures once the page reaches this size (millions of "
+                   "bytes, or k/m/g suffix as tcpdump -C).")
 @click.option("--image-format", type=click.Choice(["png", "svg"]), default="png", show_default=True)
-@click.option("--port", "ports", type=int, multiple=True, help="Only packets to/from this port.")
-@click.option("--tls", is_flag=True,
+@filter_options
+@verdict_options
+@click.option("--enrich", "tls", is_flag=True,
               help="Add TLS/HTTP2 context per reset (SNI, last records, alerts); needs tshark.")
-@click.option("--keylog", type=click.Path(dir_okay=False),
-              help="SSLKEYLOGFILE for --tls (decrypts TLS so HTTP/2 frames show).")
-def report(files: tuple[str, ...], output: str | None, max_sections: int, max_size_mb: float,
-           image_format: str, ports: tuple[int, ...], tls: bool, keylog: str | None) -> None:
+@click.option("--tls", "tls_alias", is_flag=True, hidden=True)
+@click.option("--keylog", type=click.Path(exists=True, dir_okay=False),
+              help="SSLKEYLOGFILE to decrypt TLS so HTTP/2 frames show (implies --enrich).")
+def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
+           max_sections: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
+           keylog: str | None, **shared: Any) -> None:
     """Write one self-contained HTML report (no external resources) for the FILES."""
+    from rstscope.cliopts import parse_size
     from rstscope.report.html import ReportLimits, write_report
 
-    if keylog and not tls:
-        raise UsageError("--keylog only applies with --tls")
+    files = (*files, *read_files)
+    if not files:
+        raise UsageError("give a capture: rstscope report FILE... (or -r FILE)")
+    sel = selection(**shared)
+    if sel.flows:
+        # The report covers whole captures; narrow it with --host/--port/--start/--end.
+        raise UsageError("report covers whole captures: narrow it with --host, --port, "
+                         "--start or --end instead of --flow (or use `rstscope plot --flow`)")
+    max_bytes = parse_size(max_size)
+    if max_bytes < 100_000:
+        raise UsageError(f"--max-size {max_size}: at least 100k is needed for one figure")
     out = Path(output) if output else default_output(files[0], "report", "html")
     limits = ReportLimits(max_sections=max_sections, image_format=image_format,
-                          max_report_bytes=int(max_size_mb * 1_000_000), tls=tls, keylog=keylog)
-    path = write_report(list(files), out, limits=limits, ports=ports)
+                          max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
+                          keylog=keylog)
+    path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
     click.echo(str(path))

@@ -85,8 +85,10 @@ def resets_of_flow(analysis: Analysis, flow_id: object) -> list[dict[str, Any]]:
 
 
 def reset_by_number(analysis: Analysis, n: int) -> dict[str, Any]:
-    """Reset ``n``, 1-based, in the order of the reset table (``rstscope analyze``)."""
-    records = reset_records(analysis)
+    """Reset ``n``, 1-based, in the order of the reset table (``rstscope analyze``):
+    by file, then time, then frame."""
+    records = sorted(reset_records(analysis),
+                     key=lambda r: (r.get("file_id", 0), r["ts_ns"], r["frame"]))
     if not 1 <= n <= len(records):
         raise UsageError(f"{analysis.file}: no reset {n}; the reset table has {len(records)} row(s)")
     return records[n - 1]

@@ -13,33 +13,16 @@ Streaming: one record in memory at a time, whatever the file size.
 
 from __future__ import annotations
 
-import gzip
-import io
-import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any, Final, cast
+from dataclasses import dataclass, field, replace
+from typing import IO, Any, Final
 
-from rstscope.errors import CaptureError, InputMissingError, OutputError
+from rstscope.errors import CaptureError, OutputError
+from rstscope.wire import pcap, pcapng
+from rstscope.wire.pcapng import Interface
 
-PCAP_MAGICS: Final = {
-    b"\xd4\xc3\xb2\xa1": ("<", False),  # µs, little-endian
-    b"\xa1\xb2\xc3\xd4": (">", False),  # µs, big-endian
-    b"\x4d\x3c\xb2\xa1": ("<", True),  # ns, little-endian
-    b"\xa1\xb2\x3c\x4d": (">", True),  # ns, big-endian
-}
-SHB_TYPE: Final = 0x0A0D0D0A
-BOM: Final = 0x1A2B3C4D
-IDB_TYPE: Final = 1
-OPB_TYPE: Final = 2  # obsolete packet block
-SPB_TYPE: Final = 3
-EPB_TYPE: Final = 6
-# IDB options kept: if_tsresol (9), if_fcslen (13), if_tsoffset (14).  They
-# carry timing/framing only; names, descriptions, addresses, filters do not survive.
-KEPT_IDB_OPTIONS: Final = frozenset({9, 13, 14})
-MAX_BLOCK: Final = 64 << 20  # larger than any real packet block: a corrupt length
 MAX_RECORD: Final = 1 << 20  # classic pcap: no link type has frames of a MiB
 
 
@@ -68,7 +51,7 @@ class ContainerStats:
 class _Source:
     """Exact reads from a (possibly gzipped) byte stream."""
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    def __init__(self, fh: Any) -> None:
         self._fh = fh
         self.error: str | None = None
 
@@ -90,25 +73,6 @@ class _Source:
         return b"".join(chunks)
 
 
-def open_input(source: str | os.PathLike[str] | IO[bytes]) -> tuple[IO[bytes], bool]:
-    """Open ``source`` for binary reading, unwrapping gzip by magic.  Returns (stream, owned)."""
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            fh: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by the caller
-        except FileNotFoundError as exc:
-            raise InputMissingError(f"{os.fspath(source)}: no such file") from exc
-        except OSError as exc:
-            raise InputMissingError(f"{os.fspath(source)}: cannot open: {exc.strerror}") from exc
-        owned = True
-    else:
-        fh, owned = source, False
-    buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type,type-var]
-    head = buffered.peek(2)[:2]
-    if head == b"\x1f\x8b":
-        return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb")), True
-    return buffered, owned
-
-
 class RawReader:
     """Iterate :class:`Frame` objects of one pcap or pcapng stream."""
 
@@ -118,22 +82,23 @@ class RawReader:
         head = self._src.read(4)
         if len(head) < 4:
             raise CaptureError(self._src.error or "empty or too short to be a capture")
-        if head in PCAP_MAGICS:
+        if head in pcap.MAGICS:
             self.stats.fmt = "pcap"
-            self.endian, self.nanos = PCAP_MAGICS[head]
-            rest = self._src.read(20)
-            if len(rest) < 20:
+            rest = self._src.read(pcap.HEADER_LEN - 4)
+            hdr = pcap.parse_header(head + rest)
+            if hdr is None:
                 raise CaptureError("pcap file header is truncated")
             self.pcap_header = head + rest
-            _, _, _, _, self.snaplen, network = struct.unpack(self.endian + "HHiIII", rest)
-            self.linktype = network & 0xFFFF
-        elif int.from_bytes(head, "little") == SHB_TYPE:
+            self.endian = hdr.endian
+            self.snaplen = hdr.snaplen
+            self.linktype = hdr.linktype
+        elif head == pcapng.SHB_BYTES:
             self.stats.fmt = "pcapng"
             self._first = head
         else:
             raise CaptureError(f"not a pcap or pcapng capture (magic {head.hex()})")
 
-    def __iter__(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
+    def __iter__(self) -> Iterator[Frame | SectionStart | Interface]:
         if self.stats.fmt == "pcap":
             yield from self._pcap()
         else:
@@ -142,15 +107,15 @@ class RawReader:
             self.stats.warnings.append(self._src.error)
 
     # -- classic pcap --------------------------------------------------------
-    def _pcap(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
-        rec = struct.Struct(self.endian + "IIII")
+    def _pcap(self) -> Iterator[Frame | SectionStart | Interface]:
+        rec = pcap.record_struct(self.endian)
         # The header's snaplen is untrusted too: never read more than 16 MiB for one record.
         limit = max(MAX_RECORD, min(self.snaplen, 16 << 20))
         while True:
-            hdr = self._src.read(16)
+            hdr = self._src.read(pcap.RECORD_HEADER_LEN)
             if not hdr:
                 return
-            if len(hdr) < 16:
+            if len(hdr) < pcap.RECORD_HEADER_LEN:
                 self.stats.warnings.append(f"truncated record header after frame {self.stats.frames}")
                 return
             sec, frac, incl, orig = rec.unpack(hdr)
@@ -167,7 +132,7 @@ class RawReader:
             yield Frame(self.linktype, data, orig, (sec, frac))
 
     # -- pcapng --------------------------------------------------------------
-    def _pcapng(self) -> Iterator[Frame | SectionStart | InterfaceDesc]:
+    def _pcapng(self) -> Iterator[Frame | SectionStart | Interface]:
         pending: bytes | None = self._first
         endian = "<"
         ifaces: list[tuple[int, int]] = []  # (linktype, snaplen) per interface in the section
@@ -179,22 +144,21 @@ class RawReader:
             if len(head) < 4:
                 self.stats.warnings.append("trailing bytes after the last block")
                 return
-            if int.from_bytes(head, "little") == SHB_TYPE:
+            if head == pcapng.SHB_BYTES:
                 lenbom = self._src.read(8)
                 if len(lenbom) < 8:
                     self.stats.warnings.append("truncated section header block")
                     return
-                if lenbom[4:8] == BOM.to_bytes(4, "little"):
-                    endian = "<"
-                elif lenbom[4:8] == BOM.to_bytes(4, "big"):
-                    endian = ">"
+                section = pcapng.section_endian(head + lenbom)
+                if section is not None:
+                    endian = section
                 else:
                     if self.stats.frames == 0:
                         raise CaptureError("pcapng section header has no valid byte-order magic")
                     self.stats.warnings.append("corrupt section header; stopped there")
                     return
                 (total,) = struct.unpack(endian + "I", lenbom[:4])
-                if total < 28 or total % 4 or total > MAX_BLOCK:
+                if total < pcapng.MIN_SHB_LEN or total % 4 or total > pcapng.MAX_BLOCK:
                     if self.stats.frames == 0:
                         raise CaptureError(f"pcapng section header has a bad length {total}")
                     self.stats.warnings.append(f"corrupt section header length {total}; stopped")
@@ -212,7 +176,7 @@ class RawReader:
                 self.stats.warnings.append("truncated block header at end of file")
                 return
             (total,) = struct.unpack(endian + "I", raw_len)
-            if total < 12 or total % 4 or total > MAX_BLOCK:
+            if total < 12 or total % 4 or total > pcapng.MAX_BLOCK:
                 self.stats.warnings.append(
                     f"corrupt block length {total} after frame {self.stats.frames}; stopped there"
                 )
@@ -232,18 +196,22 @@ class RawReader:
 
     def _block(
         self, btype: int, body: bytes, e: str, ifaces: list[tuple[int, int]]
-    ) -> Frame | InterfaceDesc | None:
-        if btype == IDB_TYPE:
-            linktype, _, snaplen = struct.unpack_from(e + "HHI", body, 0)
-            ifaces.append((linktype, snaplen))
-            return InterfaceDesc(linktype, snaplen, _kept_options(body[8:], e))
-        if btype == EPB_TYPE:
-            iface, ts_hi, ts_lo, caplen, orig = struct.unpack_from(e + "IIIII", body, 0)
-            return self._frame(ifaces, iface, body[20 : 20 + caplen], orig, (ts_hi, ts_lo), caplen)
-        if btype == OPB_TYPE:
-            iface, _, ts_hi, ts_lo, caplen, orig = struct.unpack_from(e + "HHIIII", body, 0)
-            return self._frame(ifaces, iface, body[20 : 20 + caplen], orig, (ts_hi, ts_lo), caplen)
-        if btype == SPB_TYPE:
+    ) -> Frame | Interface | None:
+        if btype == pcapng.IDB:
+            iface = pcapng.parse_idb(body, e)
+            ifaces.append((iface.linktype, iface.snaplen))
+            # Only timing and framing survive (if_tsresol, if_tsoffset, if_fcslen):
+            # the name and every free-text option can identify the site.
+            return replace(iface, name="")
+        if btype == pcapng.EPB:
+            iface_id, ts_hi, ts_lo, caplen, orig = struct.unpack_from(e + "IIIII", body, 0)
+            return self._frame(ifaces, iface_id, body[20 : 20 + caplen], orig, (ts_hi, ts_lo),
+                               caplen)
+        if btype == pcapng.PB_OBSOLETE:
+            iface_id, _, ts_hi, ts_lo, caplen, orig = struct.unpack_from(e + "HHIIII", body, 0)
+            return self._frame(ifaces, iface_id, body[20 : 20 + caplen], orig, (ts_hi, ts_lo),
+                               caplen)
+        if btype == pcapng.SPB:
             (orig,) = struct.unpack_from(e + "I", body, 0)
             snap = ifaces[0][1] if ifaces and ifaces[0][1] else orig
             caplen = min(orig, snap, len(body) - 4)
@@ -278,36 +246,6 @@ class SectionStart:
     """A pcapng section header: interface numbering restarts."""
 
 
-@dataclass(frozen=True, slots=True)
-class InterfaceDesc:
-    """A pcapng interface: link type, snaplen and the timing options kept verbatim."""
-
-    linktype: int
-    snaplen: int
-    options: tuple[tuple[int, bytes], ...]
-
-
-def _kept_options(raw: bytes, e: str) -> tuple[tuple[int, bytes], ...]:
-    out = []
-    pos = 0
-    while pos + 4 <= len(raw):
-        code, length = struct.unpack_from(e + "HH", raw, pos)
-        if code == 0:
-            break
-        value = raw[pos + 4 : pos + 4 + length]
-        if code in KEPT_IDB_OPTIONS:
-            if code == 14 and len(value) == 8:
-                # if_tsoffset is a 64-bit integer in the section's byte order; re-encode.
-                value = struct.pack("<q", struct.unpack(e + "q", value)[0])
-            out.append((code, value))
-        pos += 4 + length + (-length % 4)
-    return tuple(out)
-
-
-def _pad4(b: bytes) -> bytes:
-    return b + b"\x00" * (-len(b) % 4)
-
-
 class RawWriter:
     """Write frames in the input's container format (pcapng always little-endian)."""
 
@@ -325,29 +263,19 @@ class RawWriter:
             raise OutputError(f"cannot write the redacted capture: {exc.strerror or exc}") from exc
 
     def section(self) -> None:
-        # Version 1.0, section length unknown (-1), no options: shb_hardware,
-        # shb_os and shb_userappl describe the capturing machine.
-        body = struct.pack("<IHHq", BOM, 1, 0, -1)
-        self._block(SHB_TYPE, body)
+        # No options: shb_hardware, shb_os and shb_userappl describe the capturing machine.
+        self._write(pcapng.section_header(endian="<"))
 
-    def interface(self, desc: InterfaceDesc) -> None:
-        opts = b"".join(
-            struct.pack("<HH", code, len(v)) + _pad4(v) for code, v in desc.options
-        )
-        if opts:
-            opts += b"\x00\x00\x00\x00"
-        self._block(IDB_TYPE, struct.pack("<HHI", desc.linktype, 0, desc.snaplen) + opts)
+    def interface(self, iface: Interface) -> None:
+        self._write(pcapng.interface_block(iface, endian="<"))
 
     def frame(self, fr: Frame) -> None:
         if self.fmt == "pcap":
-            self._write(struct.pack(self._endian + "IIII", *fr.ts_raw, len(fr.data), fr.wirelen))
+            self._write(pcap.record_header(*fr.ts_raw, len(fr.data), fr.wirelen,
+                                           endian=self._endian))
             self._write(fr.data)
         elif fr.fixed_length:
-            self._block(SPB_TYPE, struct.pack("<I", fr.wirelen) + _pad4(fr.data))
+            self._write(pcapng.simple_packet(fr.data, fr.wirelen, endian="<"))
         else:
-            head = struct.pack("<IIIII", fr.iface, *fr.ts_raw, len(fr.data), fr.wirelen)
-            self._block(EPB_TYPE, head + _pad4(fr.data))
-
-    def _block(self, btype: int, body: bytes) -> None:
-        total = len(body) + 12
-        self._write(struct.pack("<II", btype, total) + body + struct.pack("<I", total))
+            self._write(pcapng.packet_block(fr.iface, *fr.ts_raw, fr.data, fr.wirelen,
+                                            endian="<"))

@@ -29,31 +29,39 @@ from pathlib import Path
 from typing import IO, Final, cast
 
 from rstscope.errors import InputMissingError, OutputError, UsageError
-from rstscope.redact.container import (
-    Frame,
-    InterfaceDesc,
-    RawReader,
-    RawWriter,
-    SectionStart,
-    open_input,
-)
+from rstscope.redact.container import Frame, RawReader, RawWriter, SectionStart
 from rstscope.redact.cryptopan import KEY_LEN, CryptoPAn
+from rstscope.wire.linktypes import (
+    ET_IPV4,
+    ET_IPV6,
+    ET_MPLS,
+    ET_PPPOE_SESSION,
+    ETHERTYPE_MIN,
+    LINK_LAYERS,
+    NX_ETHER,
+    NX_IPVER,
+    NX_LLC,
+    NX_NONE,
+    NX_PPP,
+    NX_WLAN,
+    PPP_TO_ETHERTYPE,
+    PPPOE_HEADER_LEN,
+    VLAN_TAG_LEN,
+    VLAN_TPIDS,
+    first_layer,
+)
+from rstscope.wire.opener import open_input
+from rstscope.wire.pcapng import Interface
 
-_VLAN_TPIDS: Final = frozenset({0x8100, 0x88A8, 0x9100})
-_RAW_V4_OR_V6: Final = frozenset({12, 14, 101})
-LINKTYPE_ETHERNET: Final = 1
-LINKTYPE_NULL: Final = 0
-LINKTYPE_LOOP: Final = 108
-LINKTYPE_SLL: Final = 113
-LINKTYPE_SLL2: Final = 276
-LINKTYPE_IPV4: Final = 228
-LINKTYPE_IPV6: Final = 229
-LINKTYPE_FDDI: Final = 10
-LINKTYPE_IEEE802_11: Final = 105
 GRE_ARUBA_WLAN: Final = 0x8200  # Aruba controllers tunnel raw 802.11 frames in GRE
+GRE_PPP: Final = 0x880B  # PPTP's enhanced GRE
+GRE_ERSPAN: Final = 0x88BE  # type I without a sequence number, type II with one
+GRE_ERSPAN3: Final = 0x22EB
+GRE_TEB: Final = 0x6558  # transparent Ethernet bridging
 TLS_KEEP: Final = 5  # record header: type, version (2), length (2)
 UDP_TEREDO: Final = 3544
 UDP_VXLAN: Final = 4789
+UDP_GENEVE: Final = 6081
 _MAX_NEST: Final = 4  # tunnels inside tunnels: stop somewhere sane
 
 
@@ -156,42 +164,58 @@ class FrameRedactor:
         return bytes(buf[: min(cut, len(buf))])
 
     def _link(self, linktype: int, buf: bytearray) -> int | None:
+        # The same link-layer table and first step as ingest's decoder
+        # (rstscope.wire.linktypes): every link type analyze reads is redacted.
+        step = first_layer(linktype, buf)
+        if step is None:
+            return None
+        for start, end in LINK_LAYERS[linktype].address_spans:
+            buf[start:end] = bytes(len(buf[start:end]))
+        pos, nxt = step
+        return self._next(buf, pos, nxt, 0)
+
+    def _next(self, buf: bytearray, pos: int, nxt: int, depth: int) -> int:
+        """Follow a "what comes next" code of the wire layer's tables."""
         n = len(buf)
-        if linktype == LINKTYPE_ETHERNET:
-            return self._ether(buf, 0, 0)
-        if linktype == LINKTYPE_SLL:
-            buf[6:14] = bytes(len(buf[6:14]))
-            if n < 16:
-                return n
-            return self._ethertype(buf, 16, int.from_bytes(buf[14:16], "big"), 0)
-        if linktype == LINKTYPE_SLL2:
-            buf[12:20] = bytes(len(buf[12:20]))
-            if n < 20:
-                return n
-            return self._ethertype(buf, 20, int.from_bytes(buf[0:2], "big"), 0)
-        if linktype == LINKTYPE_FDDI:
-            buf[1:13] = bytes(len(buf[1:13]))  # frame control, then destination and source
-            return self._llc(buf, 13, 0)
-        if linktype == LINKTYPE_IEEE802_11:
-            return self._wlan(buf, 0, 0)
-        if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
-            return self._ip_by_version(buf, 4, 0) if n > 4 else n
-        if linktype in _RAW_V4_OR_V6 or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
-            return self._ip_by_version(buf, 0, 0)
-        return None
+        if pos >= n or nxt == NX_NONE:
+            return min(pos, n)
+        if nxt == NX_ETHER:
+            return self._ether(buf, pos, depth)
+        if nxt in (NX_IPVER, ET_IPV4, ET_IPV6):
+            return self._ip_by_version(buf, pos, depth)
+        if nxt == NX_LLC:
+            return self._llc(buf, pos, depth)
+        if nxt == NX_WLAN:
+            return self._wlan(buf, pos, depth)
+        if nxt == NX_PPP:
+            return self._ppp(buf, pos, depth)
+        if nxt < 0:
+            return pos
+        return self._ethertype(buf, pos, nxt, depth)
 
     def _ether(self, buf: bytearray, off: int, depth: int) -> int:
         buf[off : off + 12] = bytes(len(buf[off : off + 12]))  # destination and source MAC
-        pos = off + 12
-        while pos + 2 <= len(buf):
-            etype = int.from_bytes(buf[pos : pos + 2], "big")
-            if etype in _VLAN_TPIDS:
-                pos += 4
-                continue
-            if etype < 0x0600:  # IEEE 802.3 length field: an LLC header follows
-                return self._llc(buf, pos + 2, depth)
-            return self._ethertype(buf, pos + 2, etype, depth)
-        return len(buf)
+        if off + 14 > len(buf):
+            return len(buf)
+        etype = int.from_bytes(buf[off + 12 : off + 14], "big")
+        if etype < ETHERTYPE_MIN:  # IEEE 802.3 length field: an LLC header follows
+            return self._llc(buf, off + 14, depth)
+        return self._ethertype(buf, off + 14, etype, depth)
+
+    def _ppp(self, buf: bytearray, pos: int, depth: int) -> int:
+        n = len(buf)
+        if buf[pos : pos + 2] == b"\xff\x03":  # HDLC-like framing: address and control
+            pos += 2
+        if pos >= n:
+            return n
+        if buf[pos] & 1:  # protocol-field compression: a 1-byte protocol
+            proto, plen = buf[pos], 1
+        else:
+            proto, plen = int.from_bytes(buf[pos : pos + 2], "big"), 2
+        et = PPP_TO_ETHERTYPE.get(proto)
+        if et is None:
+            return min(pos + plen, n)  # LCP, IPCP, ...: keep the protocol field only
+        return self._ip_by_version(buf, pos + plen, depth)
 
     def _llc(self, buf: bytearray, off: int, depth: int) -> int:
         """LLC; only SNAP with an EtherType (aa aa 03 + OUI + type) leads on to IP."""
@@ -221,8 +245,25 @@ class FrameRedactor:
         return self._llc(buf, pos, depth)
 
     def _ethertype(self, buf: bytearray, off: int, etype: int, depth: int) -> int:
-        if etype in (0x0800, 0x86DD):
+        n = len(buf)
+        if etype in (ET_IPV4, ET_IPV6):
             return self._ip_by_version(buf, off, depth)
+        if etype in VLAN_TPIDS:  # tag control, then the next ethertype
+            if off + VLAN_TAG_LEN > n:
+                return n
+            inner = int.from_bytes(buf[off + 2 : off + 4], "big")
+            return self._ethertype(buf, off + VLAN_TAG_LEN, inner, depth)
+        if etype == ET_PPPOE_SESSION:  # the session id is not an address; keep it
+            return self._ppp(buf, off + PPPOE_HEADER_LEN, depth) if off + PPPOE_HEADER_LEN < n \
+                else n
+        if etype in ET_MPLS:  # labels down to the bottom of the stack, then IP by version
+            pos = off
+            while pos + 4 <= n:
+                bottom = buf[pos + 2] & 1
+                pos += 4
+                if bottom:
+                    return self._ip_by_version(buf, pos, depth)
+            return n
         # ARP, LLC, LLDP, ...: they carry addresses or names and no TCP; keep the link header.
         return off
 
@@ -368,6 +409,11 @@ class FrameRedactor:
                     return self._teredo(buf, l4 + 8, depth)
                 if UDP_VXLAN in (sport, dport) and l4 + 16 <= n:
                     return self._ether(buf, l4 + 16, depth + 1)
+                if UDP_GENEVE in (sport, dport) and l4 + 16 <= n:
+                    opt_len = (buf[l4 + 8] & 0x3F) * 4
+                    inner = int.from_bytes(buf[l4 + 10 : l4 + 12], "big")
+                    nxt = NX_ETHER if inner == GRE_TEB else inner
+                    return self._next(buf, l4 + 16 + opt_len, nxt, depth + 1)
             return end
         if proto in (4, 41):  # IPv4 / IPv6 encapsulated in IP
             return self._ip_by_version(buf, l4, depth + 1)
@@ -411,18 +457,29 @@ class FrameRedactor:
             return n
         flags = int.from_bytes(buf[off : off + 2], "big")
         ptype = int.from_bytes(buf[off + 2 : off + 4], "big")
-        if flags & 0x7:  # GRE version 1 (PPTP) and others: header layout differs
+        version = flags & 0x7
+        seq = bool(flags & 0x1000)
+        if version == 1 and ptype == GRE_PPP:  # enhanced GRE (PPTP): the key is always there
+            pos = off + 8 + 4 * seq + 4 * bool(flags & 0x0080)
+        elif version == 0 and not flags & 0x4000:
+            pos = off + 4 + 4 * bool(flags & 0x8000) + 4 * bool(flags & 0x2000) + 4 * seq
+        else:
             return off + 4
-        pos = off + 4 + 4 * bool(flags & 0x8000) + 4 * bool(flags & 0x2000) + 4 * bool(flags & 0x1000)
         if pos > n:
             return n
-        if ptype in (0x0800, 0x86DD):
-            return self._ip_by_version(buf, pos, depth + 1)
-        if ptype == 0x6558:  # transparent Ethernet bridging
+        if ptype == GRE_TEB or (ptype == GRE_ERSPAN and not seq):
             return self._ether(buf, pos, depth + 1)
         if ptype == GRE_ARUBA_WLAN:
             return self._wlan(buf, pos, depth + 1)
-        return pos
+        if ptype == GRE_PPP:
+            return self._ppp(buf, pos, depth + 1)
+        if ptype == GRE_ERSPAN:  # type II: an 8-byte header
+            return self._ether(buf, pos + 8, depth + 1) if pos + 8 <= n else n
+        if ptype == GRE_ERSPAN3:  # type III: 12 bytes, 8 more with the platform subheader
+            if pos + 12 > n:
+                return n
+            return self._ether(buf, pos + 12 + 8 * (buf[pos + 11] & 1), depth + 1)
+        return self._ethertype(buf, pos, ptype, depth + 1)
 
     def _teredo(self, buf: bytearray, pos: int, depth: int) -> int:
         n = len(buf)
@@ -464,9 +521,9 @@ def redact_capture(
         OutputError: the output cannot be written.
     """
     red = FrameRedactor(CryptoPAn(key), keep_tls_headers=keep_tls_headers)
-    fh, owned = open_input(source)
+    opened = open_input(source)
     try:
-        reader = RawReader(fh)
+        reader = RawReader(opened.buffered())
         if isinstance(out, (str, os.PathLike)):
             try:
                 # Closed in the finally below (it may also be the caller's stream).
@@ -489,8 +546,7 @@ def redact_capture(
                 except OSError as exc:
                     raise OutputError(f"cannot finish the redacted capture: {exc}") from exc
     finally:
-        if owned:
-            fh.close()
+        opened.close()
     stats = red.stats
     stats.fmt = reader.stats.fmt
     stats.frames = reader.stats.frames
@@ -503,7 +559,7 @@ def _copy(reader: RawReader, writer: RawWriter, red: FrameRedactor) -> None:
     for item in reader:
         if isinstance(item, SectionStart):
             writer.section()
-        elif isinstance(item, InterfaceDesc):
+        elif isinstance(item, Interface):
             writer.interface(item)
         else:
             _redact_frame(item, red)

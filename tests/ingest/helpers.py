@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rstscope.ingest import ReadStats, open_capture
+from rstscope.wire import pcap, pcapng
 
 
 def read_all(src, **kw) -> tuple[np.ndarray, ReadStats]:
@@ -40,11 +41,10 @@ def pcap_records(path: Path) -> tuple[bytes, list[tuple[int, int, int, bytes]]]:
 
 def write_pcap(path: Path, linktype: int, recs, *, endian: str = "<", nsec: bool = False,
                snaplen: int = 262144) -> None:
-    magic = 0xA1B23C4D if nsec else 0xA1B2C3D4
     with open(path, "wb") as f:
-        f.write(struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        f.write(pcap.file_header(linktype, snaplen, nanos=nsec, endian=endian))
         for sec, frac, wl, data in recs:
-            f.write(struct.pack(endian + "IIII", sec, frac, len(data), wl) + data)
+            f.write(pcap.record_header(sec, frac, len(data), wl, endian=endian) + data)
 
 
 def ether_to(recs, linktype: int, *, af_endian: str = "<"):
@@ -74,45 +74,30 @@ def ether_to(recs, linktype: int, *, af_endian: str = "<"):
 
 
 # --------------------------------------------------------------------- pcapng
-def _opt(code: int, value: bytes, e: str) -> bytes:
-    pad = (-len(value)) % 4
-    return struct.pack(e + "HH", code, len(value)) + value + b"\0" * pad
-
-
-def _block(btype: int, body: bytes, e: str) -> bytes:
-    total = 12 + len(body)
-    return struct.pack(e + "II", btype, total) + body + struct.pack(e + "I", total)
-
-
+# Block builders: the wire layer's codec; expected values still come from tshark.
 def shb(e: str = "<") -> bytes:
-    return _block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)
+    return pcapng.section_header(endian=e)
 
 
 def idb(linktype: int, e: str = "<", *, tsresol: int | None = None,
         tsoffset: int | None = None, snaplen: int = 0) -> bytes:
-    opts = b""
-    if tsresol is not None:
-        opts += _opt(9, bytes([tsresol]), e)
-    if tsoffset is not None:
-        opts += _opt(14, struct.pack(e + "q", tsoffset), e)
-    if opts:
-        opts += struct.pack(e + "HH", 0, 0)
-    return _block(1, struct.pack(e + "HHI", linktype, 0, snaplen) + opts, e)
+    iface = pcapng.Interface(linktype=linktype, snaplen=snaplen,
+                             tsresol=pcapng.DEFAULT_TSRESOL if tsresol is None else tsresol,
+                             tsoffset_s=tsoffset or 0)
+    return pcapng.interface_block(iface, e)
 
 
 def epb(iface: int, ts_units: int, data: bytes, wirelen: int | None = None,
         e: str = "<") -> bytes:
     wl = len(data) if wirelen is None else wirelen
-    body = struct.pack(e + "IIIII", iface, ts_units >> 32, ts_units & 0xFFFFFFFF, len(data), wl)
-    body += data + b"\0" * ((-len(data)) % 4)
-    return _block(6, body, e)
+    return pcapng.packet_block(iface, ts_units >> 32, ts_units & 0xFFFFFFFF, data, wl, e)
 
 
 def spb(data: bytes, wirelen: int | None = None, e: str = "<") -> bytes:
     wl = len(data) if wirelen is None else wirelen
-    return _block(3, struct.pack(e + "I", wl) + data + b"\0" * ((-len(data)) % 4), e)
+    return pcapng.simple_packet(data, wl, e)
 
 
 def custom_block(e: str = "<") -> bytes:
     """A Name Resolution Block with no records: skipped by readers."""
-    return _block(4, struct.pack(e + "HH", 0, 0), e)
+    return pcapng.block(pcapng.NRB, struct.pack(e + "HH", 0, 0), e)

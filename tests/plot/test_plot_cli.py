@@ -54,8 +54,9 @@ def test_plot_by_frame_number(abort_analysis, abort_capture, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "exactly one of"),
-    (["--flow", "1", "--reset", "1"], "exactly one of"),
+    # Two resets: nothing to choose by default, so the message says how to choose.
+    ([], "has 2 resets: choose one with --reset N (1..2)"),
+    (["--flow", "1", "--reset", "1"], "only one of"),
     (["--reset", "99"], "no reset 99"),
     (["--flow", "424242"], "no flow 424242"),
     (["--frame", "1"], "frame 1 is not a RST"),

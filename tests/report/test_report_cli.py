@@ -39,9 +39,12 @@ def test_report_default_name(report_capture, tmp_path):
 
 
 def test_report_errors(report_capture, tmp_path):
+    # --keylog implies --enrich now (as in analyze); a missing key log is a usage error.
     res = CliRunner().invoke(report, [str(report_capture.path), "--keylog", "k.log"])
+    assert res.exit_code == 2 and "k.log" in res.output
+    res = CliRunner().invoke(report, [str(report_capture.path), "--flow", "1"])
     assert isinstance(res.exception, UsageError) and res.exception.exit_code == 2
     res = CliRunner().invoke(report, [str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "r.html")])
     assert isinstance(res.exception, InputMissingError) and res.exception.exit_code == 66
-    res = CliRunner().invoke(report, [])
-    assert res.exit_code == 2  # click: missing FILES
+    res = CliRunner().invoke(report, [])  # no FILES and no -r: rstscope's usage error
+    assert isinstance(res.exception, UsageError) and res.exception.exit_code == 2

@@ -21,6 +21,7 @@ from rstscope.core import Tracker
 from rstscope.errors import CaptureError, RstscopeError
 from rstscope.ingest import FrameDecoder, open_capture
 from rstscope.schema import TH_ACK, TH_FIN, TH_PUSH, TH_RST, TH_SYN, addr_bytes, empty_batch
+from rstscope.wire import pcap, pcapng
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -40,10 +41,9 @@ def read_all(data: bytes) -> tuple[int, object]:
 
 def pcap_bytes(linktype: int, frames: list[tuple[int, bytes, int]], *, nanos: bool = False,
                endian: str = "<", snaplen: int = 262144) -> bytes:
-    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
-    out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    out = [pcap.file_header(linktype, snaplen, nanos=nanos, endian=endian)]
     for ts, data, wirelen in frames:
-        out.append(struct.pack(endian + "IIII", ts, 0, len(data), wirelen) + data)
+        out.append(pcap.record_header(ts, 0, len(data), wirelen, endian=endian) + data)
     return b"".join(out)
 
 
@@ -67,8 +67,7 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
-                        b"\x0a\x0d\x0d\x0a"]), st.binary(max_size=800))
+@given(st.sampled_from([*pcap.MAGICS, pcapng.SHB_BYTES]), st.binary(max_size=800))
 def test_valid_magic_then_garbage(magic: bytes, rest: bytes) -> None:
     t0 = time.monotonic()
     with contextlib.suppress(RstscopeError):

@@ -1,0 +1,100 @@
+"""``analyze --summary``: resets grouped by origin x cause x server.
+
+A capture with a thousand resets of one kind should read as one line with a
+count, not a thousand rows.  The cause is grouped by its wording with the numbers
+taken out ("after 4.5 s" and "after 4.6 s" are one cause); the silences of the
+group are given as percentiles instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+from rstscope.cliopts import origin_label
+
+GROUP_COLUMNS = ("count", "origin", "server", "cause", "silence_p50_s", "silence_p90_s",
+                 "silence_max_s", "first_ts", "last_ts", "action")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class ResetGroup:
+    count: int
+    origin: str
+    server: str
+    cause: str  # the first member's cause, numbers as they were
+    silence_p50_s: float | None
+    silence_p90_s: float | None
+    silence_max_s: float | None
+    first_ts: float | None
+    last_ts: float | None
+    action: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _percentile(sorted_vals: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (a value that occurred, not an interpolation)."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(round(q * len(sorted_vals) + 0.5)) - 1))
+    return round(sorted_vals[k], 3)
+
+
+def _server(r: dict[str, Any]) -> str:
+    host, port = (r.get("dst"), r.get("dport")) if r.get("direction") == "orig" else (
+        r.get("src"), r.get("sport"))
+    h = str(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+def group_resets(resets: Sequence[dict[str, Any]]) -> list[ResetGroup]:
+    """Groups, largest first (then by origin and server)."""
+    from rstscope.table import action_text
+
+    buckets: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in resets:
+        key = (origin_label(r), _NUMBER.sub("#", str(r.get("cause", ""))), _server(r))
+        buckets.setdefault(key, []).append(r)
+    out = []
+    for (origin, _, server), members in buckets.items():
+        sil = sorted(float(m["silence_s"]) for m in members if m.get("silence_s") is not None)
+        ts = [float(m["ts"]) for m in members if m.get("ts") is not None]
+        out.append(ResetGroup(
+            count=len(members), origin=origin, server=server,
+            cause=str(members[0].get("cause", "")),
+            silence_p50_s=_percentile(sil, 0.5), silence_p90_s=_percentile(sil, 0.9),
+            silence_max_s=round(sil[-1], 3) if sil else None,
+            first_ts=min(ts) if ts else None, last_ts=max(ts) if ts else None,
+            action=action_text(members[0])))
+    out.sort(key=lambda g: (-g.count, g.origin, g.server))
+    return out
+
+
+def _s(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
+
+
+def render_groups(groups: Sequence[ResetGroup], out: TextIO, *, width: int = 80,
+                  wide: bool = False) -> None:
+    """Three lines per group, like the reset table: counts row, cause, action."""
+    from rstscope.table import clip
+
+    limit = 10**6 if wide else max(width, 40)
+    total = sum(g.count for g in groups)
+    out.write(f"{total} resets in {len(groups)} groups (silence s: p50/p90/max)\n\n")
+    w_o = max([6, *(len(g.origin) for g in groups)])
+    w_s = max([6, *(len(g.server) for g in groups)])
+    out.write(clip(f"{'count':>6}  {'origin':<{w_o}}  {'server':<{w_s}}  silence", limit) + "\n")
+    for g in groups:
+        sil = f"{_s(g.silence_p50_s)}/{_s(g.silence_p90_s)}/{_s(g.silence_max_s)}"
+        out.write(clip(f"{g.count:>6}  {g.origin:<{w_o}}  {g.server:<{w_s}}  {sil}", limit) + "\n")
+        out.write(clip("    " + g.cause, limit) + "\n")
+        out.write(clip("    -> " + g.action, limit) + "\n")
+
+
+__all__ = ["GROUP_COLUMNS", "ResetGroup", "group_resets", "render_groups"]

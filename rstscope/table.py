@@ -1,0 +1,200 @@
+"""The reset table a person reads: at most three lines per reset, any width.
+
+Layout (80 columns)::
+
+    time UTC      client -> server                    origin         conf silence
+    07:41:25.626  192.0.2.2:60986 -> 198.51.100.10:443  load-balancer  0.55   60.0s
+        A proxy/load balancer in front of the server closed the connection ...
+        -> raise nginx proxy_read_timeout (fired at 60 s), or have the backend ...
+
+The row carries time, client -> server addresses and ports (Zeek's orig -> resp),
+origin, confidence and silence; the indented detail line the cause, what is sure,
+and the alternatives; the ``->`` line the action.  Each line is cut to the width
+with an ellipsis; wider terminals show more of it and add frame/flow/TTL columns;
+``wide=True`` prints one long, uncut line per reset (for grep and logs).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rstscope.cliopts import origin_label
+from rstscope.core.wording import sure_text
+
+ELLIPSIS = "..."
+#: Terminal width from which the frame, flow and TTL columns are shown.
+ROOMY_WIDTH = 120
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width <= len(ELLIPSIS):
+        return text[:width]
+    return text[: width - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def _clip_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    if width <= len(ELLIPSIS) + 2:
+        return text[:width]
+    keep = width - len(ELLIPSIS)
+    return text[: (keep + 1) // 2] + ELLIPSIS + text[len(text) - keep // 2:]
+
+
+def _when(ts: float | None, tz: str) -> _dt.datetime | None:
+    if ts is None:
+        return None
+    t = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
+    return t.astimezone() if tz == "local" else t
+
+
+def zone_name(tz: str, sample: _dt.datetime | None = None) -> str:
+    if tz != "local":
+        return "UTC"
+    t = sample or _dt.datetime.now().astimezone()
+    return t.tzname() or t.strftime("%z")
+
+
+def _silence(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}s" if v < 10 else f"{v:.1f}s"
+
+
+def _endpoint(host: Any, port: Any) -> str:
+    h = str(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+def conn_text(r: dict[str, Any]) -> str:
+    """``client:port -> server:port`` whichever side sent the RST."""
+    src, dst = _endpoint(r.get("src"), r.get("sport")), _endpoint(r.get("dst"), r.get("dport"))
+    return f"{src} -> {dst}" if r.get("direction") == "orig" else f"{dst} -> {src}"
+
+
+def _side(r: dict[str, Any]) -> str:
+    return "client" if r.get("direction") == "orig" else "server"
+
+
+def detail_text(r: dict[str, Any]) -> str:
+    """The cause, then what is sure apart from the guess, then the alternatives."""
+    parts = [str(r.get("cause", ""))]
+    sender = r.get("sender")
+    if sender:
+        parts.append(f"[{sure_text(str(sender), _side(r))}]")
+    pos = r.get("path_position")
+    if pos:
+        parts.append(f"[made at: {pos}]")
+    alts = [a for a in (r.get("alternatives") or ()) if a]
+    if alts:
+        parts.append("[or: " + "; ".join(
+            f"{a[0]} ({a[1]})" if isinstance(a, (list, tuple)) and len(a) > 1 else str(a)
+            for a in alts) + "]")
+    return " ".join(p for p in parts if p)
+
+
+def action_text(r: dict[str, Any]) -> str:
+    advice = r.get("advice") or ()
+    return str(advice[0]) if advice else "no action known: capture at both ends and report it"
+
+
+def sort_resets(resets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Time order, then frame (several files: their order, then time)."""
+    return sorted(resets, key=lambda r: (r.get("file_id") or 0, r.get("ts_ns") or 0,
+                                         r.get("frame") or 0))
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    s = doc["summary"]
+    by = ", ".join(f"{k} {v}" for k, v in s["resets_by_origin"].items() if v)
+    lines = [
+        f"file: {s['file']}",
+        f"packets: {s['packets']} ({s['tcp_packets']} TCP)   flows: {s['flows']}   "
+        f"resets: {s['resets']}" + (f" ({by})" if by else ""),
+        f"vantage: {s['vantage']}" + (f" ({s['vantage_reason']})" if s.get("vantage_reason") else ""),
+    ]
+    shown = s.get("warnings", [])
+    lines += [f"warning: {w}" for w in shown[:10]]
+    if len(shown) > 10:
+        lines.append(f"warning: ... and {len(shown) - 10} more (see --format json)")
+    return lines
+
+
+def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = False,
+           tz: str = "utc") -> None:
+    """Write one capture's summary and reset table to ``out``."""
+    limit = 10**6 if wide else max(width, 40)
+    for line in summary_lines(doc):
+        out.write(clip(line, limit) + "\n")
+    resets = sort_resets(doc["resets"])
+    if not resets:
+        return
+    when = [_when(r.get("ts"), tz) for r in resets]
+    dates = {w.date() for w in when if w is not None}
+    one_day = len(dates) <= 1
+    fmt = "%H:%M:%S.%f" if one_day else "%m-%d %H:%M:%S.%f"
+    times = [w.strftime(fmt)[:-3] if w is not None else "-" for w in when]
+    sample = next((w for w in when if w is not None), None)
+    zone = zone_name(tz, sample)
+    day = f" {sample.date().isoformat()}" if one_day and sample is not None else ""
+    out.write(f"\ntimes: {zone}{day}\n")
+
+    origins = [origin_label(r) for r in resets]
+    confs = ["-" if r.get("confidence") is None else f"{r['confidence']:.2f}" for r in resets]
+    silences = [_silence(r.get("silence_s")) for r in resets]
+    conns = [conn_text(r) for r in resets]
+    roomy = wide or width >= ROOMY_WIDTH
+    extra_h = ("frame", "flow", "TTL (exp)")
+    extras = [[str(r.get("frame", "")), str(r.get("flow_id", "")),
+               "-" if r.get("ttl") is None else
+               (f"{r['ttl']} ({r['expected_ttl']})" if r.get("expected_ttl") is not None
+                else str(r["ttl"]))] for r in resets]
+
+    w_time = max(4, *(len(t) for t in times))
+    w_conf, w_sil = 4, max(7, *(len(x) for x in silences))
+    w_extra = [max(len(h), *(len(e[i]) for e in extras)) for i, h in enumerate(extra_h)]
+    guess_first = [""] * len(resets)
+    if not roomy:
+        # Narrow: the long "unknown (best guess: X)" would crowd out the addresses,
+        # so the row says "unknown" and the detail line starts with the guess.
+        for i, o in enumerate(origins):
+            if o.startswith("unknown (best guess"):
+                origins[i] = "unknown"
+                guess_first[i] = o.removeprefix("unknown (").rstrip(")") + "; "
+    w_origin = max(6, *(len(o) for o in origins))
+    fixed = w_time + w_origin + w_conf + w_sil + 2 * 4
+    if roomy:
+        fixed += sum(w + 2 for w in w_extra)
+    w_conn_natural = max(len("client -> server"), *(len(c) for c in conns))
+    w_conn = w_conn_natural if wide else max(16, min(w_conn_natural, limit - fixed))
+
+    def row(t: str, c: str, o: str, k: str, s: str, ex: Sequence[str]) -> str:
+        cells = [t.ljust(w_time)]
+        if roomy:
+            cells += [e.rjust(w) for e, w in zip(ex, w_extra, strict=True)]
+        cells += [_clip_middle(c, w_conn).ljust(w_conn), o.ljust(w_origin), k.rjust(w_conf),
+                  s.rjust(w_sil)]
+        return "  ".join(cells).rstrip()
+
+    header = row("time", "client -> server", "origin", "conf", "silence", extra_h)
+    out.write(clip(header, limit) + "\n")
+    for i, r in enumerate(resets):
+        line = row(times[i], conns[i], origins[i], confs[i], silences[i], extras[i])
+        detail, action = guess_first[i] + detail_text(r), action_text(r)
+        if wide:
+            out.write(f"{line}  | {detail} | -> {action}\n")
+            continue
+        out.write(clip(line, limit) + "\n")
+        out.write(clip("    " + detail, limit) + "\n")
+        out.write(clip("    -> " + action, limit) + "\n")
+
+
+__all__ = ["ROOMY_WIDTH", "action_text", "clip", "conn_text", "detail_text", "render",
+           "sort_resets", "summary_lines"]

@@ -1,0 +1,129 @@
+"""Property: no user input makes the CLI crash.
+
+Hypothesis drives the real CLI (in process, real captures) with random
+combinations of options and values, valid and not.  Whatever it picks, the exit
+code must be one of the documented ones and stderr must not hold a traceback;
+70 (internal error) is a bug by definition.
+
+Host names are drawn from values that are addresses, CIDRs, ``localhost`` or
+malformed (rejected before any resolver is asked), so the test sends no DNS
+queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from rstscope.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+CAPTURES = [str(REPO / "samples" / n) for n in (
+    "llm-stream-60s.client.pcap", "dpi-inject-storm.client.pcap",
+    "fw-policy-reject.client.pcap", "server-abort.server.pcap")]
+ALLOWED = {0, 1, 2, 65, 66, 69, 74, 77}
+OUT_DIR = Path(tempfile.mkdtemp(prefix="rstscope-prop-"))
+
+ints = st.one_of(st.integers(-5, 70000), st.sampled_from([0, 1, 2, 3, 19, 65535, 65536, 2**63]))
+number_text = st.one_of(ints.map(str), st.floats(allow_nan=True).map(str),
+                        st.text("0123456789.-eE+xkKmMgG", max_size=8))
+junk = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=12)
+hosts = st.one_of(
+    st.sampled_from(["192.0.2.2", "198.51.100.0/24", "2001:db8::/32", "192.0.2.0/33",
+                     "::1", "localhost", "300.1.2.3", "10.0.0.0/8", "fe80::1%eth0"]),
+    junk.map(lambda s: s + "!"))  # '!' is never part of a host name: no lookup
+times = st.one_of(number_text, st.sampled_from([
+    "2026-11-27T07:41:20", "2026-11-27T07:41:20Z", "2026-11-27 07:41:20+05:30",
+    "2026-13-01", "9999-12-31T23:59:59", "0001-01-01", "yesterday", "-1", "1e30"]), junk)
+outputs = st.sampled_from([str(OUT_DIR / "o.json"), str(OUT_DIR / "o.png"),
+                           str(OUT_DIR / "o.svg"), str(OUT_DIR / "o.html"),
+                           str(OUT_DIR / "o.parquet"), str(OUT_DIR / "no" / "dir" / "o.csv"),
+                           str(OUT_DIR)])
+captures = st.one_of(st.sampled_from(CAPTURES),
+                     st.sampled_from(["missing.pcap", str(REPO / "README.md"), "-", ""]))
+
+COMMON = {
+    "--port": number_text, "--host": hosts, "--flow": number_text, "--start": times,
+    "--end": times, "--vantage": st.sampled_from(["auto", "client", "server", "middle", "x"]),
+    "--stack": st.sampled_from(["nginx", "nginx,aws", "aws,,cloudflare", "nosuch", ""]),
+    "--timeouts": st.sampled_from(["missing.csv", str(REPO / "README.md"),
+                                   str(REPO / "rstscope" / "data" / "idle-timeouts.csv")]),
+}
+ANALYZE = {
+    **COMMON, "--format": st.sampled_from(["table", "json", "jsonl", "csv", "parquet", "xml"]),
+    "-o": outputs, "--min-confidence": number_text, "-t": st.sampled_from(["utc", "local", "x"]),
+    "--fail-on": st.sampled_from(["firewall", "unknown", "any", "load-balancer", "nope"]),
+    "--wide": None, "--summary": None, "--flows": None, "--rotated": None, "-r": captures,
+}
+PLOT = {**COMMON, "--reset": number_text, "--frame": number_text, "-o": outputs,
+        "--axis": st.sampled_from(["auto", "broken", "linear", "x"]), "--dpi": number_text}
+
+
+def _argv(draw: st.DrawFn, command: str, options: dict[str, st.SearchStrategy[str] | None]) -> list[str]:
+    argv = [command]
+    for name in draw(st.lists(st.sampled_from(sorted(options)), max_size=5)):
+        strategy = options[name]
+        argv += [name] if strategy is None else [name, draw(strategy)]
+    # Mostly a real capture, so the options reach the analysis, not only the parser.
+    if command == "plot" or draw(st.integers(0, 3)):
+        argv.append(draw(st.sampled_from(CAPTURES)) if draw(st.integers(0, 4)) else draw(captures))
+    return argv
+
+
+@st.composite
+def analyze_argv(draw: st.DrawFn) -> list[str]:
+    return _argv(draw, "analyze", ANALYZE)
+
+
+@st.composite
+def plot_argv(draw: st.DrawFn) -> list[str]:
+    return _argv(draw, "plot", PLOT)
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.TextIOWrapper(io.BytesIO(b""))
+    # In a scratch directory: plot/report write <capture>-flowN.png there by default.
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            contextlib.chdir(OUT_DIR):
+        import sys
+
+        saved, sys.stdin = sys.stdin, stdin
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        else:
+            code = 0
+        finally:
+            sys.stdin = saved
+    return code, err.getvalue()
+
+
+def _check(argv: list[str]) -> None:
+    code, err = _run(argv)
+    assert code in ALLOWED, (argv, code, err)
+    assert "Traceback" not in err, (argv, err)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(analyze_argv())
+# The inputs issue 14 found crashing (traceback, exit 70) are always tried.
+@example(["analyze", "--port", "99999", CAPTURES[0]])
+@example(["analyze", "--host", "192.0.2.0/24", CAPTURES[0]])
+@example(["analyze", "--host", "localhost", CAPTURES[0]])
+@example(["analyze", "--flow", "7", CAPTURES[0]])
+def test_analyze_never_crashes(argv: list[str]) -> None:
+    _check(argv)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(plot_argv())
+def test_plot_never_crashes(argv: list[str]) -> None:
+    _check(argv)
