@@ -69,10 +69,12 @@ def part_dir(root: str | Path, part: str, seed: int) -> Path:
 
 
 def iter_part(root: str | Path, part: str, *,
-              vantages: Sequence[str] = ("client", "server", "client-any")) -> Iterator[CorpusItem]:
+              vantages: Sequence[str] = ("client", "server", "client-any"),
+              seed_list: Sequence[int] | None = None) -> Iterator[CorpusItem]:
     """Every capture of ``part`` built under ``root``, with its labels (a capture with
-    no RST is yielded too, with ``labels == []``).  Raises if a seed is missing."""
-    for seed in seeds(part):
+    no RST is yielded too, with ``labels == []``).  Raises if a seed is missing.
+    ``seed_list`` replaces the part's seeds (tests, quick looks at one sweep)."""
+    for seed in (seeds(part) if seed_list is None else seed_list):
         d = part_dir(root, part, seed)
         if not d.is_dir():
             raise UsageError(f"{d} is missing: build it with "
@@ -96,8 +98,7 @@ def digest_case(manifest: Path) -> dict[str, Any]:
         rows = json.loads((manifest.parent / v["labels"]).read_text())
         labels[v["name"]] = [[r[k] for k in DIGEST_FIELDS] for r in rows]
     sw = m["sweep"]
-    return {"case": stem, "seed": sw["seed"], "index": sw["index"],
-            "variables": sw["variables"], "labels": labels}
+    return {"case": stem, "seed": sw["seed"], "index": sw["index"], "labels": labels}
 
 
 def digest_part(root: str | Path, part: str) -> list[dict[str, Any]]:
@@ -111,7 +112,7 @@ def digest_part(root: str | Path, part: str) -> list[dict[str, Any]]:
                 out.append(digest_case(d / f"{c['stem']}.manifest.json"))
             else:
                 out.append({"case": c["stem"], "seed": seed, "index": c["index"],
-                            "variables": c["variables"], "failed": c["error"]})
+                            "failed": c["error"]})
     return out
 
 
@@ -119,14 +120,73 @@ def digest_path(part: str) -> Path:
     return DATA / f"digest-{part}.jsonl"
 
 
-def read_digest(part: str) -> list[dict[str, Any]]:
+def read_digest(part: str, *, with_variables: bool = False) -> list[dict[str, Any]]:
+    """The committed digest of ``part``.  The case variables are not stored (the draw
+    is a pure function of seed and index, and a test holds it to that);
+    ``with_variables`` adds them from the draw."""
     path = digest_path(part)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if with_variables:
+        from rstscope.lab.sweep import draw_case
+
+        max_s = int(seed_table()["max_timeout_s"])
+        for r in rows:
+            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+    return rows
 
 
 def write_digest(part: str, rows: list[dict[str, Any]]) -> None:
     digest_path(part).write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
                                          for r in rows))
+
+
+def ttl_mismatches(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """Labels whose TTL is not the emitter's drawn initial TTL minus the drawn path's
+    hops to the vantage: (case, vantage, frame).  Rows need their ``variables``."""
+    from rstscope.lab.topology import path_for
+
+    bad = []
+    for r in rows:
+        if "failed" in r:
+            continue
+        v = r["variables"]
+        path = path_for(v["hops_client"], v["hops_server"], v["fw_at"],
+                        with_rtr=v["inject_ttl"] is not None or v["hops_client"] >= 2)
+        ttl = {"client": v["ttl_client"], "fw": v["ttl_fw"], "lb": v["ttl_lb"],
+               "srv": v["ttl_srv"], "rtr": v["inject_ttl"]}
+        for vantage, labels in r["labels"].items():
+            at = "srv" if vantage == "server" else "client"
+            for frame, emitter, *_rest, seen in labels:
+                hops = 0 if emitter == at else path.hops_between(emitter, at)
+                if ttl.get(emitter) is None or seen != ttl[emitter] - hops:
+                    bad.append((r["case"], vantage, frame))
+    return bad
+
+
+def rerun(part: str, root: str | Path, cases: Sequence[str], *, jobs: int = 24) -> None:
+    """Run these cases of ``part`` again (same draw), replacing their files and their
+    rows in the seed's index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rstscope.lab.sweep import draw_case, run_case
+
+    max_s = int(seed_table()["max_timeout_s"])
+    todo = []
+    for stem in cases:
+        seed, index = int(stem.split("-")[0][1:]), int(stem.split("-")[1])
+        if seed not in seeds(part):
+            raise UsageError(f"{stem} is not a case of the {part} part")
+        todo.append((draw_case(seed, index, max_timeout_s=max_s), part_dir(root, part, seed)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcomes = list(pool.map(lambda cd: run_case(*cd), todo))
+    for (case, d), oc in zip(todo, outcomes, strict=True):
+        ipath = d / f"sweep-{case.seed}.json"
+        index = json.loads(ipath.read_text())
+        for row in index["cases"]:
+            if row["stem"] == case.stem:
+                row.update(ok=oc.ok, error=oc.error, wall_s=oc.wall_s, rsts=oc.rsts, rerun=True)
+        ipath.write_text(json.dumps(index, indent=1) + "\n")
+        print(f"{case.stem}: {'ok' if oc.ok else 'FAILED ' + str(oc.error)}", flush=True)
 
 
 def count_rsts(rows: list[dict[str, Any]], *, vantages: Sequence[str] = ("client", "server")
@@ -136,9 +196,60 @@ def count_rsts(rows: list[dict[str, Any]], *, vantages: Sequence[str] = ("client
     return sum(len(r.get("labels", {}).get(v, [])) for r in rows for v in vantages)
 
 
+#: The committed captures of the dev part (client and server vantages; client-any sees
+#: the client's packets again).  Never of the held-out part.
+PACKED_PART = "dev"
+PACKED_VANTAGES: tuple[str, ...] = ("client", "server")
+
+
+def packed_path() -> Path:
+    return DATA / f"captures-{PACKED_PART}.tar.xz"
+
+
+def pack(root: str | Path) -> Path:
+    """Write the dev part's client and server captures (snaplen 128) into one xz tarball."""
+    import tarfile
+
+    out = packed_path()
+    with tarfile.open(out, "w:xz", preset=9) as tar:
+        for seed in seeds(PACKED_PART):
+            d = part_dir(root, PACKED_PART, seed)
+            for pcap in sorted(d.glob("*.pcap")):
+                if pcap.name.rsplit(".", 2)[-2] in PACKED_VANTAGES:
+                    info = tar.gettarinfo(str(pcap), arcname=f"seed-{seed}/{pcap.name}")
+                    # Reproducible archive: no owner, no times.
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mtime = 0
+                    with open(pcap, "rb") as fh:
+                        tar.addfile(info, fh)
+    return out
+
+
+def iter_committed(dest: str | Path) -> Iterator[CorpusItem]:
+    """The committed dev captures, unpacked under ``dest``, with labels from the digest
+    (the fields of :data:`DIGEST_FIELDS`) and variables from the draw.  No root needed."""
+    import tarfile
+
+    dest = Path(dest)
+    with tarfile.open(packed_path(), "r:xz") as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse odd members
+            tar.extractall(dest, filter="data")
+        else:  # pragma: no cover - our own archive of plain files
+            tar.extractall(dest)  # noqa: S202
+    for row in read_digest(PACKED_PART, with_variables=True):
+        if "failed" in row:
+            continue
+        for v in PACKED_VANTAGES:
+            pcap = dest / f"seed-{row['seed']}" / f"{row['case']}.{v}.pcap"
+            labels = [dict(zip(DIGEST_FIELDS, lab, strict=True)) for lab in row["labels"][v]]
+            yield CorpusItem(PACKED_PART, row["case"], v, pcap, labels, row["variables"])
+
+
 def build(part: str, root: str | Path, *, jobs: int = 24,
           only: Sequence[int] | None = None) -> None:
-    """Run every seed of ``part`` (or the ``only`` ones) that is not built yet."""
+    """Run every seed of ``part`` (``all``: both parts, in one pool) or the ``only``
+    ones, that is not built yet."""
     from rstscope.lab.sweep import CaseOutcome, run_sweeps
 
     table = seed_table()
@@ -147,14 +258,15 @@ def build(part: str, root: str | Path, *, jobs: int = 24,
         what = f"{sum(oc.rsts.values())} RST" if oc.ok else f"FAILED: {oc.error}"
         print(f"[{done}/{total}] {oc.stem} {oc.wall_s:g}s {what}", flush=True)
 
-    todo = [seed for seed in seeds(part) if (only is None or seed in only)
-            and not (part_dir(root, part, seed) / f"sweep-{seed}.json").exists()]
-    unknown = set(only or ()) - set(seeds(part))
+    parts = PARTS if part == "all" else (part,)
+    todo = [(p, seed) for p in parts for seed in seeds(p) if (only is None or seed in only)
+            and not (part_dir(root, p, seed) / f"sweep-{seed}.json").exists()]
+    unknown = set(only or ()) - {seed for p in parts for seed in seeds(p)}
     if unknown:
         raise UsageError(f"seed(s) {sorted(unknown)} are not in the {part} part")
     if not todo:
         return
-    run_sweeps([(seed, part_dir(root, part, seed)) for seed in todo],
+    run_sweeps([(seed, part_dir(root, p, seed)) for p, seed in todo],
                int(table["count_per_seed"]), jobs=jobs,
                max_timeout_s=int(table["max_timeout_s"]), progress=progress)
 
@@ -163,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rstscope.lab.corpus")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="run every seed of a part (root)")
-    b.add_argument("part", choices=PARTS)
+    b.add_argument("part", choices=(*PARTS, "all"))
     b.add_argument("root", type=Path)
     b.add_argument("--jobs", type=int, default=24)
     b.add_argument("--seeds", type=int, nargs="*", default=None,
@@ -171,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("digest", help="rewrite the committed label digest from a built part")
     d.add_argument("part", choices=PARTS)
     d.add_argument("root", type=Path)
+    pk = sub.add_parser("pack", help="rewrite the committed dev captures from a built dev part")
+    pk.add_argument("root", type=Path)
+    rp = sub.add_parser("repair", help="rerun the cases of a built part whose labels "
+                        "contradict their drawn path (root)")
+    rp.add_argument("part", choices=PARTS)
+    rp.add_argument("root", type=Path)
     c = sub.add_parser("check", help="compare a built part with the committed digest")
     c.add_argument("part", choices=PARTS)
     c.add_argument("root", type=Path)
@@ -178,7 +296,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "build":
         build(args.part, args.root, jobs=args.jobs, only=args.seeds)
         return 0
+    if args.cmd == "pack":
+        out = pack(args.root)
+        print(f"{out.name}: {out.stat().st_size} bytes")
+        return 0
     rows = digest_part(args.root, args.part)
+    if args.cmd == "repair":
+        from rstscope.lab.sweep import draw_case
+
+        max_s = int(seed_table()["max_timeout_s"])
+        for r in rows:
+            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+        bad = sorted({case for case, _, _ in ttl_mismatches(rows)}
+                     | {r["case"] for r in rows if "failed" in r})
+        print(f"{len(bad)} case(s) to rerun: {' '.join(bad)}", flush=True)
+        if bad:
+            rerun(args.part, args.root, bad)
+        return 0
     if args.cmd == "digest":
         write_digest(args.part, rows)
         print(f"{args.part}: {len(rows)} cases, {count_rsts(rows)} labelled RSTs "

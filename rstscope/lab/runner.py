@@ -76,8 +76,13 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     if unknown:
         from rstscope.errors import UsageError
         raise UsageError(f"unknown vantage {unknown[0]!r} (known: {', '.join(VANTAGES)})")
-    require_root()
     plan = scen.plan(p)
+    hops_client = int(p["hops_client"])
+    # Build the path description first: a bad path is a usage error, before anything
+    # is checked or created.
+    path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
+                             with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
+    require_root()
     tools = list(BASE_TOOLS) + list(scen.tools)
     require_tools(tools)
     out = Path(out_dir)
@@ -89,9 +94,6 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     ip_v = int(p["ip_v"])
     stem = stem or name
     ttl = {node: int(p[f"ttl_{node}"]) for node in topology.NODES}
-    hops_client = int(p["hops_client"])
-    path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
-                             with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
     with Session() as session:
         topo = topology.build(session, ttl, path)
         _setup_middlebox(session, topo, plan, p, ip_v)
@@ -139,7 +141,8 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             labels = truth.label_capture(
                 c.path, found, ns_names=topo.ns, roles=roles, origins=dict(roles),
                 causes=dict(plan.causes), timeouts=dict(plan.timeouts),
-                endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}))
+                endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}),
+                hops=_hops_to(path, VANTAGES[v][0]))
             lpath = out / f"{stem}.{v}.labels.json"
             truth.write_labels(labels, lpath)
             results.append(VantageResult(v, c.path, lpath, len(labels)))
@@ -186,6 +189,51 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             keylog=keylog if keylog.exists() else None,
             emitters=tuple(sorted({e.node for e in found})),
         )
+
+
+def _hops_to(path: topology.PathSpec, at: str) -> dict[str, int]:
+    """Routers between each node and the node a capture point sits on."""
+    return {n: 0 if n == at else path.hops_between(n, at) for n in path.nodes}
+
+
+def relabel(manifest: Path) -> list[str]:
+    """Recompute a run's labels from its manifest (every emission is recorded there)
+    and its vantage captures with the scenario's current causes and timeouts; rewrite
+    the label files that differ and return their vantages (and ``manifest`` when its
+    causes/timeouts were brought up to date).  For runs labelled by older code."""
+    m = json.loads(manifest.read_text())
+    scen = get(m["scenario"])
+    p = scen.params({k: str(v) for k, v in m["params"].items()})
+    plan = scen.plan(p)
+    # Manifests written before paths were variable describe the default path.
+    path = (topology.chain(tuple(n["node"] for n in m["path"]),
+                           {n["node"]: n["role"] for n in m["path"]})
+            if "path" in m else topology.DEFAULT_PATH)
+    ip_v = int(p["ip_v"])
+    found = [truth.Emission(node=e["node"], ts_ns=e["ts_ns"], seg=truth.Seg(
+        frame=0, ts_ns=e["ts_ns"], outgoing=True, ip_v=ip_v, src=e["src"], sport=e["sport"],
+        dst=e["dst"], dport=e["dport"], seq=e["seq"], ack=e["ack"], flags=e["flags"],
+        ttl=e["ttl"], payload_len=0)) for e in m["emitted"]]
+    changed = []
+    # Files are named after the manifest (a story sample is a renamed scenario run).
+    stem = manifest.name.removesuffix(".manifest.json")
+    for v in m["vantages"]:
+        labels = truth.label_capture(
+            manifest.parent / f"{stem}.{v['name']}.pcap", found, ns_names=m["namespaces"], roles=m["roles"],
+            origins=dict(m["roles"]), causes=dict(plan.causes), timeouts=dict(plan.timeouts),
+            endpoints=frozenset({"client", "srv", *(["lb"] if plan.full_proxy else [])}),
+            hops=_hops_to(path, VANTAGES[v["name"]][0]))
+        lpath = manifest.parent / f"{stem}.{v['name']}.labels.json"
+        before = lpath.read_text()
+        truth.write_labels(labels, lpath)
+        if lpath.read_text() != before:
+            changed.append(v["name"])
+    # The manifest states the causes and timeouts the labels were made with.
+    if (m["causes"], m["timeouts_s"]) != (dict(plan.causes), dict(plan.timeouts)):
+        m["causes"], m["timeouts_s"] = dict(plan.causes), dict(plan.timeouts)
+        manifest.write_text(json.dumps(m, indent=1) + "\n")
+        changed.append("manifest")
+    return changed
 
 
 def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,

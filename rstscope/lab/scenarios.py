@@ -204,19 +204,20 @@ def _nginx(p: Params) -> Plan:
 
 def _proxy_backend(proxy: str, backend: str) -> Callable[[Params], Plan]:
     """A full proxy whose backend fails: refused, silent (connect timeout) or reset
-    mid-response.  The proxy then ends the client's connection itself."""
+    mid-response.  The proxy then ends the client's connection itself.  No timer is
+    behind a refusal or a reset, so only the connect timeout is a label's timeout."""
     def plan(p: Params) -> Plan:
         t = _f(p, "proxy_timeout_s")
         if backend == "abort":
             return Plan(f"{_chunks(3)},abort", _client("--read-timeout-s", t + 6),
                         target="lb", middlebox=proxy,
                         causes={"lb": "proxy-backend-reset", "srv": "server-abort"},
-                        timeouts={"lb": t}, duration_s=4)
+                        duration_s=4)
         if backend == "refused":
             return Plan("d,end", _client("--read-timeout-s", 8, "--linger-s", 1),
                         target="lb", middlebox=proxy, backend="refused",
                         causes={"lb": "proxy-backend-refused", "srv": "backend-refused"},
-                        timeouts={"lb": t}, duration_s=4)
+                        duration_s=4)
         c = _f(p, "connect_timeout_s")
         # haproxy tries the connect 1 + 3 (its default retries) times before giving up.
         attempts = 4 if proxy == "haproxy" else 1

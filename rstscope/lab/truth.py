@@ -12,6 +12,7 @@ emitter whose emitted RST has the same (seq, ack, flags) nearest in time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -128,16 +129,20 @@ def read_segments(path: Path) -> list[Seg]:
 
 def emissions(node: str, segs: list[Seg]) -> list[Emission]:
     """RSTs that leave ``node`` without a matching arrival (so ``node`` made them)."""
-    arrivals: dict[tuple[int, int, int, int], list[int]] = {}
+    arrivals: dict[tuple[int, int, int, int], list[tuple[int, int]]] = {}
     for s in segs:
         if not s.outgoing:
-            arrivals.setdefault(s.key, []).append(s.ts_ns)
+            arrivals.setdefault(s.key, []).append((s.ts_ns, s.ttl))
     out = []
     for s in segs:
         if not s.outgoing or not s.flags & TH_RST:
             continue
-        # A forwarded packet arrives first, then leaves (within the match window).
-        if any(0 <= s.ts_ns - t <= MATCH_WINDOW_NS for t in arrivals.get(s.key, ())):
+        # A forwarded packet arrives first, then leaves (within the match window) one
+        # TTL lower (a namespace that only delivers locally never forwards).  The TTL
+        # matters: an injector may forge a RST with the very (seq, ack, flags) of one the
+        # endpoint sends through it, and the forgery leaves with the injector's own TTL.
+        if any(0 <= s.ts_ns - t <= MATCH_WINDOW_NS and ttl == s.ttl + 1
+               for t, ttl in arrivals.get(s.key, ())):
             continue
         out.append(Emission(node=node, ts_ns=s.ts_ns, seg=s))
     return out
@@ -168,19 +173,26 @@ def sender_of(segs: list[Seg], rst: Seg, node: str, endpoints: frozenset[str]) -
 def label_capture(path: Path, found: list[Emission], *, ns_names: dict[str, str],
                   roles: dict[str, str], origins: dict[str, str], causes: dict[str, str],
                   timeouts: dict[str, float | None],
-                  endpoints: frozenset[str] = frozenset({"client", "srv"})) -> list[Label]:
-    """Label every RST in the capture at ``path`` with the emission it matches."""
+                  endpoints: frozenset[str] = frozenset({"client", "srv"}),
+                  hops: Mapping[str, int] | None = None) -> list[Label]:
+    """Label every RST in the capture at ``path`` with the emission it matches.
+
+    ``hops`` maps each node to the routers between it and this capture point.  Two
+    RSTs can share (seq, ack, flags): an injector forging the client's next RST and
+    the client's own kernel, for one.  The one that reached this capture point is the
+    one whose TTL dropped by exactly the hops of the path, so with ``hops`` that
+    decides between them (time decides among the rest)."""
     segs = read_segments(path)
     labels = []
     for s in segs:
         if not s.flags & TH_RST:
             continue
-        best: Emission | None = None
-        for e in found:
-            if e.seg.key == s.key and abs(e.ts_ns - s.ts_ns) <= MATCH_WINDOW_NS and (
-                best is None or abs(e.ts_ns - s.ts_ns) < abs(best.ts_ns - s.ts_ns)
-            ):
-                best = e
+        cands = [e for e in found
+                 if e.seg.key == s.key and abs(e.ts_ns - s.ts_ns) <= MATCH_WINDOW_NS]
+        if hops is not None:
+            fits = [e for e in cands if e.node in hops and e.seg.ttl - s.ttl == hops[e.node]]
+            cands = fits or cands
+        best: Emission | None = min(cands, key=lambda e: abs(e.ts_ns - s.ts_ns), default=None)
         node = best.node if best else "unknown"
         labels.append(Label(
             frame=s.frame, ts_ns=s.ts_ns, src=s.src, sport=s.sport, dst=s.dst, dport=s.dport,

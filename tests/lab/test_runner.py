@@ -277,3 +277,121 @@ def test_analyzer_matches_truth(run, name, vantage):
         assert row["origin"].iloc[0] == lb["origin"], (name, vantage, lb)
         if "sender" in row:
             assert row["sender"].iloc[0] == lb["sender"], (name, vantage, lb)
+
+
+# -- paths other than the default (issue 13): hop counts and TTLs follow the path ------------
+def _path(result: LabResult) -> dict[str, dict[str, Any]]:
+    import json
+    return {n["node"]: n for n in json.loads(result.manifest.read_text())["path"]}
+
+
+def test_firewall_mid_path_at_ttl_64_v6(run):
+    r = run("fw-idle-expiry-client-next", 6, hops_client="5", hops_server="3",
+            fw_at="mid-path", ttl_fw="64")
+    path = _path(r)
+    assert path["fw"]["hops_from_client"] == 2 and path["fw"]["hops_to_server"] == 5
+    lb = only(r, "client")
+    assert (lb["emitter"], lb["role"], lb["sender"]) == ("fw", "firewall", "middlebox")
+    assert lb["ttl"] == 64 - 2
+    assert r.labels("server") == []
+
+
+def test_l4_balancer_at_ttl_255_far_from_both_ends(run):
+    r = run("l4lb-idle-expiry", hops_client="4", hops_server="4", ttl_lb="255")
+    import json
+    manifest = json.loads(r.manifest.read_text())
+    lb = only(r, "client")
+    assert (lb["emitter"], lb["origin"]) == ("lb", "load-balancer")
+    assert lb["ttl"] == 255 - 4
+    # The VIP moves with the path: it is the lb's address toward the client.
+    assert lb["src"] == manifest["addresses"]["lb"] == manifest["dialled"] == "198.51.100.26"
+
+
+def test_l4_front_passes_the_servers_reset_through(run):
+    r = run("server-abort", front="l4", hops_client="1", hops_server="3", ttl_srv="128")
+    at_client = only(r, "client")
+    assert at_client["emitter"] == "srv" and at_client["ttl"] == 128 - 4
+    # DNAT rewrites only the destination: at the server the peer is the client itself.
+    at_server = only(r, "server")
+    assert at_server["dst"] == "192.0.2.2" and at_server["src"] == "203.0.113.2"
+    # ...while the client talked to the VIP, which its RST comes from.
+    assert at_client["src"] != "203.0.113.2"
+
+
+def test_injector_on_a_long_path(run):
+    r = run("dpi-inject-single", hops_client="6", hops_server="2", fw_at="before-lb",
+            inject_ttl="255")
+    path = _path(r)
+    for vantage, hops in (("client", path["rtr"]["hops_from_client"]),
+                          ("server", path["rtr"]["hops_to_server"])):
+        lb = only(r, vantage)
+        assert (lb["emitter"], lb["origin"]) == ("rtr", "firewall")
+        assert lb["ttl"] == 255 - hops
+
+
+def test_nat_rebind_with_the_firewall_before_an_l4_front(run):
+    r = run("nat-rebind-after-idle", hops_client="3", fw_at="before-lb", front="l4")
+    at_server = only(r, "server")
+    assert at_server["emitter"] == "srv"
+    assert at_server["dst"] == "198.51.100.17"  # the fw's address toward the server
+
+
+# -- full proxies failing toward the backend (issue 13, section 3) ------------------------------
+def _proxy_ends_client(r: LabResult) -> Any:
+    """The first FIN or RST the proxy (port 443 toward the client) sent the client."""
+    return next(x for x in segs(r, "client") if x.sport == 443 and x.flags & (TH_FIN | TH_RST))
+
+
+@pytest.mark.parametrize("proxy", ["haproxy", "nginx"])
+def test_proxy_backend_abort(run, proxy):
+    r = run(f"{proxy}-backend-abort")
+    at_server = only(r, "server")
+    assert (at_server["emitter"], at_server["cause"]) == ("srv", "server-abort")
+    # The backend's RST never reaches the client: the proxy ends that connection itself.
+    # nginx resets it; haproxy shuts it (FIN) and its close with nolinger resets it only
+    # if the client's answer to the FIN races it, so its RST is not guaranteed.
+    at_client = primary(r, "client")
+    assert at_client or proxy == "haproxy"
+    for c in at_client:
+        assert (c["emitter"], c["origin"], c["sender"]) == ("lb", "load-balancer",
+                                                            "server-endpoint")
+        assert c["ttl"] == TTL["lb"] - 2 and c["cause"] == "proxy-backend-reset"
+    end = _proxy_ends_client(r)
+    assert end.ts_ns >= at_server["ts_ns"]
+
+
+@pytest.mark.parametrize("proxy", ["haproxy", "nginx"])
+def test_proxy_backend_refused(run, proxy):
+    r = run(f"{proxy}-backend-refused")
+    refusals = r.labels("server")
+    # haproxy tries 1 + 3 retries; nginx once.
+    assert len(refusals) == (4 if proxy == "haproxy" else 1)
+    s = segs(r, "server")
+    for lb in refusals:
+        assert (lb["emitter"], lb["cause"]) == ("srv", "backend-refused")
+        rst = next(x for x in s if x.frame == lb["frame"])
+        assert rst.flags & TH_ACK and rst.seq == 0  # RST+ACK answering a SYN
+    for lb in r.labels("client"):
+        assert lb["emitter"] == "lb"
+
+
+def test_haproxy_backend_connect_timeout(run):
+    r = run("haproxy-backend-connect-timeout")
+    assert r.labels("server") == []
+    syns = [x for x in segs(r, "server") if x.flags & (TH_SYN | TH_ACK) == TH_SYN]
+    assert len(syns) >= 4  # every try went unanswered
+    for c in primary(r, "client"):
+        assert (c["emitter"], c["origin"]) == ("lb", "load-balancer")
+    # 4 tries of timeout connect (2 s) before haproxy gives up on the client (FIN, and
+    # a RST when the client's answer races its close).
+    end = _proxy_ends_client(r)
+    first = segs(r, "client")[0]
+    assert (end.ts_ns - first.ts_ns) / 1e9 >= 4 * 2.0 - 0.1
+
+
+def test_nginx_backend_connect_timeout_sends_no_reset(run):
+    r = run("nginx-backend-connect-timeout")
+    assert r.emitters == ()
+    import json
+    events = json.loads(r.manifest.read_text())["events"]["client"]
+    assert any(e["event"] == "response-end" for e in events)  # the 504 page

@@ -164,3 +164,17 @@ def test_list_shows_every_scenario_with_defaults():
     for name in SCENARIOS:
         assert name in r.stdout
     assert "conntrack_timeout_s=3" in r.stdout and "ttl_fw=255" in r.stdout
+
+
+def test_sweep_cli_contract(tmp_path):
+    """Usage errors before privileges; no root -> 77; a bad path parameter -> 2."""
+    r = _cli("sweep", "--seed", "1", "--count", "0", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--count" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("run", "server-abort", "--set", "fw_at=nowhere", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "fw_at" in r.stderr
+    if IS_ROOT and not shutil.which("unshare"):
+        pytest.skip("needs unshare to drop root")
+    r = _cli("sweep", "--seed", "1", "--count", "2", "--out", str(tmp_path / "o"),
+             user_ns=IS_ROOT)
+    assert r.returncode == 77 and "root" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "o").exists()

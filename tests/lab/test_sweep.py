@@ -100,3 +100,17 @@ def test_case_records_its_variables_in_its_params():
 def test_bad_counts_are_usage_errors():
     with pytest.raises(UsageError):
         run_sweep(1, 0, ".")
+
+
+def test_pool_names_tell_the_truth_about_the_catalog():
+    for max_s in (5, 30, 350):
+        for c in draw_cases(9, 200, max_timeout_s=max_s):
+            v = c.variables
+            if v["timeout_pool"] == "off-catalog":
+                assert v["timeout_catalog_categories"] == [], v
+            elif v["timeout_pool"] in ("own-short", "own-medium", "own-long"):
+                assert v["timeout_on_catalog"], v
+            elif v["timeout_pool"] == "cross":
+                assert v["timeout_catalog_categories"] and not v["timeout_on_catalog"], v
+    # With the corpus's settings no draw needs the fallback.
+    assert all(c.variables["timeout_pool"] != "fallback" for c in draw_cases(1, 2000))
