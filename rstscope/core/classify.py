@@ -347,6 +347,12 @@ def kind_signs(f: Facts) -> list[Evidence]:
         out.append(_ev("kind_bidirectional", True, "a RST to one end", k.bidirectional))
     if Tag.REFUSED in f.tags:
         out.append(_ev("kind_reject", True, "a SYN/ACK or nothing", k.reject))
+    elif (not inj and f.triggered and f.trigger_gap_s is not None
+          and f.trigger_gap_s < f.cfg.scoring.thresholds.lazy_expiry_min_gap_s):
+        # A box reset a connection that was not idle: no state expired, so a policy
+        # did it (a firewall's REJECT); balancers reset on lost or expired state.
+        out.append(_ev("kind_reject", f"after {f.trigger_gap_s:.3f} s", "an idle connection",
+                       k.reject))
     if Tag.UNANSWERED in f.tags:
         out.append(_ev("kind_unanswered", f.ctx.s_since_peer, "replies from the peer",
                        k.unanswered))
@@ -486,7 +492,8 @@ KIND_RULES: tuple[Rule, ...] = (
         ("kind_injection", "race, burst, SNI trigger or a recycled trigger", "DPI/IPS: firewall"),
         ("kind_bidirectional", "RSTs to both ends at the timeout, no injection sign",
          "reset-on-idle load balancers"),
-        ("kind_reject", "a box answered the SYN with a RST", "a firewall's REJECT"),
+        ("kind_reject", "a box answered the SYN, or a connection that was not idle, with a "
+         "RST", "a firewall's REJECT: balancers reset on lost or expired state"),
         ("kind_unanswered", "the box dropped packets silently before the RST",
          "NAT/firewall state more often than a balancer's"),
     )),

@@ -335,3 +335,15 @@ def test_scoring_groups_are_frozen():
         with pytest.raises(AttributeError):
             setattr(getattr(s, grp.name), fields(getattr(s, grp.name))[0].name, 1.0)
 
+
+
+def test_kind_reject_of_a_connection_that_was_not_idle():
+    # Triggered 1 ms after the client's data, 50 ms of silence before it: a policy.
+    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - NS, r_nr_gap_ns=NS // 20)
+    assert names(C.kind_signs(f)) == {"kind_reject": K.reject}
+
+
+def test_kind_no_reject_after_an_idle_expiry():
+    # Negative: the same RST after 5 s of silence is expired state, not a policy.
+    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - 6 * NS, r_nr_gap_ns=5 * NS)
+    assert "kind_reject" not in names(C.kind_signs(f))
