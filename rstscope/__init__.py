@@ -14,6 +14,7 @@ does not drag in pandas, and the CLI starts fast.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -50,11 +51,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         module_name, attr = _LAZY[name]
         module = importlib.import_module(module_name)
         if module_name == "rstscope.api":
+            # lazy: pandas, registered on first use
             import rstscope.accessor  # noqa: F401  (registers the .rst DataFrame accessor)
         value = getattr(module, attr)
         globals()[name] = value

@@ -21,6 +21,7 @@ import numpy as np
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
 from rstscope.core.vocab import Origin, values
+from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
 from rstscope.schema import SCHEMA_VERSION, addr_bytes
 
@@ -121,6 +122,7 @@ class Analysis:
         Returns the :class:`rstscope.enrich.EnrichedContext`; the refined reset
         records are in :meth:`enriched_resets`.  Needs tshark (Debian: tshark).
         """
+        # lazy: enrich loads pyshark; only an enrich request needs it
         from rstscope.enrich import enrich
 
         self._context = enrich(self, keylog=keylog)
@@ -131,6 +133,7 @@ class Analysis:
     def reset_records(self) -> list[dict[str, Any]]:
         records = [r.to_dict() for r in self.tracker.resets()]
         if self._context is not None:
+            # lazy: enrich loads pyshark; only an enrich request needs it
             from rstscope.enrich import apply_refinements
 
             records = apply_refinements(records, self._context)
@@ -143,6 +146,7 @@ class Analysis:
     @property
     def resets(self) -> pd.DataFrame:
         if self._resets_df is None:
+            # lazy: pandas, only when a DataFrame is asked for
             from rstscope.frames import resets_frame
 
             self._resets_df = resets_frame(self.reset_records())
@@ -151,6 +155,7 @@ class Analysis:
     @property
     def flows(self) -> pd.DataFrame:
         if self._flows_df is None:
+            # lazy: pandas, only when a DataFrame is asked for
             from rstscope.frames import flows_frame
 
             self._flows_df = flows_frame(self.flow_records())
@@ -160,11 +165,17 @@ class Analysis:
     def packets(self) -> pd.DataFrame:
         """Per-packet header fields, read again from the source on first use (lazy)."""
         if self._packets_df is None:
+            # lazy: pandas, only when a DataFrame is asked for
             from rstscope.ingest import read_packets
 
             if self._source is None or not _rereadable(self._source):
                 raise ValueError("packets are only available for analyses of files on disk")
             self._packets_df = read_packets(self._source)
+        return self._packets_df
+
+    @property
+    def packets_if_loaded(self) -> pd.DataFrame | None:
+        """:attr:`packets` when it has been read already, else None (never reads)."""
         return self._packets_df
 
     # -- summaries -------------------------------------------------------
@@ -200,11 +211,10 @@ class Analysis:
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``flows.parquet`` and ``resets.parquet`` into ``directory``."""
-        from rstscope.errors import require
-
         require("pyarrow", extra="parquet")
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        # lazy: pandas, only when a DataFrame is asked for
         from rstscope.frames import parquet_ready
 
         self.flows.to_parquet(out / "flows.parquet", index=False)
@@ -214,26 +224,29 @@ class Analysis:
     # -- plots and reports (matplotlib is imported only here, on use) -----
     def timeline(self, reset_or_flow: Any, ax: Any = None) -> Any:
         """Plot one flow's timeline; accepts a flow id, a reset row, or a frame number row."""
+        # lazy: the plot stack only when something is drawn
         from rstscope.plot import timeline
 
         return timeline(self, reset_or_flow, ax=ax)
 
     def overview(self, ax: Any = None) -> Any:
         """Plot all flows as lanes, RSTs coloured by origin."""
+        # lazy: the plot stack only when something is drawn
         from rstscope.plot import overview
 
         return overview(self, ax=ax)
 
     def idle_gap_histogram(self, ax: Any = None) -> Any:
         """Histogram of idle gaps before RSTs with known timeouts marked."""
+        # lazy: the plot stack only when something is drawn
         from rstscope.plot import idle_gap_histogram
 
         return idle_gap_histogram(self, ax=ax)
 
     def report(self, path: str | os.PathLike[str]) -> Path:
         """Write a self-contained HTML report to ``path``."""
-        from rstscope.errors import OutputError
-        from rstscope.report import build_report
+        # lazy: the report stack (matplotlib figures) only when a report is written
+        from rstscope.report.html import build_report
 
         out = Path(path)
         try:
@@ -243,6 +256,7 @@ class Analysis:
         return out
 
     def _repr_html_(self) -> str:
+        # lazy: pandas, only when a DataFrame is asked for
         from rstscope.frames import summary_html
 
         return summary_html(self)

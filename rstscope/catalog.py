@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from rstscope.core.config import EXPIRY_BEHAVIOURS, TimeoutEntry
-from rstscope.errors import UsageError
+from rstscope.errors import InputMissingError, UsageError
 
 _COLUMNS = ("product", "category", "setting", "default_s", "expiry_behaviour", "full_proxy")
 
@@ -91,8 +91,6 @@ def load_timeouts_file(path: str | Path) -> tuple[TimeoutEntry, ...]:
     try:
         text = p.read_text("utf-8")
     except OSError as exc:
-        from rstscope.errors import InputMissingError
-
         raise InputMissingError(f"{p}: cannot read timeout table ({exc.strerror})") from exc
     return parse_timeouts(text, origin=str(p), stated=True)
 

@@ -10,15 +10,18 @@ Exit codes (also listed in ``rstscope --help``):
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
+import shutil
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
 
-from rstscope import __version__
+from rstscope import __version__, table
 from rstscope.cliopts import (
     ORIGINS,
     apply_min_confidence,
@@ -36,8 +39,11 @@ from rstscope.errors import (
     EXIT_USAGE,
     OutputError,
     RstscopeError,
+    UsageError,
+    require,
 )
-from rstscope.table import sort_resets
+from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
+from rstscope.table import action_text, sort_resets
 
 EXIT_CODES_HELP = exit_codes_epilog()
 
@@ -55,8 +61,6 @@ CSV_COLUMNS = (
 
 def _csv_value(c: str, r: dict[str, Any]) -> Any:
     if c == "action":
-        from rstscope.table import action_text
-
         return action_text(r)
     v = r.get(c)
     if c == "alternatives" and v:
@@ -122,6 +126,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            # lazy: rich loads only when a table or progress bar is drawn
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -148,7 +153,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("rstscope.live.cli:capture", "Record live traffic (tcpdump-style flags), root or CAP_NET_RAW."),
     "watch": ("rstscope.live.cli:watch", "Watch an interface and print each reset's verdict live."),
     "plot": ("rstscope.plot.cli:plot", "Plot one flow's timeline (or a reset's flow) to PNG/SVG."),
-    "report": ("rstscope.plot.cli:report", "Write a self-contained HTML report to send to a customer."),
+    "report": ("rstscope.report.cli:report", "Write a self-contained HTML report to send to a customer."),
     "verify": ("rstscope.enrich.cli:verify", "Cross-check rstscope's packet fields against tshark."),
     "batch": ("rstscope.scale.cli:batch", "Analyse many captures (or one huge one) on Dask."),
     "redact": ("rstscope.redact.cli:redact", "Write a shareable capture: payloads stripped, IPs anonymised."),
@@ -166,7 +171,6 @@ class LazyGroup(click.Group):
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in LAZY_COMMANDS:
             return cmd
-        import importlib
 
         target, _ = LAZY_COMMANDS[cmd_name]
         module_name, attr = target.split(":")
@@ -238,8 +242,8 @@ def analyze(
 
     FILES are pcap or pcapng files, optionally gzipped, or '-' for stdin.
     """
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze as run_analysis
-    from rstscope.errors import UsageError
 
     files = [*files, *read_files]
     if not files:
@@ -291,7 +295,6 @@ def analyze(
 
 
 def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
-
     by = dict.fromkeys(ORIGINS, 0)
     for r in resets:
         by[str(r.get("origin"))] = by.get(str(r.get("origin")), 0) + 1
@@ -301,15 +304,11 @@ def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
 def terminal_width() -> int:
     """Columns to lay the table out in: the terminal's, or ``COLUMNS`` when piped
     (80 if neither says)."""
-    import shutil
-
     return shutil.get_terminal_size((80, 24)).columns
 
 
 def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None, sel: Any,
                        *, wide: bool, grouped: bool, flow_table: bool) -> None:
-    from rstscope import table
-
     if output:
         try:
             fh: Any = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
@@ -321,8 +320,6 @@ def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None,
         if flow_table:
             write_flow_table(docs, fmt, fh)
         elif grouped:
-            from rstscope.grouping import group_resets, render_groups
-
             groups = group_resets([r for d in docs for r in d["resets"]])
             if fmt == "table":
                 render_groups(groups, fh, width=terminal_width(), wide=wide)
@@ -349,8 +346,6 @@ def write_groups(groups: list[Any], fmt: str, out: Any) -> None:
         for row in rows:
             out.write(json.dumps(row) + "\n")
     else:
-        from rstscope.grouping import GROUP_COLUMNS
-
         w = csv.writer(out, lineterminator="\n")
         w.writerow(GROUP_COLUMNS)
         for row in rows:
@@ -393,9 +388,8 @@ def write_flow_table(docs: list[dict[str, Any]], fmt: str, out: Any) -> None:
     rows = flow_rows(docs)
     names = [n for n, _ in FLOW_COLUMNS]
     if fmt == "parquet":
-        from rstscope.errors import require
-
         require("pyarrow", extra="parquet")
+        # lazy: pandas, only when a DataFrame is written
         import pandas as pd
 
         try:
@@ -444,7 +438,6 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so, without hiding the details
-        import traceback
 
         traceback.print_exc()
         _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)

@@ -13,12 +13,15 @@ import datetime as _dt
 import ipaddress
 import re
 import socket
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from rstscope import errors
+from rstscope.catalog import known_stacks, load_timeouts_file, with_stack
+from rstscope.core.ttl import INITIAL_TTLS
 from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.errors import UsageError
 
@@ -137,7 +140,6 @@ def parse_stack(text: str | None) -> tuple[str, ...]:
     """``--stack nginx,aws`` to names, checked against the prevalence table."""
     if not text:
         return ()
-    from rstscope.catalog import known_stacks
 
     names = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
     unknown = [n for n in names if n not in known_stacks()]
@@ -224,8 +226,8 @@ class Selection:
                 "end_ns": self.end_ns, "config": self.config()}
 
     def config(self) -> Any:
+        # lazy: the api loads pandas; the command needs it only when it runs
         from rstscope.api import make_config
-        from rstscope.catalog import load_timeouts_file, with_stack
 
         cfg = make_config(self.vantage)
         entries = tuple(cfg.timeouts)
@@ -289,10 +291,6 @@ def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:
     A host's own packets leave with an undecremented initial TTL (64/128/255), so a
     flow whose originator TTL is initial was captured on the client, and the reverse.
     """
-    from collections import Counter
-
-    from rstscope.core.ttl import INITIAL_TTLS
-
     votes: Counter[str] = Counter()
     for f in flows:
         o_local = f.get("orig_ttl_mode") in INITIAL_TTLS

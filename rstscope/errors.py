@@ -8,6 +8,8 @@ bad input.  Exit codes follow sysexits.h where one fits.
 
 from __future__ import annotations
 
+import importlib
+
 EXIT_OK = 0
 EXIT_FAIL_ON = 1  # an opt-in --fail-on condition was met (grep-style)
 EXIT_USAGE = 2  # bad flags or arguments (click's default too)
@@ -64,8 +66,6 @@ class MissingExtraError(RstscopeError):
 
 def require(module: str, *, extra: str | None = None, apt: str | None = None) -> object:
     """Import an optional module or raise :class:`MissingExtraError` with the install line."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from rstscope.cliopts import origin_label
+from rstscope.table import action_text, clip
 
 GROUP_COLUMNS = ("count", "origin", "server", "cause", "silence_p50_s", "silence_p90_s",
                  "silence_max_s", "first_ts", "last_ts", "action")
@@ -54,8 +55,6 @@ def _server(r: dict[str, Any]) -> str:
 
 def group_resets(resets: Sequence[dict[str, Any]]) -> list[ResetGroup]:
     """Groups, largest first (then by origin and server)."""
-    from rstscope.table import action_text
-
     buckets: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in resets:
         key = (origin_label(r), _NUMBER.sub("#", str(r.get("cause", ""))), _server(r))
@@ -82,8 +81,6 @@ def _s(v: float | None) -> str:
 def render_groups(groups: Sequence[ResetGroup], out: TextIO, *, width: int = 80,
                   wide: bool = False) -> None:
     """Three lines per group, like the reset table: counts row, cause, action."""
-    from rstscope.table import clip
-
     limit = 10**6 if wide else max(width, 40)
     total = sum(g.count for g in groups)
     out.write(f"{total} resets in {len(groups)} groups (silence s: p50/p90/max)\n\n")

@@ -7,13 +7,28 @@ Point ``RSTSCOPE_SHARED`` elsewhere to override the location.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The lab's labelled captures, committed with the repository (samples/README.md).
+SAMPLES = REPO_ROOT / "samples"
+
+
+def sample_labels(pcap: Path) -> list[dict[str, Any]]:
+    """The lab's truth for one sample capture: one entry per RST it injected or caused."""
+    labels: list[dict[str, Any]] = json.loads(pcap.with_suffix(".labels.json").read_text())
+    return labels
+
+
+def sample_captures() -> list[Path]:
+    """Every labelled sample capture, sorted."""
+    return sorted(p for p in SAMPLES.glob("*.pcap") if p.with_suffix(".labels.json").is_file())
 
 
 def shared_path() -> Path:

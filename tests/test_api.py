@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,14 @@ import pytest
 
 import rstscope as rs
 from rstscope.frames import FLOW_SCHEMA, RESET_SCHEMA
+from tests.conftest import SAMPLES, sample_labels
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 FW_CLIENT = SAMPLES / "fw-idle-expiry-client-next.client.pcap"
 STORM = SAMPLES / "dpi-inject-storm.client.pcap"
 GRACEFUL = SAMPLES / "graceful-close.client.pcap"
 
 
-def _labels(p: Path) -> list[dict]:
-    return json.loads(p.with_suffix(".labels.json").read_text())
 
 
 def test_public_names():
@@ -41,8 +38,8 @@ def test_resets_and_flows_have_the_documented_schema():
     ]
     for col, dtype in RESET_SCHEMA.items():
         assert str(a.resets[col].dtype) == dtype, col
-    assert len(a.resets) == len(_labels(FW_CLIENT))
-    assert a.resets["frame"].tolist() == [lab["frame"] for lab in _labels(FW_CLIENT)]
+    assert len(a.resets) == len(sample_labels(FW_CLIENT))
+    assert a.resets["frame"].tolist() == [lab["frame"] for lab in sample_labels(FW_CLIENT)]
 
 
 def test_no_resets_gives_empty_frames_with_columns():
@@ -104,7 +101,7 @@ def test_works_inside_a_running_event_loop():
     async def inside() -> int:
         return len(rs.analyze(FW_CLIENT).resets)
 
-    assert asyncio.run(inside()) == len(_labels(FW_CLIENT))
+    assert asyncio.run(inside()) == len(sample_labels(FW_CLIENT))
 
 
 def test_core_stays_pure():

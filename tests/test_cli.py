@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from rstscope.cli import main
+from tests.conftest import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 FW_CLIENT = SAMPLES / "fw-idle-expiry-client-next.client.pcap"
 SERVER_ABORT = SAMPLES / "server-abort.client.pcap"
 

@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rstscope.cli import main
+from tests.conftest import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
-CAPTURES = [str(REPO / "samples" / n) for n in (
+CAPTURES = [str(SAMPLES / n) for n in (
     "llm-stream-60s.client.pcap", "dpi-inject-storm.client.pcap",
     "fw-policy-reject.client.pcap", "server-abort.server.pcap")]
 ALLOWED = {0, 1, 2, 65, 66, 69, 74, 77}

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from rstscope.cli import main
+from tests.conftest import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = sorted((REPO / "samples").glob("*.pcap"))
-LLM = REPO / "samples" / "llm-stream-60s.client.pcap"
-L4LB = REPO / "samples" / "l4lb-idle-expiry.client.pcap"
-POLICY = REPO / "samples" / "fw-policy-reject.client.pcap"
+SAMPLE_PCAPS = sorted(SAMPLES.glob("*.pcap"))
+LLM = SAMPLES / "llm-stream-60s.client.pcap"
+L4LB = SAMPLES / "l4lb-idle-expiry.client.pcap"
+POLICY = SAMPLES / "fw-policy-reject.client.pcap"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -37,7 +38,7 @@ def _long_lines(out: str, width: int) -> list[str]:
 
 def test_every_sample_fits_80_columns_in_three_lines_per_reset(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    for cap in SAMPLES:
+    for cap in SAMPLE_PCAPS:
         code, out, err = run(["analyze", str(cap)], capsys)
         assert code == 0, (cap.name, err)
         assert not _long_lines(out, 80), (cap.name, _long_lines(out, 80))
@@ -64,7 +65,7 @@ def test_every_shared_capture_fits_80_columns(shared_captures, capsys, monkeypat
 
 def test_every_sample_verdict_has_an_action_line(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    for cap in SAMPLES:
+    for cap in SAMPLE_PCAPS:
         _, out, _ = run(["analyze", "--format", "json", str(cap)], capsys)
         for r in json.loads(out)["resets"]:
             assert r["advice"], (cap.name, r["frame"], r["cause"])
@@ -78,7 +79,7 @@ def test_idle_expiry_cause_states_the_silence():
     for cap in ("fw-idle-expiry-client-next.client.pcap", "l4lb-idle-expiry.client.pcap"):
         from rstscope.api import analyze
 
-        r = analyze(REPO / "samples" / cap).to_document()["resets"][0]
+        r = analyze(SAMPLES / cap).to_document()["resets"][0]
         assert "after 4.5 s of silence" in r["cause"], r["cause"]
         assert r["advice"][0].startswith("send keepalives (or SSE comments) more often than")
 
@@ -190,7 +191,7 @@ def test_stack_and_stated_timeouts_name_the_right_suspect(tmp_path, capsys):
 
 def test_summary_groups_resets(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    storm = REPO / "samples" / "dpi-inject-storm.client.pcap"
+    storm = SAMPLES / "dpi-inject-storm.client.pcap"
     code, out, _ = run(["analyze", "--summary", str(storm)], capsys)
     assert code == 0
     assert out.splitlines()[0] == "3 resets in 2 groups (silence s: p50/p90/max)" or \

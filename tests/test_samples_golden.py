@@ -18,12 +18,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bless_goldens  # noqa: E402
 
 from rstscope.api import analyze  # noqa: E402
+from tests.conftest import sample_labels  # noqa: E402
 
 CAPTURES = bless_goldens.captures()
 
 
-def _labels(cap: Path) -> list[dict]:
-    return json.loads(cap.with_suffix(".labels.json").read_text())
 
 
 @pytest.mark.parametrize("cap", CAPTURES, ids=[c.stem for c in CAPTURES])
@@ -37,7 +36,7 @@ def _verdicts() -> list[tuple[str, dict, dict]]:
     out = []
     for cap in CAPTURES:
         by_frame = {r["frame"]: r for r in analyze(cap).to_document()["resets"]}
-        labels = _labels(cap)
+        labels = sample_labels(cap)
         # Every RST gets exactly one record, and every labelled RST is one of them.
         assert len(by_frame) == len(labels), cap.name
         for lab in labels:

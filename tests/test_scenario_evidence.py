@@ -9,13 +9,11 @@ device nearer than the endpoint must show the hop difference the topology implie
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from rstscope.api import analyze
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from tests.conftest import SAMPLES
 
 # Router hops from the client's capture point to each device in the lab topology
 # client ── fw ── rtr ── lb ── srv (docs/lab.md): a packet leaving device X reaches

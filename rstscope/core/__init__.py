@@ -13,7 +13,7 @@ No file or socket I/O, no clock reads, numpy and stdlib only.
 from __future__ import annotations
 
 from rstscope.core.config import TimeoutEntry, TrackerConfig
-from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
+from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.core.records import Evidence, FlowRecord, ResetRecord
 from rstscope.core.tracker import Tracker, TrackerStats
 
@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "Evidence",
     "FlowEvicted",
+    "FlowOpened",
     "FlowRecord",
     "IdleWarning",
     "ResetRecord",

@@ -31,4 +31,19 @@ class FlowEvicted:
     reason: str  # "idle" | "max_flows"
 
 
-Event = ResetVerdict | IdleWarning | FlowEvicted
+@dataclass(frozen=True, slots=True)
+class FlowOpened:
+    """A flow (or a new generation of one) began at this packet.
+
+    Emitted by the ``feed`` that sees the flow's first packet, after the batch's
+    flow ids are final, in first-packet order.  ``(file_id, frame)`` is where
+    that packet sits in the stream: a sharded run maps its shard-local flow
+    ids back to one tracker's numbering with it.
+    """
+
+    flow_id: int
+    file_id: int
+    frame: int
+
+
+Event = ResetVerdict | IdleWarning | FlowEvicted | FlowOpened

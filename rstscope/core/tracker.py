@@ -25,7 +25,7 @@ import numpy as np
 from rstscope.core import bulk
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
-from rstscope.core.events import Event, FlowEvicted, IdleWarning, ResetVerdict
+from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.states import INACTIVE, conn_state
@@ -244,6 +244,10 @@ class Tracker:
         events.extend(self._drain_side_events())
         if len(self._created) > 1:
             events = self._renumber(events)
+        if self._created:
+            opened: list[Event] = [FlowOpened(f.flow_id, int(pos[0]), int(pos[1]))
+                                   for pos, f in sorted(self._created, key=lambda pf: pf[0])]
+            events = opened + events
         self._created = []
         self._cols = None
         return events
@@ -538,7 +542,11 @@ class Tracker:
 
     def _settle(self, now: int | None) -> list[Event]:
         events: list[Event] = []
-        while self._pending and (now is None or self._pending[0][0] <= now):
+        # Strictly past the deadline: a packet stamped exactly at the deadline still
+        # belongs to the window (facts take ``o.ts - ts <= settle``), and the next
+        # batch may hold more packets with that same timestamp.  Settling at ``<=``
+        # made a verdict depend on where the batches were cut.
+        while self._pending and (now is None or self._pending[0][0] < now):
             _, _, ctx = heapq.heappop(self._pending)
             events.append(self._verdict(ctx))
         return events

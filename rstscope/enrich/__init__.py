@@ -34,6 +34,7 @@ from rstscope.enrich.shark import TLS_FILTER, build_contexts, dissect
 from rstscope.enrich.tls import PacketFacts
 from rstscope.enrich.tools import find_tool, tshark_version
 from rstscope.enrich.verify import FieldDiff, VerifyReport, verify_capture
+from rstscope.errors import UsageError
 
 __all__ = [
     "EnrichedContext",
@@ -93,8 +94,6 @@ def enrich_capture(source: Any, *, resets: Any = None,
     Raises:
         ToolUnavailableError: tshark missing (the message names ``apt-get install tshark``).
     """
-    from rstscope.errors import UsageError
-
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown enrichment strategy {strategy!r}; use one of {STRATEGIES}")
     if engine not in ENGINES:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from rstscope.enrich.verify import verify_capture
 from rstscope.errors import EXIT_FAIL_ON
 
 
@@ -21,8 +22,6 @@ from rstscope.errors import EXIT_FAIL_ON
 def verify(file: str, against: str | None, fmt: str, max_diffs: int) -> None:
     """Cross-check rstscope's packet fields against tshark, for every packet of every
     flow with a reset.  Exit status 1 if any field differs, 0 if none."""
-    from rstscope.enrich.verify import verify_capture
-
     report = verify_capture(file, against=against)
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))

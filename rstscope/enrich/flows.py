@@ -24,7 +24,8 @@ import numpy as np
 from rstscope.enrich.context import FlowKey
 from rstscope.enrich.tools import find_tool, run_tool
 from rstscope.errors import UsageError
-from rstscope.schema import PACKET_DTYPE, TH_RST, addr_text
+from rstscope.ingest import open_capture
+from rstscope.schema import PACKET_DTYPE, TH_RST, addr_bytes, addr_text
 
 #: editcap refuses more than 512 frame selections per run ("Out of room for packet
 #: selections"), so longer selections are cut into runs and concatenated.
@@ -77,8 +78,6 @@ def _flow_hash(src: np.ndarray, sport: np.ndarray, dst: np.ndarray,
 
 
 def _key_hash(key: FlowKey) -> int:
-    from rstscope.schema import addr_bytes
-
     arr = np.zeros(2, dtype=[("a", "S16"), ("p", "u2")])
     arr["a"] = [addr_bytes(key.a), addr_bytes(key.b)]
     arr["p"] = [key.a_port, key.b_port]
@@ -99,8 +98,6 @@ def collect_rows(source: Any, keys: Mapping[int, set[FlowKey]] | None = None,
     With ``keys`` None, a first pass of the reader finds the flows that contain
     an RST.  Returns ``(keys by file_id, PACKET_DTYPE rows by file_id)``.
     """
-    from rstscope.ingest import open_capture
-
     if keys is None:
         found: dict[int, set[FlowKey]] = {}
         with open_capture(source) as reader:

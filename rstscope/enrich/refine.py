@@ -27,6 +27,7 @@ Rules, first match wins for the cause (all of them add evidence):
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,6 @@ class _View:
 
 
 def _same(a: str, b: str) -> bool:
-    import ipaddress
-
     def norm(x: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         ip = ipaddress.ip_address(x)
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -23,7 +23,7 @@ import numpy as np
 from rstscope.enrich.context import FlowKey
 from rstscope.enrich.flows import collect_rows, display_filter
 from rstscope.enrich.tls import epoch_ns
-from rstscope.enrich.tools import find_tool, run_tool
+from rstscope.enrich.tools import find_tool, run_tool, tshark_version
 from rstscope.errors import InputMissingError
 from rstscope.schema import addr_text
 
@@ -245,8 +245,6 @@ def verify_capture(path: str | os.PathLike[str], *,
     ``against`` exists to prove the check can fail: give it a doctored copy
     (e.g. ``editcap -t 0.5``) and every shifted field is reported.
     """
-    from rstscope.enrich.tools import tshark_version
-
     file = os.fspath(path)
     other = os.fspath(against) if against is not None else file
     for p in (file, other):

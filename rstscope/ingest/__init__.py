@@ -29,6 +29,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("read_packets", "batches_to_dataframe"):
+        # lazy: pandas, only when a DataFrame is asked for
         from rstscope.ingest import dataframe
 
         return getattr(dataframe, name)

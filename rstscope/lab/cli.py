@@ -13,6 +13,7 @@ import click
 from rstscope.errors import UsageError
 from rstscope.lab.runner import VANTAGES, run_scenario
 from rstscope.lab.scenarios import COMMON_DEFAULTS, SCENARIOS
+from rstscope.lab.session import remove_leftovers, require_root
 
 
 def _fmt(v: object) -> str:
@@ -97,8 +98,6 @@ def sweep_cmd(seed: int, count: int, out_dir: str, jobs: int, start: int,
 @lab.command("cleanup")
 def cleanup_cmd() -> None:
     """Remove lab namespaces (and their processes) left by a killed run."""
-    from rstscope.lab.session import remove_leftovers, require_root
-
     require_root()
     removed = remove_leftovers()
     click.echo(f"removed {len(removed)} namespace(s){': ' + ' '.join(removed) if removed else ''}")

@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--ttl", type=int, default=64, help="TTL/hop limit of forged packets")
     args = ap.parse_args(argv)
 
+    # lazy: scapy takes seconds to import; only capture and the lab use it
     from scapy.config import conf
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6

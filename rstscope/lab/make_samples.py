@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,9 +66,6 @@ STORIES: dict[str, tuple[str, dict[str, str], str]] = {
 
 def _record_story(story: str, out: Path) -> LabResult:
     """Run a story's scenario in a scratch dir and copy its files as ``<story>.*``."""
-    import shutil
-    import tempfile
-
     scenario, params, _ = STORIES[story]
     with tempfile.TemporaryDirectory(prefix="rstscope-story-") as tmp:
         result = run_scenario(scenario, params, tmp)

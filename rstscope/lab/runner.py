@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rstscope.errors import LabError, OutputError
+from rstscope.errors import LabError, OutputError, UsageError
 from rstscope.lab import capture, middlebox, topology, truth
 from rstscope.lab.scenarios import Plan, get
 from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools, wait_for
@@ -74,7 +74,6 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     p = scen.params(params)
     unknown = [v for v in vantages if v not in VANTAGES]
     if unknown:
-        from rstscope.errors import UsageError
         raise UsageError(f"unknown vantage {unknown[0]!r} (known: {', '.join(VANTAGES)})")
     plan = scen.plan(p)
     hops_client = int(p["hops_client"])

@@ -87,6 +87,7 @@ class Label:
 
 def read_segments(path: Path) -> list[Seg]:
     """All TCP segments of a capture, with 1-based frame numbers and direction."""
+    # lazy: scapy takes seconds to import; only capture and the lab use it
     from scapy.config import conf
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6

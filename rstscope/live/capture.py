@@ -108,6 +108,7 @@ class LiveSource:
             raise UsageError(f"no such interface {self.iface!r} (see 'ip link')") from None
         # scapy warns that it cannot guess a dissector for lo; we never dissect.
         logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+        # lazy: scapy takes seconds to import; only capture and the lab use it
         from scapy.arch.linux import L2ListenSocket
         from scapy.error import Scapy_Exception
 

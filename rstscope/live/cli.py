@@ -11,11 +11,15 @@ import dataclasses
 import datetime as _dt
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from rstscope.catalog import load_timeouts_file
+from rstscope.cli import run
+from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
@@ -35,8 +39,6 @@ def _gap(v: float | None) -> str:
 
 def format_event(ev: Any) -> list[str]:
     """One event as human lines (the first is the headline)."""
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         r = ev.reset
         hops = "" if r.sender_hops is None else f", {r.sender_hops} hop(s) away"
@@ -52,14 +54,12 @@ def format_event(ev: Any) -> list[str]:
         near = "; ".join(ev.candidates[:3]) or "a known timeout"
         return [f"{_clock(_now())} warning: flow {ev.flow_id} idle {ev.idle_s:.0f} s; "
                 f"default timeout near: {near}"]
-    if isinstance(ev, FlowEvicted):
-        return []  # memory-guard bookkeeping; counted in the summary
+    if isinstance(ev, (FlowEvicted, FlowOpened)):
+        return []  # tracker bookkeeping; counted in the summary
     return [f"{_clock(_now())} {type(ev).__name__}"]
 
 
 def event_json(ev: Any) -> dict[str, Any] | None:
-    from rstscope.core.events import FlowEvicted, IdleWarning, ResetVerdict
-
     if isinstance(ev, ResetVerdict):
         return {"event": "reset", "reported_ts": _now(), **ev.reset.to_dict()}
     if isinstance(ev, IdleWarning):
@@ -72,8 +72,6 @@ def event_json(ev: Any) -> dict[str, Any] | None:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
@@ -201,6 +199,7 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
     """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings."""
     opts = _options(**kw)
     check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
 
     overrides: dict[str, Any] = {}
@@ -210,8 +209,6 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
         overrides["evict_idle_s"] = evict_idle_s
     config = make_config(vantage, **overrides)
     if timeouts_file is not None:
-        from rstscope.catalog import load_timeouts_file
-
         config = dataclasses.replace(
             config, timeouts=tuple(config.timeouts) + load_timeouts_file(timeouts_file))
     if idle_warn_min_s is not None:
@@ -249,6 +246,4 @@ live.add_command(watch)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rstscope.live capture|watch ...`` with the main CLI's error mapping."""
-    from rstscope.cli import run
-
     run(live, argv)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from rstscope.core import Tracker
+from rstscope.ingest import FrameDecoder
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, CaptureCounters, LiveSource
 from rstscope.live.privileges import Identity, drop_privileges, target_identity
 from rstscope.live.writer import Format, Interface, RotatingWriter, RotationPolicy
@@ -148,9 +150,8 @@ class LiveSession:
     def _analysis_parts(self) -> tuple[Any, Any]:
         if not self.analyze:
             return None, None
+        # lazy: the api loads pandas; the command needs it only when it runs
         from rstscope.api import make_config
-        from rstscope.core import Tracker
-        from rstscope.ingest import FrameDecoder
 
         config = self.config if self.config is not None else make_config()
         self.tracker = Tracker(dataclasses.replace(config, keep_records=False))

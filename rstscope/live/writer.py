@@ -93,14 +93,20 @@ class _File:
         self.path = path
         self.fmt = fmt
         self.frames = 0
+        # The header first: a bad interface list must not leave an empty file (or an
+        # open handle) behind.
+        header = self._header(interfaces)
         try:
             fh: BinaryIO = open(path, "wb", buffering=1 << 16)  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
         self.fh = fh
-        header = self._header(interfaces)
         self.size = len(header)
-        self._write(header)
+        try:
+            self._write(header)
+        except OutputError:
+            fh.close()
+            raise
 
     def _header(self, interfaces: Sequence[Interface]) -> bytes:
         if self.fmt == "pcap":

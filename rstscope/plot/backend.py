@@ -21,6 +21,7 @@ def pyplot() -> Any:
         # Only choose a backend before pyplot is loaded; a notebook's inline
         # backend (or a user's explicit choice) must stay untouched.
         mpl.use("Agg")
+    # lazy: matplotlib loads only when something is drawn
     import matplotlib.pyplot as plt
 
     return plt
@@ -38,6 +39,7 @@ def new_figure(width_in: float, height_in: float) -> Any:
     """A figure not registered with pyplot's state machine, so batch rendering
     (reports with many sections) never accumulates open figures."""
     require("matplotlib", extra="plot")
+    # lazy: matplotlib loads only when something is drawn
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_in, height_in), layout="constrained")

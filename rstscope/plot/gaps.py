@@ -88,6 +88,7 @@ def idle_gap_histogram(
         The Axes.
     """
     if ax is None:
+        # lazy: matplotlib loads only when something is drawn
         from rstscope.plot.backend import pyplot
 
         _fig, ax = pyplot().subplots(figsize=(9, 4), layout="constrained")
@@ -142,6 +143,7 @@ def idle_gap_histogram(
 
 
 def _duration_formatter() -> Any:
+    # lazy: matplotlib loads only when something is drawn
     from matplotlib.ticker import Formatter
 
     class DurationFormatter(Formatter):  # type: ignore[misc]

@@ -61,6 +61,7 @@ def overview(
     chosen.sort(key=lambda f: (_death_ns(f, first_rst), int(f["first_ts_ns"])))
 
     if ax is None:
+        # lazy: matplotlib loads only when something is drawn
         from rstscope.plot.backend import pyplot
 
         height = min(2.0 + 0.28 * max(len(chosen), 1), 16.0)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from rstscope.errors import UsageError
 from rstscope.plot.axis import TimeAxis, build_time_axis
 from rstscope.plot.gaps import IdleGap, find_idle_gaps
 from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
@@ -90,8 +91,6 @@ def timeline(
         is in ``ax.figure.axes``.
     """
     if axis not in ("auto", "broken", "linear"):
-        from rstscope.errors import UsageError
-
         raise UsageError(f"axis must be auto, broken or linear, not {axis!r}")
     flow, highlight = resolve(analysis, flow_or_reset)
     resets = resets_of_flow(analysis, flow["flow_id"])
@@ -163,6 +162,7 @@ def time_axis_of(ax: Axes) -> TimeAxis | None:
 
 def _make_axes(ax: Axes | None, ttl_ax: Axes | None, ttl_track: bool) -> tuple[Axes, Axes | None]:
     if ax is None:
+        # lazy: matplotlib loads only when something is drawn
         from rstscope.plot.backend import pyplot
 
         if ttl_track and ttl_ax is None:
@@ -171,6 +171,7 @@ def _make_axes(ax: Axes | None, ttl_ax: Axes | None, ttl_track: bool) -> tuple[A
         else:
             _fig, ax = pyplot().subplots(figsize=(11, 4), layout="constrained")
     elif ttl_track and ttl_ax is None:
+        # lazy: matplotlib loads only when something is drawn
         from mpl_toolkits.axes_grid1 import make_axes_locatable
 
         ttl_ax = make_axes_locatable(ax).append_axes("bottom", size="30%", pad=0.45, sharex=ax)
@@ -192,6 +193,7 @@ def _tick_half_height(payload: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
 
 
 def _draw_lane(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, direction: str, max_ticks: int) -> None:
+    # lazy: matplotlib loads only when something is drawn
     from matplotlib.collections import LineCollection
 
     y = LANE_Y[direction]
@@ -390,6 +392,7 @@ def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
 
 def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[dict[str, Any]],
               n_packets: int, squeezed: Sequence[IdleGap]) -> None:
+    # lazy: matplotlib loads only when something is drawn
     from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
     ax.set_yticks([LANE_Y["resp"], LANE_Y["orig"]])
@@ -450,6 +453,7 @@ def _tick_label(t_s: float, step_s: float | None = None) -> str:
 def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> dict[float, str]:
     """Tick positions and labels for a compressed axis: nice values inside each active
     stretch only (ticks inside a log-compressed gap would read as unevenly spaced)."""
+    # lazy: matplotlib loads only when something is drawn
     from matplotlib.ticker import MaxNLocator
 
     segs = taxis.segments

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from rstscope import catalog
+from rstscope.plot.style import fmt_duration
 
 _LEADING_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\b")
 
@@ -18,8 +22,6 @@ class KnownTimeout:
     names: tuple[str, ...]
 
     def label(self, max_names: int = 2) -> str:
-        from rstscope.plot.style import fmt_duration
-
         shown = ", ".join(self.names[:max_names])
         more = f" +{len(self.names) - max_names}" if len(self.names) > max_names else ""
         return f"{fmt_duration(self.timeout_s)}: {shown}{more}" if shown else fmt_duration(self.timeout_s)
@@ -44,16 +46,8 @@ def parse_candidates(candidates: Iterable[object]) -> list[KnownTimeout]:
 
 
 def catalog_entries() -> Sequence[Any]:
-    """The packaged timeout catalog (``TimeoutEntry`` records), empty if unavailable."""
-    try:
-        from rstscope import catalog
-    except ImportError:
-        return ()
-    for name in ("load_timeouts", "load_catalog"):
-        loader = getattr(catalog, name, None)
-        if callable(loader):
-            return tuple(loader())
-    return ()
+    """The packaged timeout catalog (``TimeoutEntry`` records)."""
+    return tuple(catalog.load_timeouts())
 
 
 def catalog_by_value(entries: Sequence[Any] | None = None) -> list[KnownTimeout]:
@@ -74,8 +68,6 @@ def catalog_by_value(entries: Sequence[Any] | None = None) -> list[KnownTimeout]
 
 def nearest(known: Sequence[KnownTimeout], value_s: float, n: int) -> list[KnownTimeout]:
     """The ``n`` known timeouts closest to ``value_s`` on a log scale."""
-    import math
-
     if value_s <= 0:
         return []
     scored = sorted(known, key=lambda k: abs(math.log(k.timeout_s / value_s)))

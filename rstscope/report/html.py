@@ -17,16 +17,20 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from rstscope.errors import OutputError, UsageError
+from rstscope import __version__
+from rstscope.errors import RstscopeError, UsageError
+from rstscope.plot.gaps import idle_gap_histogram
+from rstscope.plot.overview import overview
+from rstscope.plot.select import reset_records
 from rstscope.plot.style import ORIGIN_COLORS, fmt_duration
+from rstscope.plot.timeline import timeline
 from rstscope.report.images import IMAGE_FORMATS, render_data_uri
+from rstscope.report.packets import select_flow_packets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -256,8 +260,6 @@ def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limi
     elif packets is None:
         fig = '<p class="note">Timeline unavailable: packets cannot be re-read from this source.</p>'
     else:
-        from rstscope.plot.timeline import timeline
-
         def draw(figure: Any) -> None:
             lanes, ttl = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
             timeline(analysis, r, lanes, ttl_ax=ttl, packets=packets)
@@ -306,9 +308,8 @@ def _tls(ctx: dict[str, Any]) -> str:
 def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLimits
               ) -> tuple[list[dict[str, Any]], str]:
     """Reset records refined with TLS/HTTP2 context, or the originals and a note why not."""
-    from rstscope.errors import RstscopeError
-
     try:
+        # lazy: enrich loads pyshark; only an enrich request needs it
         from rstscope.enrich import apply_refinements, enrich
 
         ctx = enrich(analysis, keylog=limits.keylog)
@@ -318,11 +319,7 @@ def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLi
 
 
 def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget: _Budget) -> str:
-    from rstscope.plot.gaps import idle_gap_histogram
-    from rstscope.plot.overview import overview
-
     summary = analysis.summary()
-    from rstscope.plot.select import reset_records
 
     resets = list(reset_records(analysis))
     tls_note = ""
@@ -369,8 +366,6 @@ def _discard(_value: object) -> None:
 
 def _flow_packets(analysis: Analysis, flow_ids: set[str]) -> pd.DataFrame | None:
     """The packets of the given flows only, read again from the source in one streaming pass."""
-    from rstscope.report.packets import select_flow_packets
-
     try:
         return select_flow_packets(analysis, flow_ids)
     except ValueError:
@@ -392,14 +387,11 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
     Returns:
         The HTML document.
     """
-    from rstscope import __version__
-
     lim = limits or ReportLimits()
     budget = _Budget(lim.max_report_bytes)
     sections, toc = [], []
     for idx, a in enumerate(analyses, 1):
         sections.append(_capture_section(a, idx, lim, budget))
-        from rstscope.plot.select import reset_records
 
         n = len(reset_records(a))
         toc.append(f'<li><a href="#capture-{idx}">{esc(a.file)}</a> \u2014 {n} reset(s)</li>')
@@ -407,23 +399,3 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
         title=esc(title), css=CSS, version=esc(__version__),
         generated=esc(_dt.datetime.now(tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         n_captures=len(analyses), toc="\n".join(toc), body="\n".join(sections))
-
-
-def write_report(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                 limits: ReportLimits | None = None, **analyze_kwargs: Any) -> Path:
-    """Analyse each capture and write the HTML report to ``out``.
-
-    Raises:
-        InputMissingError, CaptureError: an input cannot be read.
-        OutputError: ``out`` cannot be written.
-    """
-    from rstscope.api import analyze
-
-    analyses = [analyze(s, **analyze_kwargs) for s in sources]
-    page = build_report(analyses, limits=limits)
-    path = Path(out)
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write report ({exc.strerror})") from exc
-    return path

@@ -34,6 +34,7 @@ def render_data_uri(
     """
     if image_format not in IMAGE_FORMATS:
         raise UsageError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
+    # lazy: matplotlib loads only when something is drawn
     from rstscope.plot.backend import new_figure
 
     fig = new_figure(width_in, height_in)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rstscope.plot.select import flow_records
 from rstscope.schema import addr_bytes
 
 if TYPE_CHECKING:
@@ -29,16 +30,16 @@ def select_flow_packets(analysis: Analysis, flow_ids: Iterable[str]) -> pd.DataF
         ValueError: the analysis' source cannot be re-read (stdin, a stream).
     """
     wanted = {str(f) for f in flow_ids}
-    from rstscope.plot.select import flow_records
 
     flows = [f for f in flow_records(analysis) if str(f["flow_id"]) in wanted]
-    cached = getattr(analysis, "_packets_df", None)
+    cached = analysis.packets_if_loaded
     if cached is not None:
         frame: pd.DataFrame = cached  # already in memory: filtering again would only copy
         return frame
     source = getattr(analysis, "source", None)
     if source is None or not _rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
+    # lazy: pandas, only when a DataFrame is asked for
     from rstscope.ingest import batches_to_dataframe, open_capture
 
     ports = np.unique(np.asarray([int(f["orig_p"]) for f in flows] + [int(f["resp_p"]) for f in flows],

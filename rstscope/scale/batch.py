@@ -36,30 +36,32 @@ the next run (the fault may have been transient).
 from __future__ import annotations
 
 import os
-import resource
-import socket
+import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from rstscope import __version__
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.errors import (
-    EXIT_SOFTWARE,
     OutputError,
-    RstscopeError,
     ToolUnavailableError,
     UsageError,
+    require,
 )
 from rstscope.scale.discover import CaptureInput, discover
 from rstscope.scale.identity import content_hash, input_id
-from rstscope.scale.tables import SUMMARY_SCHEMA, records_table
+from rstscope.scale.parquet import (
+    partition_dir,
+    read_summary,
+    write_partition,
+    write_summary,
+)
+from rstscope.scale.rows import base_row, error_row, peak_rss_bytes, stat_of, vantage_text
+from rstscope.scale.sharded import submit_sharded
+from rstscope.scale.tables import records_table
 
 __all__ = [
     "DEFAULT_SHARD_ABOVE_BYTES",
@@ -74,7 +76,6 @@ __all__ = [
 # Inputs bigger than this are sharded by flow when the cluster has more than one
 # worker thread.  Below it, one task per file already keeps the workers busy.
 DEFAULT_SHARD_ABOVE_BYTES = 2 * 1024**3
-SUMMARY_FILE = "summary.parquet"
 DATASETS = ("resets", "flows")
 
 
@@ -92,70 +93,6 @@ class BatchReport:
     rows: tuple[dict[str, Any], ...] = field(repr=False)  # summary rows of this run's inputs
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def partition_dir(outdir: str | os.PathLike[str], dataset: str, ident: str) -> Path:
-    return Path(outdir) / dataset / f"input={ident}"
-
-
-def write_partition(table: pa.Table, outdir: str | os.PathLike[str], dataset: str,
-                    ident: str, part: str = "part") -> str:
-    """Write one partition file atomically; returns its path."""
-    d = partition_dir(outdir, dataset, ident)
-    final = d / f"{part}.parquet"
-    tmp = d / f".{part}.{uuid.uuid4().hex}.tmp"
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {final}: {exc.strerror}") from exc
-    return str(final)
-
-
-def _base_row(inp: CaptureInput, digest: str, size: int) -> dict[str, Any]:
-    return {
-        "input": input_id(digest), "name": inp.name, "files": list(inp.files),
-        "scheme": inp.scheme, "content_hash": digest, "size_bytes": size,
-        "status": "ok", "error": None, "error_type": None, "exit_code": 0,
-        "packets": None, "tcp_packets": None, "flows": None, "resets": None, "shards": 0,
-        "vantage": None, "warnings": [], "elapsed_s": None, "peak_rss_bytes": None,
-        "worker": f"{socket.gethostname()}:{os.getpid()}", "rstscope_version": __version__,
-        "finished_ts_ns": None,
-    }
-
-
-def _error_row(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-    row = dict(row)
-    row["status"] = "error"
-    if isinstance(exc, RstscopeError):
-        row["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        row["exit_code"] = exc.exit_code
-    else:  # a bug in rstscope (or the worker died): say so, the run goes on
-        row["error"] = f"internal error ({type(exc).__name__}: {exc})".splitlines()[0]
-        row["exit_code"] = EXIT_SOFTWARE
-    row["error_type"] = type(exc).__name__
-    return row
-
-
-def _vantage_text(vantage: Any) -> str:
-    # Tracker.vantage is (point, reason); keep the point.
-    if isinstance(vantage, tuple) and vantage:
-        return str(vantage[0])
-    return str(getattr(vantage, "point", vantage))
-
-
-def _stat(stats: Any, name: str) -> int | None:
-    v = getattr(stats, name, None)
-    if v is None and isinstance(stats, dict):
-        v = stats.get(name)
-    return int(v) if v is not None else None
-
-
 def analyze_input(
     inp: CaptureInput,
     outdir: str,
@@ -168,10 +105,8 @@ def analyze_input(
 
     Never raises for a bad input: errors become the row's ``status``/``error``.
     """
-    from rstscope.core.records import FlowRecord, ResetRecord
-
     started = time.perf_counter()
-    row = _base_row(inp, "", 0)
+    row = base_row(inp, "", 0)
     try:
         row["size_bytes"] = inp.size_bytes
         digest = content_hash(inp.files)
@@ -179,6 +114,7 @@ def analyze_input(
         if row["input"] in done:
             row["status"] = "skipped"
             return row
+        # lazy: the api loads pandas; the command needs it only when it runs
         from rstscope.api import analyze
 
         result = analyze(list(inp.files), vantage=vantage, batch_size=batch_size)
@@ -189,45 +125,16 @@ def analyze_input(
         write_partition(records_table(flows, FlowRecord), outdir, "flows", row["input"])
         stats = result.read_stats
         row.update(
-            packets=_stat(stats, "frames"), tcp_packets=_stat(stats, "tcp"),
-            flows=len(flows), resets=len(resets), vantage=_vantage_text(tracker.vantage),
+            packets=stat_of(stats, "frames"), tcp_packets=stat_of(stats, "tcp"),
+            flows=len(flows), resets=len(resets), vantage=vantage_text(tracker.vantage),
             warnings=[str(w) for w in (getattr(stats, "warnings", None) or [])],
         )
     except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
-        row = _error_row(row, exc)
+        row = error_row(row, exc)
     row["elapsed_s"] = time.perf_counter() - started
     row["peak_rss_bytes"] = peak_rss_bytes()
     row["finished_ts_ns"] = time.time_ns()
     return row
-
-
-# -- summary ------------------------------------------------------------------
-
-def read_summary(outdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The summary rows of OUTDIR (empty if none yet)."""
-    path = Path(outdir) / SUMMARY_FILE
-    if not path.exists():
-        return []
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise OutputError(f"cannot read {path}: {exc}") from exc
-    rows: list[dict[str, Any]] = table.to_pylist()
-    return rows
-
-
-def write_summary(outdir: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
-    path = Path(outdir) / SUMMARY_FILE
-    tmp = path.with_name(f".{SUMMARY_FILE}.{uuid.uuid4().hex}.tmp")
-    ordered = sorted(rows, key=lambda r: (r.get("name") or "", r.get("input") or ""))
-    table = pa.Table.from_pylist(
-        [{k: r.get(k) for k in SUMMARY_SCHEMA.names} for r in ordered], schema=SUMMARY_SCHEMA)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def _size(inp: CaptureInput) -> int | None:
@@ -253,8 +160,6 @@ def _is_complete(outdir: str, row: dict[str, Any]) -> bool:
 
 
 def _drop_partitions(outdir: str, ident: str) -> None:
-    import shutil
-
     for ds in DATASETS:
         shutil.rmtree(partition_dir(outdir, ds, ident), ignore_errors=True)
 
@@ -268,9 +173,8 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     The LocalCluster runs ``workers`` single-threaded processes (the tracker is
     pure Python + numpy, so threads would share one GIL) and listens on loopback only.
     """
-    from rstscope.errors import require
-
     require("distributed", extra="dask")
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     # distributed is untyped: go through Any so strict mypy accepts the calls.
@@ -289,6 +193,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n < 1:
         raise UsageError("--workers must be at least 1")
+    # lazy: the dask extra, needed only when a cluster runs
     import dask
 
     # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's
@@ -332,6 +237,7 @@ def run_batch(
             thread (None disables automatic sharding).
         on_start / on_done: progress hooks (number of inputs; each finished row).
     """
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     as_completed: Any = distributed.as_completed
@@ -360,7 +266,6 @@ def run_batch(
 
     if on_start is not None:
         on_start(len(inputs))
-    from rstscope.scale.sharded import submit_sharded
 
     done_sizes = {previous[i].get("size_bytes") for i in done}
     futures = []
@@ -383,7 +288,7 @@ def run_batch(
         try:
             row = fut.result()
         except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: record and go on
-            row = _error_row(_base_row(inp, "", 0), exc)
+            row = error_row(base_row(inp, "", 0), exc)
         if row["status"] == "skipped":
             prev = previous.get(row["input"], {})
             run_rows.append({**prev, **{k: row[k] for k in ("name", "files", "scheme")},

@@ -39,6 +39,7 @@ class _Progress:
 
     def start(self, total: int) -> None:
         if self.tty:
+            # lazy: rich loads only when a table or progress bar is drawn
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -98,6 +99,7 @@ def batch(paths: Sequence[str], outdir: str, workers: int | None, scheduler: str
     resumed by running it again.  Bad files are reported in the summary and do
     not stop the others.
     """
+    # lazy: the dask extra (pyarrow at import)
     from rstscope.scale.batch import connect, run_batch
     from rstscope.scale.discover import expand_paths
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rstscope.errors import InputMissingError
+from rstscope.ingest import open_capture
 
 __all__ = ["CaptureInput", "discover", "expand_paths", "group_siblings"]
 
@@ -128,8 +129,6 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def _first_ts_ns(path: Path) -> int | None:
     """Timestamp of the file's first TCP packet (None if unreadable or empty)."""
-    from rstscope.ingest import open_capture
-
     try:
         with open_capture(str(path), batch_size=64) as reader:
             for batch in reader:

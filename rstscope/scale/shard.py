@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rstscope.errors import CaptureError, OutputError
+from rstscope.ingest import open_capture
 from rstscope.schema import PACKET_DTYPE, SCHEMA_VERSION
 
 __all__ = [
@@ -143,8 +144,6 @@ def write_shards(
     ``source`` is one path or the ordered files of one ring buffer.  Use the same
     ``batch_size`` as the single-tracker run: shard chunks end where its batches end.
     """
-    from rstscope.ingest import open_capture
-
     src: Any = list(source) if not isinstance(source, str) else source
     with open_capture(src, batch_size=batch_size) as reader:
         shards = shard_batches(reader, directory, n_shards)

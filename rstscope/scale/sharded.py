@@ -42,78 +42,23 @@ import contextlib
 import os
 import shutil
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from rstscope.core import Tracker, TrackerConfig
+from rstscope.core import FlowOpened, Tracker, TrackerConfig
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.scale.discover import CaptureInput
+from rstscope.scale.identity import content_hash, input_id
+from rstscope.scale.parquet import partition_dir, write_partition
+from rstscope.scale.rows import base_row, error_row, peak_rss_bytes, stat_of
 from rstscope.scale.shard import ShardSet, read_shard, write_shards
+from rstscope.scale.tables import records_table
 
 __all__ = ["ShardResult", "analyze_shard", "analyze_sharded_local", "submit_sharded"]
-
-_KEY_DTYPE = np.dtype([("a", "V16"), ("b", "V16"), ("pa", ">u2"), ("pb", ">u2")])
-
-
-def _position(file_id: int, frame: int) -> int:
-    # Stream order of a multi-file read: file by file, frame by frame.
-    return (int(file_id) << 48) | int(frame)
-
-
-def _canonical_keys(batch: np.ndarray) -> np.ndarray:
-    """The tracker's canonical flow key of each packet (same byte layout as Flow.key)."""
-    src, dst = batch["src"], batch["dst"]
-    sport, dport = batch["sport"], batch["dport"]
-    swap = (src > dst) | ((src == dst) & (sport > dport))
-    keys = np.empty(len(batch), dtype=_KEY_DTYPE)
-    keys["a"] = np.where(swap, dst, src).view("V16")
-    keys["b"] = np.where(swap, src, dst).view("V16")
-    keys["pa"] = np.where(swap, dport, sport)
-    keys["pb"] = np.where(swap, sport, dport)
-    return keys
-
-
-class _CreationTracker(Tracker):
-    """A Tracker that also notes the stream position of the packet creating each flow."""
-
-    def __init__(self, config: TrackerConfig | None = None) -> None:
-        super().__init__(config)
-        self.created_pos: dict[int, int] = {}  # flow_id -> _position of its first packet
-        self._fresh: list[Any] = []
-
-    def _new_flow(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D401 - hook
-        flow = super()._new_flow(*args, **kwargs)
-        self._fresh.append(flow)
-        return flow
-
-    def feed(self, batch: np.ndarray) -> list[Any]:
-        self._fresh = []
-        events = super().feed(batch)
-        if self._fresh:
-            self._locate(batch, self._fresh)
-        return events
-
-    def _locate(self, batch: np.ndarray, fresh: list[Any]) -> None:
-        # A new flow's first packet has the flow's key and its first timestamp; when one
-        # key starts several generations in one batch, they are taken in creation order.
-        ts = batch["ts_ns"]
-        wanted = np.fromiter((f.first_ts for f in fresh), dtype=np.int64, count=len(fresh))
-        cand = np.flatnonzero(np.isin(ts, wanted))
-        keys = _canonical_keys(batch[cand])
-        by_key: dict[tuple[bytes, int], list[int]] = {}
-        for j, i in enumerate(cand.tolist()):
-            by_key.setdefault((keys[j].tobytes(), int(ts[i])), []).append(i)
-        file_id = batch["file_id"]
-        frame = batch["frame"]
-        for f in fresh:
-            slot = by_key.get((bytes(f.key), int(f.first_ts)))
-            if not slot:
-                raise RuntimeError(f"cannot locate the first packet of flow {f.flow_id}")
-            i = slot.pop(0)
-            self.created_pos[f.flow_id] = _position(file_id[i], frame[i])
-
 
 @dataclass(frozen=True, slots=True)
 class ShardResult:
@@ -130,15 +75,17 @@ class ShardResult:
 
 def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult:
     """Track one shard, replaying the stream's time marks."""
-    from rstscope.scale.batch import peak_rss_bytes
-
     started = time.perf_counter()
     shards = ShardSet.load(shards_dir)
-    tracker = _CreationTracker(config)
+    tracker = Tracker(config)
+    # Stream position of each local flow's first packet: file by file, frame by frame.
+    created_pos: dict[int, int] = {}
     packets = 0
     for recs, now in read_shard(shards, k):
         if len(recs):
-            tracker.feed(recs)
+            for ev in tracker.feed(recs):
+                if isinstance(ev, FlowOpened):
+                    created_pos[ev.flow_id] = (ev.file_id << 48) | ev.frame
             packets += len(recs)
             if int(recs["ts_ns"].max()) >= now:
                 continue  # feed already moved the clock to the batch's end
@@ -147,7 +94,7 @@ def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult
     flows = tracker.flows()
     n = len(flows)
     created = np.zeros(n, dtype=np.uint64)
-    for fid, pos in tracker.created_pos.items():
+    for fid, pos in created_pos.items():
         created[fid - 1] = pos
     return ShardResult(
         k=k, flows=tuple(flows), resets=tuple(tracker.resets()), created=created,
@@ -174,8 +121,6 @@ def global_ids(created: list[np.ndarray]) -> list[np.ndarray]:
 
 def renumber(result: ShardResult, ids: np.ndarray) -> tuple[list[Any], list[Any]]:
     """The shard's flow and reset records with global flow ids."""
-    from dataclasses import replace
-
     flows = [replace(f, flow_id=int(ids[f.flow_id - 1])) for f in result.flows]
     resets = [replace(r, flow_id=int(ids[r.flow_id - 1])) for r in result.resets]
     return flows, resets
@@ -183,10 +128,6 @@ def renumber(result: ShardResult, ids: np.ndarray) -> tuple[list[Any], list[Any]
 
 def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: str) -> int:
     """Write ``part-K.parquet`` of the flows and resets datasets; returns the reset count."""
-    from rstscope.core.records import FlowRecord, ResetRecord
-    from rstscope.scale.batch import write_partition
-    from rstscope.scale.tables import records_table
-
     flows, resets = renumber(result, ids)
     part = f"part-{result.k}"
     write_partition(records_table(resets, ResetRecord), outdir, "resets", ident, part)
@@ -196,8 +137,6 @@ def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: 
 
 def capture_vantage(flows: list[Any], config: TrackerConfig) -> str:
     """The capture-wide vantage as ``Tracker.vantage`` computes it (majority over flows)."""
-    from collections import Counter
-
     if config.vantage != "auto":
         return str(config.vantage)
     votes: Counter[str] = Counter(f.vantage for f in flows)
@@ -213,6 +152,7 @@ def analyze_sharded_local(source: str | list[str], n_shards: int, workdir: str,
 
     Returns (flows, resets) with global flow ids, sorted by flow id / stream position.
     """
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
 
     cfg = config or make_config()
@@ -245,22 +185,16 @@ def submit_sharded(
     ``hash_first``: hash before the first pass (the input may be done already) rather
     than alongside it.
     """
+    # lazy: the dask extra, needed only when a cluster runs
     import distributed
 
     worker_client: Any = distributed.worker_client
 
+    # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import make_config
-    from rstscope.scale.batch import (
-        _base_row,
-        _error_row,
-        _stat,
-        partition_dir,
-        peak_rss_bytes,
-    )
-    from rstscope.scale.identity import content_hash, input_id
 
     started = time.perf_counter()
-    row = _base_row(inp, "", 0)
+    row = base_row(inp, "", 0)
     shard_dir = os.path.join(outdir, ".shards", f"{os.getpid()}-{time.time_ns()}")
     try:
         row["size_bytes"] = inp.size_bytes
@@ -295,7 +229,6 @@ def submit_sharded(
             resets = sum(client.gather(writes))
             votes = client.gather([client.submit(_vantages, f, pure=False) for f in futs])
             del futs
-        from collections import Counter
 
         tally: Counter[str] = Counter()
         for v in votes:
@@ -307,8 +240,8 @@ def submit_sharded(
             warnings.append(f"{n_flows} flows > max_flows {cfg.max_flows}: evictions of the "
                             "sharded run may differ from a single tracker's")
         row.update(
-            packets=_stat(shards.read_stats, "frames"),
-            tcp_packets=_stat(shards.read_stats, "tcp"),
+            packets=stat_of(shards.read_stats, "frames"),
+            tcp_packets=stat_of(shards.read_stats, "tcp"),
             flows=n_flows, resets=resets,
             vantage=(vantage if vantage != "auto"
                      else (tally.most_common(1)[0][0] if tally else "middle")),
@@ -316,7 +249,7 @@ def submit_sharded(
             peak_rss_bytes=max([peak_rss_bytes()] + [m["peak_rss_bytes"] for m in meta]),
         )
     except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
-        row = _error_row(row, exc)
+        row = error_row(row, exc)
     finally:
         shutil.rmtree(shard_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # other sharded inputs may still use it

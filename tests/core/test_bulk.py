@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakewire import FakeWire, merge
 
 from rstscope.core import bulk
 from rstscope.core.flow import FIELDS, DirTable, Flow
 from rstscope.schema import TH_ACK
+from tests.core.fakewire import FakeWire, merge
 
 NS = 1_000_000_000
 

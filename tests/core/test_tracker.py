@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakewire import FakeWire, merge
 
 from rstscope.catalog import load_timeouts
 from rstscope.core import (
     FlowEvicted,
+    FlowOpened,
     IdleWarning,
     ResetVerdict,
     Tracker,
     TrackerConfig,
 )
 from rstscope.schema import TH_ACK, TH_SYN, empty_batch
+from tests.core.fakewire import FakeWire, merge
 
 NS = 1_000_000_000
 
@@ -295,3 +296,38 @@ def test_flows_reflect_every_feed_advance_and_finish():
     tr.finish()
     (third,) = tr.flows()
     assert third.resets == 1
+
+
+def test_flow_opened_names_each_flows_first_packet_whatever_the_batch_cuts():
+    """FlowOpened carries the final flow id and the (file_id, frame) of the flow's first
+    packet, in first-packet order, however the stream is cut into batches."""
+    a = FakeWire(cport=40001).handshake().exchange(1)
+    b = FakeWire(cport=40002).wait(0.0005).handshake().exchange(1)
+    a.rst("c")
+    a.wait(1)
+    a.nxt["c"] = 99_999
+    a.handshake()  # a second generation of the same 5-tuple
+    batch = merge(a.batch(), b.batch())
+
+    def opened(cuts: list[int]) -> list[tuple[int, int, int]]:
+        tr = Tracker()
+        out = []
+        start = 0
+        for c in [*cuts, len(batch)]:
+            out += [(e.flow_id, e.file_id, e.frame) for e in tr.feed(batch[start:c])
+                    if isinstance(e, FlowOpened)]
+            start = c
+        tr.finish()
+        firsts = {f.flow_id: f for f in tr.flows()}
+        assert sorted(fid for fid, _, _ in out) == sorted(firsts)
+        return out
+
+    whole = opened([])
+    assert len(whole) == 3
+    assert [frame for _, _, frame in whole] == sorted(frame for _, _, frame in whole)
+    # Each named frame is the first packet of its 5-tuple, or the SYN of the new generation.
+    ports = [int(batch["sport"][batch["frame"] == frame][0]) for _, _, frame in whole]
+    assert ports == [40001, 40002, 40001]
+    assert [int(batch["frame"][batch["sport"] == p][0]) for p in (40001, 40002)] == \
+        [frame for _, _, frame in whole[:2]]
+    assert opened([1]) == whole and opened([3, 5]) == whole and opened(list(range(1, 12))) == whole

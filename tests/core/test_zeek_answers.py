@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from rstscope import ingest
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
 from rstscope.schema import TH_RST
-
-ingest = pytest.importorskip("rstscope.ingest", reason="capture ingestion not available yet")
 
 # Zeek logs one 4-tuple as several connections when packets keep coming after a
 # RST closed it (its connection is removed after tcp_close_delay and the next
@@ -50,7 +49,8 @@ def _run(path: Path) -> tuple[Tracker, int]:
 @pytest.fixture(scope="module")
 def answers(shared_dir: Path) -> tuple[Path, list[dict[str, str]], dict[str, Tracker]]:
     root = shared_dir / "captures"
-    rows = list(csv.DictReader((root / "answers.csv").open()))
+    with (root / "answers.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     trackers = {f: _run(root / f)[0] for f in sorted({r["file"] for r in rows})}
     return root, rows, trackers
 

@@ -422,4 +422,3 @@ def bench_resets(recording: Recording) -> list[dict[str, object]]:
     return tshark_resets(recording.pcap, set(recording.bench.ports.values()))
 
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import IDLE_S, PROXY_READ_S, SAMPLES
 
 from rstscope.enrich import enrich_capture, refine
 from rstscope.enrich.refine import refine_one
+from tests.conftest import SAMPLES
+from tests.enrich.conftest import IDLE_S, PROXY_READ_S
 
 
 def _resets_of(recording, resets, scenario, *, sender):

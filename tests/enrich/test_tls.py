@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import IDLE_S, PROXY_READ_S
 
 from rstscope.enrich.shark import build_contexts, dissect
+from tests.enrich.conftest import IDLE_S, PROXY_READ_S
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
 
 from rstscope.enrich.verify import COMPARED, verify_capture
 from rstscope.errors import EXIT_FAIL_ON, EXIT_NOINPUT
+from tests.conftest import SAMPLES
 
 
 def _samples() -> list[Path]:

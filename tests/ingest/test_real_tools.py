@@ -119,6 +119,8 @@ def live_caps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            if p.stderr is not None:
+                p.stderr.close()
     return {n: d / n for n in specs}
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from rstscope.lab import SCENARIOS, VANTAGES
 from rstscope.lab.make_samples import sample_dir
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 # Only the lab's own samples (one per scenario and vantage); other files may live here.
 PCAPS = sorted(sample_dir(SAMPLES, s) / f"{s}.{v}.pcap" for s in SCENARIOS for v in VANTAGES)
 #: Scenarios whose point is that nobody resets: the control, and nginx, which answers a

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import Lines, Net
+from tests.live.netlab import Lines, Net
 
 try:
     NOBODY = pwd.getpwnam("nobody")

@@ -146,6 +146,10 @@ class Net:
                     os.killpg(p.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 p.wait(timeout=5)
+            for stream in (p.stdin, p.stdout, p.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        stream.close()
         for n in self.ns.values():
             sh("ip", "netns", "del", n, check=False)
 
@@ -204,13 +208,19 @@ class Lines:
         self._thread.start()
 
     def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
+        try:
+            for line in stream:
+                with self._cond:
+                    self.items.append((time.time(), line))
+                    self._cond.notify_all()
+        except (ValueError, OSError):
+            pass  # Net.close() closed the pipe of a killed process: that is its end
+        finally:
             with self._cond:
-                self.items.append((time.time(), line))
+                self._done = True
                 self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
+            with contextlib.suppress(OSError):
+                stream.close()  # the pipe is ours to close (no ResourceWarning)
 
     @property
     def text(self) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import NOBODY, LiveProc, child_env, live_argv, needs_root, start_tcpdump
-from .netlab import Net
+from tests.live.conftest import NOBODY, LiveProc, child_env, live_argv, needs_root, start_tcpdump
+from tests.live.netlab import Net
 
 pytestmark = [pytest.mark.root, needs_root]
 

@@ -11,8 +11,7 @@ import pytest
 
 from rstscope.errors import UsageError
 from rstscope.live.privileges import Identity, privilege_hint, target_identity
-
-from .conftest import NOBODY, child_env, live_argv
+from tests.live.conftest import NOBODY, child_env, live_argv
 
 
 def _unprivileged(argv: list[str]) -> list[str]:

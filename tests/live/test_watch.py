@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import LiveProc, needs_root
-from .netlab import CLIENT, CLIENT6, SERVER, SERVER6, Net
+from tests.live.conftest import LiveProc, needs_root
+from tests.live.netlab import CLIENT, CLIENT6, SERVER, SERVER6, Net
 
 pytestmark = [pytest.mark.root, needs_root]
 

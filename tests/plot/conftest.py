@@ -1,4 +1,4 @@
-"""Captures shared by the plot tests (real tcpdump on loopback), built once per session."""
+"""Captures shared by the plot tests: the lab's real samples, merged (no root needed)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from .loopback import Exchange, idle_then_abort
+from tests.samplemix import SampleMix, mixed_capture
 
 
 @pytest.fixture(scope="session")
-def abort_capture(tmp_path_factory: pytest.TempPathFactory) -> Exchange:
-    """Two streamed flows that go idle 1.6 s and are aborted by the client, plus one
-    gracefully closed flow."""
-    return idle_then_abort(tmp_path_factory.mktemp("loop") / "abort.pcap", idle_s=1.6, flows=2)
+def abort_capture(tmp_path_factory: pytest.TempPathFactory) -> SampleMix:
+    """A server abort after 3 s idle, a client read-timeout abort after 3 s, and a
+    gracefully closed flow, ending in that order."""
+    return mixed_capture(tmp_path_factory.mktemp("mix") / "mix.pcap")
 
 
 @pytest.fixture(scope="session")
-def abort_analysis(abort_capture: Exchange):
+def abort_analysis(abort_capture: SampleMix):
     from rstscope.api import analyze
 
     return analyze(abort_capture.path)

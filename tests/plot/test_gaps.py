@@ -29,12 +29,12 @@ def test_default_threshold_scales_with_packet_rate():
     assert default_min_gap_s(np.arange(100) * S) == pytest.approx(20.0)  # 1 s spacing
 
 
-@pytest.mark.root
 def test_histogram_marks_named_timeouts(abort_analysis, abort_capture):
     from matplotlib.figure import Figure
 
+    # Both lab timers were 3 s; 350 s is far outside anything observed.
     ax = idle_gap_histogram(abort_analysis, Figure().subplots(),
-                            known=[KnownTimeout(1.5, ("lab timer",)), KnownTimeout(350.0, ("AWS NLB",))])
+                            known=[KnownTimeout(3.0, ("lab timer",)), KnownTimeout(350.0, ("AWS NLB",))])
     patches = [p for p in ax.patches if p.get_gid() == "gap-hist"]
     assert sum(p.get_height() for p in patches) == 2  # two aborted flows, one gap each
     labels = [t.get_text() for t in ax.texts if t.get_gid() == "timeout-label"]
@@ -43,30 +43,26 @@ def test_histogram_marks_named_timeouts(abort_analysis, abort_capture):
     assert ax.get_title().startswith("Idle gap before each RST (2 of 2 RSTs)")
 
 
-@pytest.mark.root
-def test_histogram_counts_sub_second_gaps(tmp_path):
+def test_histogram_counts_sub_second_gaps():
     from matplotlib.figure import Figure
 
     from rstscope.api import analyze
+    from tests.samplemix import single_capture
 
-    from .loopback import hello_then_server_abort
-
-    ex = hello_then_server_abort(tmp_path / "h.pcap", b"example.test")
+    ex = single_capture("server-abort")
     ax = idle_gap_histogram(analyze(ex.path), Figure().subplots())
-    # The server resets right after the ClientHello: a gap well under a second is
-    # still a gap (the histogram shows it), so there must be exactly one entry.
+    # The server resets within a millisecond of the request: a gap well under a
+    # second is still a gap (the histogram shows it), so there must be exactly one entry.
     assert sum(p.get_height() for p in ax.patches if p.get_gid() == "gap-hist") == 1
 
 
-@pytest.mark.root
-def test_histogram_without_resets_says_so(tmp_path):
+def test_histogram_without_resets_says_so():
     from matplotlib.figure import Figure
 
     from rstscope.api import analyze
+    from tests.samplemix import single_capture
 
-    from .loopback import idle_then_abort
-
-    ex = idle_then_abort(tmp_path / "calm.pcap", idle_s=0.1, flows=0)  # one graceful flow
+    ex = single_capture("graceful-close")  # one gracefully closed flow
     ax = idle_gap_histogram(analyze(ex.path), Figure().subplots())
     assert [t.get_text() for t in ax.texts if t.get_gid() == "empty-note"] == [
         "no idle gaps before resets"]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from matplotlib.figure import Figure
 
 from rstscope.plot import overview
-
-# Builds captures with tcpdump on loopback (CAP_NET_RAW).
-pytestmark = pytest.mark.root
 
 
 def test_overview_lanes_and_markers(abort_analysis, abort_capture):
@@ -20,8 +16,7 @@ def test_overview_lanes_and_markers(abort_analysis, abort_capture):
     assert {c.get_label() for c in markers} <= {"client", "server", "load-balancer", "firewall",
                                                 "unknown"}
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    # Sorted by time of death: the flows die in the order the client opened them
-    # (first abort, second abort, then the graceful close).
+    # Sorted by time of death: the server abort, the client abort, the graceful close.
     ports = abort_capture.client_ports
     assert [f":{p} \u2192" in lab for lab, p in zip(labels, ports, strict=True)] == [True] * 3
     assert "3 flows, 2 RSTs" in ax.get_title()

@@ -1,7 +1,7 @@
-"""The flow timeline on real loopback captures: structure, not pixels.
+"""The flow timeline on the lab's real captures: structure, not pixels.
 
-Oracles are independent of rstscope: what the test's own client/server did
-(ports, the idle time it slept, which side aborted) and tshark's dissection.
+Oracles are independent of rstscope: what the lab's scenario did (ports, the
+configured timeout, which side aborted, from its labels) and tshark's dissection.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import pytest
 
 from rstscope.plot import packets_of_flow, timeline
 from rstscope.plot.timeline import TTL_AXES_LABEL
-
-# Builds captures with tcpdump on loopback (CAP_NET_RAW).
-pytestmark = pytest.mark.root
 
 
 def _flow_of_port(analysis, port):
@@ -53,34 +50,35 @@ def test_packets_of_flow_matches_tshark(abort_analysis, abort_capture):
 
 
 def test_timeline_structure_of_an_aborted_flow(abort_analysis, abort_capture):
-    cport = abort_capture.client_ports[0]
+    lab = abort_capture.flow("client")
+    cport = lab.client_port
     flow = _flow_of_port(abort_analysis, cport)
     fig = _figure()
     lanes, ttl = fig.subplots(2, 1, sharex=True)
     got = timeline(abort_analysis, flow["flow_id"], lanes, ttl_ax=ttl)
     assert got is lanes
     names = [t.get_text() for t in lanes.get_yticklabels()]
-    assert names == [f"resp 127.0.0.1:{abort_capture.server_port}", f"orig 127.0.0.1:{cport}"]
+    assert names == [f"resp {lab.server}:{lab.server_port}", f"orig {lab.client}:{cport}"]
     markers = [ln for ln in lanes.lines if ln.get_gid() == "rst-marker"]
     # The client aborted exactly once: one RST, on the orig lane (y = 1).
     assert len(markers) == 1 == flow["resets"]
     assert markers[0].get_ydata()[0] == 1.0
     gap_labels = [t.get_text() for t in lanes.texts if t.get_gid() == "gap-label"]
     assert len(gap_labels) == 1
-    # The client slept 1.6 s before aborting; the label shows the measured gap.
+    # The client's read timeout was 3 s; the label shows the measured gap.
     value = float(gap_labels[0].split()[1])
-    assert abort_capture.idle_s <= value < abort_capture.idle_s + 0.5
+    assert lab.timeout_s <= value < lab.timeout_s + 0.5
     assert [p for p in lanes.patches if p.get_gid() == "idle-gap"]
     title = lanes.get_title()
-    assert title.startswith(f"flow {flow['flow_id']}: 127.0.0.1:{cport} \u2192 127.0.0.1:")
+    assert title.startswith(f"flow {flow['flow_id']}: {lab.client}:{cport} \u2192 {lab.server}:")
     assert "1 RST" in title
     rst_labels = [t.get_text() for t in lanes.texts if t.get_gid() == "rst-label"]
     assert len(rst_labels) == 1 and rst_labels[0].startswith("RST #")
-    assert "TTL 64" in rst_labels[0]
-    # TTL track: loopback packets all carry TTL 64, the RST too.
+    assert f"TTL {lab.rst_ttl}" in rst_labels[0]
+    # TTL track: the RST's TTL as the lab recorded it (the client starts at 128).
     assert ttl.get_label() == TTL_AXES_LABEL
     rst_ttl = [ln for ln in ttl.lines if ln.get_gid() == "rst-ttl"]
-    assert len(rst_ttl) == 1 and rst_ttl[0].get_ydata()[0] == 64
+    assert len(rst_ttl) == 1 and rst_ttl[0].get_ydata()[0] == lab.rst_ttl
     fig.savefig(__import__("io").BytesIO(), format="png")  # renders without error
 
 

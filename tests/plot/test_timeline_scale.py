@@ -1,8 +1,8 @@
 """Timelines of big and long flows: binned lanes, compressed hour-long gaps.
 
-The captures are real: 100k packets of loopback ping-pong, and the abort
-capture with a 3 h silence spliced in by editcap/mergecap (time shift of the
-second part), as a long-lived customer flow would look.
+The captures are real: 100k packets of loopback ping-pong (tcpdump, so root),
+and the lab's merged samples with a 3 h silence spliced in by editcap/mergecap
+(time shift of the second part), as a long-lived customer flow would look.
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import time
 import pytest
 
 from rstscope.plot import timeline
-
-from .loopback import pingpong_then_abort
-
-# Builds captures with tcpdump on loopback (CAP_NET_RAW).
-pytestmark = pytest.mark.root
+from tests.plot.loopback import pingpong_then_abort
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +23,7 @@ def big_capture(tmp_path_factory):
     return pingpong_then_abort(tmp_path_factory.mktemp("big") / "pingpong.pcap")
 
 
+@pytest.mark.root  # no sample has a 100k-packet flow; this one is captured on loopback
 def test_100k_packet_flow_is_binned_and_fast(big_capture):
     from matplotlib.figure import Figure
 
@@ -62,8 +59,8 @@ def _tool(name):
 
 @pytest.fixture(scope="module")
 def long_capture(tmp_path_factory, abort_capture):
-    """The abort capture with 3 h of silence inserted after frame 12 (mid-stream of the
-    first flow): editcap splits and shifts, mergecap -a concatenates."""
+    """The merged samples with 3 h of silence inserted after frame 12 (mid-stream of the
+    first flow, which has 15 frames): editcap splits and shifts, mergecap -a concatenates."""
     d = tmp_path_factory.mktemp("long")
     head, tail, shifted, out = (d / n for n in ("head.pcap", "tail.pcap", "tail3h.pcap", "long.pcap"))
     run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731

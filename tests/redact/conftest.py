@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-
-def _load_corpus() -> ModuleType:
-    # The capture builders live beside the robustness tests; load them by path so
-    # the two test directories need no package structure.
-    path = Path(__file__).resolve().parents[1] / "robustness" / "corpus.py"
-    name = "rstscope_test_corpus"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-corpus = _load_corpus()
+from tests.robustness import corpus
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,11 @@ import pytest
 
 from rstscope.errors import CaptureError, InputMissingError, RstscopeError, UsageError
 from rstscope.redact import CryptoPAn, load_key, parse_key_hex, redact_capture
+from tests.conftest import SAMPLES
+from tests.robustness import corpus
 
 KEY = bytes(range(32))
 ROOT = Path(__file__).resolve().parents[2]
-# Loaded by path in this directory's conftest (tests/robustness/corpus.py); other
-# test directories have a conftest module too, so "from conftest import" is ambiguous.
-corpus = sys.modules["rstscope_test_corpus"]
 
 # Header fields that must survive redaction unchanged (tshark names).
 KEPT = (
@@ -234,8 +233,7 @@ def test_verdicts_identical_loopback(variants: dict[str, Path], tmp_path: Path) 
 
 
 def _samples() -> list[Path]:
-    d = ROOT / "samples"
-    return sorted(p for p in d.rglob("*") if p.is_file() and ".pcap" in p.name) if d.is_dir() else []
+    return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and ".pcap" in p.name)
 
 
 def test_verdicts_identical_lab_samples(tmp_path: Path) -> None:

@@ -1,20 +1,19 @@
-"""Captures for report tests (real tcpdump on loopback), built once per session."""
+"""Captures for report tests: the lab's real samples, merged (no root needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.plot.loopback import Exchange, idle_then_abort
+from tests.samplemix import SampleMix, mixed_capture
 
 
 @pytest.fixture(scope="session")
-def report_capture(tmp_path_factory: pytest.TempPathFactory) -> Exchange:
-    return idle_then_abort(tmp_path_factory.mktemp("rep") / "abort.pcap", idle_s=1.2, flows=2,
-                           chunks=10)
+def report_capture(tmp_path_factory: pytest.TempPathFactory) -> SampleMix:
+    return mixed_capture(tmp_path_factory.mktemp("rep") / "mix.pcap")
 
 
 @pytest.fixture(scope="session")
-def report_analysis(report_capture: Exchange):
+def report_analysis(report_capture: SampleMix):
     from rstscope.api import analyze
 
     return analyze(report_capture.path)

@@ -11,12 +11,9 @@ import subprocess
 import pytest
 
 from rstscope.errors import InputMissingError, OutputError, UsageError
-from rstscope.report import ReportLimits, build_report, write_report
-
-from .pagecheck import offline_problems, parse
-
-# Builds captures with tcpdump on loopback (CAP_NET_RAW).
-pytestmark = pytest.mark.root
+from rstscope.report import ReportLimits, build_report
+from rstscope.report.files import write_report
+from tests.report.pagecheck import offline_problems, parse
 
 
 def _tshark_rst_frames(path):
@@ -107,9 +104,9 @@ def test_write_report_errors(report_capture, tmp_path):
 
 def test_capture_without_resets(tmp_path):
     from rstscope.api import analyze
-    from tests.plot.loopback import idle_then_abort
+    from tests.samplemix import single_capture
 
-    ex = idle_then_abort(tmp_path / "calm.pcap", idle_s=0.1, flows=0)  # graceful flow only
+    ex = single_capture("graceful-close")  # one gracefully closed flow
     html = build_report([analyze(ex.path)])
     assert "No TCP resets in this capture." in html
     assert offline_problems(html) == []

@@ -11,12 +11,11 @@ import pytest
 from PIL import Image
 
 from rstscope.report import build_report
+from tests.report.browser import open_page
+from tests.report.pagecheck import parse
+from tests.report.test_escaping import XSS, _Marked
 
-from .browser import open_page
-from .pagecheck import parse
-from .test_escaping import XSS, _Marked
-
-# tcpdump on loopback for the capture, unshare --net for the browser: both need root.
+# unshare --net for the browser (an empty network namespace) needs root.
 pytestmark = pytest.mark.root
 
 

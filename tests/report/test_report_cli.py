@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from click.testing import CliRunner
 
 from rstscope.errors import InputMissingError, UsageError
-from rstscope.plot.cli import report
-
-from .pagecheck import offline_problems, parse
-
-pytestmark = pytest.mark.root  # the capture comes from tcpdump on loopback
+from rstscope.report.cli import report
+from tests.report.pagecheck import offline_problems, parse
 
 
 def test_report_command_writes_one_file(report_capture, tmp_path):
@@ -35,7 +31,7 @@ def test_report_default_name(report_capture, tmp_path):
     finally:
         os.chdir(cwd)
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "abort-report.html").is_file()
+    assert (tmp_path / "mix-report.html").is_file()
 
 
 def test_report_errors(report_capture, tmp_path):

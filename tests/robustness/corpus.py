@@ -131,6 +131,8 @@ def loopback_capture(out: Path, *, extra_args: tuple[str, ...] = (), idle_s: flo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
     return out
 
 
@@ -274,6 +276,8 @@ def ipv6_extension_capture(out: Path) -> Path:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
     return out
 
 

@@ -15,7 +15,10 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from corpus import (
+
+from rstscope.api import analyze
+from rstscope.errors import CaptureError, RstscopeError
+from tests.robustness.corpus import (
     DAMAGE_KINDS,
     NG_DAMAGE_KINDS,
     can_capture,
@@ -25,9 +28,6 @@ from corpus import (
     loopback_capture,
     shared_captures,
 )
-
-from rstscope.api import analyze
-from rstscope.errors import CaptureError, RstscopeError
 
 UNREADABLE = {"truncated-header", "zero-length", "wrong-magic", "text-file", "ng-no-section-header"}
 # Damage after which tshark and rstscope must find exactly the same RSTs.

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from corpus import can_capture
+
+from tests.robustness.corpus import can_capture
 
 PACKAGE = Path(__file__).resolve().parents[2] / "rstscope"
 
@@ -111,6 +112,8 @@ def _sni_reset_capture(out: Path) -> Path:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
     return out
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SAMPLES
+
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples"
 
 
 def need_tool(name: str) -> str:

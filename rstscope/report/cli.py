@@ -1,0 +1,66 @@
+"""``rstscope report``: the click command the main CLI registers.
+
+Errors are raised as :class:`~rstscope.errors.RstscopeError` subclasses; the
+main CLI's boundary turns them into a one-line message and an exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rstscope.cliopts import (
+    exit_codes_epilog,
+    filter_options,
+    parse_size,
+    selection,
+    verdict_options,
+)
+from rstscope.errors import UsageError
+from rstscope.plot.cli import default_output
+from rstscope.report.files import write_report
+from rstscope.report.html import ReportLimits
+
+
+@click.command("report", epilog=exit_codes_epilog())
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("-r", "--read", "read_files", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="A capture to read, as tcpdump -r (repeatable).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="HTML file to write. Default: <first capture>-report.html here.")
+@click.option("--max-sections", type=click.IntRange(0, 10_000), default=20, show_default=True,
+              help="Resets per capture shown in full (timeline, evidence, advice).")
+@click.option("--max-size", "max_size", default="8", show_default=True, metavar="SIZE",
+              help="Stop embedding figures once the page reaches this size (millions of "
+                   "bytes, or k/m/g suffix as tcpdump -C).")
+@click.option("--image-format", type=click.Choice(["png", "svg"]), default="png", show_default=True)
+@filter_options
+@verdict_options
+@click.option("--enrich", "tls", is_flag=True,
+              help="Add TLS/HTTP2 context per reset (SNI, last records, alerts); needs tshark.")
+@click.option("--tls", "tls_alias", is_flag=True, hidden=True)
+@click.option("--keylog", type=click.Path(exists=True, dir_okay=False),
+              help="SSLKEYLOGFILE to decrypt TLS so HTTP/2 frames show (implies --enrich).")
+def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
+           max_sections: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
+           keylog: str | None, **shared: Any) -> None:
+    """Write one self-contained HTML report (no external resources) for the FILES."""
+    files = (*files, *read_files)
+    if not files:
+        raise UsageError("give a capture: rstscope report FILE... (or -r FILE)")
+    sel = selection(**shared)
+    if sel.flows:
+        # The report covers whole captures; narrow it with --host/--port/--start/--end.
+        raise UsageError("report covers whole captures: narrow it with --host, --port, "
+                         "--start or --end instead of --flow (or use `rstscope plot --flow`)")
+    max_bytes = parse_size(max_size)
+    if max_bytes < 100_000:
+        raise UsageError(f"--max-size {max_size}: at least 100k is needed for one figure")
+    out = Path(output) if output else default_output(files[0], "report", "html")
+    limits = ReportLimits(max_sections=max_sections, image_format=image_format,
+                          max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
+                          keylog=keylog)
+    path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
+    click.echo(str(path))
