@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 import pytest
-from factsbuilder import CFG, NS, T0, make_facts, obs, prior
 
 from rstscope.core import classify as C
 from rstscope.core.facts import emitter_position
 from rstscope.core.scoring import Scoring, table_rows
 from rstscope.core.tags import Tag
 from rstscope.schema import TH_ACK, TH_RST, TH_SYN
+from tests.core.factsbuilder import CFG, NS, T0, make_facts, obs, prior
 
 W = CFG.scoring.weights
 K = CFG.scoring.kind
