@@ -21,6 +21,7 @@ import numpy as np
 
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
+from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
 from rstscope.schema import SCHEMA_VERSION, addr_bytes
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 Source = str | os.PathLike[str] | IO[bytes]
 Sources = Source | Sequence[Source]
 
-ORIGINS = ("client", "server", "load-balancer", "firewall", "unknown")
+ORIGINS = values(Origin)
 
 
 @dataclass(frozen=True, slots=True)

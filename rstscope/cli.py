@@ -238,7 +238,7 @@ def cli() -> None:
 @click.option("--rotated", is_flag=True,
               help="FILES are the rotated parts of one capture: read them in order as one stream.")
 @click.option("--fail-on", "fail_on", multiple=True,
-              type=click.Choice(["client", "server", "load-balancer", "firewall", "unknown", "any"]),
+              type=click.Choice([*ORIGINS, "any"]),
               help="Exit 1 if a reset has this origin at or above --min-confidence "
                    "(repeatable; 'any' for any reset).")
 @click.option("--enrich", "do_enrich", is_flag=True,

@@ -22,13 +22,14 @@ import click
 from rstscope import errors
 from rstscope.catalog import known_stacks, load_timeouts_file, with_stack
 from rstscope.core.ttl import INITIAL_TTLS
+from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.core.wording import sure_text
 from rstscope.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-VANTAGES = ("auto", "client", "server", "middle")
-ORIGINS = ("client", "server", "load-balancer", "firewall", "unknown")
+VANTAGES = values(Vantage)
+ORIGINS = values(Origin)
 #: Below this confidence a verdict's origin is shown as ``unknown (best guess: X)``,
 #: counted as unknown and ignored by ``--fail-on X``.  Right-but-weak verdicts on
 #: the lab samples score 0.32-0.36 and a lone RST 0.30: calling those firm would

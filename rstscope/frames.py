@@ -31,6 +31,7 @@ _DTYPES: dict[str, str] = {
     "float | None": "Float64",
     "bool": "bool",
     "str": "string",
+    "str | None": "string",
 }
 
 

@@ -31,3 +31,10 @@ def test_readme_first_screen_has_the_two_commands() -> None:
     assert "bash scripts/test.sh" in head
     ci = (REPO / ".ci" / "run").read_text()
     assert "scripts/test.sh" in ci
+
+
+def test_verdicts_page_tables_are_generated_from_the_rules() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_verdicts_doc.py"),
+                           "--check"])
+    assert proc.returncode == 0, ("docs/verdicts.md is stale: run python "
+                                  "scripts/gen_verdicts_doc.py")

@@ -32,7 +32,11 @@ CASES = [
      None, None),
     ("llm-stream-60s", "client", "load-balancer", "server-endpoint", "proxy_timeout_s",
      None, None),
-    ("haproxy-timeout", "server", "load-balancer", "client-endpoint", "proxy_timeout_s",
+    # Seen on the backend, haproxy's `timeout server` is a same-link peer resetting
+    # after a silence, which a client on the server's LAN does too: the wire cannot
+    # tell them apart, so the verdict names the client (the balancer first among the
+    # alternatives, test_lab_samples checks that) -- issue 13 removed the lean.
+    ("haproxy-timeout", "server", "client", "client-endpoint", "proxy_timeout_s",
      None, None),
     # Lazy expiry: the state expired at T, the RST answers the first packet after
     # T + extra idle, so that packet's silence is T + extra.
@@ -71,5 +75,9 @@ def test_scenario_verdict_and_evidence(name, vantage, origin, sender, timeout_ke
             # came from a device that many fewer hops away.
             assert r["hop_delta"] == HOPS_FROM_CLIENT["srv"] - HOPS_FROM_CLIENT[nearer]
             assert r["sender_hops"] == HOPS_FROM_CLIENT[nearer]
+            # Its place on the path in links: the box next to the client is 1 hop from
+            # it, and the last box in front of the server 1 hop before it.
+            assert r["emitter_hops_from_client"] == HOPS_FROM_CLIENT[nearer] + 1
+            assert r["emitter_hops_to_server"] == HOPS_FROM_CLIENT["srv"] - HOPS_FROM_CLIENT[nearer]
         else:
             assert r["hop_delta"] in (0, None)

@@ -152,8 +152,12 @@ def base_cause_id(f: Facts, rec: ResetRecord) -> str:
                 or (gap is not None and gap >= 1.0)):
             return "idle-timeout"
         return "middlebox-reset"
-    if tags & {"proxy-close", "proxy-peer"}:
+    if tags & {"proxy-close", "same-link-peer"}:
         return "idle-timeout"
+    if "proxy-no-answer" in tags:
+        # A proxy accepted the connection, its backend never answered, and the
+        # proxy gave up: the request went unanswered.
+        return "unanswered"
     # The same order as the sentences (rstscope.core.wording.cause_text).
     if "refused" in tags:
         return "refused"
@@ -175,7 +179,6 @@ def name_reset(f: Facts, rec: ResetRecord) -> ResetRecord:
         hit = rule(f, rec)
         if hit is not None:
             cid, facts = hit
-            f.tags.add(cid)
             return dataclasses.replace(rec, cause_id=cid, cause=everyday_sentence(cid, facts),
                                        advice=everyday_advice(cid, facts))
     return dataclasses.replace(rec, cause_id=base_cause_id(f, rec))

@@ -7,9 +7,9 @@ into :class:`TimeoutEntry` records and the caller passes them in here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-Vantage = Literal["auto", "client", "server", "middle"]
+from rstscope.core.scoring import Scoring
+from rstscope.core.vocab import Vantage
 
 # What a device puts on the wire when its idle timer fires (catalog column
 # ``expiry_behaviour``).  Only the RST-sending ones can be the RST's sender.
@@ -44,7 +44,7 @@ class TrackerConfig:
     """Knobs of :class:`rstscope.core.Tracker`; every default is explained inline."""
 
     # Capture point; "auto" infers it per flow from TTLs and handshake timing.
-    vantage: Vantage = "auto"
+    vantage: Vantage = Vantage.AUTO
     # Parsed catalog (rstscope.catalog.load_timeouts()); empty disables matching.
     timeouts: tuple[TimeoutEntry, ...] = ()
     # An idle gap matches timeout T when |gap - T| <= max(match_tolerance_s, 2 % of T).
@@ -76,3 +76,6 @@ class TrackerConfig:
     packet_path_only: bool = False
     # Names of expiry behaviours under which a device itself emits the RST.
     rst_behaviours: tuple[str, ...] = field(default=("rst-next-packet", "rst-both"))
+    # The classifier's weights, thresholds and confidence caps, each with its reason
+    # (rstscope.core.scoring).
+    scoring: Scoring = field(default_factory=Scoring)

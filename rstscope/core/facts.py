@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 from rstscope.core.config import TrackerConfig
 from rstscope.core.flow import ResetContext, seq_diff
+from rstscope.core.tags import Tag
 from rstscope.core.timeouts import TimeoutMatch, match_gap
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
 from rstscope.core.vantage import flow_vantage
+from rstscope.core.vocab import Origin, Side, Vantage
 from rstscope.schema import TH_ACK, TH_RST
 
 NS = 1_000_000_000
@@ -22,14 +24,72 @@ LB_CATEGORIES = ("load-balancer", "proxy", "cdn")
 FW_CATEGORIES = ("firewall", "nat")
 
 
+def category_origin(category: str) -> Origin | None:
+    """The verdict origin a catalog category stands for (None: an endpoint's own)."""
+    if category in LB_CATEGORIES:
+        return Origin.LOAD_BALANCER
+    if category in FW_CATEGORIES:
+        return Origin.FIREWALL
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where on the path the RST's TTL says it was made.
+
+    ``from_capture`` counts routers between the capture point and the emitter (TTL
+    decrements; 0 = on the captured link).  The other two count links (IP hops) and
+    need the matching end's TTL baseline (or the capture on that end): a box next
+    to the client is 1 hop from it, and 1 hop before the server means the last box
+    in front of it.  0 means the TTL puts the emitter at the endpoint's own distance.
+    """
+
+    from_capture: int
+    from_client: int | None
+    to_server: int | None
+
+    @property
+    def text(self) -> str:
+        def h(n: int) -> str:
+            return f"{n} hop{'s' if n != 1 else ''}"
+        parts = []
+        if self.from_client is not None:
+            parts.append(f"{h(self.from_client)} from the client" if self.from_client > 0
+                         else "at the client's distance")
+        if self.to_server is not None:
+            parts.append(f"{h(self.to_server)} before the server" if self.to_server > 0
+                         else "at the server's distance")
+        if not parts:
+            return f"{self.from_capture} routers beyond the capture point"
+        return "made " + ", ".join(parts)
+
+
+def emitter_position(ttl: int, d: int, client_hops: int | None,
+                     server_hops: int | None) -> Position:
+    """Position of a packet with ``ttl`` claiming side ``d`` (0 client, 1 server).
+
+    ``client_hops`` / ``server_hops``: routers between the capture point and each
+    end (their TTL baselines).  The emitter lies between the capture point and the
+    end it claims to be, ``hops(ttl)`` routers past the capture point.
+    """
+    h = hops(ttl)
+    if d == 1:
+        from_client = client_hops + 1 + h if client_hops is not None else None
+        to_server = max(server_hops - h, 0) if server_hops is not None else None
+    else:
+        from_client = max(client_hops - h, 0) if client_hops is not None else None
+        to_server = server_hops + 1 + h if server_hops is not None else None
+    return Position(h, from_client, to_server)
+
+
 @dataclass(slots=True)
 class Facts:
     """Derived numbers shared by the rules (computed once per RST)."""
 
     ctx: ResetContext
     cfg: TrackerConfig
-    side: str  # "client" | "server": who the RST claims to come from
-    vantage: str
+    side: Side  # who the RST claims to come from
+    vantage: str  # a Vantage value other than auto
     later: list  # type: ignore[type-arg]  # post-RST packets inside the settle window
     rtt_side_s: float | None
     rtt_s: float | None
@@ -44,13 +104,14 @@ class Facts:
     seq_status: str
     matches: list[TimeoutMatch]
     lone: bool
-    tags: set[str] = field(default_factory=set)
+    position: Position
+    tags: set[Tag] = field(default_factory=set)
 
 
 def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
     flow = ctx.flow
     d = ctx.d
-    side = "client" if d == 0 else "server"
+    side = Side.CLIENT if d == 0 else Side.SERVER
     vantage, _ = flow_vantage(flow, cfg.vantage)
     settle = cfg.settle_s * NS
     later = [o for o in ctx.later if o.ts - ctx.ts <= settle]
@@ -86,7 +147,21 @@ def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
     lone = ctx.s_pkts == 0 and ctx.r_pkts == 0
     return Facts(ctx, cfg, side, vantage, later, rtt_side_s, rtt_s, mode, spread, consistent,
                  hop_delta, idle_gap, triggered, latency, trigger_gap, seq, matches,
-                 lone)
+                 lone, _position(ctx, mode, vantage))
+
+
+def _position(ctx: ResetContext, sender_mode: int | None, vantage: str) -> Position:
+    """Baselines of both ends (the sender's as frozen at the RST) place the emitter."""
+    peer = ttl_mode_spread(dict(ctx.flow.dirs[1 - ctx.d].ttl_counts))
+    peer_mode = peer[0] if peer else None
+    client_mode, server_mode = ((sender_mode, peer_mode) if ctx.d == 0
+                                else (peer_mode, sender_mode))
+    # A known capture host is 0 routers from its own end even without its packets.
+    client_hops = (hops(client_mode) if client_mode is not None
+                   else 0 if vantage == Vantage.CLIENT else None)
+    server_hops = (hops(server_mode) if server_mode is not None
+                   else 0 if vantage == Vantage.SERVER else None)
+    return emitter_position(ctx.ttl, ctx.d, client_hops, server_hops)
 
 
 def seq_status(ctx: ResetContext, triggered: bool) -> str:
@@ -111,7 +186,8 @@ def seq_status(ctx: ResetContext, triggered: bool) -> str:
 
 def proxy_close_match(f: Facts) -> TimeoutMatch | None:
     c = f.ctx
-    if f.vantage == f.side or c.s_close_gap_ns < 0 or not f.tags & {"after-fin", "after-alert"}:
+    if (f.vantage == f.side or c.s_close_gap_ns < 0
+            or not f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return None
     gap = c.s_close_gap_ns / NS
     if gap < 5.0:

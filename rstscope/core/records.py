@@ -8,10 +8,11 @@ Field names follow Zeek's conn.log vocabulary (``orig_h``, ``resp_pkts``,
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import Enum
 from typing import Any, Literal
 
-Origin = Literal["client", "server", "load-balancer", "firewall", "unknown"]
-Sender = Literal["client-endpoint", "server-endpoint", "middlebox"]
+from rstscope.core.vocab import Origin, Sender
+
 SeqStatus = Literal["exact", "in-window", "out-of-window", "unknown"]
 Scalar = str | int | float | bool | None
 
@@ -19,6 +20,8 @@ Scalar = str | int | float | bool | None
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Evidence):
         return value.to_dict()
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return value
@@ -134,10 +137,17 @@ class ResetRecord(_ToDict):
     ttl: int
     expected_ttl: int | None
     hop_delta: int | None
+    # Where a box's RST was made (None for an endpoint's RST, or without the baseline):
+    # links from the client to the box (1 = the box next to the client) and from the
+    # box to the server (1 = the last box in front of it), from both ends' TTLs.
+    emitter_hops_from_client: int | None
+    emitter_hops_to_server: int | None
+    path_position: str | None  # e.g. "made 1 hop from the client, 3 hops before the server"
     ip_id: int
     timeout_candidates: tuple[str, ...]
     conn_state: str
     seq_status: SeqStatus
+    tags: tuple[str, ...]  # the facts the verdict stood on (rstscope.core.tags.Tag values)
     # Stable machine name of the cause (docs/schema.md, rstscope.core.causes.CAUSES);
     # ``cause`` is its sentence and may be reworded, this name does not change.
     cause_id: str = "unknown"

@@ -51,10 +51,15 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
         gap_c = f.ctx.s_close_gap_ns / NS
         return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
                 f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
-    if "proxy-peer" in f.tags:
-        return (f"The connecting peer, on the server's own link (0 hops; typically a load "
-                f"balancer or reverse proxy), reset the connection after {gap_txt} of "
-                "silence (its client/server timeout).")
+    if "proxy-no-answer" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        return (f"A proxy in front of the {f.side} accepted the connection but never answered "
+                f"the request; after {gap_c:.1f} s it gave up (its backend did not answer) and "
+                "closed, then reset it.")
+    if "same-link-peer" in f.tags:
+        return (f"The connecting peer, on the server's own link (0 hops), reset the "
+                f"connection after {gap_txt} of silence: a client's read timeout, or a load "
+                "balancer/reverse proxy's timeout toward this server (the wire cannot tell).")
     if "refused" in f.tags:
         return f"{who} refused the connection: nothing accepted the SYN on port {c.flow.resp_p}."
     if "after-fin" in f.tags or "after-alert" in f.tags:
@@ -142,12 +147,18 @@ def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> lis
             out.append(f"raise the proxy's upstream read timeout (nginx proxy_read_timeout, "
                        f"haproxy timeout server) above {gap_c:.0f} s, or send a heartbeat "
                        f"more often than every {_keepalive_s(gap_c)}")
-    elif "proxy-peer" in f.tags:
-        out.append(f"raise the proxy's timeout toward this server (nginx "
-                   f"proxy_read_timeout, haproxy timeout server) above {gap:.0f} s, or "
-                   f"send data more often than every {_keepalive_s(gap)}" if gap is not None else
-                   "check the proxy's timeouts toward this server (nginx proxy_read_timeout, "
-                   "haproxy timeout server)")
+    elif "proxy-no-answer" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        out.append(f"check that the proxy's backend is up and reachable: the proxy gave up "
+                   f"after {gap_c:.0f} s (haproxy timeout connect x retries, nginx "
+                   "proxy_connect_timeout)")
+    elif "same-link-peer" in f.tags:
+        out.append(f"if a load balancer/proxy connects here, check its timeouts toward this "
+                   f"server (haproxy timeout server, nginx proxy_read_timeout); otherwise the "
+                   f"client's read timeout: one of them gave up after {gap:.0f} s of silence"
+                   if gap is not None else
+                   "check the load balancer/proxy's timeouts toward this server, or the "
+                   "client's read timeout")
     elif sender != "middlebox":
         if "refused" in f.tags:
             out.append(f"check that a service listens on port {f.ctx.flow.resp_p} "

@@ -10,17 +10,22 @@ import re
 import textwrap
 from typing import Final
 
+from rstscope.core.vocab import Origin
+
 # Colour-blind-safe (Okabe-Ito) colours, one per verdict origin; the same
 # origin has the same colour in every figure and in the HTML report.  Firewall
 # (vermillion) and load balancer (reddish purple) differ in hue and lightness,
 # not only in shade of orange, so they stay apart for every colour vision.
-ORIGIN_COLORS: Final[dict[str, str]] = {
-    "client": "#0072B2",
-    "server": "#009E73",
-    "load-balancer": "#CC79A7",
-    "firewall": "#D55E00",
-    "unknown": "#7F7F7F",
+_COLOR_OF: Final[dict[Origin, str]] = {
+    Origin.CLIENT: "#0072B2",
+    Origin.SERVER: "#009E73",
+    Origin.LOAD_BALANCER: "#CC79A7",
+    Origin.FIREWALL: "#D55E00",
+    Origin.UNKNOWN: "#7F7F7F",
 }
+# Keyed by the plain strings the records carry; every Origin has a colour (checked
+# here, so a new origin cannot be drawn as "unknown" by accident).
+ORIGIN_COLORS: Final[dict[str, str]] = {o.value: _COLOR_OF[o] for o in Origin}
 LANE_COLORS: Final[dict[str, str]] = {"orig": "#3B6FB6", "resp": "#4A9D5B"}
 GAP_COLOR: Final = "#DDDDDD"
 TIMEOUT_COLOR: Final = "#332288"  # dark indigo: apart from every origin colour

@@ -260,13 +260,16 @@ def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
 # -- resets ----------------------------------------------------------------
 
 
-def _ttl_text(r: dict[str, Any]) -> str:
+def _ttl_text(r: dict[str, Any], with_position: bool = True) -> str:
     ttl, exp, hop = r.get("ttl"), r.get("expected_ttl"), r.get("hop_delta")
     if exp is None:
         return f"TTL {ttl} (no baseline)"
     text = f"TTL {ttl} vs {exp}"
     if hop:
         text += f" ({int(hop):+d} hops)"
+    if with_position and r.get("path_position"):
+        # Where a box's RST was made (records.ResetRecord.path_position).
+        text += f"\n{r['path_position']}"
     return text
 
 
@@ -297,7 +300,10 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
         conf = chosen.get("confidence")
         conf_s = f"{float(conf):.0%}" if conf is not None else "?"
         head = f"RST #{chosen['frame']}" if len(group) == 1 else f"{len(group)} RSTs (#{first['frame']}…)"
-        text = f"{head}: {chosen.get('origin', '?')} ({conf_s})\n{_ttl_text(chosen)}"
+        # A third line (where the box sits) fits only when one label has the lane to
+        # itself; staggered labels of several groups would overprint each other.
+        text = (f"{head}: {chosen.get('origin', '?')} ({conf_s})\n"
+                f"{_ttl_text(chosen, with_position=len(groups) == 1)}")
         dy = 0.28 if y >= 0.5 else -0.28
         frac = (x - taxis.segments[0].x_start) / span
         ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),

@@ -14,6 +14,7 @@ text of the scalar (a fact's value can be a number, a string or a flag).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -77,6 +78,8 @@ def _arrow_type(tp: Any) -> tuple[pa.DataType, str]:
         return pa.float64(), "plain"
     if base is str or origin is typing.Literal:
         return pa.string(), "plain"
+    if isinstance(base, type) and issubclass(base, enum.StrEnum):
+        return pa.string(), "enum"  # rstscope.core.vocab: stored as its string value
     if origin is tuple:
         args = typing.get_args(base)
         inner = args[0] if args else Any
@@ -109,6 +112,8 @@ def _convert(kind: str, v: Any) -> Any:
         return None
     if kind == "plain":
         return v
+    if kind == "enum":
+        return str(v)
     if kind == "strings":
         return [str(x) for x in v]
     if kind == "pairs":

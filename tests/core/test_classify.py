@@ -354,16 +354,62 @@ def test_server_stack_resetting_each_in_flight_segment_is_not_a_storm():
     assert all(r.origin == "server" for r in recs)
 
 
-def test_same_link_peer_resetting_after_silence_leans_load_balancer():
-    # haproxy's `timeout server` toward its backend, seen on the backend: both ends
-    # undecremented (one link), the connecting side resets after a silence.
+def test_same_link_client_read_timeout_seen_from_the_server_stays_client():
+    # Negative test for the old "proxy peer" lean: a client on the server's own LAN
+    # whose read timeout fires (both ends undecremented, one link) looks exactly like
+    # haproxy's `timeout server` toward its backend.  The wire cannot tell the two
+    # apart, so the origin stays the client; the balancer is the first alternative
+    # and the confidence stays low.
     w = FakeWire(client_ttl=64, server_ttl=64).handshake(0.0001, 0.0001).exchange(2)
     w.wait(3.0)
     w.rst("c")
     (r,) = verdicts(w)
-    assert r.origin == "load-balancer" and r.sender == "client-endpoint"
+    assert r.origin == "client" and r.sender == "client-endpoint"
     assert r.confidence <= 0.55
-    assert r.alternatives[0][0] == "client"
+    assert r.alternatives[0][0] == "load-balancer"
+    assert "same-link-peer" in r.tags
+
+
+def test_keep_alive_race_seen_from_the_client_is_the_server():
+    # Negative test for the mid-response lean: the server closes an idle keep-alive
+    # connection (FIN after a completed response), the client's pool sends its next
+    # request on it, and the server's kernel resets that request.  The fix is on the
+    # client's pool, not on a proxy's read timeout.
+    w = established()
+    w.wait(7.3)  # a keep-alive timeout on no catalog row
+    w.fin("s")
+    w.wait(0.0001)
+    w.ack("c")
+    w.wait(1.2)
+    w.data("c", 120)  # the next request
+    w.wait(0.04)
+    w.rst("s", ip_id=0, with_ack=False, seq=w.nxt["s"])
+    (r,) = verdicts(w)
+    assert r.origin == "server" and r.sender == "server-endpoint"
+    assert "proxy-close" not in r.tags
+
+
+def test_close_mid_response_answered_by_the_clients_close_leans_proxy():
+    # The proxy-timeout shape the lean is for: a response streaming, then silence, the
+    # server side closes, and the client, cut off mid-response, closes at once.
+    w = established()
+    w.data("c", 100)
+    w.wait(0.002)
+    w.data("s", 200)
+    w.wait(0.04)
+    w.data("s", 49)  # the stream's last chunk
+    w.wait(3.0)
+    w.data("s", 31, tls_ct=21)
+    w.fin("s")
+    w.wait(0.0003)
+    w.data("c", 31, tls_ct=21)
+    w.fin("c")
+    w.wait(0.0003)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and r.sender == "server-endpoint"
+    assert "proxy-close" in r.tags and r.confidence <= 0.55
+    assert r.alternatives[0][0] == "server"
 
 
 def test_distant_client_resetting_after_silence_stays_client():
@@ -372,3 +418,74 @@ def test_distant_client_resetting_after_silence_stays_client():
     w.rst("c")
     (r,) = verdicts(w)
     assert r.origin == "client"
+
+
+def test_server_side_that_never_answered_the_request_leans_proxy():
+    # haproxy whose backend never answers: it accepted the client's connection,
+    # ACKed the ClientHello, and after its connect timeouts closes and resets.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.0001)
+    w.ack("s")
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and r.sender == "server-endpoint"
+    assert "proxy-no-answer" in r.tags and r.confidence <= 0.55
+    assert r.alternatives[0][0] == "server"
+
+
+def test_server_that_answered_then_closed_idle_is_not_a_proxy_that_never_answered():
+    w = established()
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.ack("c")
+    w.wait(2.0)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
+    assert "proxy-close" not in r.tags  # the RST came long after the close, untriggered
+
+
+def test_server_closing_a_connection_that_never_sent_a_request_stays_server():
+    # A server's own handshake/header timeout: the client connected and sent nothing.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.wait(8.0)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
+
+
+def test_abortive_close_after_a_response_stays_server():
+    # Negative: FIN and RST in one go right after the server's data.  haproxy with
+    # `option nolinger` giving up mid-response looks like this, but so does a server
+    # closing abortively after a completed response, so it never leans.
+    w = established()
+    w.data("c", 100)
+    w.wait(0.002)
+    w.data("s", 255)
+    w.wait(0.004)
+    w.fin("s")
+    w.wait(0.0001)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-close" not in r.tags
+    assert r.alternatives[0][0] == "load-balancer"
+
+
+def test_server_resetting_without_closing_first_stays_server():
+    # Negative: an application abort (a bare RST, SO_LINGER 0 without a FIN) is the
+    # server's own.
+    w = established()
+    w.data("c", 100)
+    w.wait(0.002)
+    w.data("s", 255)
+    w.wait(0.004)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-close" not in r.tags

@@ -250,6 +250,10 @@ ANALYZER_CASES = [
     ("fw-policy-reject", "client"), ("l4lb-idle-expiry", "client"),
     ("haproxy-timeout", "server"), ("dpi-inject-single", "client"),
 ]
+# Cases the wire cannot settle (docs/verdicts.md, "Limits"): seen on the backend,
+# haproxy's `timeout server` is indistinguishable from a client's read timeout, so
+# the verdict names the client and the truth must be the first alternative.
+SECOND_CHOICE = {("haproxy-timeout", "server")}
 
 
 @pytest.mark.parametrize(("name", "vantage"), ANALYZER_CASES)
@@ -266,6 +270,10 @@ def test_analyzer_matches_truth(run, name, vantage):
     for lb in labels:
         row = resets[resets["frame"] == lb["frame"]]
         assert len(row) == 1, f"no reset record for frame {lb['frame']}"
+        if (name, vantage) in SECOND_CHOICE:
+            assert row["alternatives"].iloc[0][0][0] == lb["origin"], (name, vantage, lb)
+            assert row["confidence"].iloc[0] <= 0.55
+            continue
         assert row["origin"].iloc[0] == lb["origin"], (name, vantage, lb)
         if "sender" in row:
             assert row["sender"].iloc[0] == lb["sender"], (name, vantage, lb)
