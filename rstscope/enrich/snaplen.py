@@ -13,12 +13,10 @@ import os
 import struct
 from collections.abc import Iterable
 
+from rstscope.wire import pcap, pcapng
+
 #: Below this snaplen a full-size TLS record segment (MSS 1460 + headers) is cut.
 FULL_SEGMENT_BYTES = 1514
-
-_PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
-                b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
-_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 
 def declared_snaplen(path: str | os.PathLike[str]) -> int | None:
@@ -31,20 +29,20 @@ def declared_snaplen(path: str | os.PathLike[str]) -> int | None:
             data = fh.read(1 << 16)
     except OSError:
         return None
-    magic = data[:4]
-    if magic in _PCAP_MAGICS and len(data) >= 24:
-        return int(struct.unpack(_PCAP_MAGICS[magic] + "I", data[16:20])[0])
-    if magic != _PCAPNG_SHB or len(data) < 12:
+    header = pcap.parse_header(data)
+    if header is not None:
+        return header.snaplen
+    endian = pcapng.section_endian(data[:12]) if data[:4] == pcapng.SHB_BYTES else None
+    if endian is None:
         return None
-    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
     snaps: list[int] = []
     pos = 0
     while pos + 16 <= len(data):
         btype, blen = struct.unpack(endian + "II", data[pos:pos + 8])
         if blen < 12:
             break
-        if btype == 1:  # Interface Description Block: linktype u16, reserved u16, snaplen u32
-            snaps.append(int(struct.unpack(endian + "I", data[pos + 12:pos + 16])[0]))
+        if btype == pcapng.IDB:
+            snaps.append(pcapng.parse_idb(data[pos + 8:pos + blen - 4], endian).snaplen)
         pos += blen
     return min(snaps) if snaps else None
 
