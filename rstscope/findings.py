@@ -11,7 +11,7 @@ import datetime as _dt
 import html
 from typing import Any
 
-from rstscope.textfit import clip, zone_name
+from rstscope.textfit import write_finding, zone_name
 
 
 def _ts(ts_ns: int | None) -> str:
@@ -90,12 +90,7 @@ def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
         detail = f"[{s['cause_id']}] ({s['kind']}, end: {s['end']}) {s['cause']}"
         action = s["advice"][0] if s.get("advice") else "capture at both ends to see where "\
             "packets stop"
-        if wide:
-            out.write(f"{line}  | {detail} | -> {action}\n")
-            continue
-        out.write(clip(line, limit) + "\n")
-        out.write(clip("    " + detail, limit) + "\n")
-        out.write(clip("    -> " + action, limit) + "\n")
+        write_finding(out, line, detail, action, limit=limit, wide=wide)
 
 
 def _hostport(host: object, port: object) -> str:

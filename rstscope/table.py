@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from rstscope.core.wording import sure_text
 from rstscope.findings import render_stalls
-from rstscope.textfit import clip, clip_middle, zone_name
+from rstscope.textfit import clip, clip_middle, write_finding, zone_name
 
 #: Terminal width from which the frame, flow and TTL columns are shown.
 ROOMY_WIDTH = 120
@@ -171,13 +171,8 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
     out.write(clip(header, limit) + "\n")
     for i, r in enumerate(resets):
         line = row(times[i], conns[i], origins[i], confs[i], silences[i], extras[i])
-        detail, action = guess_first[i] + detail_text(r), action_text(r)
-        if wide:
-            out.write(f"{line}  | {detail} | -> {action}\n")
-            continue
-        out.write(clip(line, limit) + "\n")
-        out.write(clip("    " + detail, limit) + "\n")
-        out.write(clip("    -> " + action, limit) + "\n")
+        write_finding(out, line, guess_first[i] + detail_text(r), action_text(r), limit=limit,
+                      wide=wide)
     _stalls(doc, out, limit, tz, wide)
 
 

@@ -7,6 +7,7 @@ Shared by the reset table (rstscope.table) and the stall block
 from __future__ import annotations
 
 import datetime as _dt
+from typing import TextIO
 
 ELLIPSIS = "..."
 
@@ -38,4 +39,16 @@ def zone_name(tz: str, sample: _dt.datetime | None = None) -> str:
     return t.tzname() or t.strftime("%z")
 
 
-__all__ = ["ELLIPSIS", "clip", "clip_middle", "zone_name"]
+def write_finding(out: TextIO, line: str, detail: str, action: str, *, limit: int,
+                  wide: bool) -> None:
+    """One reset or stall as the table prints it: the row, an indented detail line and
+    an indented ``->`` action line, each cut to ``limit``; ``wide`` keeps one uncut line."""
+    if wide:
+        out.write(f"{line}  | {detail} | -> {action}\n")
+        return
+    out.write(clip(line, limit) + "\n")
+    out.write(clip("    " + detail, limit) + "\n")
+    out.write(clip("    -> " + action, limit) + "\n")
+
+
+__all__ = ["ELLIPSIS", "clip", "clip_middle", "write_finding", "zone_name"]

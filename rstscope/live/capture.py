@@ -69,6 +69,17 @@ def _iface_rx_dropped(iface: str) -> int | None:
         return None
 
 
+def capture_counters(iface: str, rx_dropped_start: int | None, captured: int,
+                     kernel_packets: int, kernel_drops: int) -> CaptureCounters:
+    """The stop summary of either live source (ring or recvmsg): the kernel's counts
+    plus the interface's own drops since the capture started (None if unreadable)."""
+    now = _iface_rx_dropped(iface)
+    iface_drops = (None if now is None or rx_dropped_start is None
+                   else max(0, now - rx_dropped_start))
+    return CaptureCounters(captured=captured, received_by_filter=kernel_packets,
+                           dropped_by_kernel=kernel_drops, dropped_by_interface=iface_drops)
+
+
 class LiveSource:
     """An open capture on one interface.  Use as a context manager.
 
@@ -248,12 +259,8 @@ class LiveSource:
 
     def counters(self) -> CaptureCounters:
         self._read_kernel_stats()
-        now = _iface_rx_dropped(self.iface)
-        iface_drops = (None if now is None or self._rx_dropped_start is None
-                       else max(0, now - self._rx_dropped_start))
-        return CaptureCounters(captured=self.captured, received_by_filter=self._kernel_packets,
-                               dropped_by_kernel=self._kernel_drops,
-                               dropped_by_interface=iface_drops)
+        return capture_counters(self.iface, self._rx_dropped_start, self.captured,
+                                self._kernel_packets, self._kernel_drops)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -45,6 +45,7 @@ from rstscope.live.capture import (
     SOL_PACKET,
     CaptureCounters,
     _iface_rx_dropped,
+    capture_counters,
 )
 from rstscope.live.privileges import check_capture_privilege
 from rstscope.wire.gather import gather
@@ -471,12 +472,8 @@ class RingSource:
 
     def counters(self) -> CaptureCounters:
         self._read_kernel_stats()
-        now = _iface_rx_dropped(self.iface)
-        iface_drops = (None if now is None or self._rx_dropped_start is None
-                       else max(0, now - self._rx_dropped_start))
-        return CaptureCounters(captured=self.captured, received_by_filter=self._kernel_packets,
-                               dropped_by_kernel=self._kernel_drops,
-                               dropped_by_interface=iface_drops)
+        return capture_counters(self.iface, self._rx_dropped_start, self.captured,
+                                self._kernel_packets, self._kernel_drops)
 
     def close(self) -> None:
         if self._sock is not None:
