@@ -22,7 +22,14 @@ import numpy as np
 from rstscope.core.facts import NS, Facts
 from rstscope.core.flow import RXMIT
 from rstscope.core.records import ResetRecord
-from rstscope.core.stalls import MIN_SILENCE_S, side_of, stall_cause
+from rstscope.core.stalls import (
+    MIN_SILENCE_S,
+    PMTU_HOLE_MIN_S,
+    hole_is_blackhole,
+    receiver_hole,
+    side_of,
+    stall_cause,
+)
 from rstscope.core.wording import everyday_advice, everyday_sentence
 from rstscope.schema import TH_ACK, TH_RST
 
@@ -198,12 +205,23 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
     mp = max_plen if orig_is_a else (max_plen[1], max_plen[0])
     for d in (0, 1):
         s = side_of(rows, d_of, d)
-        if (not s.rx or s.waiting_since_ns < 0 or not s.stuck_plens
+        if (not s.rx or s.waiting_since_ns < 0 or not s.stuck_plens or not s.head_rx
                 or (rec.ts_ns - s.waiting_since_ns) / NS < MIN_SILENCE_S):
             continue
         if stall_cause("data-unacked", s, mp[d], False) == "pmtu-blackhole":
             facts: dict[str, object] = {"stuck": s.stuck_plens, "rx": s.rx,
                                         "through": s.through_max}
+            return dataclasses.replace(rec, cause_id="pmtu-blackhole",
+                                       cause=everyday_sentence("pmtu-blackhole", facts),
+                                       advice=everyday_advice("pmtu-blackhole", facts))
+    # The receiver's side of it (a client capture): the full-size segments never
+    # arrived, later smaller ones did, and the hole stayed open until this RST.
+    for d in (1, 0):
+        h = receiver_hole(rows, d_of, d)
+        if (h is not None and hole_is_blackhole(h)
+                and (rec.ts_ns - h.since_ns) / NS >= PMTU_HOLE_MIN_S):
+            facts = {"kind": "data-hole", "hole": h.hole_bytes, "dupacks": h.dupacks,
+                     "through": h.arrived_max_plen}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
                                        advice=everyday_advice("pmtu-blackhole", facts))

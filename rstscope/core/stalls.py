@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rstscope.core.flow import BYTES, LASTPL, RXMIT, Flow, seq_diff
+from rstscope.core.flow import BYTES, LASTPL, MAXACK, RXMIT, SNDNXT, Flow, seq_diff
 from rstscope.core.records import _ToDict
 from rstscope.core.tails import TailLedger
 from rstscope.core.wording import everyday_advice as stall_advice
@@ -40,6 +40,10 @@ CUT_MIN_ELAPSED_S = 2.0
 #: Segments at least this large count as "full-size" for a path-MTU black hole: any
 #: payload above 1000 bytes exceeds some tunnel or the IPv6 minimum MTU (1280).
 PMTU_MIN_STUCK = 1000
+#: A hole in the received data (seen at the receiver: a path-MTU black hole from the
+#: client's side) counts once it stayed open this long; a lost segment is normally
+#: retransmitted and arrives within a few RTOs (200 ms, 400 ms, 800 ms).
+PMTU_HOLE_MIN_S = 2.0
 #: Other connections to the same service within this time make unanswered SYNs
 #: and silent accepts look like overload rather than a dead service or a filter.
 OVERLOAD_WINDOW_S = 10.0
@@ -51,7 +55,7 @@ class StallRecord(_ToDict):
 
     flow_id: int
     ts_ns: int  # when the stall began: the first unacknowledged / unanswered packet
-    kind: str  # data-unacked | syn-unanswered | request-unanswered | cut-mid-stream
+    kind: str  # data-unacked | data-hole | syn-unanswered | request-unanswered | cut-mid-stream
     end: str  # fin | rst | open (still hanging when the capture ended)
     end_frame: int | None
     orig_h: str
@@ -84,6 +88,12 @@ class _Side:
     waiting_since_ns: int  # first send of the oldest unacked segment, -1 if none
     last_payload_ns: int
     payload_ts: tuple[int, ...]
+    # The segment at the peer's ACK point was itself retransmitted: the sender's view
+    # of lost data.  (At the receiver, repeats of segments *past* a hole, such as a
+    # tail-loss probe, are unacked too, but the segment at the ACK point never shows.)
+    head_rx: bool = False
+    hole_bytes: int = 0  # data-hole: bytes missing at the receiver
+    dupacks: int = 0  # data-hole: the receiver's repeated ACKs of the hole's start
 
 
 def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
@@ -103,7 +113,9 @@ def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
     stuck: set[int] = set()
     through = 0
     waiting = -1
-    for ts, e, p in zip(data["ts_ns"].tolist(), ends, data["plen"].tolist(), strict=True):
+    head = False
+    for ts, r, e, p in zip(data["ts_ns"].tolist(), rel, ends, data["plen"].tolist(),
+                           strict=True):
         again = e <= hi
         hi = max(hi, e)
         if again:
@@ -114,10 +126,61 @@ def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
         else:
             if again:
                 stuck.add(p)
+                head = head or r == (acked if acked is not None else 0)
             if waiting < 0:
                 waiting = ts
     return _Side(d, len(data), hi, acked, rx, tuple(sorted(stuck)), through, waiting,
-                 int(data["ts_ns"][-1]), tuple(data["ts_ns"].tolist()))
+                 int(data["ts_ns"][-1]), tuple(data["ts_ns"].tolist()), head)
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """Data of one direction that never reached this capture point while later data
+    did: the receiver's view of segments lost for good (a path-MTU black hole seen
+    from the client)."""
+
+    d: int  # the direction whose data has the hole
+    hole_bytes: int  # from the receiver's ACK point to the first segment past it
+    since_ns: int  # first arrival past the hole
+    dupacks: int  # the receiver's ACKs of the hole's start after that arrival
+    arrived_max_plen: int  # largest segment of that direction that arrived
+
+
+def receiver_hole(rows: np.ndarray, d_of: np.ndarray, d: int) -> Hole | None:
+    """The hole in direction ``d``'s data as the receiver saw it, or None.
+
+    The receiver's highest ACK stays at the hole's start, segments past it arrived
+    (and were acknowledged again at the same point: duplicate ACKs, with SACK when
+    the stack has it), and no segment that covers the hole's start was ever seen
+    here.  That last part tells the receiver's view from the sender's: a sender-side
+    capture sees the missing segment go out (that is :func:`side_of`'s ``stuck``)."""
+    mine = rows[(d_of == d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)]
+    peer = rows[(d_of != d) & ((rows["flags"] & (TH_ACK | TH_RST)) == TH_ACK)]
+    if len(mine) < 2 or len(peer) == 0:
+        return None
+    base = int(mine["seq"][0])
+    acks = [seq_diff(int(a), base) for a in peer["ack"].tolist()]
+    ack_pt = max(acks)
+    starts = [seq_diff(int(s), base) for s in mine["seq"].tolist()]
+    plens = mine["plen"].tolist()
+    if any(st <= ack_pt < st + p for st, p in zip(starts, plens, strict=True)):
+        return None  # the segment at the ACK point was seen: in flight, not lost
+    past = [(st, t) for st, t in zip(starts, mine["ts_ns"].tolist(), strict=True) if st > ack_pt]
+    if not past:
+        return None
+    first_st = min(st for st, _ in past)
+    since = min(t for _, t in past)
+    dup = sum(1 for a, t in zip(acks, peer["ts_ns"].tolist(), strict=True)
+              if a == ack_pt and t >= since)
+    if dup == 0:
+        return None  # the receiver never said it missed data (a capture drop)
+    return Hole(d, first_st - ack_pt, int(since), dup, int(max(plens)))
+
+
+def hole_is_blackhole(h: Hole) -> bool:
+    """Only a full-size stretch is missing while every segment that arrived is
+    smaller than it: the path drops what exceeds its MTU."""
+    return h.hole_bytes >= PMTU_MIN_STUCK and h.arrived_max_plen < h.hole_bytes
 
 
 def _end(rows: np.ndarray) -> tuple[str, int | None, int]:
@@ -159,9 +222,17 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
         if d_arr is None:
             d_arr = np.asarray(d_of)
         sd = side_of(rows, d_arr, d)
-        if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens
+        if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens and sd.head_rx
                 and (horizon - sd.waiting_since_ns) / NS >= MIN_SILENCE_S):
             return "data-unacked", sd, end, end_frame, sd.waiting_since_ns
+    # The receiver's view of the same: a hole it never saw filled (client side).
+    d_np = np.asarray(d_of)
+    for d in (1, 0):
+        h = receiver_hole(rows, d_np, d)
+        if (h is not None and hole_is_blackhole(h)
+                and (horizon - h.since_ns) / NS >= PMTU_HOLE_MIN_S):
+            sd = side_of(rows, d_np, d)
+            return "data-hole", _hole_side(sd, h), end, end_frame, h.since_ns
     o_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 0
             and not f & TH_RST]
     r_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 1
@@ -196,6 +267,13 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
     return None
 
 
+def _hole_side(sd: _Side, h: Hole) -> _Side:
+    """The stalled side of a hole: what arrived went through; the hole is outstanding."""
+    return _Side(sd.d, sd.sent_payload, sd.hi_rel, sd.acked_rel, 0, (), h.arrived_max_plen,
+                 h.since_ns, sd.last_payload_ns, sd.payload_ts, False, h.hole_bytes,
+                 h.dupacks)
+
+
 def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
     """A cheap pre-check on the flow's running state: could any stall kind apply?
     (Most flows are healthy; reading their tails would cost more than the analysis.)"""
@@ -203,6 +281,10 @@ def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
     oc, rc = o.col(), r.col()
     if oc[RXMIT] or rc[RXMIT]:
         return True  # data-unacked
+    for snd, rcv in ((rc, oc), (oc, rc)):
+        if (snd[SNDNXT] >= 0 and rcv[MAXACK] >= 0
+                and seq_diff(int(snd[SNDNXT]), int(rcv[MAXACK])) >= PMTU_MIN_STUCK):
+            return True  # data-hole: data seen past what the receiver acknowledged
     if flow.syn_ts >= 0 and flow.synack_ts < 0:
         return True  # syn-unanswered
     if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
@@ -250,7 +332,7 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
                        else side.hi_rel) if side.sent_payload else 0
         facts: dict[str, object] = {"silence_s": silence, "elapsed_s": silence, "rx": side.rx, "through": side.through_max,
                  "stuck": side.stuck_plens, "max_plen": max_plen, "kind": kind, "end": end,
-                 "port": flow.resp_p}
+                 "port": flow.resp_p, "hole": side.hole_bytes, "dupacks": side.dupacks}
         out.append(StallRecord(
             flow_id=flow.flow_id, ts_ns=start_ns, kind=kind, end=end, end_frame=end_frame,
             orig_h=addr_text(flow.orig_raw, flow.ip_v), orig_p=flow.orig_p,
@@ -286,6 +368,9 @@ def stall_cause(kind: str, side: _Side, max_plen: int, busy: bool) -> str:
                 and 0 < side.through_max < min(side.stuck_plens)):
             return "pmtu-blackhole"
         return "path-silent"
+    if kind == "data-hole":
+        # Chosen by hole_is_blackhole: a full-size stretch missing, smaller ones arrived.
+        return "pmtu-blackhole"
     if kind == "cut-mid-stream":
         return "total-timeout"
     if kind == "request-unanswered":
@@ -293,4 +378,5 @@ def stall_cause(kind: str, side: _Side, max_plen: int, busy: bool) -> str:
     return "unknown"
 
 
-__all__ = ["StallRecord", "find_stalls", "stall_cause"]
+__all__ = ["Hole", "StallRecord", "find_stalls", "hole_is_blackhole", "receiver_hole",
+           "stall_cause"]

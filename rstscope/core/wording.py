@@ -236,6 +236,11 @@ def everyday_sentence(cause_id: str, facts: dict[str, object]) -> str:
         return (f"A total-time limit: the {facts.get('side', 'client')} aborted "
                 f"{num('elapsed_s'):.1f} s after its request while data was still flowing "
                 "(an SDK/client total timeout, not an idle one).")
+    if cause_id == "pmtu-blackhole" and facts.get("kind") == "data-hole":
+        return (f"Path-MTU black hole (seen by the receiver): {int(num('hole'))} bytes never "
+                f"arrived while smaller segments after them did (up to {int(num('through'))} "
+                f"bytes); the receiver asked for them again {int(num('dupacks'))} times "
+                "(duplicate ACKs) and the hole was never filled.")
     if cause_id == "pmtu-blackhole":
         return (f"Path-MTU black hole: full-size segments ({_sizes(facts.get('stuck'))} bytes) "
                 f"were retransmitted {int(num('rx'))} times and never acknowledged while "

@@ -13,7 +13,11 @@ B *by what it carried*, not by its addresses, which NAT and full proxies rewrite
    lives inside the client's, shifted by the clock offset), by the sequence of
    exchanges (the request goes up, the response comes back, in bursts of similar
    sizes) and by their overlap; pairs are chosen greedily, best score first, one
-   to one, above :data:`MIN_SCORE`.
+   to one, above :data:`MIN_SCORE`.  A proxy that relays TCP without rewriting
+   (haproxy in TCP mode) forwards each segment as it comes: a segment of the same
+   size shows up at the other point right after.  Those echoes
+   (:func:`relay_echoes`) add to the score; they tell apart connections that
+   look alike, e.g. ones a proxy took from its accept queue in order.
 
 The clock offset between the two captures is estimated from the same-connection
 pairs (their SYNs are one path apart) and is 0 when there are none.
@@ -35,6 +39,13 @@ MIN_SCORE = 0.35
 #: A proxied (upstream) connection may start this long before / after the client's.
 PROXY_LEAD_S = 0.5
 PROXY_LAG_S = 30.0
+#: A relayed server->client segment reaches the client-side point within this long;
+#: a client->server one may wait up to PROXY_LAG_S (in a proxy's accept queue).
+RELAY_DOWN_LAG_S = 1.0
+#: Payload segments per connection looked at for echoes (enough to tell; bounded cost).
+RELAY_MAX_SEGMENTS = 64
+#: Weight of the echo share in a proxied pair's score (a bonus: no echoes, no change).
+RELAY_WEIGHT = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +177,55 @@ def _time_score(a: FlowView, b: FlowView, offset_ns: int) -> float:
     return 0.5 * min(overlap, 1.0) + 0.5 * near
 
 
+def _segments(views: Sequence[FlowView], d: int) -> list[tuple[int, int, int]]:
+    """(ts_ns, size, flow id) of the first payload segments of direction ``d``."""
+    out: list[tuple[int, int, int]] = []
+    for v in views:
+        m = (v.d == d) & (v.plen > 0)
+        for t, n in list(zip(v.ts_ns[m].tolist(), v.plen[m].tolist(),
+                             strict=True))[:RELAY_MAX_SEGMENTS]:
+            out.append((int(t), int(n), v.flow_id))
+    return sorted(out)
+
+
+def relay_echoes(side_a: Sequence[FlowView], side_b: Sequence[FlowView],
+                 offset_ns: int) -> dict[tuple[int, int], int]:
+    """Segments relayed unchanged: (A flow, B flow) -> how many.
+
+    Each segment is matched, in time order and one to one, with the earliest
+    not-yet-matched segment of the same size and direction at the other point that
+    comes after it: client->server from A to B (within PROXY_LAG_S), server->client
+    from B to A (within RELAY_DOWN_LAG_S).  Time order keeps a queue's order."""
+    out: dict[tuple[int, int], int] = {}
+    for d, src, dst, shift, lag_s in ((0, side_a, side_b, offset_ns, PROXY_LAG_S),
+                                      (1, side_b, side_a, -offset_ns, RELAY_DOWN_LAG_S)):
+        waiting: dict[int, list[tuple[int, int]]] = {}
+        for t, n, fid in _segments(dst, d):
+            waiting.setdefault(n, []).append((t, fid))
+        taken: dict[int, int] = {}  # size -> index of the first unmatched candidate
+        for t, n, fid in _segments(src, d):
+            cands = waiting.get(n)
+            if not cands:
+                continue
+            t0 = t + shift
+            i = taken.get(n, 0)
+            while i < len(cands) and cands[i][0] < t0:
+                i += 1
+            if i < len(cands) and cands[i][0] - t0 <= lag_s * NS:
+                other = cands[i][1]
+                key = (fid, other) if d == 0 else (other, fid)
+                out[key] = out.get(key, 0) + 1
+                # Consume it: later segments look further on (one to one, in order).
+                cands.pop(i)
+                taken[n] = i
+    return out
+
+
+def _payload_count(v: FlowView) -> int:
+    return min(int((v.plen[v.d == 0] > 0).sum()), RELAY_MAX_SEGMENTS) + min(
+        int((v.plen[v.d == 1] > 0).sum()), RELAY_MAX_SEGMENTS)
+
+
 def pair_flows(side_a: Sequence[FlowView], side_b: Sequence[FlowView]) -> list[Pair]:
     """One-to-one pairs of connections (see the module doc)."""
     pairs: list[Pair] = []
@@ -210,23 +270,28 @@ def pair_flows(side_a: Sequence[FlowView], side_b: Sequence[FlowView]) -> list[P
                     break
     # 3. Proxied: score the rest by time and exchange shape, greedy one to one.
     scored: list[tuple[float, int, int, str]] = []
-    for a in side_a:
-        if a.flow_id in used_a:
-            continue
-        for b in side_b:
-            if b.flow_id in used_b:
-                continue
+    rest_a = [a for a in side_a if a.flow_id not in used_a]
+    rest_b = [b for b in side_b if b.flow_id not in used_b]
+    echoes = relay_echoes(rest_a, rest_b, offset)
+    for a in rest_a:
+        for b in rest_b:
             t = _time_score(a, b, offset)
             if t == 0.0:
                 continue
             s = _shape_similarity(a, b)
-            score = 0.6 * t + 0.4 * s
+            e = echoes.get((a.flow_id, b.flow_id), 0)
+            relay = min(1.0, e / max(1, min(_payload_count(a), _payload_count(b))))
+            score = 0.6 * t + 0.4 * s + RELAY_WEIGHT * relay
+            why = f"time {t:.2f}, exchanges {s:.2f}"
+            if e:
+                why += f", {e} segments relayed unchanged"
             scored.append((score, a.flow_id, b.flow_id,
-                          f"time {t:.2f}, exchanges {s:.2f} (offset {offset / NS:+.3f} s)"))
+                          f"{why} (offset {offset / NS:+.3f} s)"))
     for score, a_id, b_id, why in sorted(scored, key=lambda c: -c[0]):
         if score < MIN_SCORE or a_id in used_a or b_id in used_b:
             continue
-        pairs.append(Pair(a_id, b_id, "proxied", round(score, 3), why))
+        # (Ranked on the sum; reported on the documented 0..1 scale.)
+        pairs.append(Pair(a_id, b_id, "proxied", round(min(score, 1.0), 3), why))
         used_a.add(a_id)
         used_b.add(b_id)
     return sorted(pairs, key=lambda p: (p.a, p.b))

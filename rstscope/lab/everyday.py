@@ -158,7 +158,8 @@ def _worker_timeout(p: Params) -> Plan:
     limit = float(p["worker_timeout_s"])
     return Plan("", _args("--mode", "total", "--total-s", limit + 20, "--read-timeout-s", 5),
                 server_module="", client_module="everyday_client", setup=_gunicorn(p),
-                causes={"srv": "total-timeout"}, timeouts={"srv": limit},
+                causes={"srv": "total-timeout"}, stall_causes={"srv": "total-timeout"},
+                timeouts={"srv": limit},
                 duration_s=limit + 8)
 
 
@@ -175,13 +176,20 @@ def _haproxy_maxconn_plan(p: Params) -> Plan:
     n = 12
     schedule = ",".join(["d", "s0.5"] * n) + ",end"
     # The first connection holds haproxy's only slot for the whole stream; the
-    # next ones queue in the kernel (haproxy's backlog follows maxconn), the rest
-    # find the queue full and their SYNs go unanswered.
+    # next ones queue in the kernel (haproxy's backlog follows maxconn: listen(1)
+    # holds two), the rest find the queue full and their SYNs go unanswered.  The
+    # queued clients give up (FIN) before the slot frees; haproxy then accepts
+    # them anyway and forwards their stale ClientHellos upstream, where the server
+    # (serving every connection, one at a time) answers into closed sockets.
     return Plan(schedule, _args("--mode", "many", "--conns", p["conns"], "--read-timeout-s", 3,
                                 "--connect-timeout-s", p["connect_timeout_s"],
                                 "--stagger-s", 0.05),
+                server_args=_args("--connections", p["conns"]),
                 target="lb", client_module="everyday_client", setup=_haproxy_maxconn,
-                proxy=True, causes={"lb": "accept-overflow"}, duration_s=12)
+                # No RST carries the cause: haproxy's RSTs toward the server and the
+                # clients' RSTs answer the stale relays (side effects); the limit
+                # shows as the queued and unanswered connections' stalls.
+                proxy=True, stall_causes={"lb": "accept-overflow"}, duration_s=12)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -196,7 +204,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("pmtu-blackhole",
              "a narrower mid-path link whose ICMP frag-needed is dropped: full-size "
              "segments are retransmitted unanswered until the client aborts",
-             {"mtu": 1280, "read_timeout_s": 4.0, "response_bytes": 32768}, _pmtu),
+             # A 5000-byte answer (a small JSON API response) is three full-size
+             # segments and a short tail, all inside the initial window: the tail
+             # gets through, so the client sees the hole too (duplicate ACKs / SACK).
+             # With a response larger than the initial window nothing after the
+             # lost segments is sent and the client sees silence only (docs/lab.md).
+             {"mtu": 1280, "read_timeout_s": 4.0, "response_bytes": 5000}, _pmtu),
     Scenario("proxy-buffering",
              "nginx proxy_buffering on in front of a slow event stream: the upstream "
              "talks, the client hears nothing and its read timeout aborts",
@@ -224,8 +237,9 @@ LOOK_FOR: dict[str, str] = {
                                 "client's reused request, answered by a server RST",
     "keepalive-race-request-first": "client request after idle, then a server RST "
                                     "acking it instead of a response",
-    "pmtu-blackhole": "full-size server segments retransmitted, never acked, while small "
-                      "ones pass; no ICMP; then the client's RST",
+    "pmtu-blackhole": "server: full-size segments retransmitted, never acked, while small "
+                      "ones pass, no ICMP; client: a hole before the short last segment, "
+                      "duplicate ACKs that never get it filled; then the client's RST",
     "proxy-buffering": "client: headers then silence until its read timeout; server: "
                        "the upstream streaming the whole time (join the two)",
     "client-total-timeout": "client RST a fixed time after its request while data flows",
@@ -239,6 +253,14 @@ LOOK_FOR: dict[str, str] = {
 #: Scenarios whose cause shows as a stall (no RST carries it): their truth is the
 #: manifest's configured cause, and the analyzer must name it in ``stalls``.
 STALL_SCENARIOS = frozenset({"worker-timeout", "haproxy-maxconn"})
+
+
+def stall_truth(manifest: dict[str, object]) -> set[str]:
+    """The causes a stall scenario's run must show as stalls (its manifest's
+    ``stall_causes``; runs recorded before that field state them in ``causes``)."""
+    causes = manifest.get("stall_causes") or manifest.get("causes") or {}
+    assert isinstance(causes, dict)
+    return {str(c) for c in causes.values()} - {"side-effect"}
 
 BY_NAME = MappingProxyType({s.name: s for s in SCENARIOS})
 

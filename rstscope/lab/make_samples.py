@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rstscope.lab.everyday import LOOK_FOR as EVERYDAY_LOOK_FOR
-from rstscope.lab.everyday import STALL_SCENARIOS
+from rstscope.lab.everyday import STALL_SCENARIOS, stall_truth
 from rstscope.lab.runner import LabResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS
 
@@ -97,8 +97,8 @@ def _truth(result: LabResult, vantage: str) -> str:
     stall = ""
     if result.scenario in STALL_SCENARIOS:
         # A stall scenario: its cause is the truth even where no RST carries it.
-        causes = json.loads(result.manifest.read_text()).get("causes", {})
-        stall = "stall: " + ", ".join(sorted(set(causes.values())))
+        stall = "stall: " + ", ".join(sorted(stall_truth(json.loads(
+            result.manifest.read_text()))))
     if not labels:
         return f"no RST; {stall}" if stall else "no RST"
     parts = []

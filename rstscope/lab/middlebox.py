@@ -95,13 +95,37 @@ def wait_listening(session: Session, ns: str, port: int, what: str) -> None:
     wait_for(up, timeout_s=10, what=what)
 
 
+#: haproxy's per-connection log line (``log-format``): client, frontend, the
+#: source haproxy used toward the server, the server, termination state, times.
+HAPROXY_LOG_PREFIX = "rstscope-haproxy"
+HAPROXY_LOG_FIELDS = ("ci=%ci cp=%cp fi=%fi fp=%fp bi=%bi bp=%bp si=%si sp=%sp ts=%ts "
+                      "Tw=%Tw Tc=%Tc Tt=%Tt accept=%Ts.%ms")
+
+
+def haproxy_connections(log: Path) -> list[dict[str, str]]:
+    """The connections haproxy logged (one dict of its fields per line)."""
+    if not log.exists():
+        return []
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        _, sep, rest = line.partition(HAPROXY_LOG_PREFIX + " ")
+        if sep:
+            out.append(dict(kv.split("=", 1) for kv in rest.split() if "=" in kv))
+    return out
+
+
 def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: int,
                   timeout_s: float, nolinger: bool = True, connect_timeout_s: float = 5.0,
                   bind: str | None = None, maxconn: int = 0) -> None:
     """haproxy in TCP mode between client and server, idle timeouts on both sides.
 
     ``maxconn`` > 0 caps the frontend's concurrent connections (and so its listen
-    backlog): connections beyond it wait in, then overflow, the kernel's queue."""
+    backlog): connections beyond it wait in, then overflow, the kernel's queue.
+
+    Every connection is logged (stdout, so ``haproxy.log``) as one
+    :data:`HAPROXY_LOG_PREFIX` line with its client address and port and the
+    source port haproxy used toward the server: the pairing truth of a run,
+    written by haproxy itself (:func:`haproxy_connections` reads it)."""
     fam = "ipv6" if ip_v == 6 else "ipv4"
     ms = int(timeout_s * 1000)
     bind = bind or LB_ADDR[ip_v]
@@ -113,13 +137,18 @@ def start_haproxy(session: Session, ns: str, ip_v: int, *, port: int, srv_port: 
         "    mode tcp\n"
         "    log global\n"
         "    option tcplog\n"
+        # Log when the server connection is up (not at the end), so a connection
+        # still open when the run stops is logged too; one key=value line each.
+        "    option logasap\n"
+        f"    log-format \"{HAPROXY_LOG_PREFIX} {HAPROXY_LOG_FIELDS}\"\n"
         f"    timeout connect {int(connect_timeout_s * 1000)}ms\n"
         f"    timeout client {ms}ms\n"
         f"    timeout server {ms}ms\n"
         + ("    option nolinger\n" if nolinger else "")
         + "frontend fe\n"
         f"    bind {fam}@{bind}:{port}\n"
-        "    default_backend be\n"
+        + (f"    maxconn {maxconn}\n" if maxconn > 0 else "")
+        + "    default_backend be\n"
         "backend be\n"
         f"    server s1 {fam}@{SRV_ADDR[ip_v]}:{srv_port}\n"
     )

@@ -152,6 +152,8 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             "client": _events(client_log),
             "server": _events(session.tmp / "server.out"),
             "injector": _events(session.tmp / "injector.out"),
+            # haproxy's own log of each connection: client port <-> its upstream port.
+            "proxy": middlebox.haproxy_connections(session.tmp / "haproxy.log"),
         }
         manifest = out / f"{stem}.manifest.json"
         manifest.write_text(json.dumps({
@@ -171,6 +173,7 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
                       "hops_to_server": path.hops_between(n, "srv") if n != "srv" else 0}
                      for n in path.nodes],
             "causes": dict(plan.causes),
+            "stall_causes": dict(plan.stall_causes),
             "timeouts_s": dict(plan.timeouts),
             "emitted": [{"node": e.node, "ts_ns": e.ts_ns, "src": e.seg.src,
                          "sport": e.seg.sport, "dst": e.seg.dst, "dport": e.seg.dport,

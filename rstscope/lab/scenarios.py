@@ -47,6 +47,9 @@ class Plan:
     target: str = "srv"  # "srv": connect to the server; "lb": to the lb's VIP / proxy
     middlebox: str = "none"
     causes: Mapping[str, str] = field(default_factory=dict)
+    #: A stall scenario's cause per device whose limit it is, where no RST carries
+    #: it (the analyzer must name it among the stalls); RST labels use ``causes``.
+    stall_causes: Mapping[str, str] = field(default_factory=dict)
     timeouts: Mapping[str, float] = field(default_factory=dict)
     sni: str = "api.lab.test"
     #: The full proxy's backend: "up" (the lab server), "refused" (a port nothing

@@ -257,3 +257,89 @@ def test_request_never_answered_then_abandoned_is_a_stall() -> None:
     w.fin("c")
     (s,) = run(w).stalls()
     assert (s.kind, s.end, s.cause_id) == ("request-unanswered", "fin", "unanswered")
+
+
+# -- the black hole seen by the receiver (a client capture) --------------------------
+def receiver_blackhole(*, repaired: bool = False, big: int = 1448, lost: int = 3,
+                       tail: int = 700, after_s: float = 4.0) -> FakeWire:
+    """The client's view: a short answer, then ``lost`` full-size segments that never
+    arrive (the capture point is behind the narrow link), then the short last segment,
+    which does arrive; the client's ACKs stay at the hole (duplicate ACKs)."""
+    w = FakeWire().handshake()
+    w.data("c", 150)
+    w.wait(0.04)
+    w.data("s", 300)
+    w.wait(0.001)
+    w.ack("c")
+    hole = w.nxt["s"]
+    w.nxt["s"] = hole + lost * big  # sent by the server, dropped before this point
+    w.data("s", tail)
+    w.ack("c", ack=hole)  # duplicate ACK (SACK would name the segment past the hole)
+    w.wait(0.2)
+    w.data("s", tail, seq=hole + lost * big)  # tail-loss probe: the tail again
+    w.ack("c", ack=hole)
+    if repaired:
+        # Ordinary loss: the retransmissions arrive and the client acknowledges all.
+        w.wait(0.3)
+        end = w.nxt["s"]
+        w.nxt["s"] = hole
+        for _ in range(lost):
+            w.data("s", big)
+        w.nxt["s"] = end
+        w.ack("c")
+    w.wait(after_s)
+    w.hole = hole  # type: ignore[attr-defined]
+    return w
+
+
+def test_receiver_sees_the_black_hole_and_names_the_reset() -> None:
+    w = receiver_blackhole()
+    w.rst("c", ack=w.hole)  # type: ignore[attr-defined]
+    (r,) = run(w).resets()
+    assert r.cause_id == "pmtu-blackhole"
+    assert "4344 bytes never arrived" in r.cause
+
+
+def test_receiver_black_hole_is_a_stall_when_the_capture_ends_hanging() -> None:
+    w = receiver_blackhole()
+    w.ack("c", ack=w.hole)  # type: ignore[attr-defined]  # the capture runs on
+    (s,) = run(w).stalls()
+    assert (s.kind, s.end, s.stalled_side, s.cause_id) == ("data-hole", "open", "resp",
+                                                           "pmtu-blackhole")
+    assert s.through_max_plen == 700
+
+
+def test_repaired_loss_is_no_black_hole() -> None:
+    w = receiver_blackhole(repaired=True)
+    w.rst("c")
+    tr = run(w)
+    assert [r.cause_id for r in tr.resets()] != ["pmtu-blackhole"]
+    assert tr.stalls() == []
+
+
+def test_a_full_size_segment_arriving_after_the_hole_is_no_black_hole() -> None:
+    # One full-size segment lost while full-size ones arrive: ordinary (unrepaired) loss.
+    w = receiver_blackhole(lost=1, tail=1448)
+    w.rst("c", ack=w.hole)  # type: ignore[attr-defined]
+    tr = run(w)
+    assert [r.cause_id for r in tr.resets()] != ["pmtu-blackhole"]
+    assert all(s.cause_id != "pmtu-blackhole" for s in tr.stalls())
+
+
+def test_a_hole_just_before_the_close_is_too_young_to_call() -> None:
+    w = receiver_blackhole(after_s=0.5)
+    w.rst("c", ack=w.hole)  # type: ignore[attr-defined]
+    assert [r.cause_id for r in run(w).resets()] != ["pmtu-blackhole"]
+
+
+def test_data_in_flight_at_the_sender_is_no_hole() -> None:
+    # The sender's capture: every segment went out (the one at the ACK point too).
+    w = FakeWire().handshake()
+    w.data("c", 150)
+    w.wait(0.04)
+    hole = w.nxt["s"]
+    for _ in range(3):
+        w.data("s", 1448)
+    w.ack("c", ack=hole)
+    w.wait(3.0)
+    assert all(s.kind != "data-hole" for s in run(w).stalls())

@@ -3,8 +3,9 @@
 The truth is computed here independently of rstscope, with dpkt: a connection
 seen at both points through routers/NAT/L4 balancers keeps its initial sequence
 numbers; a flow without a handshake at the server (NAT rebinding) continues the
-sequence space of the client's connection; behind a full proxy (haproxy, nginx)
-a scenario with one client connection has exactly one upstream connection.
+sequence space of the client's connection; behind a full proxy, haproxy's own log names the upstream source port it used for
+each client connection (the manifest's ``events.proxy``); behind nginx a
+scenario with one client connection has exactly one upstream connection.
 """
 
 from __future__ import annotations
@@ -61,7 +62,15 @@ def _truth(name: str) -> tuple[set[tuple[Tuple4, Tuple4]], set[Tuple4], set[Tupl
     proxy = scen.plan(scen.params({k: str(v) for k, v in manifest["params"].items()
                                    if k in scen.params()})).full_proxy
     pairs: set[tuple[Tuple4, Tuple4]] = set()
-    if proxy:
+    logged = [e for e in manifest["events"].get("proxy", []) if e.get("bp", "-").isdigit()]
+    if proxy and logged:
+        # haproxy logged each connection it relayed: client (ci, cp) -> upstream (bi, bp).
+        for e in logged:
+            ka = (e["ci"], int(e["cp"]), e["fi"], int(e["fp"]))
+            kb = (e["bi"], int(e["bp"]), e["si"], int(e["sp"]))
+            if ka in a and kb in b:
+                pairs.add((ka, kb))
+    elif proxy:
         if len(a) != 1 or len(b) > 1:
             pytest.skip(f"{name}: several proxied connections, no independent truth")
         pairs = {(ka, kb) for ka in a for kb in b}
