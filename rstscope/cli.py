@@ -31,6 +31,7 @@ from rstscope.cliopts import (
     display_options,
     exit_codes_epilog,
     filter_options,
+    join_option,
     selection,
     vantage_warning,
     verdict_options,
@@ -253,9 +254,7 @@ def cli() -> None:
 @click.option("--flows", "flow_table", is_flag=True,
               help="Write the conn.log-style flow table (Zeek names) instead of resets: "
                    "--format csv, jsonl or parquet.")
-@click.option("--join", "do_join", is_flag=True,
-              help="FILES are two captures of one incident (near the client, then near the "
-                   "server): pair their connections and tell one story.")
+@join_option
 @click.option("--join-out", "join_out", type=click.Path(dir_okay=False), default=None,
               help="With --join: also write the joined report (.html) or both timelines of "
                    "the first pair with a RST, one above the other (.png/.svg).")

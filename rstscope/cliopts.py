@@ -215,6 +215,16 @@ def verdict_options(f: F) -> F:
     ])
 
 
+#: ``--join``: the same flag, with the same meaning, on analyze, plot and report.
+JOIN_HELP = ("FILES are two captures of one incident (near the client, then near the "
+             "server): pair their connections and tell one story.")
+
+
+def join_option(f: F) -> F:
+    """``--join``: two captures of one incident read as one story."""
+    return click.option("--join", "do_join", is_flag=True, help=JOIN_HELP)(f)
+
+
 def display_options(f: F) -> F:
     """``--min-confidence``, ``-t``: how verdicts are printed."""
     return _apply(f, [

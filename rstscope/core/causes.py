@@ -64,6 +64,15 @@ TOTAL_MIN_ELAPSED_S = 2.0
 TOTAL_ACTIVE_S = 1.0
 #: ...and the limit is a whole number of seconds, as configured limits are.
 TOTAL_ROUND_TOLERANCE_S = 0.1
+#: Proxy buffering seen by the client: payload more than this far apart starts a new burst...
+BURST_GAP_S = 0.25
+#: ...a burst at least this large is a flushed buffer (nginx flushes whole buffers:
+#: proxy_buffers 4k/8k pages, ssl_buffer_size 16k)...
+BUFFER_MIN_BYTES = 4096
+#: ...the flushed bursts are the same size within this share (one buffer size)...
+BUFFER_SIZE_TOLERANCE = 0.02
+#: ...and silences of at least this long separate them, and precede the close.
+BURST_MIN_SILENCE_S = 0.5
 
 Rule = Callable[[Facts, ResetRecord], tuple[str, dict[str, object]] | None]
 
@@ -191,6 +200,49 @@ def name_reset(f: Facts, rec: ResetRecord) -> ResetRecord:
     return dataclasses.replace(rec, cause_id=base_cause_id(f, rec))
 
 
+def buffered_bursts(rows: np.ndarray, d_of: np.ndarray, d: int, close_ns: int
+                    ) -> dict[str, object] | None:
+    """Direction ``d``'s data arrived as whole-buffer bursts, silent in between.
+
+    The payload that came after the peer's last request (in the tail) is cut into
+    bursts at gaps over :data:`BURST_GAP_S`.  Two or more bursts of one size (at
+    least :data:`BUFFER_MIN_BYTES`, within :data:`BUFFER_SIZE_TOLERANCE`), separated
+    by silences and followed by one up to ``close_ns``: a proxy that forwards only
+    full buffers.  A burst the tail ring may have cut (the ring's first packets) is
+    not counted.  Returns the facts for the wording, or None."""
+    peer_pl = rows[(d_of != d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)]
+    after = int(peer_pl["ts_ns"][-1]) if len(peer_pl) else -1
+    mine = rows[(d_of == d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)
+                & (rows["ts_ns"] > after)]
+    if len(mine) < 2:
+        return None
+    ts = mine["ts_ns"].tolist()
+    pl = mine["plen"].tolist()
+    bursts: list[list[int]] = []  # [first ts, last ts, bytes]
+    for t, p in zip(ts, pl, strict=True):
+        if bursts and t - bursts[-1][1] <= BURST_GAP_S * NS:
+            bursts[-1][1] = t
+            bursts[-1][2] += p
+        else:
+            bursts.append([t, t, p])
+    # The ring may have cut the first burst: count it only when something older than
+    # it (the request, or an earlier packet) is in the tail with a silence between.
+    if after < 0 and int(rows["ts_ns"][0]) > bursts[0][0] - BURST_GAP_S * NS:
+        bursts = bursts[1:]
+    full = [b for b in bursts if b[2] >= BUFFER_MIN_BYTES]
+    if len(full) < 2 or full[-1] is not bursts[-1]:
+        return None
+    sizes = [b[2] for b in full]
+    if max(sizes) > min(sizes) * (1 + BUFFER_SIZE_TOLERANCE):
+        return None
+    gaps = [(b2[0] - b1[1]) / NS for b1, b2 in zip(full, full[1:], strict=False)]
+    final_s = (close_ns - full[-1][1]) / NS
+    if min(gaps) < BURST_MIN_SILENCE_S or final_s < BURST_MIN_SILENCE_S:
+        return None
+    return {"kind": "bursts", "bursts": len(full), "burst_bytes": max(sizes),
+            "gap_s": max(gaps), "silence_s": final_s}
+
+
 def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
               max_plen: tuple[int, int]) -> ResetRecord:
     """Upgrade a verdict to ``pmtu-blackhole`` when the flow's tail shows it: the
@@ -225,6 +277,17 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
                                        advice=everyday_advice("pmtu-blackhole", facts))
+    # The receiver of a stream gave up after it came in whole-buffer bursts: a
+    # buffering proxy.  Whether the last silence was the proxy filling its next
+    # buffer or the upstream going quiet, this capture cannot tell: both are named.
+    recv = 0 if rec.direction == "orig" else 1  # the RST's sender, receiver of the data
+    if rec.cause_id not in ("total-timeout",):
+        b = buffered_bursts(rows, d_of, 1 - recv, rec.ts_ns)
+        if b is not None:
+            return dataclasses.replace(rec, cause_id="proxy-buffering",
+                                       cause_alternatives=("idle-timeout",),
+                                       cause=everyday_sentence("proxy-buffering", b),
+                                       advice=everyday_advice("proxy-buffering", b))
     return rec
 
 

@@ -151,3 +151,6 @@ class ResetRecord(_ToDict):
     # Stable machine name of the cause (docs/schema.md, rstscope.core.causes.CAUSES);
     # ``cause`` is its sentence and may be reworded, this name does not change.
     cause_id: str = "unknown"
+    # Other causes the wire cannot rule out, most likely first (cause_id names): set
+    # where one capture cannot tell two causes apart (proxy buffering from the client).
+    cause_alternatives: tuple[str, ...] = ()

@@ -264,6 +264,22 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
         answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
         if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
             return "request-unanswered", side_of(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
+    # The originator gave up first (its FIN after the silence) and the answer came
+    # only after that, drawing its stack's RST: still a request left unanswered while
+    # it waited (a connection a proxy accepted late from its queue, say).
+    # The responder must not have spoken at all before that FIN: after an answer, a
+    # late small payload of the originator may be its own close (TLS 1.3 encrypts
+    # close_notify as application data), not a request.
+    if o_ts and end == "rst":
+        o_fin = [(t, int(fr)) for t, f, d, fr in zip(ts, fl, d_of, rows["frame"].tolist(),
+                                                      strict=True)
+                 if f & TH_FIN and not f & TH_RST and d == 0]
+        if o_fin and o_fin[0][0] > o_ts[-1]:
+            fin_ts, fin_frame = o_fin[0]
+            if (not any(t <= fin_ts for t in r_ts)
+                    and (fin_ts - o_ts[-1]) / NS >= MIN_SILENCE_S):
+                return ("request-unanswered", side_of(rows, np.asarray(d_of), 0), "fin",
+                        fin_frame, o_ts[-1])
     return None
 
 
@@ -291,6 +307,9 @@ def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
             and (flow.last_ts if flow.ended() else capture_end_ns) - oc[LASTPL]
             >= MIN_SILENCE_S * NS):
         return True  # request-unanswered
+    if (o.fin_ts >= 0 and rc[LASTPL] > o.fin_ts and oc[LASTPL] >= 0
+            and o.fin_ts - oc[LASTPL] >= MIN_SILENCE_S * NS):
+        return True  # request-unanswered until the originator gave up
     return (r.fin_ts >= 0 and flow.ch_ts >= 0 and r.tls_alert_ts < 0 and rc[LASTPL] >= 0
             and r.fin_ts - rc[LASTPL] <= CUT_ACTIVE_S * NS
             and r.fin_ts - flow.first_ts >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
@@ -325,7 +344,7 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
                    and a - OVERLOAD_WINDOW_S * NS <= start_ns <= b + OVERLOAD_WINDOW_S * NS
                    for fid, a, b, served in per_service[(flow.resp_raw, flow.resp_p)])
         max_plen = mp[side.d]
-        horizon = capture_end_ns if end == "open" else _end_ts(flow, ledger, end)
+        horizon = capture_end_ns if end == "open" else _end_ts(flow, ledger, end_frame)
         silence = max(0.0, (horizon - start_ns) / NS)
         cause_id = stall_cause(kind, side, max_plen, busy)
         outstanding = (side.hi_rel - side.acked_rel if side.acked_rel is not None
@@ -346,11 +365,13 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     return out
 
 
-def _end_ts(flow: Flow, ledger: TailLedger, end: str) -> int:
+def _end_ts(flow: Flow, ledger: TailLedger, end_frame: int | None) -> int:
+    """When the packet that ended the stall was seen (the flow's close, by default)."""
     tail = ledger.tail(flow.key)
     assert tail is not None
     rows = tail[tail["ts_ns"] >= flow.first_ts]
-    return _end(rows)[2]
+    at = rows["ts_ns"][rows["frame"] == end_frame] if end_frame is not None else []
+    return int(at[0]) if len(at) else _end(rows)[2]
 
 
 def stall_cause(kind: str, side: _Side, max_plen: int, busy: bool) -> str:

@@ -245,6 +245,14 @@ def everyday_sentence(cause_id: str, facts: dict[str, object]) -> str:
         return (f"Path-MTU black hole: full-size segments ({_sizes(facts.get('stuck'))} bytes) "
                 f"were retransmitted {int(num('rx'))} times and never acknowledged while "
                 f"smaller ones (up to {int(num('through'))} bytes) got through.")
+    if cause_id == "proxy-buffering" and facts.get("kind") == "bursts":
+        return (f"Proxy buffering, most likely: the stream arrived in {int(num('bursts'))} "
+                f"bursts of the same {int(num('burst_bytes'))} bytes, silent for up to "
+                f"{num('gap_s'):.1f} s between them (a proxy forwarding only full buffers, "
+                f"e.g. nginx proxy_buffering on); then {num('silence_s'):.1f} s of silence "
+                "until this close.  From this capture alone that last silence may also be "
+                "the upstream going quiet (idle-timeout); a capture upstream of the proxy "
+                "(--join) tells which.")
     if cause_id == "proxy-buffering":
         return (f"Proxy buffering: the upstream sent {int(num('upstream_bytes'))} bytes while the "
                 f"client received nothing for {num('silence_s'):.1f} s; a buffering proxy held "

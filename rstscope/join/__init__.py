@@ -192,12 +192,15 @@ def _rst_story(how: str, a: FlowView, b: FlowView, offset_ns: int) -> tuple[str,
 
 def _joined_cause(how: str, a: FlowView, b: FlowView, offset_ns: int
                   ) -> tuple[str | None, dict[str, object]]:
-    # Proxy buffering: while the client waited (after its last request, up to its
-    # own close) the upstream kept sending and the client received (almost) nothing.
+    # Proxy buffering: while the client waited (after its last request and the last
+    # data it got, up to its own close) the upstream kept sending and the client
+    # received (almost) nothing.  (A buffering proxy may have passed earlier data on
+    # in whole-buffer bursts: the silence that ended the connection is what counts.)
     if how == "proxied":
         req = a.ts_ns[(a.d == 0) & (a.plen > 0)]
         if len(req):
-            t0 = int(req[-1])
+            got = a.ts_ns[(a.d == 1) & (a.plen > 0) & (a.ts_ns > int(req[-1]))]
+            t0 = max(int(req[-1]), int(got[-1]) if len(got) else 0)
             t1 = a.last_ns
             got_a = int(a.plen[(a.d == 1) & (a.ts_ns > t0)].sum())
             bt = b.ts_ns - offset_ns

@@ -68,11 +68,12 @@ def join_section(j: JoinResult, max_pairs: int = 20) -> str:
     return "".join(parts)
 
 
-def write_join_report(j: JoinResult, out: Path) -> Path:
-    """The ordinary report of both captures with the joined story on top."""
+def write_join_report(j: JoinResult, out: Path, limits: Any = None) -> Path:
+    """The ordinary report of both captures with the joined story on top
+    (``limits``: a :class:`~rstscope.report.html.ReportLimits`)."""
     from rstscope.report import build_report  # lazy: matplotlib
 
-    page = build_report([j.a, j.b])
+    page = build_report([j.a, j.b], limits=limits)
     section = join_section(j)
     page = page.replace("<body>", "<body>" + section, 1) if "<body>" in page else section + page
     try:

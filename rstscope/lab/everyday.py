@@ -137,12 +137,19 @@ def _pmtu(p: Params) -> Plan:
 def _proxy_buffering(p: Params) -> Plan:
     t = float(p["read_timeout_s"])
     step = float(p["event_every_s"])
-    n = int((t + 4) / step)
-    schedule = ",".join(["d", f"s{step}"] * n) + ",end"
+    size = int(p["event_bytes"])
+    fast_n = int(float(p["fast_s"]) / step)
+    slow = float(p["slow_every_s"])
+    slow_n = int((t + 4) / slow)
+    # A busy SSE stream: an event every ``step`` (nginx flushes its full
+    # buffers, so the client gets buffer-sized bursts with silences between), then a
+    # slow phase (a tool call: one small event every ``slow`` s) that takes far longer
+    # than the client's read timeout to fill a buffer.  The upstream never goes quiet.
+    schedule = f"r{fast_n}x{step},d{size},r{slow_n}x{slow},d{size},end"
     return Plan(schedule, _args("--read-timeout-s", t, "--on-timeout", "abort"),
                 target="lb", setup=_nginx_buffering, proxy=True,
                 causes={"client": "proxy-buffering"}, timeouts={"client": t},
-                duration_s=t + 4)
+                duration_s=float(p["fast_s"]) + t + 4)
 
 
 def _client_total(p: Params) -> Plan:
@@ -213,7 +220,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("proxy-buffering",
              "nginx proxy_buffering on in front of a slow event stream: the upstream "
              "talks, the client hears nothing and its read timeout aborts",
-             {"read_timeout_s": 3.0, "event_every_s": 0.3}, _proxy_buffering, ("nginx",)),
+             # 7.5 kB/s of events (1500-byte JSON snapshots every 0.2 s; a token
+             # stream of 150-byte events every 20 ms has the same rate but ten times
+             # the packets, too many for a sample): nginx's 16 kB TLS buffer fills
+             # every ~2 s, under the client's 3 s read timeout.
+             {"read_timeout_s": 3.0, "event_every_s": 0.2, "event_bytes": 1500,
+              "fast_s": 7.0, "slow_every_s": 1.0}, _proxy_buffering, ("nginx",)),
     Scenario("client-total-timeout",
              "a client's total deadline expires while the stream is flowing: client RST",
              {"total_timeout_s": 3.0}, _client_total),
@@ -240,14 +252,19 @@ LOOK_FOR: dict[str, str] = {
     "pmtu-blackhole": "server: full-size segments retransmitted, never acked, while small "
                       "ones pass, no ICMP; client: a hole before the short last segment, "
                       "duplicate ACKs that never get it filled; then the client's RST",
-    "proxy-buffering": "client: headers then silence until its read timeout; server: "
-                       "the upstream streaming the whole time (join the two)",
+    "proxy-buffering": "client: the stream in whole-buffer bursts (16413 bytes, nginx's "
+                       "TLS buffer) ~2 s apart, then silence until its read timeout; "
+                       "server: the upstream streaming the whole time.  The client alone "
+                       "names proxy-buffering with idle-timeout as the alternative it "
+                       "cannot rule out (a quiet upstream); the join settles it",
     "client-total-timeout": "client RST a fixed time after its request while data flows",
     "worker-timeout": "the stream stops and the server closes at the worker time limit",
     "accept-overflow": "completed handshakes answered with a server RST (queue full)",
-    "haproxy-maxconn": "connections beyond maxconn complete the handshake in the kernel "
-                       "queue, their ClientHello is acked and never answered until the "
-                       "client gives up",
+    "haproxy-maxconn": "haproxy maxconn 1 (listen backlog 1): two connections complete "
+                       "the handshake in the kernel queue, their ClientHello acked and "
+                       "unanswered until the client gives up (FIN); two more find the "
+                       "queue full, SYNs unanswered; when the slot frees haproxy relays "
+                       "the queued ones late and the closed clients answer with RSTs",
 }
 
 #: Scenarios whose cause shows as a stall (no RST carries it): their truth is the

@@ -8,6 +8,9 @@ Run inside the server namespace::
 The schedule says what to do for each request, step by step:
 
 ``d``            send one event-stream chunk
+``d<bytes>``     send one event of about that many bytes (an LLM token delta, say)
+``r<n>x<step>``  repeat the next step ``n`` times (``r40x0.05,d150`` = 40 events,
+                 one every 0.05 s); keeps long event streams short on the command line
 ``s<seconds>``   stay silent (the idle gaps middleboxes time out on)
 ``end``          finish the response (terminating chunk) and wait for the next request
 ``graceful``     TLS close_notify then FIN
@@ -48,6 +51,22 @@ def _chunk(text: bytes) -> bytes:
     return f"{len(text):x}\r\n".encode() + text + b"\r\n"
 
 
+def _expand(steps: Sequence[str]) -> list[str]:
+    """``r<n>x<sleep>`` followed by an event step: n times (event, sleep)."""
+    out: list[str] = []
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        if step.startswith("r") and "x" in step and i + 1 < len(steps):
+            n, pause = step[1:].split("x", 1)
+            out += [steps[i + 1], f"s{pause}"] * int(n)
+            i += 2
+            continue
+        out.append(step)
+        i += 1
+    return out
+
+
 def serve_connection(conn: ssl.SSLSocket, steps: Sequence[str]) -> None:
     """Answer requests on one connection following ``steps`` for each."""
     while True:
@@ -58,10 +77,13 @@ def serve_connection(conn: ssl.SSLSocket, steps: Sequence[str]) -> None:
         log_event("request")
         conn.sendall(HEADER)
         n = 0
-        for step in steps:
-            if step == "d":
+        for step in _expand(steps):
+            if step == "d" or (step.startswith("d") and step[1:].isdigit()):
                 n += 1
-                conn.sendall(_chunk(f"data: chunk {n}\n\n".encode()))
+                text = f"data: chunk {n}".encode()
+                if step != "d":
+                    text = text.ljust(max(len(text), int(step[1:]) - 2), b".")
+                conn.sendall(_chunk(text + b"\n\n"))
                 log_event("chunk", n=n)
             elif step.startswith("s"):
                 time.sleep(float(step[1:]))

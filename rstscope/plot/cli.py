@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from rstscope.cliopts import exit_codes_epilog, filter_options, selection, verdict_options
+from rstscope.cliopts import (
+    exit_codes_epilog,
+    filter_options,
+    join_option,
+    selection,
+    verdict_options,
+)
 from rstscope.errors import OutputError, UsageError
 from rstscope.plot.backend import new_figure
 from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number, reset_records
@@ -28,7 +34,7 @@ def default_output(source: str, what: str, suffix: str) -> Path:
 
 
 @click.command("plot", epilog=exit_codes_epilog())
-@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.argument("files", type=click.Path(dir_okay=False), nargs=-1)
 @click.option("-r", "--read", "read_file", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="The capture to read, as tcpdump -r (same as FILE).")
 @click.option("--reset", "reset_n", type=click.IntRange(1),
@@ -43,14 +49,24 @@ def default_output(source: str, what: str, suffix: str) -> Path:
 @click.option("--dpi", type=click.IntRange(30, 600), default=120, show_default=True)
 @filter_options
 @verdict_options
-def plot(file: str | None, read_file: str | None, reset_n: int | None, frame: int | None,
-         output: str | None, axis: str, dpi: int, **shared: Any) -> None:
+@join_option
+def plot(files: tuple[str, ...], read_file: str | None, reset_n: int | None,
+         frame: int | None, output: str | None, axis: str, dpi: int, do_join: bool = False,
+         **shared: Any) -> None:
     """Draw the timeline of one flow of FILE: lanes, idle gaps, RST verdicts, TTL track.
 
     With one reset in the capture (after the filters), that reset is plotted;
-    otherwise choose one with --flow ID, --reset N or --frame N.
+    otherwise choose one with --flow ID, --reset N or --frame N.  With --join and
+    two captures (A near the client, B near the server): both timelines of one
+    paired connection, A above B (--flow ID picks the pair by A's flow id; default:
+    the first pair with a RST).
     """
-    file = _one_capture(file, read_file, "plot")
+    if do_join:
+        _plot_join(files, read_file, output, dpi, shared)
+        return
+    if len(files) > 1:
+        raise UsageError("plot reads one capture (two with --join): give FILE or -r FILE")
+    file = _one_capture(files[0] if files else None, read_file, "plot")
     if file == "-":
         raise UsageError("plot needs a capture file: it reads the capture twice (flows, then packets)")
     sel = selection(**shared)
@@ -92,6 +108,43 @@ def plot(file: str | None, read_file: str | None, reset_n: int | None, frame: in
         fig.savefig(out, dpi=dpi)
     except OSError as exc:
         raise OutputError(f"{out}: cannot write image ({exc.strerror})") from exc
+    click.echo(str(out))
+
+
+def _plot_join(files: tuple[str, ...], read_file: str | None, output: str | None, dpi: int,
+               shared: dict[str, Any]) -> None:
+    """``plot A B --join``: both timelines of one paired connection, A above B."""
+    both = [*files, *([read_file] if read_file else [])]
+    if len(both) != 2 or "-" in both:
+        raise UsageError("--join takes exactly two capture files: the one nearer the client, "
+                         "then the one nearer the server")
+    sel = selection(**shared)
+    if len(sel.flows) > 1:
+        raise UsageError("plot draws one pair: give --flow once (A's flow id)")
+    out = Path(output) if output else default_output(both[0], "join", "png")
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"{out}: output must end in .png or .svg")
+    # lazy: the api loads pandas; the join draws with matplotlib
+    from rstscope.api import analyze
+    from rstscope.join import join
+    from rstscope.join.figures import save_pair_plot
+
+    kw = sel.analyze_kwargs()
+    # --flow names A's flow: it chooses the pair, it does not narrow the analysis.
+    flow_ids = set(sel.flows)
+    j = join(analyze(both[0], **kw), analyze(both[1], **kw))
+    if not j.stories:
+        raise UsageError("no connection was paired: nothing to plot")
+    if flow_ids:
+        idx = [i for i, s in enumerate(j.stories) if s.a_flow in flow_ids]
+        if not idx:
+            paired = ", ".join(str(s.a_flow) for s in j.stories[:20])
+            raise UsageError(f"A flow {sel.flows[0]} has no counterpart in B; "
+                             f"paired A flows: {paired}")
+        index = idx[0]
+    else:
+        index = next((i for i, s in enumerate(j.stories) if s.first_rst != "none"), 0)
+    save_pair_plot(j, index, out, dpi=dpi)
     click.echo(str(out))
 
 

@@ -242,16 +242,25 @@ def _draw_lane(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, direction: str, max_
 
 def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
                squeezed: set[tuple[int, int]]) -> None:
-    for g in gaps:
+    # Several gaps (a stream in bursts) sit side by side: their labels take turns
+    # above and below the middle, and the "//" marks alone say the axis is compressed.
+    several = sum(1 for g in gaps if (g.start_ns, g.end_ns) in squeezed) > 1
+    # The longest compressed gap keeps the words; the others show the marks only.
+    longest = max((g for g in gaps if (g.start_ns, g.end_ns) in squeezed),
+                  key=lambda g: g.duration_s, default=None)
+    for i, g in enumerate(gaps):
         x0, x1 = taxis.to_x([g.start_ns, g.end_ns])
         compressed = (g.start_ns, g.end_ns) in squeezed
         ax.axvspan(x0, x1, color=GAP_COLOR, alpha=0.8, lw=0, zorder=0, gid="idle-gap")
-        text = f"idle {fmt_duration(g.duration_s)}" + (" (axis compressed)" if compressed else "")
-        ax.text((x0 + x1) / 2, 0.5, text, ha="center", va="center", fontsize=8, zorder=3,
+        text = f"idle {fmt_duration(g.duration_s)}" + (
+            " (axis compressed)" if compressed and (not several or g is longest) else "")
+        y = (0.5, 0.75, 0.25)[i % 3] if several else 0.5
+        ax.text((x0 + x1) / 2, y, text, ha="center", va="center", fontsize=8, zorder=3,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
                 gid="gap-label")
         if compressed:
-            for xb in (x0, x1):
+            # Side-by-side compressed gaps are narrow: one break mark each, centred.
+            for xb in ((x0 + x1) / 2,) if several else (x0, x1):
                 ax.text(xb, 0.0, "//", transform=ax.get_xaxis_transform(), ha="center",
                         va="center", fontsize=9, fontweight="bold", clip_on=False,
                         gid="axis-break")

@@ -14,6 +14,7 @@ import click
 from rstscope.cliopts import (
     exit_codes_epilog,
     filter_options,
+    join_option,
     parse_size,
     selection,
     verdict_options,
@@ -43,13 +44,21 @@ from rstscope.report.html import ReportLimits
 @click.option("--tls", "tls_alias", is_flag=True, hidden=True)
 @click.option("--keylog", type=click.Path(exists=True, dir_okay=False),
               help="SSLKEYLOGFILE to decrypt TLS so HTTP/2 frames show (implies --enrich).")
+@join_option
 def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
            max_sections: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
-           keylog: str | None, **shared: Any) -> None:
-    """Write one self-contained HTML report (no external resources) for the FILES."""
+           keylog: str | None, do_join: bool = False, **shared: Any) -> None:
+    """Write one self-contained HTML report (no external resources) for the FILES.
+
+    With --join, FILES are two captures of one incident (near the client, then near
+    the server): the report opens with their joined story and, per paired
+    connection, both timelines one above the other."""
     files = (*files, *read_files)
     if not files:
         raise UsageError("give a capture: rstscope report FILE... (or -r FILE)")
+    if do_join and (len(files) != 2 or "-" in files):
+        raise UsageError("--join takes exactly two capture files: the one nearer the client, "
+                         "then the one nearer the server")
     sel = selection(**shared)
     if sel.flows:
         # The report covers whole captures; narrow it with --host/--port/--start/--end.
@@ -62,5 +71,13 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
     limits = ReportLimits(max_sections=max_sections, image_format=image_format,
                           max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
                           keylog=keylog)
-    path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
+    if do_join:
+        # lazy: the join module loads the api (pandas) and matplotlib
+        from rstscope.join import join_files
+        from rstscope.join.figures import write_join_report
+
+        path = write_join_report(join_files(files[0], files[1], **sel.analyze_kwargs()), out,
+                                 limits=limits)
+    else:
+        path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
     click.echo(str(path))

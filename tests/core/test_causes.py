@@ -343,3 +343,69 @@ def test_data_in_flight_at_the_sender_is_no_hole() -> None:
     w.ack("c", ack=hole)
     w.wait(3.0)
     assert all(s.kind != "data-hole" for s in run(w).stalls())
+
+
+# -- proxy buffering seen by the client ----------------------------------------------
+def bursty_stream(sizes: list[int], gap_s: float = 2.0, seg: int = 8688) -> FakeWire:
+    """A request, then the answer in bursts of ``sizes`` bytes (GRO-sized segments),
+    ``gap_s`` apart, then the client's read timeout (3 s) and its RST."""
+    w = FakeWire().handshake()
+    w.data("c", 150)
+    w.wait(0.01)
+    w.data("s", 300)  # response headers
+    w.ack("c")
+    for n in sizes:
+        w.wait(gap_s)
+        while n > 0:
+            w.data("s", min(seg, n))
+            n -= seg
+        w.ack("c")
+    w.wait(3.0)
+    w.rst("c")
+    return w
+
+
+def test_whole_buffer_bursts_name_proxy_buffering_with_its_alternative() -> None:
+    r = one_reset(bursty_stream([16413, 16413, 16413]))
+    assert r.cause_id == "proxy-buffering"
+    assert r.cause_alternatives == ("idle-timeout",)
+    assert "3 bursts of the same 16413 bytes" in r.cause
+
+
+def test_bursts_of_different_sizes_are_not_buffering() -> None:
+    r = one_reset(bursty_stream([16413, 9000, 12000]))
+    assert r.cause_id != "proxy-buffering" and r.cause_alternatives == ()
+
+
+def test_a_steady_stream_of_small_events_then_silence_is_not_buffering() -> None:
+    w = FakeWire().handshake()
+    w.data("c", 150)
+    for _ in range(40):
+        w.wait(0.1)
+        w.data("s", 180)
+    w.ack("c")
+    w.wait(3.0)
+    w.rst("c")
+    assert one_reset(w).cause_id != "proxy-buffering"
+
+
+def test_one_burst_is_not_enough() -> None:
+    assert one_reset(bursty_stream([16413])).cause_id != "proxy-buffering"
+
+
+def test_a_request_unanswered_until_the_client_gave_up_is_a_stall() -> None:
+    # A proxy's accept queue: handshake and request acknowledged by the kernel, no
+    # answer; the client gives up (FIN); the proxy takes it from its queue later and
+    # the answer draws the client's RST.  The stall ends at the client's FIN.
+    w = FakeWire().handshake()
+    w.data("c", 517)
+    w.ack("s")
+    w.wait(3.0)
+    fin = w.fin("c")
+    w.ack("s")
+    w.wait(3.0)
+    w.data("s", 760)
+    w.rst("c", with_ack=False)
+    (s,) = run(w).stalls()
+    assert (s.kind, s.end, s.stalled_side) == ("request-unanswered", "fin", "orig")
+    assert s.silence_s == pytest.approx(3.0, abs=0.01) and fin["ts_ns"] > s.ts_ns

@@ -2,11 +2,11 @@
 
 Truth is the lab's: every RST's label carries the scenario's cause for the
 device that emitted it; a stall scenario's configured cause is in its manifest.
-Where one capture alone cannot show the cause (the client of a PMTU black hole
-never sees the lost segments; the client behind a buffering proxy sees only
-silence), the expectation is written down here and ``--join`` must name it
-(tests/join).  The older samples are the negative set: none of them may be
-given one of the new names.
+The client of a PMTU black hole sees the hole (duplicate ACKs that never get it
+filled); the client behind a buffering proxy sees whole-buffer bursts, but not
+whether the last silence was the proxy or the upstream, so its verdict names
+``idle-timeout`` as the alternative (docs/schema.md).  The older samples are the
+negative set: none of them may be given one of the new names.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ NEW = [s.name for s in SCENARIOS]
 NEW_CAUSES = {"keepalive-race", "pmtu-blackhole", "proxy-buffering", "total-timeout",
               "accept-overflow"}
 VANTAGES = ("client", "client-any", "server")
-#: (scenario, vantage) whose cause one capture cannot show: what it says instead.
-SINGLE_VANTAGE_LIMITS = {
-    ("pmtu-blackhole", "client"): "abort",
-    ("pmtu-blackhole", "client-any"): "abort",
-    ("proxy-buffering", "client"): "abort",
-    ("proxy-buffering", "client-any"): "abort",
+#: (scenario, vantage) -> the alternatives its verdict must name (one capture
+#: cannot rule them out); every other verdict names none.
+ALTERNATIVES = {
+    ("proxy-buffering", "client"): ("idle-timeout",),
+    ("proxy-buffering", "client-any"): ("idle-timeout",),
 }
 #: Captures where no RST carries the cause at all: only the join tells (tests/join).
 JOIN_ONLY = {("proxy-buffering", "server")}
@@ -46,8 +45,9 @@ def test_new_sample_gets_its_cause_name(name: str, vantage: str) -> None:
     by_frame = {r.frame: r for r in a.tracker.resets()}
     primary = [lb for lb in _labels(name, vantage) if lb["cause"] != "side-effect"]
     for lb in primary:
-        want = SINGLE_VANTAGE_LIMITS.get((name, vantage), lb["cause"])
-        assert by_frame[int(lb["frame"])].cause_id == want, (lb["frame"], lb["cause"])  # type: ignore[call-overload]
+        r = by_frame[int(lb["frame"])]  # type: ignore[call-overload]
+        assert r.cause_id == lb["cause"], (lb["frame"], lb["cause"])
+        assert r.cause_alternatives == ALTERNATIVES.get((name, vantage), ())
     if name in STALL_SCENARIOS:
         manifest = json.loads((SAMPLES / f"{name}.manifest.json").read_text())
         want_stall = stall_truth(manifest)
