@@ -12,6 +12,7 @@ ordered file list, so flows survive rotations) and writes its own partitions:
 
     OUTDIR/resets/input=<id>/part.parquet    one row per RST (ResetRecord)
     OUTDIR/flows/input=<id>/part.parquet     one row per connection (FlowRecord)
+    OUTDIR/stalls/input=<id>/part.parquet    one row per stalled flow (StallRecord)
     OUTDIR/summary.parquet                   one row per input (SUMMARY_SCHEMA)
 
 Workers write partitions themselves (write to a temporary name, then
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.stalls import StallRecord
 from rstscope.errors import (
     OutputError,
     ToolUnavailableError,
@@ -76,7 +78,7 @@ __all__ = [
 # Inputs bigger than this are sharded by flow when the cluster has more than one
 # worker thread.  Below it, one task per file already keeps the workers busy.
 DEFAULT_SHARD_ABOVE_BYTES = 2 * 1024**3
-DATASETS = ("resets", "flows")
+DATASETS = ("resets", "flows", "stalls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class BatchReport:
     resets: int  # resets in the inputs analysed by this run
     elapsed_s: float
     rows: tuple[dict[str, Any], ...] = field(repr=False)  # summary rows of this run's inputs
+    stalls: int = 0  # stall findings in the inputs analysed by this run (like resets)
 
 
 def analyze_input(
@@ -121,12 +124,15 @@ def analyze_input(
         tracker = result.tracker
         flows = tracker.flows()
         resets = tracker.resets()
+        stalls = tracker.stalls()
         write_partition(records_table(resets, ResetRecord), outdir, "resets", row["input"])
         write_partition(records_table(flows, FlowRecord), outdir, "flows", row["input"])
+        write_partition(records_table(stalls, StallRecord), outdir, "stalls", row["input"])
         stats = result.read_stats
         row.update(
             packets=stat_of(stats, "frames"), tcp_packets=stat_of(stats, "tcp"),
-            flows=len(flows), resets=len(resets), vantage=vantage_text(tracker.vantage),
+            flows=len(flows), resets=len(resets), stalls=len(stalls),
+            vantage=vantage_text(tracker.vantage),
             warnings=[str(w) for w in (getattr(stats, "warnings", None) or [])],
         )
     except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
@@ -319,4 +325,5 @@ def run_batch(
         resets=sum(int(r.get("resets") or 0) for r in run_rows if r["status"] == "ok"),
         elapsed_s=time.perf_counter() - started,
         rows=tuple(run_rows),
+        stalls=sum(int(r.get("stalls") or 0) for r in run_rows if r["status"] == "ok"),
     )

@@ -58,7 +58,8 @@ class _Progress:
 @click.command("batch")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
-              help="Output directory (Parquet datasets resets/, flows/ and summary.parquet).")
+              help="Output directory (Parquet datasets resets/, flows/, stalls/ and "
+                   "summary.parquet).")
 @click.option("--workers", type=int, default=None,
               help="Start a local Dask cluster with N single-threaded worker processes "
                    "[default: number of CPUs].")
@@ -101,6 +102,7 @@ def batch(paths: Sequence[str], outdir: str, workers: int | None, scheduler: str
             progress.stop()
     click.echo(
         f"{report.inputs} inputs: {report.analysed} analysed, {report.skipped} skipped "
-        f"(already done), {report.errors} failed; {report.resets} resets; "
+        f"(already done), {report.errors} failed; {report.resets} resets, "
+        f"{report.stalls} stalls; "
         f"{report.elapsed_s:.1f} s -> {os.path.join(report.outdir, 'summary.parquet')}"
     )

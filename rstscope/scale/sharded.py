@@ -51,6 +51,7 @@ import numpy as np
 
 from rstscope.core import FlowOpened, Tracker, TrackerConfig
 from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.stalls import StallRecord
 from rstscope.scale.discover import CaptureInput
 from rstscope.scale.identity import content_hash, input_id
 from rstscope.scale.parquet import partition_dir, write_partition
@@ -71,6 +72,10 @@ class ShardResult:
     packets: int
     peak_rss_bytes: int
     elapsed_s: float
+    # StallRecord: a flow lives in one shard, so its stall is found there (an open
+    # flow's silence runs to its shard's last packet, not the stream's: a shard
+    # ends no later than the stream, so it can only be shorter).
+    stalls: tuple[Any, ...] = ()
 
 
 def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult:
@@ -99,7 +104,7 @@ def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult
     return ShardResult(
         k=k, flows=tuple(flows), resets=tuple(tracker.resets()), created=created,
         packets=packets, peak_rss_bytes=peak_rss_bytes(),
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=time.perf_counter() - started, stalls=tuple(tracker.stalls()),
     )
 
 
@@ -126,13 +131,17 @@ def renumber(result: ShardResult, ids: np.ndarray) -> tuple[list[Any], list[Any]
     return flows, resets
 
 
-def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: str) -> int:
-    """Write ``part-K.parquet`` of the flows and resets datasets; returns the reset count."""
+def write_shard_parts(result: ShardResult, ids: np.ndarray, outdir: str, ident: str
+                      ) -> tuple[int, int]:
+    """Write ``part-K.parquet`` of the flows, resets and stalls datasets; returns the
+    (reset, stall) counts."""
     flows, resets = renumber(result, ids)
+    stalls = [replace(s, flow_id=int(ids[s.flow_id - 1])) for s in result.stalls]
     part = f"part-{result.k}"
     write_partition(records_table(resets, ResetRecord), outdir, "resets", ident, part)
     write_partition(records_table(flows, FlowRecord), outdir, "flows", ident, part)
-    return len(resets)
+    write_partition(records_table(stalls, StallRecord), outdir, "stalls", ident, part)
+    return len(resets), len(stalls)
 
 
 def capture_vantage(flows: list[Any], config: TrackerConfig) -> str:
@@ -217,7 +226,7 @@ def submit_sharded(
                 digest = pending.result()
         ident = input_id(digest)
         row.update(content_hash=digest, input=ident, shards=n_shards)
-        for ds in ("resets", "flows"):  # a previous partial run may have left other parts
+        for ds in ("resets", "flows", "stalls"):  # a previous partial run may have left parts
             shutil.rmtree(partition_dir(outdir, ds, ident), ignore_errors=True)
         with worker_client() as client:
             futs = [client.submit(analyze_shard, shards.directory, k, cfg, pure=False)
@@ -226,7 +235,9 @@ def submit_sharded(
             ids = global_ids([m["created"] for m in meta])
             writes = [client.submit(write_shard_parts, f, m, outdir, ident, pure=False)
                       for f, m in zip(futs, ids, strict=True)]
-            resets = sum(client.gather(writes))
+            counts = client.gather(writes)
+            resets = sum(c[0] for c in counts)
+            stalls = sum(c[1] for c in counts)
             votes = client.gather([client.submit(_vantages, f, pure=False) for f in futs])
             del futs
 
@@ -242,7 +253,7 @@ def submit_sharded(
         row.update(
             packets=stat_of(shards.read_stats, "frames"),
             tcp_packets=stat_of(shards.read_stats, "tcp"),
-            flows=n_flows, resets=resets,
+            flows=n_flows, resets=resets, stalls=stalls,
             vantage=(vantage if vantage != "auto"
                      else (tally.most_common(1)[0][0] if tally else "middle")),
             warnings=warnings,

@@ -45,6 +45,7 @@ SUMMARY_SCHEMA = pa.schema([
     ("tcp_packets", pa.int64()),
     ("flows", pa.int64()),
     ("resets", pa.int64()),
+    ("stalls", pa.int64()),
     ("shards", pa.int64()),          # 0: analysed whole; N: sharded into N
     ("vantage", pa.string()),
     ("warnings", pa.list_(pa.string())),

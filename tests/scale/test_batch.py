@@ -186,3 +186,26 @@ def test_sharded_input_on_the_cluster_equals_single_process(generated: Path, tmp
     (row2,) = read_summary(out2)
     assert row2["shards"] == 2  # one shard per worker thread
     _check_input_matches_single_process(out2, [str(generated)], h, sharded=True)
+
+
+def test_stalls_are_a_dataset_counted_like_resets(folder: dict[str, Any], tmp_path: Path,
+                                                 dask_client: Any) -> None:
+    # Issue 17: a stall is a finding like a reset: its own dataset, a count per input
+    # in the summary and in the report, the same records as one process finds.
+    import pandas as pd
+
+    out = tmp_path / "out"
+    report = run_batch([folder["dir"]], out, client=dask_client)
+    summary = pd.read_parquet(out / "summary.parquet")
+    ok = summary[summary.status == "ok"]
+    stalls = pd.read_parquet(out / "stalls")
+    per_input = stalls.groupby(stalls["input"].astype(str)).size()
+    assert {k: int(v) for k, v in per_input.items()} == {
+        k: int(v) for k, v in ok.set_index("input")["stalls"].items() if v}
+    assert report.stalls == len(stalls) > 0
+    for cap in (Path(folder["dir"]) / "lab").glob("*.client.pcap"):
+        want = sorted((s.flow_id, s.kind, s.cause_id) for s in analyze(str(cap)).tracker.stalls())
+        ident = input_id(content_hash([str(cap)]))
+        got = sorted((r["flow_id"], r["kind"], r["cause_id"])
+                     for r in _partition_rows(out, "stalls", ident))
+        assert got == want, cap.name
