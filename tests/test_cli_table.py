@@ -339,3 +339,23 @@ def test_time_at_the_edge_of_the_calendar_is_a_usage_error(capsys):
     # Found by the property test: local time of year 1 overflowed inside datetime.
     code, _, err = run(["analyze", "--end", "0001-01-01", "-t", "local", str(LLM)], capsys)
     assert code == 2 and "out of range" in err
+
+
+def test_every_readme_console_example_matches_real_output(capsys, monkeypatch):
+    # Issue 17: the README shows new causes (keep-alive race, the joined story); each
+    # console block's lines must come out of the real command, in order ("..."
+    # stands for lines left out).
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```console\n\$ ((?:COLUMNS=80 )?rstscope [^\n]+)\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(REPO)
+    for cmd, shown in blocks:
+        args = cmd.split()[cmd.split().index("rstscope") + 1:]
+        code, out, _ = run(args, capsys)
+        assert code == 0, cmd
+        lines = out.splitlines()
+        at = 0
+        for want in (ln for ln in shown.splitlines() if ln != "..."):
+            assert want in lines[at:], (cmd, want)
+            at = lines.index(want, at) + 1
