@@ -15,7 +15,7 @@ import pytest
 
 from rstscope.api import analyze
 from rstscope.join import join
-from rstscope.lab import LabResult, run_scenario
+from rstscope.lab import LabResult, run_scenario  # noqa: F401 - run_scenario: maxconn test
 
 pytestmark = [
     pytest.mark.root,
@@ -60,13 +60,23 @@ def test_pmtu_blackhole_server_view_and_join(tmp_path: Path, ip_v: int) -> None:
     server = analyze(_pcap(r, "server"))
     assert [s.cause_id for s in server.tracker.stalls()] == ["pmtu-blackhole"]
     assert [x.cause_id for x in server.tracker.resets()] == ["pmtu-blackhole"]
-    j = join(analyze(_pcap(r, "client")), server)
+    # The client sees the hole before the short last segment, never filled.
+    client = analyze(_pcap(r, "client"))
+    assert [x.cause_id for x in client.tracker.resets()] == ["pmtu-blackhole"]
+    assert [(s.kind, s.cause_id) for s in client.tracker.stalls()] == [("data-hole",
+                                                                         "pmtu-blackhole")]
+    j = join(client, server)
     assert [s.cause_id for s in j.stories] == ["pmtu-blackhole"]
 
 
 def test_proxy_buffering_needs_and_gets_the_join(tmp_path: Path) -> None:
     r = _run(tmp_path, "proxy-buffering")
-    j = join(analyze(_pcap(r, "client")), analyze(_pcap(r, "server")))
+    client = analyze(_pcap(r, "client"))
+    # Alone, the client sees whole-buffer bursts and names buffering, with the quiet
+    # upstream it cannot rule out as the alternative; the join settles it.
+    (x,) = client.tracker.resets()
+    assert (x.cause_id, x.cause_alternatives) == ("proxy-buffering", ("idle-timeout",))
+    j = join(client, analyze(_pcap(r, "server")))
     assert [s.cause_id for s in j.stories] == ["proxy-buffering"]
 
 
@@ -78,3 +88,46 @@ def test_stall_scenarios_are_named_as_stalls(tmp_path: Path, name: str, cause: s
     r = _run(tmp_path, name)
     stalls = analyze(_pcap(r, "client")).tracker.stalls()
     assert stalls and {s.cause_id for s in stalls} == {cause}
+
+
+def _upstream_syn_times(pcap: Path) -> list[float]:
+    import dpkt
+
+    out = []
+    with pcap.open("rb") as fh:
+        for ts, buf in dpkt.pcap.Reader(fh):
+            ip = dpkt.ethernet.Ethernet(buf).data
+            tcp = getattr(ip, "data", None)
+            if isinstance(tcp, dpkt.tcp.TCP) and tcp.flags & dpkt.tcp.TH_SYN \
+                    and not tcp.flags & dpkt.tcp.TH_ACK:
+                out.append(float(ts))
+    return out
+
+
+def test_haproxy_maxconn_is_what_holds_the_clients_back(tmp_path: Path) -> None:
+    """On the wire: with maxconn 1 haproxy opens no second upstream connection while
+    the first streams, the client's extra SYNs go unanswered and haproxy's log pairs
+    every relayed client connection with the join's.  With the limit lifted (maxconn
+    = conns) haproxy takes every connection and relays it upstream at once: no SYN
+    goes unanswered (what still waits, waits in the one-at-a-time lab server's queue,
+    which is what the samples showed while maxconn never reached haproxy's config)."""
+    import json
+
+    limited = run_scenario("haproxy-maxconn", {}, tmp_path / "limited")
+    syns = _upstream_syn_times(_pcap(limited, "server"))
+    assert len(syns) >= 2 and syns[1] - syns[0] > 4.0  # the queue waited for the slot
+    client = analyze(_pcap(limited, "client"))
+    kinds = sorted(s.kind for s in client.tracker.stalls())
+    assert "syn-unanswered" in kinds and "request-unanswered" in kinds
+    assert {s.cause_id for s in client.tracker.stalls()} == {"accept-overflow"}
+    logged = {(int(e["cp"]), int(e["bp"])) for e in json.loads(
+        limited.manifest.read_text())["events"]["proxy"] if e["bp"].isdigit()}
+    j = join(client, analyze(_pcap(limited, "server")))
+    fa = {f.flow_id: f.orig_p for f in j.a.tracker.flows()}
+    fb = {f.flow_id: f.orig_p for f in j.b.tracker.flows()}
+    assert {(fa[s.a_flow], fb[s.b_flow]) for s in j.stories} == logged
+
+    free = run_scenario("haproxy-maxconn", {"maxconn": "5"}, tmp_path / "free")
+    syns = _upstream_syn_times(_pcap(free, "server"))
+    assert len(syns) == 5 and syns[-1] - syns[0] < 1.0
+    assert all(s.kind != "syn-unanswered" for s in analyze(_pcap(free, "client")).tracker.stalls())
