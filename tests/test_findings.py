@@ -74,3 +74,24 @@ def test_json_envelope_with_stalls_validates_against_the_shipped_schema() -> Non
     assert len(doc["stalls"]) == 4 and {s["file"] for s in doc["stalls"]} == {
         str(SAMPLES / "accept-overflow.client.pcap"), str(SAMPLES / "worker-timeout.client.pcap")}
     assert all(r["cause_id"] == "accept-overflow" for r in doc["resets"])
+
+
+def test_new_stall_kind_and_cause_alternatives_validate_against_the_schema() -> None:
+    # Issue 17: the receiver's view of a black hole (kind data-hole) and a verdict that
+    # names the cause it cannot rule out (cause_alternatives) are in the schema.
+    import json
+    import subprocess
+    import sys
+
+    import jsonschema
+
+    schema = json.loads((SAMPLES.parent / "rstscope" / "data" / "analyze.schema.json").read_text())
+    out = subprocess.run([sys.executable, "-m", "rstscope", "analyze", "--format", "json",
+                          str(SAMPLES / "pmtu-blackhole.client.pcap"),
+                          str(SAMPLES / "proxy-buffering.client.pcap")],
+                         capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out)
+    jsonschema.validate(doc, schema)
+    assert [s["kind"] for s in doc["stalls"]] == ["data-hole"]
+    alts = {r["cause_id"]: r["cause_alternatives"] for r in doc["resets"]}
+    assert alts == {"pmtu-blackhole": [], "proxy-buffering": ["idle-timeout"]}
