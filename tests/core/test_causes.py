@@ -409,3 +409,24 @@ def test_a_request_unanswered_until_the_client_gave_up_is_a_stall() -> None:
     (s,) = run(w).stalls()
     assert (s.kind, s.end, s.stalled_side) == ("request-unanswered", "fin", "orig")
     assert s.silence_s == pytest.approx(3.0, abs=0.01) and fin["ts_ns"] > s.ts_ns
+
+
+def test_bursts_the_tail_cannot_hold_make_no_claim() -> None:
+    # MSS-sized segments, an ACK every second one: a 16 kB burst is ~18 packets, so
+    # the 32-packet tail holds one whole burst only.  No claim (documented limit).
+    w = FakeWire().handshake()
+    w.data("c", 150)
+    w.data("s", 300)
+    w.ack("c")
+    for _ in range(3):
+        w.wait(2.0)
+        n, k = 16413, 0
+        while n > 0:
+            w.data("s", min(1448, n))
+            n, k = n - 1448, k + 1
+            if k % 2 == 0:
+                w.ack("c")
+        w.ack("c")
+    w.wait(3.0)
+    w.rst("c")
+    assert one_reset(w).cause_id != "proxy-buffering"
