@@ -23,7 +23,7 @@ from rstscope.core.facts import NS, Facts
 from rstscope.core.flow import RXMIT
 from rstscope.core.records import ResetRecord
 from rstscope.core.stalls import MIN_SILENCE_S, side_of, stall_cause
-from rstscope.core.wording import everyday_advice, everyday_sentence
+from rstscope.core.wording import action_line, everyday_action, everyday_advice, everyday_sentence
 from rstscope.schema import TH_ACK, TH_RST
 
 #: The vocabulary: cause_id -> what it means (docs/schema.md repeats this table).
@@ -180,8 +180,12 @@ def name_reset(f: Facts, rec: ResetRecord) -> ResetRecord:
         if hit is not None:
             cid, facts = hit
             return dataclasses.replace(rec, cause_id=cid, cause=everyday_sentence(cid, facts),
-                                       advice=everyday_advice(cid, facts))
-    return dataclasses.replace(rec, cause_id=base_cause_id(f, rec))
+                                       advice=everyday_advice(cid, facts),
+                                       action=everyday_action(cid, facts))
+    # The fit the classifier worded its advice with (rstscope.core.classify: best_fit).
+    fit = next((m for m in f.matches if m.fits), None)
+    return dataclasses.replace(rec, cause_id=base_cause_id(f, rec),
+                               action=action_line(f, rec.origin, rec.sender, fit))
 
 
 def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
@@ -206,7 +210,8 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
                                         "through": s.through_max}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
-                                       advice=everyday_advice("pmtu-blackhole", facts))
+                                       advice=everyday_advice("pmtu-blackhole", facts),
+                                       action=everyday_action("pmtu-blackhole", facts))
     return rec
 
 

@@ -151,3 +151,6 @@ class ResetRecord(_ToDict):
     # Stable machine name of the cause (docs/schema.md, rstscope.core.causes.CAUSES);
     # ``cause`` is its sentence and may be reworded, this name does not change.
     cause_id: str = "unknown"
+    # What to change and where, in one terminal line (the table's "->" line);
+    # ``advice[0]`` says it in full (rstscope.core.wording.action_line).
+    action: str = ""
