@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from rstscope.api import analyze
 from rstscope.cliopts import (
     exit_codes_epilog,
     filter_options,
@@ -18,10 +19,11 @@ from rstscope.cliopts import (
     selection,
     verdict_options,
 )
-from rstscope.errors import UsageError
+from rstscope.errors import OutputError, UsageError
+from rstscope.flowsubset import FlowSubset
 from rstscope.plot.cli import default_output
 from rstscope.report.files import write_report
-from rstscope.report.html import ReportLimits
+from rstscope.report.html import ReportLimits, build_report
 
 
 @click.command("report", epilog=exit_codes_epilog())
@@ -46,15 +48,14 @@ from rstscope.report.html import ReportLimits
 def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
            max_sections: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
            keylog: str | None, **shared: Any) -> None:
-    """Write one self-contained HTML report (no external resources) for the FILES."""
+    """Write one self-contained HTML report (no external resources) for the FILES.
+
+    --flow N keeps flow N of each capture (the ids `rstscope analyze` prints).
+    """
     files = (*files, *read_files)
     if not files:
         raise UsageError("give a capture: rstscope report FILE... (or -r FILE)")
     sel = selection(**shared)
-    if sel.flows:
-        # The report covers whole captures; narrow it with --host/--port/--start/--end.
-        raise UsageError("report covers whole captures: narrow it with --host, --port, "
-                         "--start or --end instead of --flow (or use `rstscope plot --flow`)")
     max_bytes = parse_size(max_size)
     if max_bytes < 100_000:
         raise UsageError(f"--max-size {max_size}: at least 100k is needed for one figure")
@@ -62,5 +63,15 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
     limits = ReportLimits(max_sections=max_sections, image_format=image_format,
                           max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
                           keylog=keylog)
-    path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
-    click.echo(str(path))
+    if not sel.flows:
+        path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
+        click.echo(str(path))
+        return
+    # Flow ids are numbered by the analysis, so --flow narrows its records (same ids
+    # as `rstscope analyze`); a missing id names the flows that exist (exit 2).
+    analyses = [FlowSubset.of(analyze(f, **sel.analyze_kwargs()), sel.flows) for f in files]
+    try:
+        out.write_text(build_report(analyses, limits=limits), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write report ({exc.strerror})") from exc
+    click.echo(str(out))
