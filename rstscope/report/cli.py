@@ -6,6 +6,7 @@ main CLI's boundary turns them into a one-line message and an exit code.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,24 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
     limits = ReportLimits(max_sections=max_sections, image_format=image_format,
                           max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
                           keylog=keylog)
+    if keylog:
+        # Said once, in one line, as analyze does; the enrich layer's UserWarning (one
+        # per capture, with Python's source-line dump) is silenced below.
+        # lazy: the enrich package loads its tshark/pyshark plumbing
+        from rstscope.enrich.snaplen import keylog_warning
+
+        cut = keylog_warning([f for f in files if f != "-"])
+        if cut:
+            click.echo(f"rstscope: warning: {cut}", err=True)
+    with warnings.catch_warnings():
+        if keylog:
+            warnings.simplefilter("ignore", UserWarning)  # said above
+        _write(list(files), out, limits, sel)
+
+
+def _write(files: list[str], out: Path, limits: ReportLimits, sel: Any) -> None:
     if not sel.flows:
-        path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
+        path = write_report(files, out, limits=limits, **sel.analyze_kwargs())
         click.echo(str(path))
         return
     # Flow ids are numbered by the analysis, so --flow narrows its records (same ids
