@@ -85,6 +85,31 @@ SHORT_STALL_CAUSES: dict[str, str] = {
 }
 
 
+#: A verdict refined by ``--enrich`` (rstscope.enrich.refine), by ``context_rule``:
+#: (its cause in a few words, its action in one line) for a narrow table.
+REFINED: dict[str, tuple[str, str]] = {
+    "tls-fatal-alert": ("TLS failed: a fatal alert, then the reset",
+                        "fix what the TLS alert names (certificates, versions, SNI, ALPN)"),
+    "data-after-close": ("the client had closed; the server's late data hit the closed socket",
+                         "client: raise its read timeout above the server's longest silence"),
+    "stale-reuse": ("a stale pooled connection was reused after the server closed it",
+                    "client: drop pooled connections on close; pool idle < the server's"),
+    "proxy-5xx": ("a proxy answered HTTP 5xx, then the connection was reset",
+                  "proxy: raise its upstream read timeout, or check the backend's health"),
+    "h2-goaway-error": ("the sender's HTTP/2 layer gave up (GOAWAY with an error)",
+                        "HTTP/2 error: check the RST sender's logs for the GOAWAY code"),
+    "close-notify": ("the sender closed TLS cleanly (close_notify), then aborted TCP",
+                     "benign if the exchange completed (SO_LINGER 0 or unread data at close)"),
+    "encrypted-alert": ("the sender sent an encrypted TLS alert (likely close_notify), then "
+                        "aborted",
+                        "rerun with --keylog and a full snaplen to tell close_notify apart"),
+    "stream-cancel": ("an HTTP/2 stream was cancelled (RST_STREAM CANCEL) before the reset",
+                      "if unexpected, check the client's request timeout"),
+    "clienthello-only": ("reset after a ClientHello with no ServerHello (SNI filtering?)",
+                         "test the same server with another SNI name"),
+}
+
+
 def _who(r: dict[str, Any], side: str) -> str:
     tags = set(r.get("tags") or ())
     if r.get("sender") == "middlebox":
@@ -100,6 +125,9 @@ def _who(r: dict[str, Any], side: str) -> str:
 def short_cause(r: dict[str, Any]) -> str:
     """The cause in a few words, keeping its silence ('' without a known ``cause_id``)."""
     cid = str(r.get("cause_id") or "")
+    if r.get("context_rule"):
+        # --enrich reworded the cause: the cause_id's words would say the core's.
+        return REFINED.get(str(r["context_rule"]), ("", ""))[0]
     # A reset carries the side in ``direction``, a stall in ``stalled_side``.
     mine = r.get("direction", r.get("stalled_side"))
     side = "client" if mine == "orig" else "server"
@@ -128,7 +156,8 @@ def action_text(r: dict[str, Any], room: int | None = None) -> str:
     core's ``action`` does not know: its first advice line is the action."""
     advice = r.get("advice") or ()
     full = str(advice[0]) if advice else ""
-    short = "" if r.get("context_rule") else str(r.get("action") or "")
+    rule = r.get("context_rule")
+    short = REFINED.get(str(rule), ("", ""))[1] if rule else str(r.get("action") or "")
     if room is not None and full and len(full) <= room:
         return full
     return short or full or "no action known: capture at both ends and report it"
@@ -146,5 +175,5 @@ def write_finding(out: TextIO, line: str, detail: str, action: str, *, limit: in
     out.write(clip(ACTION_INDENT + action, limit) + "\n")
 
 
-__all__ = ["ACTION_INDENT", "DETAIL_INDENT", "ELLIPSIS", "SHORT_CAUSES", "SHORT_STALL_CAUSES", "action_text", "clip",
+__all__ = ["ACTION_INDENT", "DETAIL_INDENT", "ELLIPSIS", "REFINED", "SHORT_CAUSES", "SHORT_STALL_CAUSES", "action_text", "clip",
            "clip_middle", "short_cause", "write_finding", "zone_name"]

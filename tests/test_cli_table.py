@@ -400,3 +400,48 @@ def test_time_at_the_edge_of_the_calendar_is_a_usage_error(capsys):
     # Found by the property test: local time of year 1 overflowed inside datetime.
     code, _, err = run(["analyze", "--end", "0001-01-01", "-t", "local", str(LLM)], capsys)
     assert code == 2 and "out of range" in err
+
+
+def test_refined_verdicts_keep_whole_lines_at_80_columns(capsys, monkeypatch):
+    """--enrich rewords a verdict (context_rule): its short cause and action are its own,
+    not the core's, and still fit."""
+    import shutil
+
+    from rstscope.textfit import REFINED
+
+    assert all(len(c) <= 76 and len(a) <= 73 for c, a in REFINED.values()), REFINED
+    if shutil.which("tshark") is None:
+        pytest.skip("--enrich needs tshark")
+    monkeypatch.setenv("COLUMNS", "80")
+    for name, rule in (("client-read-timeout-graceful", "data-after-close"),
+                       ("keepalive-race-fin-first", "stale-reuse"),
+                       ("llm-stream-60s", "encrypted-alert")):
+        cap = SAMPLES / f"{name}.client.pcap"
+        code, out, err = run(["analyze", "--enrich", str(cap)], capsys)
+        assert code == 0, err
+        assert not _cut_findings(out) and not _long_lines(out, 80), (name, out)
+        _, detail, action = _findings(out)[0]
+        short_cause, short_action = REFINED[rule]
+        doc = json.loads(run(["analyze", "--enrich", "--format", "json", str(cap)], capsys)[1])
+        rec = doc["resets"][0]
+        assert rec["context_rule"] == rule
+        assert detail.strip().startswith((short_cause, rec["cause"])), (name, detail)
+        assert action in (f"    -> {rec['advice'][0]}", f"    -> {short_action}"), (name, action)
+
+
+def test_summary_fits_80_columns_whole(shared_captures, capsys, monkeypatch):
+    """--summary at 80 columns: no line longer, no cause or action cut (the shared
+    captures, 20 to a run, and the samples)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    groups = [[str(p) for p in SAMPLE_PCAPS]] + [
+        [str(p) for p in shared_captures[i:i + 20]] for i in range(0, len(shared_captures), 20)]
+    checked = 0
+    for files in groups:
+        code, out, err = run(["analyze", "--summary", *files], capsys)
+        if code != 0:  # a file rstscope does not read: one line, as analyze says it
+            assert code in (65, 66) and len(err.strip().splitlines()) == 1, err
+            continue
+        assert not _long_lines(out, 80), _long_lines(out, 80)[:3]
+        assert not [ln for ln in out.splitlines() if ln.endswith("...")], out
+        checked += 1
+    assert checked >= 5
