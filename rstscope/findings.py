@@ -98,7 +98,7 @@ def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
         if not wide and len(DETAIL_INDENT + detail) > limit:
             # Too narrow for the sentence: the cause in a few words, with its silence.
             detail = f"[{s['cause_id']}] {short_cause(s) or s['cause']}"
-        action = (action_text(s, None if wide else limit - len(ACTION_INDENT))
+        action = (action_text(s, limit - len(ACTION_INDENT))  # (wide: a huge limit, the full advice)
                   if s.get("advice") or s.get("action")
                   else "capture at both ends to see where packets stop")
         write_finding(out, line, detail, action, limit=limit, wide=wide)

@@ -214,7 +214,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
         detail = guess_first[i] + detail_text(
             r, None if room is None else room - len(guess_first[i]))
         write_finding(out, line, detail,
-                      action_text(r, None if room is None else limit - len(ACTION_INDENT)),
+                      action_text(r, limit - len(ACTION_INDENT)),  # wide: the full advice
                       limit=limit, wide=wide)
     _stalls(doc, out, limit, tz, wide)
 

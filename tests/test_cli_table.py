@@ -106,6 +106,10 @@ def test_action_line_says_what_and_where(capsys, monkeypatch):
     _, out, _ = run(["analyze", str(LLM)], capsys)
     advice = json.loads(run(["analyze", "--format", "json", str(LLM)], capsys)[1])["resets"][0]["advice"]
     assert f"    -> {advice[0]}" in out
+    # --wide: one line per reset, with the full cause and advice whatever the width.
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run(["analyze", "--wide", str(LLM)], capsys)
+    assert out.rstrip().endswith(f"| -> {advice[0]}"), out
 
 
 def test_every_action_wording_fits_the_action_line():
