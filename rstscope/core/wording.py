@@ -389,6 +389,8 @@ def action_line(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) ->
     if "refused" in f.tags:
         return _fit(f"check that a service listens on port {f.ctx.flow.resp_p} (and no host "
                     "firewall REJECTs it)",
+                    f"check that port {f.ctx.flow.resp_p} has a listener (and no host "
+                    "firewall REJECT)",
                     f"check that a service listens on port {f.ctx.flow.resp_p}")
     if "unanswered" in f.tags:
         return "find the NAT/firewall that drops idle flows; keep the flow busier than it"
