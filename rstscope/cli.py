@@ -46,6 +46,7 @@ from rstscope.errors import (
     require,
 )
 from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
+from rstscope.progress import ProgressBar
 from rstscope.table import action_text, sort_resets
 
 EXIT_CODES_HELP = exit_codes_epilog()
@@ -119,52 +120,6 @@ def write_output(docs: list[dict[str, Any]], fmt: str, out: Any, *,
             for r in doc["resets"]:
                 w.writerow([doc["file"] if c == "file" else _csv_value(c, r)
                             for c in CSV_COLUMNS])
-
-
-class _Progress:
-    """The one progress bar of long jobs, on stderr when it is a TTY: percentage and
-    ETA when the input size is known (files on disk), packets and elapsed otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._prog: Any = None
-        self._task: Any = None
-        self._packets = 0
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            # lazy: rich loads only when a table or progress bar is drawn
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._prog = Progress(
-                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._prog.__enter__()
-            self._task = self._prog.add_task("reading", total=None)
-        return self
-
-    def update(self, packets: int, batches: int) -> None:
-        self._packets = packets
-        if self._prog is not None:
-            self._prog.update(self._task, description=f"{packets:,} packets")
-
-    def fraction(self, done: float | None) -> None:
-        if self._prog is not None and done is not None:
-            self._prog.update(self._task, total=1000, completed=int(done * 1000))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._prog is not None:
-            self._prog.__exit__(None, None, None)
 
 
 # Subcommands that live in their own packages, loaded only when used so that
@@ -307,7 +262,7 @@ def analyze(
     docs = []
     show_progress = fmt == "table" and sys.stderr.isatty()
     for group in groups:
-        with _Progress(show_progress) as prog:
+        with ProgressBar(show_progress) as prog:
             result = run_analysis(group, progress=prog.update, progress_fraction=prog.fraction,
                                   **sel.analyze_kwargs())
         if do_enrich or keylog:

@@ -199,6 +199,28 @@ def filter_options(f: F) -> F:
     ])
 
 
+def live_filter_options(f: F) -> F:
+    """``filter_options`` for a live stream (``watch``): the same names and meaning,
+    with help that says what a flow id and a time window are when packets are still
+    arriving."""
+    return _apply(f, [
+        _PORT,
+        _HOST,
+        click.option("--flow", "flows", type=click.IntRange(1), multiple=True,
+                     help="Only verdicts and warnings of this flow id: flows are numbered "
+                          "1, 2, ... in the order watch first sees them, as `rstscope "
+                          "analyze` numbers the flows of the capture written with -w "
+                          "(repeatable)."),
+        click.option("--start", "start", default=None, metavar="TIME",
+                     help="Analyse only packets at or after TIME (epoch seconds or ISO "
+                          "8601; UTC unless it has a zone): earlier packets "
+                          "are captured (and written with -w) but not analysed."),
+        click.option("--end", "end", default=None, metavar="TIME",
+                     help="Stop watching at TIME (as --duration would; must be in the "
+                          "future)."),
+    ])
+
+
 def verdict_options(f: F) -> F:
     """``--vantage``, ``--timeouts``, ``--stack``: what the verdicts assume."""
     return _apply(f, [
@@ -344,7 +366,8 @@ def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE", "ORIGINS", "VANTAGES", "Selection", "address_options",
     "apply_min_confidence", "bpf_of",
-    "check_flows", "display_options", "exit_codes_epilog", "filter_options", "parse_host",
+    "check_flows", "display_options", "exit_codes_epilog", "filter_options",
+    "live_filter_options", "parse_host",
     "parse_size", "parse_stack", "parse_time", "selection", "ttl_vantage", "vantage_warning",
     "verdict_options",
 ]

@@ -11,7 +11,14 @@ import datetime as _dt
 import html
 from typing import Any
 
-from rstscope.textfit import write_finding, zone_name
+from rstscope.textfit import (
+    ACTION_INDENT,
+    DETAIL_INDENT,
+    action_text,
+    short_cause,
+    write_finding,
+    zone_name,
+)
 
 
 def _ts(ts_ns: int | None) -> str:
@@ -88,8 +95,12 @@ def render_stalls(doc: dict[str, Any], out: Any, *, limit: int, tz: str = "utc",
                 f"{_hostport(s['resp_h'], s['resp_p'])}")
         line = f"{when(int(s['ts_ns']))}  {conn}  stall  {_gap(s.get('silence_s'))}"
         detail = f"[{s['cause_id']}] ({s['kind']}, end: {s['end']}) {s['cause']}"
-        action = s["advice"][0] if s.get("advice") else "capture at both ends to see where "\
-            "packets stop"
+        if not wide and len(DETAIL_INDENT + detail) > limit:
+            # Too narrow for the sentence: the cause in a few words, with its silence.
+            detail = f"[{s['cause_id']}] {short_cause(s) or s['cause']}"
+        action = (action_text(s, limit - len(ACTION_INDENT))  # (wide: a huge limit, the full advice)
+                  if s.get("advice") or s.get("action")
+                  else "capture at both ends to see where packets stop")
         write_finding(out, line, detail, action, limit=limit, wide=wide)
 
 

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from rstscope.table import action_text, clip, origin_label
+from rstscope.table import action_text, clip, origin_label, short_cause
+from rstscope.textfit import clip_middle
 
 GROUP_COLUMNS = ("count", "origin", "server", "cause", "silence_p50_s", "silence_p90_s",
                  "silence_max_s", "first_ts", "last_ts", "action")
@@ -32,9 +33,12 @@ class ResetGroup:
     first_ts: float | None
     last_ts: float | None
     action: str
+    # The cause in a few words (the median silence in it), for a narrow terminal;
+    # not part of the CSV/JSON rows, which carry the full ``cause``.
+    cause_short: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k in GROUP_COLUMNS}
 
 
 def _percentile(sorted_vals: Sequence[float], q: float) -> float | None:
@@ -68,7 +72,8 @@ def group_resets(resets: Sequence[dict[str, Any]]) -> list[ResetGroup]:
             silence_p50_s=_percentile(sil, 0.5), silence_p90_s=_percentile(sil, 0.9),
             silence_max_s=round(sil[-1], 3) if sil else None,
             first_ts=min(ts) if ts else None, last_ts=max(ts) if ts else None,
-            action=action_text(members[0])))
+            action=action_text(members[0]),
+            cause_short=short_cause({**members[0], "silence_s": _percentile(sil, 0.5)})))
     out.sort(key=lambda g: (-g.count, g.origin, g.server))
     return out
 
@@ -83,13 +88,28 @@ def render_groups(groups: Sequence[ResetGroup], out: TextIO, *, width: int = 80,
     limit = 10**6 if wide else max(width, 40)
     total = sum(g.count for g in groups)
     out.write(f"{total} resets in {len(groups)} groups (silence s: p50/p90/max)\n\n")
-    w_o = max([6, *(len(g.origin) for g in groups)])
+    sils = [f"{_s(g.silence_p50_s)}/{_s(g.silence_p90_s)}/{_s(g.silence_max_s)}"
+            for g in groups]
+    origins = [g.origin for g in groups]
+    w_sil = max([7, *(len(s) for s in sils)])
+
+    def row_width(w_o: int, w_s: int) -> int:
+        return 6 + 2 + w_o + 2 + w_s + 2 + w_sil
+
+    w_o = max([6, *(len(o) for o in origins)])
     w_s = max([6, *(len(g.server) for g in groups)])
+    if row_width(w_o, w_s) > limit:
+        # Narrow, as the reset table does: "unknown (best guess: X)" reads "unknown?"
+        # (the cause line tells the groups apart), then servers are cut in the middle.
+        origins = ["unknown?" if o.startswith("unknown (best guess") else o for o in origins]
+        w_o = max([6, *(len(o) for o in origins)])
+        w_s = max(12, min(w_s, limit - row_width(w_o, 0)))
     out.write(clip(f"{'count':>6}  {'origin':<{w_o}}  {'server':<{w_s}}  silence", limit) + "\n")
-    for g in groups:
-        sil = f"{_s(g.silence_p50_s)}/{_s(g.silence_p90_s)}/{_s(g.silence_max_s)}"
-        out.write(clip(f"{g.count:>6}  {g.origin:<{w_o}}  {g.server:<{w_s}}  {sil}", limit) + "\n")
-        out.write(clip("    " + g.cause, limit) + "\n")
+    for g, origin, sil in zip(groups, origins, sils, strict=True):
+        server = clip_middle(g.server, w_s)
+        out.write(clip(f"{g.count:>6}  {origin:<{w_o}}  {server:<{w_s}}  {sil}", limit) + "\n")
+        cause = g.cause if len("    " + g.cause) <= limit else (g.cause_short or g.cause)
+        out.write(clip("    " + cause, limit) + "\n")
         out.write(clip("    -> " + g.action, limit) + "\n")
 
 

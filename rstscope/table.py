@@ -2,15 +2,16 @@
 
 Layout (80 columns)::
 
-    time UTC      client -> server                    origin         conf silence
-    07:41:25.626  192.0.2.2:60986 -> 198.51.100.10:443  load-balancer  0.55   60.0s
-        A proxy/load balancer in front of the server closed the connection ...
-        -> raise nginx proxy_read_timeout (fired at 60 s), or have the backend ...
+    time          client -> server                      origin         conf  silence
+    07:41:25.626  192.0.2.2:60986 -> 198.51.100.10:443  load-balancer  0.55    60.0s
+        a proxy/LB in front of the server timed out after 60.0 s of silence
+        -> raise nginx proxy_read_timeout above 60 s, or send data every < 48 s
 
 The row carries time, client -> server addresses and ports (Zeek's orig -> resp),
 origin, confidence and silence; the indented detail line the cause, what is sure,
-and the alternatives; the ``->`` line the action.  Each line is cut to the width
-with an ellipsis; wider terminals show more of it and add frame/flow/TTL columns;
+and the alternatives; the ``->`` line the action.  A cause or advice too long for
+the width is said in its short form (the record's ``action``; :func:`short_cause`),
+so no sentence is cut; wider terminals show the full ones and add frame/flow/TTL columns;
 ``wide=True`` prints one long, uncut line per reset (for grep and logs).
 """
 
@@ -22,7 +23,17 @@ from typing import Any, TextIO
 
 from rstscope.core.wording import sure_text
 from rstscope.findings import render_stalls
-from rstscope.textfit import clip, clip_middle, write_finding, zone_name
+from rstscope.textfit import (
+    ACTION_INDENT,
+    DETAIL_INDENT,
+    SHORT_CAUSES,
+    action_text,
+    clip,
+    clip_middle,
+    short_cause,
+    write_finding,
+    zone_name,
+)
 
 #: Terminal width from which the frame, flow and TTL columns are shown.
 ROOMY_WIDTH = 120
@@ -66,26 +77,49 @@ def _side(r: dict[str, Any]) -> str:
     return "client" if r.get("direction") == "orig" else "server"
 
 
-def detail_text(r: dict[str, Any]) -> str:
-    """The cause, then what is sure apart from the guess, then the alternatives."""
-    parts = [str(r.get("cause", ""))]
-    sure = r.get("sure") or (sure_text(str(r["sender"]), _side(r)) if r.get("sender") else None)
+def _extras(r: dict[str, Any]) -> list[tuple[str, ...]]:
+    """What is sure, where the box sits, the alternatives: each as its wordings, most
+    to least detailed (a narrow line takes the first that fits, or leaves it out)."""
+    side = _side(r)
+    out: list[tuple[str, ...]] = []
+    sender = str(r.get("sender") or "")
+    sure = r.get("sure") or (sure_text(sender, side) if sender else None)
     if sure:
-        parts.append(f"[{sure}]")
+        compact = ("sure: a box made it" if sender == "middlebox"
+                   else f"sure: from the {side}'s side")
+        out.append((f"[{sure}]", f"[{compact}]"))
     pos = r.get("path_position")
     if pos:
-        parts.append(f"[made at: {pos}]")
+        out.append((f"[made at: {pos}]",))
     alts = [a for a in (r.get("alternatives") or ()) if a]
     if alts:
-        parts.append("[or: " + "; ".join(
+        def name(a: Any) -> str:
+            return str(a[0]) if isinstance(a, (list, tuple)) else str(a)
+
+        out.append(("[or: " + "; ".join(
             f"{a[0]} ({a[1]})" if isinstance(a, (list, tuple)) and len(a) > 1 else str(a)
-            for a in alts) + "]")
-    return " ".join(p for p in parts if p)
+            for a in alts) + "]",
+            "[or: " + ", ".join(dict.fromkeys(name(a) for a in alts)) + "]"))
+    return out
 
 
-def action_text(r: dict[str, Any]) -> str:
-    advice = r.get("advice") or ()
-    return str(advice[0]) if advice else "no action known: capture at both ends and report it"
+def detail_text(r: dict[str, Any], room: int | None = None) -> str:
+    """The cause, then what is sure apart from the guess, then the alternatives.
+
+    With ``room`` (the characters the line has), a cause sentence longer than that
+    is said in a few words (:func:`short_cause`, which keeps the silence), and each
+    extra is said compactly or left out rather than cut mid-word."""
+    cause = str(r.get("cause", ""))
+    if room is None:
+        return " ".join([cause, *(e[0] for e in _extras(r))]).strip()
+    if len(cause) > room:
+        cause = short_cause(r) or cause
+    text = cause
+    for wordings in _extras(r):
+        fits = next((w for w in wordings if len(text) + 1 + len(w) <= room), None)
+        if fits is not None:
+            text = f"{text} {fits}"
+    return text
 
 
 def sort_resets(resets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,14 +128,19 @@ def sort_resets(resets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                                          r.get("frame") or 0))
 
 
-def summary_lines(doc: dict[str, Any]) -> list[str]:
+def summary_lines(doc: dict[str, Any], width: int | None = None) -> list[str]:
+    """The summary above the table; with ``width``, the vantage line drops its example
+    ("; e.g. ...") rather than be cut mid-word."""
     s = doc["summary"]
+    reason = str(s.get("vantage_reason") or "")
+    if width is not None and len(f"vantage: {s['vantage']} ({reason})") > width:
+        reason = reason.split("; e.g.", 1)[0]
     by = ", ".join(f"{k} {v}" for k, v in s["resets_by_origin"].items() if v)
     lines = [
         f"file: {s['file']}",
         f"packets: {s['packets']} ({s['tcp_packets']} TCP)   flows: {s['flows']}   "
         f"resets: {s['resets']}" + (f" ({by})" if by else ""),
-        f"vantage: {s['vantage']}" + (f" ({s['vantage_reason']})" if s.get("vantage_reason") else ""),
+        f"vantage: {s['vantage']}" + (f" ({reason})" if reason else ""),
     ]
     shown = s.get("warnings", [])
     lines += [f"warning: {w}" for w in shown[:10]]
@@ -114,7 +153,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
            tz: str = "utc") -> None:
     """Write one capture's summary and reset table to ``out``."""
     limit = 10**6 if wide else max(width, 40)
-    for line in summary_lines(doc):
+    for line in summary_lines(doc, None if wide else limit):
         out.write(clip(line, limit) + "\n")
     resets = sort_resets(doc["resets"])
     if not resets:
@@ -171,8 +210,12 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
     out.write(clip(header, limit) + "\n")
     for i, r in enumerate(resets):
         line = row(times[i], conns[i], origins[i], confs[i], silences[i], extras[i])
-        write_finding(out, line, guess_first[i] + detail_text(r), action_text(r), limit=limit,
-                      wide=wide)
+        room = None if wide else limit - len(DETAIL_INDENT)
+        detail = guess_first[i] + detail_text(
+            r, None if room is None else room - len(guess_first[i]))
+        write_finding(out, line, detail,
+                      action_text(r, limit - len(ACTION_INDENT)),  # wide: the full advice
+                      limit=limit, wide=wide)
     _stalls(doc, out, limit, tz, wide)
 
 
@@ -181,5 +224,5 @@ def _stalls(doc: dict[str, Any], out: TextIO, limit: int, tz: str, wide: bool) -
     render_stalls(doc, out, limit=limit, tz=tz, wide=wide)
 
 
-__all__ = ["ROOMY_WIDTH", "action_text", "clip", "origin_label", "conn_text", "detail_text", "render",
-           "sort_resets", "summary_lines"]
+__all__ = ["ROOMY_WIDTH", "SHORT_CAUSES", "action_text", "clip", "conn_text", "detail_text",
+           "origin_label", "render", "short_cause", "sort_resets", "summary_lines"]

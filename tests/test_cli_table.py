@@ -28,6 +28,19 @@ def _long_lines(out: str, width: int) -> list[str]:
     return [ln for ln in out.splitlines() if len(ln) > width]
 
 
+def _cut_findings(out: str) -> list[str]:
+    """Detail and action lines (indented) that were cut: they end in an ellipsis."""
+    return [ln for ln in out.splitlines()
+            if ln.startswith("    ") and ln.rstrip().endswith(("...", "\u2026"))]
+
+
+def _findings(out: str) -> list[tuple[str, str, str]]:
+    """(row, detail, action) of every reset and stall in a table at 80 columns."""
+    lines = out.splitlines()
+    return [(lines[i - 2], lines[i - 1], ln) for i, ln in enumerate(lines)
+            if ln.startswith("    -> ")]
+
+
 def test_every_sample_fits_80_columns_in_three_lines_per_reset(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     for cap in SAMPLE_PCAPS:
@@ -52,8 +65,58 @@ def test_every_shared_capture_fits_80_columns(shared_captures, capsys, monkeypat
             continue
         assert code == 0, (cap.name, err)
         assert not _long_lines(out, 80), (cap.name, _long_lines(out, 80)[:3])
+        # The cause and the action are said whole, never cut with an ellipsis.
+        assert not _cut_findings(out), (cap.name, _cut_findings(out)[:3])
         checked += 1
     assert checked >= 100
+
+
+def test_every_sample_action_and_cause_line_is_whole_at_80_columns(capsys, monkeypatch):
+    """At 80 columns every reset and stall has an action line that is not cut, and a
+    cause line that is not cut and, for a timeout, still gives the silence."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for cap in SAMPLE_PCAPS:
+        _, out, _ = run(["analyze", str(cap)], capsys)
+        doc = json.loads(run(["analyze", "--format", "json", str(cap)], capsys)[1])
+        findings = _findings(out)
+        assert len(findings) == len(doc["resets"]) + len(doc["stalls"]), cap.name
+        assert not _cut_findings(out), (cap.name, _cut_findings(out))
+        for (_, detail, action), r in zip(findings, doc["resets"], strict=False):
+            assert len(action) > len("    -> ") + 20, (cap.name, action)
+            if r["cause_id"] in ("idle-timeout", "keepalive-race") and r["silence_s"]:
+                shown = f"{r['silence_s']:.1f} s" if r["silence_s"] >= 1 else f"{r['silence_s']:.3f} s"
+                assert shown in detail, (cap.name, detail)
+        for r in doc["resets"] + doc["stalls"]:
+            # The one-line action is in the JSON too, beside the full advice.
+            assert r["action"] and len(r["action"]) <= 73, (cap.name, r["action"])
+
+
+def test_action_line_says_what_and_where(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run(["analyze", str(LLM)], capsys)
+    assert "    -> raise nginx proxy_read_timeout above 60 s, or send data every < 48 s" in out
+    _, out, _ = run(["analyze", str(L4LB)], capsys)
+    action = _findings(out)[0][2]
+    assert "idle timeout of the load balancer" in action and "hop" in action, action
+    _, out, _ = run(["analyze", str(POLICY)], capsys)
+    action = _findings(out)[0][2]
+    assert "firewall" in action and "hop" in action, action
+    # A wide terminal has room for the full advice (the JSON's advice[0]).
+    monkeypatch.setenv("COLUMNS", "200")
+    _, out, _ = run(["analyze", str(LLM)], capsys)
+    advice = json.loads(run(["analyze", "--format", "json", str(LLM)], capsys)[1])["resets"][0]["advice"]
+    assert f"    -> {advice[0]}" in out
+    # --wide: one line per reset, with the full cause and advice whatever the width.
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run(["analyze", "--wide", str(LLM)], capsys)
+    assert out.rstrip().endswith(f"| -> {advice[0]}"), out
+
+
+def test_every_action_wording_fits_the_action_line():
+    from rstscope.core.wording import ACTION_MAX_CHARS, EVERYDAY_ACTIONS
+
+    assert 7 + ACTION_MAX_CHARS == 80
+    assert all(len(a) <= ACTION_MAX_CHARS for a in EVERYDAY_ACTIONS.values()), EVERYDAY_ACTIONS
 
 
 def test_every_sample_verdict_has_an_action_line(capsys, monkeypatch):
@@ -138,7 +201,9 @@ def test_csv_has_alternatives_best_guess_and_action(capsys):
     _, out, _ = run(["analyze", "--format", "csv", "--min-confidence", "0.5", str(L4LB)], capsys)
     row = next(csv.DictReader(io.StringIO(out)))
     assert row["origin"] == "unknown" and row["best_guess"] == "load-balancer"
-    assert row["alternatives"] and row["action"].startswith("send keepalives")
+    # action: the one line the table prints; advice: the full form, first line first.
+    assert row["alternatives"] and row["advice"].startswith("send keepalives")
+    assert row["action"].startswith("raise the idle timeout of the load balancer")
     assert row["sure"] == "sure: a box on the path made it, not the server"
 
 
@@ -359,3 +424,48 @@ def test_every_readme_console_example_matches_real_output(capsys, monkeypatch):
         for want in (ln for ln in shown.splitlines() if ln != "..."):
             assert want in lines[at:], (cmd, want)
             at = lines.index(want, at) + 1
+
+
+def test_refined_verdicts_keep_whole_lines_at_80_columns(capsys, monkeypatch):
+    """--enrich rewords a verdict (context_rule): its short cause and action are its own,
+    not the core's, and still fit."""
+    import shutil
+
+    from rstscope.textfit import REFINED
+
+    assert all(len(c) <= 76 and len(a) <= 73 for c, a in REFINED.values()), REFINED
+    if shutil.which("tshark") is None:
+        pytest.skip("--enrich needs tshark")
+    monkeypatch.setenv("COLUMNS", "80")
+    for name, rule in (("client-read-timeout-graceful", "data-after-close"),
+                       ("keepalive-race-fin-first", "stale-reuse"),
+                       ("llm-stream-60s", "encrypted-alert")):
+        cap = SAMPLES / f"{name}.client.pcap"
+        code, out, err = run(["analyze", "--enrich", str(cap)], capsys)
+        assert code == 0, err
+        assert not _cut_findings(out) and not _long_lines(out, 80), (name, out)
+        _, detail, action = _findings(out)[0]
+        short_cause, short_action = REFINED[rule]
+        doc = json.loads(run(["analyze", "--enrich", "--format", "json", str(cap)], capsys)[1])
+        rec = doc["resets"][0]
+        assert rec["context_rule"] == rule
+        assert detail.strip().startswith((short_cause, rec["cause"])), (name, detail)
+        assert action in (f"    -> {rec['advice'][0]}", f"    -> {short_action}"), (name, action)
+
+
+def test_summary_fits_80_columns_whole(shared_captures, capsys, monkeypatch):
+    """--summary at 80 columns: no line longer, no cause or action cut (the shared
+    captures, 20 to a run, and the samples)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    groups = [[str(p) for p in SAMPLE_PCAPS]] + [
+        [str(p) for p in shared_captures[i:i + 20]] for i in range(0, len(shared_captures), 20)]
+    checked = 0
+    for files in groups:
+        code, out, err = run(["analyze", "--summary", *files], capsys)
+        if code != 0:  # a file rstscope does not read: one line, as analyze says it
+            assert code in (65, 66) and len(err.strip().splitlines()) == 1, err
+            continue
+        assert not _long_lines(out, 80), _long_lines(out, 80)[:3]
+        assert not [ln for ln in out.splitlines() if ln.endswith("...")], out
+        checked += 1
+    assert checked >= 5

@@ -30,7 +30,12 @@ from rstscope.core.stalls import (
     side_of,
     stall_cause,
 )
-from rstscope.core.wording import everyday_advice, everyday_sentence
+from rstscope.core.wording import (
+    action_line,
+    everyday_action,
+    everyday_advice,
+    everyday_sentence,
+)
 from rstscope.schema import TH_ACK, TH_RST
 
 #: The vocabulary: cause_id -> what it means (docs/schema.md repeats this table).
@@ -196,8 +201,12 @@ def name_reset(f: Facts, rec: ResetRecord) -> ResetRecord:
         if hit is not None:
             cid, facts = hit
             return dataclasses.replace(rec, cause_id=cid, cause=everyday_sentence(cid, facts),
-                                       advice=everyday_advice(cid, facts))
-    return dataclasses.replace(rec, cause_id=base_cause_id(f, rec))
+                                       advice=everyday_advice(cid, facts),
+                                       action=everyday_action(cid, facts))
+    # The fit the classifier worded its advice with (rstscope.core.classify: best_fit).
+    fit = next((m for m in f.matches if m.fits), None)
+    return dataclasses.replace(rec, cause_id=base_cause_id(f, rec),
+                               action=action_line(f, rec.origin, rec.sender, fit))
 
 
 def buffered_bursts(rows: np.ndarray, d_of: np.ndarray, d: int, close_ns: int
@@ -265,7 +274,8 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
                                         "through": s.through_max}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
-                                       advice=everyday_advice("pmtu-blackhole", facts))
+                                       advice=everyday_advice("pmtu-blackhole", facts),
+                                       action=everyday_action("pmtu-blackhole", facts))
     # The receiver's side of it (a client capture): the full-size segments never
     # arrived, later smaller ones did, and the hole stayed open until this RST.
     for d in (1, 0):
@@ -276,7 +286,8 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
                      "through": h.arrived_max_plen}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
-                                       advice=everyday_advice("pmtu-blackhole", facts))
+                                       advice=everyday_advice("pmtu-blackhole", facts),
+                                       action=everyday_action("pmtu-blackhole", facts))
     # The receiver of a stream gave up after it came in whole-buffer bursts: a
     # buffering proxy.  Whether the last silence was the proxy filling its next
     # buffer or the upstream going quiet, this capture cannot tell: both are named.
@@ -287,7 +298,8 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
             return dataclasses.replace(rec, cause_id="proxy-buffering",
                                        cause_alternatives=("idle-timeout",),
                                        cause=everyday_sentence("proxy-buffering", b),
-                                       advice=everyday_advice("proxy-buffering", b))
+                                       advice=everyday_advice("proxy-buffering", b),
+                                       action=everyday_action("proxy-buffering", b))
     return rec
 
 

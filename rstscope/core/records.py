@@ -154,3 +154,6 @@ class ResetRecord(_ToDict):
     # Other causes the wire cannot rule out, most likely first (cause_id names): set
     # where one capture cannot tell two causes apart (proxy buffering from the client).
     cause_alternatives: tuple[str, ...] = ()
+    # What to change and where, in one terminal line (the table's "->" line);
+    # ``advice[0]`` says it in full (rstscope.core.wording.action_line).
+    action: str = ""

@@ -21,6 +21,7 @@ import numpy as np
 from rstscope.core.flow import BYTES, LASTPL, MAXACK, RXMIT, SNDNXT, Flow, seq_diff
 from rstscope.core.records import _ToDict
 from rstscope.core.tails import TailLedger
+from rstscope.core.wording import everyday_action
 from rstscope.core.wording import everyday_advice as stall_advice
 from rstscope.core.wording import everyday_sentence as stall_sentence
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
@@ -72,6 +73,7 @@ class StallRecord(_ToDict):
     cause_id: str
     cause: str
     advice: tuple[str, ...]
+    action: str = ""  # advice[0] in one terminal line (rstscope.core.wording.everyday_action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +362,7 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
             retransmissions=side.rx, outstanding_bytes=max(0, outstanding),
             through_max_plen=side.through_max, stuck_plens=side.stuck_plens, max_plen=max_plen,
             cause_id=cause_id, cause=stall_sentence(cause_id, facts),
-            advice=stall_advice(cause_id, facts)))
+            advice=stall_advice(cause_id, facts), action=everyday_action(cause_id, facts)))
     out.sort(key=lambda s: (s.ts_ns, s.flow_id))
     return out
 

@@ -305,5 +305,136 @@ def everyday_advice(cause_id: str, facts: dict[str, object]) -> tuple[str, ...]:
     return ()
 
 
-__all__ = ["IDLE_EXPIRY_MIN_S", "advice_lines", "cause_text", "everyday_advice",
+# -- the action line (issue 14): what to change and where, in one terminal line --------
+#
+# ``advice[0]`` says it in full (JSON, CSV, HTML); ``action`` is what the 80-column
+# table prints after "    -> ".  Each action is a list of wordings, most to least
+# detailed: the first that fits ACTION_MAX_CHARS wins, so a long product name costs
+# the detail, never the "what" and the "where".
+
+#: 80 columns less the table's "    -> " indent.
+ACTION_MAX_CHARS = 73
+
+
+def _fit(*variants: str) -> str:
+    return next((v for v in variants if len(v) <= ACTION_MAX_CHARS), variants[-1])
+
+
+def _hop(n: int) -> str:
+    return f"{n} hop{'s' if n != 1 else ''}"
+
+
+def _where_short(f: Facts, origin: str) -> tuple[str, str]:
+    """(the box and where it sits, the box alone) in as few words as the TTL allows."""
+    kind = {"firewall": "firewall", "load-balancer": "load balancer"}.get(origin, "box")
+    pos = f.position
+    if pos.from_client:
+        return f"the {kind} {_hop(pos.from_client)} from the client", f"the {kind}"
+    if pos.to_server:
+        return f"the {kind} {_hop(pos.to_server)} before the server", f"the {kind}"
+    n = hops(f.ctx.ttl)
+    if n:
+        return f"the {kind} {_hop(n)} from here toward the {f.side}", f"the {kind}"
+    return f"the {kind} toward the {f.side}", f"the {kind}"
+
+
+def _secs(v: float) -> str:
+    return f"{v:.0f} s" if v >= 10 else f"{v:.1f} s".replace(".0 s", " s")
+
+
+def action_line(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> str:
+    """The table's action line for a verdict of the classifier's own rules (the same
+    branches as :func:`advice_lines`, said in at most ACTION_MAX_CHARS characters)."""
+    gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
+    if f.lone:
+        return "capture from the connection's start (or at both ends) to attribute it"
+    if sender == "middlebox":
+        where, box = _where_short(f, origin)
+        if "race" in f.tags or "after-clienthello" in f.tags or "storm" in f.tags:
+            return _fit(f"check the DPI/IPS/SNI policy for this site on {where}",
+                        f"check the DPI/IPS/SNI policy on {where}",
+                        f"check the DPI/IPS/SNI policy on {box} toward the {f.side}")
+        if fit is not None or (gap is not None and gap >= IDLE_EXPIRY_MIN_S):
+            t = fit.entry.timeout_s if fit else gap or 0.0
+            ka = _keepalive_s(t)
+            if fit is not None:
+                setting = _setting(fit)
+                return _fit(f"raise {setting} above {_secs(gap or t)}, or keepalive every < {ka}",
+                            f"keepalive every < {ka}, or raise {setting}",
+                            f"raise {setting}",
+                            f"keepalive every < {ka}, or raise {fit.entry.product}'s timeout")
+            return _fit(f"keepalive every < {ka}, or raise the idle timeout of {where}",
+                        f"raise the idle timeout of {where}",
+                        f"keepalive every < {ka}, or raise the idle timeout of {box}")
+        return _fit(f"check the logs and rules of {where}",
+                    f"check the logs and rules of {box} toward the {f.side}")
+    if "proxy-close" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        ka = _keepalive_s(gap_c)
+        m = proxy_close_match(f)
+        if m is not None:
+            named = distinct_products(sorted(
+                (x for x in match_gap(f.cfg, gap_c, triggered=False, bidirectional=False)
+                 if x.entry.full_proxy),
+                key=lambda x: (not x.entry.stated,
+                               x.entry.expiry_behaviour != ("http-error-then-close"
+                                                            if f.ctx.s_close_mid_response
+                                                            else "fin"),
+                               round(abs(x.error_s), 3), x.entry.rank)), 1)
+            if named:
+                setting = _setting(named[0])
+                return _fit(f"raise {setting} above {_secs(gap_c)}, or send data every < {ka}",
+                            f"raise {setting} above {_secs(gap_c)}",
+                            f"raise {setting}")
+        return _fit(f"raise the proxy's upstream read timeout above {_secs(gap_c)}, "
+                    f"or send data every < {ka}",
+                    f"raise nginx proxy_read_timeout/haproxy timeout server above {_secs(gap_c)}",
+                    f"raise the proxy's read timeout above {_secs(gap_c)}")
+    if "proxy-no-answer" in f.tags:
+        gap_c = f.ctx.s_close_gap_ns / NS
+        return f"check that the proxy's backend is up: the proxy gave up after {_secs(gap_c)}"
+    if "same-link-peer" in f.tags:
+        return ("raise the LB/proxy timeout toward this server, or the client's read timeout"
+                if gap is None else
+                _fit(f"raise the LB/proxy timeout toward this server or the client's "
+                     f"above {_secs(gap)}",
+                     f"raise the LB/proxy's or client's timeout above {_secs(gap)}"))
+    if "refused" in f.tags:
+        return _fit(f"check that a service listens on port {f.ctx.flow.resp_p} (and no host "
+                    "firewall REJECTs it)",
+                    f"check that port {f.ctx.flow.resp_p} has a listener (and no host "
+                    "firewall REJECT)",
+                    f"check that a service listens on port {f.ctx.flow.resp_p}")
+    if "unanswered" in f.tags:
+        return "find the NAT/firewall that drops idle flows; keep the flow busier than it"
+    if gap is not None and gap >= 5:
+        if f.side == "client":
+            return (f"the client's read/idle timeout is ~{_secs(gap)}: raise it, or answer "
+                    "sooner")
+        return f"the server drops connections idle ~{_secs(gap)}: keep them busier or raise it"
+    if "after-fin" in f.tags or "after-alert" in f.tags:
+        return f"benign if requests succeed; else check the {f.side} app's close path"
+    return f"benign if requests succeed; else check the {f.side} app's logs at this time"
+
+
+#: The action line of each everyday cause (issue 17), by ``cause_id``; the full advice
+#: is :func:`everyday_advice`.
+EVERYDAY_ACTIONS: dict[str, str] = {
+    "keepalive-race": "make the client pool's idle timeout shorter than the server's keep-alive",
+    "accept-overflow": "raise the server's listen backlog (somaxconn) or maxconn, or add capacity",
+    "total-timeout": "raise the total-time limit (SDK timeout, gunicorn --timeout), or stream",
+    "pmtu-blackhole": "clamp the MSS on the tunnel/VPN link (TCPMSS --clamp-mss-to-pmtu)",
+    "proxy-buffering": "turn buffering off for streams (nginx proxy_buffering off)",
+    "path-silent": "find the device that drops this flow: capture at both ends to see where",
+    "unanswered": "check the server app (or a proxy before it): the request got no answer",
+}
+
+
+def everyday_action(cause_id: str, facts: dict[str, object]) -> str:
+    """The action line of an everyday cause ('' when it has none)."""
+    return EVERYDAY_ACTIONS.get(cause_id, "")
+
+
+__all__ = ["ACTION_MAX_CHARS", "EVERYDAY_ACTIONS", "IDLE_EXPIRY_MIN_S", "action_line",
+           "advice_lines", "cause_text", "everyday_action", "everyday_advice",
            "everyday_sentence", "sure_text"]

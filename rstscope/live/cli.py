@@ -19,9 +19,9 @@ import click
 
 from rstscope.cli import run
 from rstscope.cliopts import (
-    address_options,
     bpf_of,
     exit_codes_epilog,
+    live_filter_options,
     selection,
     verdict_options,
 )
@@ -215,7 +215,7 @@ def capture(expression: tuple[str, ...], **kw: Any) -> None:
 @click.command(epilog="Prints each RST's verdict within a second; Ctrl-C prints the summary.  "
                       + exit_codes_epilog())
 @_common
-@address_options
+@live_filter_options
 @verdict_options
 @click.argument("expression", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
@@ -228,19 +228,27 @@ def capture(expression: tuple[str, ...], **kw: Any) -> None:
 def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: float | None,
           timeouts_file: str | None, stack: str | None, idle_warn_min_s: float | None,
           expression: tuple[str, ...], ports: tuple[int, ...], hosts: tuple[str, ...],
-          **kw: Any) -> None:
+          flows: tuple[int, ...], start: str | None, end: str | None, **kw: Any) -> None:
     """Analyse live traffic: a verdict for each RST as it happens, idle-timeout warnings.
 
     EXPRESSION is a BPF filter as tcpdump takes it (``tcp port 443``); it replaces -f.
+    --port/--host, --flow and --start/--end mean what they mean for `rstscope analyze`.
     """
     kw = _with_expression(kw, expression)
+    sel = selection(vantage=vantage, timeouts_file=timeouts_file, stack=stack, flows=flows,
+                    start=start, end=end)
+    if sel.end_ns is not None:
+        left_s = (sel.end_ns - time.time_ns()) / 1e9
+        if left_s <= 0:
+            raise UsageError(f"--end {end} is in the past: nothing left to watch")
+        # --end stops the session as --duration does (the earlier of the two wins).
+        kw = {**kw, "duration_s": min(kw.get("duration_s") or left_s, left_s)}
     extra = bpf_of(ports, hosts)  # the same --port/--host as analyze, in the kernel filter
     if extra:
         # --port replaces the default port 443, as it would for analyze.
         base = "tcp" if kw.get("bpf") in (None, "", DEFAULT_FILTER) else f"({kw['bpf']})"
         kw = {**kw, "bpf": f"{base} and {extra}"}
     opts = _options(**kw)
-    sel = selection(vantage=vantage, timeouts_file=timeouts_file, stack=stack)
     check_capture_privilege()  # before loading the analyzer: fail fast, with the advice
     overrides: dict[str, Any] = {}
     if max_flows is not None:
@@ -262,7 +270,9 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
         sys.stdout.flush()
 
     res = LiveSession(opts, analyze=True, on_event=on_event, on_listening=_status,
-                      config=config, on_drops=_drops_json if as_json else _drops_status).run()
+                      config=config, on_drops=_drops_json if as_json else _drops_status,
+                      packet_filter=_window(sel.start_ns), keep_event=_of_flows(sel.flows)
+                      ).run()
     if as_json:
         click.echo(json.dumps(_summary_json(res)))
     by = ", ".join(f"{k} {v}" for k, v in sorted(res.resets_by_origin.items()))
@@ -270,6 +280,31 @@ def watch(vantage: str, as_json: bool, max_flows: int | None, evict_idle_s: floa
         click.echo(line, err=True)
     click.echo(f"{sum(res.resets_by_origin.values())} resets ({by or 'none'}) in {res.flows} flows",
                err=True)
+
+
+def _window(start_ns: int | None) -> Any:
+    """``--start`` on a live stream: a batch mask keeping packets at or after it (the
+    end is a stop time, see ``--end``), or None."""
+    if start_ns is None:
+        return None
+    # lazy: the api loads pandas; watch has loaded it for the tracker's config already
+    from rstscope.api import PacketFilter
+
+    return PacketFilter(start_ns=start_ns).mask
+
+
+def _of_flows(flows: Sequence[int]) -> Any:
+    """``--flow`` on a live stream: keep the events of these flow ids, or None."""
+    if not flows:
+        return None
+    wanted = frozenset(flows)
+
+    def keep(ev: Any) -> bool:
+        rec = getattr(ev, "reset", None)
+        fid = rec.flow_id if rec is not None else getattr(ev, "flow_id", None)
+        return fid is None or fid in wanted
+
+    return keep
 
 
 @click.group()

@@ -114,8 +114,14 @@ class LiveSession:
                  on_event: EventSink | None = None,
                  on_listening: Callable[[str], None] | None = None,
                  config: Any = None,
-                 on_drops: Callable[[DropReport], None] | None = None) -> None:
+                 on_drops: Callable[[DropReport], None] | None = None,
+                 packet_filter: Callable[[np.ndarray], np.ndarray | None] | None = None,
+                 keep_event: Callable[[Any], bool] | None = None) -> None:
         self.opts = opts
+        # watch --start: which decoded packets the tracker sees (all are written);
+        # watch --flow: which events are reported and counted.
+        self.packet_filter = packet_filter
+        self.keep_event = keep_event
         self.analyze = analyze
         self.on_event = on_event
         self.on_listening = on_listening
@@ -201,6 +207,8 @@ class LiveSession:
         return FrameDecoder(), self.tracker
 
     def _emit(self, events: list[Any]) -> None:
+        if self.keep_event is not None:
+            events = [ev for ev in events if self.keep_event(ev)]
         for ev in events:
             rec = getattr(ev, "reset", None)
             if rec is not None:
@@ -293,5 +301,9 @@ class LiveSession:
                 idx = batch["frame"].astype(np.int64) - (frame_no + 1)
                 batch["file_id"] = file_ids[idx]
                 batch["frame"] = frame_nos[idx]
-                self._emit(tracker.feed(batch))
+                keep = self.packet_filter(batch) if self.packet_filter is not None else None
+                if keep is not None:
+                    batch = batch[keep]
+                if len(batch):
+                    self._emit(tracker.feed(batch))
         return n

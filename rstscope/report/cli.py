@@ -6,11 +6,13 @@ main CLI's boundary turns them into a one-line message and an exit code.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
+from rstscope.api import analyze
 from rstscope.cliopts import (
     exit_codes_epilog,
     filter_options,
@@ -19,10 +21,11 @@ from rstscope.cliopts import (
     selection,
     verdict_options,
 )
-from rstscope.errors import UsageError
+from rstscope.errors import OutputError, UsageError
+from rstscope.flowsubset import FlowSubset
 from rstscope.plot.cli import default_output
 from rstscope.report.files import write_report
-from rstscope.report.html import ReportLimits
+from rstscope.report.html import ReportLimits, build_report
 
 
 @click.command("report", epilog=exit_codes_epilog())
@@ -52,7 +55,10 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
 
     With --join, FILES are two captures of one incident (near the client, then near
     the server): the report opens with their joined story and, per paired
-    connection, both timelines one above the other."""
+    connection, both timelines one above the other.
+
+    --flow N keeps flow N of each capture (the ids `rstscope analyze` prints).
+    """
     files = (*files, *read_files)
     if not files:
         raise UsageError("give a capture: rstscope report FILE... (or -r FILE)")
@@ -60,10 +66,6 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
         raise UsageError("--join takes exactly two capture files: the one nearer the client, "
                          "then the one nearer the server")
     sel = selection(**shared)
-    if sel.flows:
-        # The report covers whole captures; narrow it with --host/--port/--start/--end.
-        raise UsageError("report covers whole captures: narrow it with --host, --port, "
-                         "--start or --end instead of --flow (or use `rstscope plot --flow`)")
     max_bytes = parse_size(max_size)
     if max_bytes < 100_000:
         raise UsageError(f"--max-size {max_size}: at least 100k is needed for one figure")
@@ -71,13 +73,40 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
     limits = ReportLimits(max_sections=max_sections, image_format=image_format,
                           max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
                           keylog=keylog)
-    if do_join:
-        # lazy: the join module loads the api (pandas) and matplotlib
-        from rstscope.join import join_files
-        from rstscope.join.figures import write_join_report
+    if keylog:
+        # Said once, in one line, as analyze does; the enrich layer's UserWarning (one
+        # per capture, with Python's source-line dump) is silenced below.
+        # lazy: the enrich package loads its tshark/pyshark plumbing
+        from rstscope.enrich.snaplen import keylog_warning
 
-        path = write_join_report(join_files(files[0], files[1], **sel.analyze_kwargs()), out,
-                                 limits=limits)
-    else:
-        path = write_report(list(files), out, limits=limits, **sel.analyze_kwargs())
-    click.echo(str(path))
+        cut = keylog_warning([f for f in files if f != "-"])
+        if cut:
+            click.echo(f"rstscope: warning: {cut}", err=True)
+    with warnings.catch_warnings():
+        if keylog:
+            warnings.simplefilter("ignore", UserWarning)  # said above
+        if do_join:
+            # lazy: the join module loads the api (pandas) and matplotlib
+            from rstscope.join import join_files
+            from rstscope.join.figures import write_join_report
+
+            path = write_join_report(join_files(files[0], files[1], **sel.analyze_kwargs()),
+                                     out, limits=limits)
+            click.echo(str(path))
+        else:
+            _write(list(files), out, limits, sel)
+
+
+def _write(files: list[str], out: Path, limits: ReportLimits, sel: Any) -> None:
+    if not sel.flows:
+        path = write_report(files, out, limits=limits, **sel.analyze_kwargs())
+        click.echo(str(path))
+        return
+    # Flow ids are numbered by the analysis, so --flow narrows its records (same ids
+    # as `rstscope analyze`); a missing id names the flows that exist (exit 2).
+    analyses = [FlowSubset.of(analyze(f, **sel.analyze_kwargs()), sel.flows) for f in files]
+    try:
+        out.write_text(build_report(analyses, limits=limits), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write report ({exc.strerror})") from exc
+    click.echo(str(out))

@@ -11,48 +11,23 @@ import click
 
 from rstscope.cliopts import VANTAGES, parse_size
 from rstscope.errors import UsageError
+from rstscope.progress import ProgressBar
 
 
-class _Progress:
-    """A rich progress bar on stderr when it is a terminal; one line per error otherwise."""
+class _BatchProgress:
+    """Batch's hooks on the one progress bar (rstscope.progress): the inputs as the
+    total, each finished one as a step, one line per failed input."""
 
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._prog: Any = None
-        self._task: Any = None
+    def __init__(self, bar: ProgressBar) -> None:
+        self.bar = bar
 
     def start(self, total: int) -> None:
-        if self.tty:
-            # lazy: rich loads only when a table or progress bar is drawn
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._prog = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TimeRemainingColumn(), console=Console(stderr=True))
-            self._prog.start()
-            self._task = self._prog.add_task("inputs", total=total)
+        self.bar.set_total(total)
 
     def done(self, row: dict[str, Any]) -> None:
         if row.get("status") == "error":
-            msg = f"error: {row.get('name')}: {row.get('error')}"
-            if self._prog is not None:
-                self._prog.console.print(msg, markup=False, highlight=False)
-            else:
-                click.echo(msg, err=True)
-        if self._prog is not None:
-            self._prog.update(self._task, advance=1)
-
-    def stop(self) -> None:
-        if self._prog is not None:
-            self._prog.stop()
+            self.bar.note(f"error: {row.get('name')}: {row.get('error')}")
+        self.bar.advance()
 
 
 @click.command("batch")
@@ -92,14 +67,12 @@ def batch(paths: Sequence[str], outdir: str, workers: int | None, scheduler: str
         raise UsageError("--workers and --scheduler are mutually exclusive")
     expand_paths(paths)  # a missing PATH fails here, before a cluster is started
     above = None if shard_above.strip().lower() in ("off", "none", "0") else parse_size(shard_above)
-    progress = _Progress()
-    with connect(workers=workers, scheduler=scheduler) as client:
-        try:
-            report = run_batch(paths, outdir, client=client, vantage=vantage, group=not no_group,
-                               shards=shards, shard_above_bytes=above,
-                               on_start=progress.start, on_done=progress.done)
-        finally:
-            progress.stop()
+    with connect(workers=workers, scheduler=scheduler) as client, \
+            ProgressBar(sys.stderr.isatty(), "inputs") as bar:
+        progress = _BatchProgress(bar)
+        report = run_batch(paths, outdir, client=client, vantage=vantage, group=not no_group,
+                           shards=shards, shard_above_bytes=above,
+                           on_start=progress.start, on_done=progress.done)
     click.echo(
         f"{report.inputs} inputs: {report.analysed} analysed, {report.skipped} skipped "
         f"(already done), {report.errors} failed; {report.resets} resets, "

@@ -38,8 +38,15 @@ def test_report_errors(report_capture, tmp_path):
     # --keylog implies --enrich now (as in analyze); a missing key log is a usage error.
     res = CliRunner().invoke(report, [str(report_capture.path), "--keylog", "k.log"])
     assert res.exit_code == 2 and "k.log" in res.output
-    res = CliRunner().invoke(report, [str(report_capture.path), "--flow", "1"])
+    # --flow N narrows the report (issue 14); a flow that is not there is a usage error
+    # that names the flows there are.
+    res = CliRunner().invoke(report, [str(report_capture.path), "--flow", "1",
+                                      "-o", str(tmp_path / "one.html")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(report, [str(report_capture.path), "--flow", "99999",
+                                      "-o", str(tmp_path / "none.html")])
     assert isinstance(res.exception, UsageError) and res.exception.exit_code == 2
+    assert "no flow 99999" in str(res.exception) and "flows: 1" in str(res.exception)
     res = CliRunner().invoke(report, [str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "r.html")])
     assert isinstance(res.exception, InputMissingError) and res.exception.exit_code == 66
     res = CliRunner().invoke(report, [])  # no FILES and no -r: rstscope's usage error
