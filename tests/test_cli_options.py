@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import SAMPLES
 from tests.test_cli import run
 
-MAXCONN = SAMPLES / "haproxy-maxconn.client.pcap"  # 5 flows: one reset (flow 1), 4 stalls
+MAXCONN = SAMPLES / "haproxy-maxconn.client.pcap"  # 5 flows: resets on 1-3, stalls on 2-5
 LLM = SAMPLES / "llm-stream-60s.client.pcap"
 
 
@@ -35,12 +35,12 @@ def test_report_flow_keeps_those_flows(tmp_path, capsys):
     code, page, err = _report(tmp_path, capsys, str(MAXCONN), "--flow", "1")
     assert code == 0, err
     assert "Resets (1)" in page and "Stalls" not in page
-    code, page, err = _report(tmp_path, capsys, str(MAXCONN), "--flow", "2", "--flow", "5")
+    code, page, err = _report(tmp_path, capsys, str(MAXCONN), "--flow", "4", "--flow", "5")
     assert code == 0, err
     assert "Resets (0)" in page
-    # The stall table lists flows 2 and 5 only (start, flow, kind, ...).
+    # The stall table lists flows 4 and 5 only (start, flow, kind, ...).
     flows = re.findall(r"<tr><td>[0-9:.]+</td><td>(\d+)</td>", page)
-    assert sorted(flows) == ["2", "5"], flows
+    assert sorted(flows) == ["4", "5"], flows
 
 
 def test_report_flow_that_does_not_exist_names_the_flows(tmp_path, capsys):
