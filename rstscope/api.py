@@ -305,8 +305,16 @@ def _rereadable(source: Sources) -> bool:
     return False
 
 
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(obj: Any) -> Any:
     """Make a record JSON-safe: NaN/inf become null, numpy scalars become Python."""
+    if type(obj) is dict:
+        # Fast path for the records' plain dicts (thousands per capture): values of
+        # exactly these types are returned as they are by the general case below.
+        scalars = _JSON_SCALARS
+        return {k: v if type(v) in scalars else _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
