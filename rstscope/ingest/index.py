@@ -20,7 +20,9 @@ Only captures read through ``mmap`` (regular files) are indexed: streams
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +108,16 @@ class PacketIndex:
         return len(self.spans) * (PORT_SET_BYTES + 64)
 
 
+def _release(w: Any, lo: int, hi: int) -> None:
+    """Unmap the pages of a decoded span: mapped file pages count in RSS (a report's
+    16 spans of 14 MB kept 220 MB resident before this)."""
+    mm = w._mm
+    lo -= lo % mmap.PAGESIZE
+    if mm is not None and hasattr(mm, "madvise") and hi > lo:
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
 def read_spans(sources: Sequence[Source], spans: Sequence[Span]) -> Iterator[np.ndarray]:
     """Decode the batches of ``spans`` again, seeking to each (file order).
 
@@ -133,6 +145,7 @@ def read_spans(sources: Sequence[Source], spans: Sequence[Span]) -> Iterator[np.
                 res = fmt.walk(w, s.maxn)
                 if len(res.rec):
                     dec = decode_records(w.buf, res.rec, frame0=s.frame0, file_id=file_id)
+                    _release(w, s.offset, res.pos)
                     if len(dec.batch):
                         yield dec.batch
         finally:
