@@ -14,7 +14,10 @@ process, with the same warm-up and the same number of runs (see
 - ``tcpdump -r FILE -w /dev/null`` (the libpcap floor);
 - ``rstscope analyze FILE --format json -o ...`` (the real command);
 - ``rstscope report FILE -o ...``;
-- ``read_packets(FILE)`` to a pandas DataFrame;
+- ``read_packets(FILE)`` to a pandas DataFrame, with its peak RSS over the
+  imports against the size of the columns;
+- ``one flow``: the packets of one flow through the analysis pass' sparse
+  index and by a full pass, CPU time in-process;
 - ``read + track``: reader and tracker without the output stage, with a CPU split;
 - ``tshark -T fields`` exporting the fields rstscope's reader decodes;
 - NFStream's flow export, in the interpreter you name (install it into a
@@ -83,11 +86,47 @@ print(n, "flows")
 """
 
 READ_PACKETS = """
-import sys
+import resource, sys
+import pandas
 from rstscope.ingest import read_packets
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+base = rss_mib()
 df = read_packets(sys.argv[1])
-cols = sum(int(df[c].memory_usage(index=False, deep=True)) for c in df.columns)
-print(len(df), "rows,", round(cols / 2**20), "MiB of columns")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+cols = sum(int(df[c].memory_usage(index=False, deep=True)) for c in df.columns) / 2**20
+print(f"{len(df)} rows, {cols:.0f} MiB of columns; RSS {base:.0f} MiB after imports, "
+      f"peak {peak:.0f} MiB: {peak - base:.0f} MiB over the imports = "
+      f"{(peak - base) / cols:.2f}x the columns (target <= 1.5x)")
+"""
+
+# Packets of one flow (Analysis.packets for one flow): through the analysis pass'
+# sparse index, and by the full streaming pass it replaced; CPU time in-process.
+ONE_FLOW = """
+import sys, time
+from rstscope.api import analyze
+from rstscope.flowpackets import packets_of_flows
+from rstscope.plot.select import flow_records, reset_records
+a = analyze(sys.argv[1])
+flows = {f["flow_id"]: f for f in flow_records(a)}
+wanted = [flows[r["flow_id"]] for r in reset_records(a)[:5]] or list(flows.values())[:5]
+packets_of_flows(a, wanted[:1])  # imports pandas
+idx = a.packet_index
+t = time.process_time()
+n = sum(len(packets_of_flows(a, [f])) for f in wanted)
+t_idx = (time.process_time() - t) / len(wanted)
+a._index = None
+t = time.process_time()
+m = sum(len(packets_of_flows(a, [f])) for f in wanted)
+t_full = (time.process_time() - t) / len(wanted)
+assert n == m
+spans = sum(len(idx.select([(f["orig_p"], f["resp_p"])], f["first_ts_ns"], f["last_ts_ns"]))
+            for f in wanted) / len(wanted)
+print(f"one flow's packets, mean of {len(wanted)} reset flows: indexed {t_idx * 1000:.0f} ms CPU "
+      f"({spans:.1f} of {len(idx.spans)} batches, index {idx.nbytes / 1e6:.2f} MB), "
+      f"full pass {t_full * 1000:.0f} ms CPU: {t_full / t_idx:.0f}x")
 """
 
 # (name, peer, how): "faster" = the peer's time over rstscope's, "within" = ours over
@@ -111,6 +150,7 @@ def commands(cap: Path, tmp: str, args: argparse.Namespace) -> dict[str, list[st
                             str(Path(tmp) / "report.html")],
         "read_packets": [py, "-c", READ_PACKETS, str(cap)],
         "  read + track": [py, "-c", ANALYZE, str(cap), str(args.settle_s)],
+        "  one flow": [py, "-c", ONE_FLOW, str(cap)],
     }
     if not args.skip_tshark:
         cmds["tshark -T fields"] = tshark_fields_cmd(str(cap), seq_analysis=True)
@@ -149,7 +189,7 @@ def report(res: dict[str, Timing]) -> None:
             met = bound is not None and max(vals[:2]) <= bound
         verdict = "" if bound is None else (": met" if met else ": **not met**")
         print(f"| {label} | " + " | ".join(f"{v:.2f}x" for v in vals) + f" | {goal}{verdict} |")
-    for name in ("  read + track", "read_packets", "NFStream"):
+    for name in ("  read + track", "read_packets", "  one flow", "NFStream"):
         if name in res:
             print(f"{name.strip()}: {res[name].out.splitlines()[-1] if res[name].out else ''}")
 

@@ -24,6 +24,7 @@ from rstscope.core import Tracker, TrackerConfig
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
+from rstscope.ingest.index import PacketIndex
 from rstscope.schema import SCHEMA_VERSION, addr_bytes
 from rstscope.table import render
 
@@ -113,6 +114,8 @@ class Analysis:
     _stalls_df: pd.DataFrame | None = field(default=None, repr=False)
     _packets_df: pd.DataFrame | None = field(default=None, repr=False)
     _context: Any = field(default=None, repr=False)
+    # Sparse index of the analysis pass (rstscope.ingest.index): one-flow reads seek.
+    _index: PacketIndex | None = field(default=None, repr=False)
 
     @property
     def source(self) -> Sources | None:
@@ -189,6 +192,13 @@ class Analysis:
                 raise ValueError("packets are only available for analyses of files on disk")
             self._packets_df = read_packets(self._source)
         return self._packets_df
+
+    @property
+    def packet_index(self) -> PacketIndex | None:
+        """Where each batch of the analysis pass sits in the capture, or None when the
+        source cannot be sought in (stdin, gzip)."""
+        idx = self._index
+        return idx if idx is not None and idx.complete else None
 
     @property
     def packets_if_loaded(self) -> pd.DataFrame | None:
@@ -295,8 +305,16 @@ def _rereadable(source: Sources) -> bool:
     return False
 
 
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(obj: Any) -> Any:
     """Make a record JSON-safe: NaN/inf become null, numpy scalars become Python."""
+    if type(obj) is dict:
+        # Fast path for the records' plain dicts (thousands per capture): values of
+        # exactly these types are returned as they are by the general case below.
+        scalars = _JSON_SCALARS
+        return {k: v if type(v) in scalars else _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -351,7 +369,7 @@ def analyze(
     flt = PacketFilter(tuple(int(p) for p in ports), tuple(hosts), start_ns, end_ns)
     tracker = Tracker(cfg)
     packets = 0
-    with open_capture(source, batch_size=batch_size) as reader:
+    with open_capture(source, batch_size=batch_size, index=_rereadable(source)) as reader:
         for n, batch in enumerate(reader, 1):
             keep = flt.mask(batch)
             if keep is not None:
@@ -365,4 +383,5 @@ def analyze(
                 progress_fraction(reader.fraction_done())
         tracker.finish()
         stats = reader.stats
-    return Analysis(file=_source_name(source), tracker=tracker, read_stats=stats, _source=source)
+    return Analysis(file=_source_name(source), tracker=tracker, read_stats=stats, _source=source,
+                    _index=reader.index)

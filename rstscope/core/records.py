@@ -27,12 +27,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Values that are JSON-ready as they are: the common case, tested by exact type so
+# that enums (str and int subclasses) still go through _jsonable.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 class _ToDict:
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Field name -> JSON-ready value, in declaration order."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        # The output stage converts thousands of records: the field names are looked
+        # up once per class (dataclasses.fields() rebuilds its tuple on every call)
+        # and plain values skip _jsonable (~2x faster per FlowRecord, same dict).
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+        plain = _PLAIN_TYPES
+        out: dict[str, Any] = {}
+        for name in names:
+            v = getattr(self, name)
+            out[name] = v if type(v) in plain else _jsonable(v)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,54 +49,107 @@ DATAFRAME_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _addr_text(raw: np.ndarray, ip_v: np.ndarray) -> np.ndarray:
-    """S16 addresses to text via the distinct values (a capture has few addresses)."""
-    out = np.empty(raw.size, dtype=object)
+def _addr_codes(raw: np.ndarray, ip_v: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """S16 addresses as (codes, texts): ``texts[codes[i]]`` is row i's address text.
+
+    A capture has few distinct addresses, so each is formatted once.  IPv4 rows
+    are keyed by their last four bytes as one uint32 and factorised by hashing:
+    ~12 bytes of transient memory per row (a sort of the 16-byte values took ~60),
+    which is what bounds ``read_packets``' peak.
+    """
+    codes = np.zeros(raw.size, dtype=np.intp)
+    texts: list[str] = [""]  # code 0: neither IPv4 nor IPv6
     if raw.size == 0:
-        return out
-    key = np.ascontiguousarray(raw).view(np.dtype((np.void, 16)))
-    for v in (4, 6):
-        m = ip_v == v
-        if not m.any():
-            continue
-        uniq, inv = np.unique(key[m], return_inverse=True)
-        if v == 4:
-            texts = [str(ipaddress.IPv4Address(bytes(u)[12:16])) for u in uniq]
-        else:
-            texts = [str(ipaddress.IPv6Address(bytes(u))) for u in uniq]
-        out[m] = np.array(texts, dtype=object)[inv.ravel()]
-    other = (ip_v != 4) & (ip_v != 6)
-    out[other] = ""
-    return out
+        return codes, texts
+    octets = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, 16)
+    m4 = ip_v == 4
+    if m4.any():
+        every = bool(m4.all())
+        quad = octets[:, 12:16] if every else octets[m4, 12:16]
+        key = np.ascontiguousarray(quad).view(np.uint32).ravel()  # native order: hashing only
+        del quad
+        c4, uniq = pd.factorize(key)
+        del key
+        # tobytes() gives back the four address bytes in wire order.
+        texts += [str(ipaddress.IPv4Address(u.tobytes())) for u in np.asarray(uniq)]
+        c4 += 1
+        if every:
+            return c4, texts
+        codes[m4] = c4
+        del c4
+    m6 = ip_v == 6
+    if m6.any():
+        key6 = np.ascontiguousarray(raw[m6]).view(np.dtype((np.void, 16)))
+        uniq6, inv = np.unique(key6, return_inverse=True)
+        codes[m6] = inv.ravel() + len(texts)
+        texts += [str(ipaddress.IPv6Address(bytes(u))) for u in uniq6]
+    return codes, texts
+
+
+def _addr_series(raw: np.ndarray, ip_v: np.ndarray) -> pd.Series:
+    """The address column as pandas' ``str`` dtype, built without an object array
+    when that dtype is stored in Arrow (then only the final strings are made)."""
+    codes, texts = _addr_codes(raw, ip_v)
+    dtype = pd.Series([], dtype="str").dtype
+    if getattr(dtype, "storage", None) == "pyarrow":
+        # lazy: pyarrow backs pandas' str dtype here; it is not needed otherwise
+        import pyarrow as pa
+
+        col = pa.array(texts, type=pa.large_string()).take(pa.array(codes))
+        del codes
+        return pd.Series(col, dtype=dtype)
+    out = np.array(texts, dtype=object)[codes]
+    del codes
+    return pd.Series(out, dtype=dtype)
+
+
+def _grow(col: np.ndarray, need: int) -> np.ndarray:
+    """``col`` with room for at least ``need`` rows, grown in place where possible."""
+    cap = max(need, col.size * 2, 4096)
+    # ndarray.resize reallocates the buffer (realloc): for the large columns glibc
+    # moves the pages with mremap instead of copying them, so no second copy of
+    # the column is ever resident, and the capacity not yet written to is address
+    # space only (untouched pages take no memory).
+    col.resize(cap, refcheck=False)
+    return col
 
 
 def batches_to_dataframe(batches: Iterable[np.ndarray]) -> pd.DataFrame:
     """Concatenate PACKET_DTYPE batches into the documented DataFrame.
 
-    Memory: each batch is split into its columns as it arrives (the packed
-    records are dropped at once), each column is joined into its final array
-    one column at a time, and pandas takes those arrays without copying them,
-    so the peak stays near the size of the columns themselves.
+    Memory: every batch is copied straight into one growing array per column
+    (grown with ``realloc``, see :func:`_grow`) and the packed batch is dropped at
+    once, so no list of per-batch pieces and no concatenated second copy ever
+    exist; pandas takes the final arrays without copying them.  The peak stays
+    near the size of the columns themselves (docs/performance.md).
     """
-    chunks: dict[str, list[np.ndarray]] = {n: [] for n in PACKET_COLUMNS}
+    arrays: dict[str, np.ndarray] = {n: np.empty(0, dtype=PACKET_DTYPE[n]) for n in PACKET_COLUMNS}
     rows = 0
     for b in batches:
-        if len(b):
-            rows += len(b)
-            for n in PACKET_COLUMNS:
-                chunks[n].append(np.ascontiguousarray(b[n]))
-    arrays: dict[str, np.ndarray] = {}
+        n = len(b)
+        if not n:
+            continue
+        end = rows + n
+        for name in PACKET_COLUMNS:
+            col = arrays[name]
+            if end > col.size:
+                col = arrays[name] = _grow(col, end)
+            col[rows:end] = b[name]
+        rows = end
     for name in PACKET_COLUMNS:
-        parts = chunks.pop(name)
-        col = np.empty(rows, dtype=PACKET_DTYPE[name])
-        if parts:
-            np.concatenate(parts, out=col)
-        del parts
-        arrays[name] = col
+        col = arrays[name]
+        if col.size != rows:
+            col.resize(rows, refcheck=False)  # shrink in place (realloc)
     cols: dict[str, object] = dict(arrays)
     cols["ts"] = pd.to_datetime(arrays["ts_ns"], unit="ns", utc=True)
+    ip_v = arrays["ip_v"]
+    del arrays
     for name in ("src", "dst"):
-        cols[name] = pd.Series(_addr_text(arrays[name], arrays["ip_v"]), dtype="str")
+        raw = cols.pop(name)
+        assert isinstance(raw, np.ndarray)
+        # The 16-byte addresses are freed as soon as their text column exists.
+        cols[name] = _addr_series(raw, ip_v)
+        del raw
     df = pd.DataFrame({n: cols[n] for n in DATAFRAME_COLUMNS}, copy=False)
     df.index = pd.RangeIndex(len(df))
     return df

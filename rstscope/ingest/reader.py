@@ -11,6 +11,7 @@ import numpy as np
 from rstscope.errors import CaptureError, InputMissingError, UsageError
 from rstscope.ingest import pcap, pcapng
 from rstscope.ingest.decode import decode_records
+from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.order import OrderCheck
 from rstscope.ingest.source import STREAM_CHUNK, Source, Window, open_window, source_name
 from rstscope.ingest.stats import FileStats, ReadStats
@@ -55,13 +56,15 @@ class CaptureReader:
     """
 
     def __init__(self, sources: Sequence[Source], *, batch_size: int = DEFAULT_BATCH,
-                 chunk: int = STREAM_CHUNK) -> None:
+                 chunk: int = STREAM_CHUNK, index: bool = False) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size must be positive, not {batch_size}")
         self._sources = list(sources)
         self.batch_size = batch_size
         self._chunk = chunk
         self.stats = ReadStats()
+        # Where each batch sits in the file, for later one-flow reads (rstscope.ingest.index).
+        self.index: PacketIndex | None = PacketIndex() if index else None
         self._window: Window | None = None
         self._pending: Window | None = None
         self._started = False
@@ -154,11 +157,20 @@ class CaptureReader:
         resyncs = 0
         warned_lt: set[int] = set()
         order = OrderCheck()  # timestamps going backwards, duplicated packets
+        index = self.index
+        if index is not None and w._mm is None:
+            index.complete = False  # a stream cannot be sought in
+            index = None
+        maxn = min(self.batch_size, DECODE_CHUNK)
         while True:
-            res = fmt.walk(w, min(self.batch_size, DECODE_CHUNK))
+            at = w.start
+            snap = index.snapshot(fmt) if index is not None else None
+            res = fmt.walk(w, maxn)
             rec = res.rec
             if len(rec):
                 dec = decode_records(w.buf, rec, frame0=frame, file_id=file_id)
+                if index is not None and len(dec.batch):
+                    index.add(file_id, at, maxn, frame, snap, dec.batch)
                 frame += len(rec)
                 order.frame_times(rec.ts_ns)
                 order.tcp_records(dec.batch)
@@ -217,16 +229,19 @@ class CaptureReader:
             raise CaptureError(f"{fs.name}: no readable packets ({first})")
 
 
-def open_capture(source: Source | Sequence[Source], *, batch_size: int = DEFAULT_BATCH
-                 ) -> CaptureReader:
+def open_capture(source: Source | Sequence[Source], *, batch_size: int = DEFAULT_BATCH,
+                 index: bool = False) -> CaptureReader:
     """Open a capture for batched reading.
 
     ``source`` is a path, a binary file object, ``"-"`` for stdin, or a list/tuple
     of those read in order as one stream (rotated files): ``file_id`` is the
     index in the list and ``frame`` restarts at 1 in each file.  gzip is detected
-    by its magic.  Raises :class:`InputMissingError` for a missing input and
+    by its magic.  ``index=True`` records a sparse :class:`PacketIndex` of the
+    batches (``reader.index``) for later one-flow reads.  Raises
+    :class:`InputMissingError` for a missing input and
     :class:`CaptureError` for input that is not a capture at all.
     """
     if isinstance(source, (list, tuple)):
-        return CaptureReader(list(source), batch_size=batch_size)
-    return CaptureReader([source], batch_size=batch_size)  # type: ignore[list-item]
+        return CaptureReader(list(source), batch_size=batch_size, index=index)
+    return CaptureReader([source], batch_size=batch_size,  # type: ignore[list-item]
+                         index=index)
