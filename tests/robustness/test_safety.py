@@ -106,10 +106,10 @@ def _live_available() -> str | None:
     why = can_capture()
     if why:
         return why
-    try:
-        import rstscope.live  # noqa: F401
-    except ImportError:
-        return "rstscope.live is not built"
+    # This one captures on the host's lo and drops root to the user: it needs root
+    # itself (can_capture alone no longer says so: it may use a private namespace).
+    if os.geteuid() != 0:
+        return "live capture that drops root to a user needs root"
     try:
         pwd.getpwnam("nobody")
     except KeyError:
