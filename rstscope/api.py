@@ -157,7 +157,7 @@ class Analysis:
     def resets(self) -> pd.DataFrame:
         if self._resets_df is None:
             # lazy: pandas, only when a DataFrame is asked for
-            from rstscope.frames import resets_frame
+            from rstscope.record_frames import resets_frame
 
             self._resets_df = resets_frame(self.reset_records())
         return self._resets_df
@@ -167,7 +167,7 @@ class Analysis:
         """One row per stalled flow (ends in a FIN after retransmissions, hangs at the
         capture's end, unanswered SYNs or requests, a stream cut mid-way)."""
         if self._stalls_df is None:
-            from rstscope.frames import stalls_frame  # lazy: pandas
+            from rstscope.record_frames import stalls_frame  # lazy: pandas
 
             self._stalls_df = stalls_frame(self.stall_records())
         return self._stalls_df
@@ -176,7 +176,7 @@ class Analysis:
     def flows(self) -> pd.DataFrame:
         if self._flows_df is None:
             # lazy: pandas, only when a DataFrame is asked for
-            from rstscope.frames import flows_frame
+            from rstscope.record_frames import flows_frame
 
             self._flows_df = flows_frame(self.flow_records())
         return self._flows_df
@@ -243,7 +243,7 @@ class Analysis:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         # lazy: pandas, only when a DataFrame is asked for
-        from rstscope.frames import parquet_ready
+        from rstscope.record_frames import parquet_ready
 
         self.flows.to_parquet(out / "flows.parquet", index=False)
         parquet_ready(self.resets).to_parquet(out / "resets.parquet", index=False)
@@ -292,7 +292,7 @@ class Analysis:
 
     def _repr_html_(self) -> str:
         # lazy: pandas, only when a DataFrame is asked for
-        from rstscope.frames import summary_html
+        from rstscope.record_frames import summary_html
 
         return summary_html(self)
 

@@ -255,7 +255,7 @@ def analyze(
     probes = None
     if probe_files:
         # lazy: the probe package loads only when a probe result is given
-        from rstscope.probe.refine import apply_probes, load_probes
+        from rstscope.probe.hop_evidence import apply_probes, load_probes
 
         probes = load_probes(probe_files)
     groups: list[Any] = [list(files)] if rotated else list(files)

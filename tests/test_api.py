@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import rstscope as rs
-from rstscope.frames import FLOW_SCHEMA, RESET_SCHEMA
+from rstscope.record_frames import FLOW_SCHEMA, RESET_SCHEMA
 from tests.conftest import SAMPLES, sample_labels
 
 REPO = Path(__file__).resolve().parent.parent

@@ -156,3 +156,33 @@ def test_function_level_imports_say_why() -> None:
             if "# lazy:" not in here and not above.startswith("# lazy:"):
                 missing.append(f"{mod}:{node.lineno}: {here.strip()}")
     assert missing == []
+
+
+def _package_of(module: str) -> str:
+    """``rstscope.core.flow`` -> ``rstscope.core``; a top-level module is its own package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 else module
+
+
+def private_imports() -> list[str]:
+    """``from rstscope.x.y import _name`` where the importer sits in another package."""
+    out = []
+    for module, path in _modules().items():
+        for node, _lazy in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("rstscope"):
+                continue
+            source = str(node.module)
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                # ``from rstscope.pkg import _mod`` names a private module of pkg.
+                if private and _package_of(f"{source}.{alias.name}") != _package_of(module) \
+                        and _package_of(source) != _package_of(module):
+                    out.append(f"{module}:{node.lineno} imports {source}.{alias.name}")
+    return out
+
+
+def test_no_module_imports_another_packages_private_names() -> None:
+    # Within a package, modules may share private helpers; across packages a
+    # private name is an implementation detail that must not become an interface
+    # (issue 15: scale.sharded imported batch's _base_row, _error_row, _stat).
+    assert private_imports() == []

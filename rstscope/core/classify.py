@@ -781,7 +781,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         emitter_hops_from_client=pos.from_client if pos else None,
         emitter_hops_to_server=pos.to_server if pos else None,
         path_position=pos.text if pos else None, ip_id=ctx.ip_id,
-        timeout_candidates=cands, conn_state=flow.conn_state(),
+        timeout_candidates=cands, conn_state=ctx.conn_state,
         seq_status=f.seq_status,  # type: ignore[arg-type]
         tags=tuple(sorted(str(t) for t in f.tags)),
     ))

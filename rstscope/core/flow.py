@@ -226,6 +226,11 @@ class ResetContext:
     sh_ts: int
     prior: list[PriorRst]
     later: list[Obs] = field(default_factory=list)
+    # Zeek's conn_state right after this RST, set by Flow.packet once the RST has
+    # moved the endpoint states.  Read at settle time instead, it would depend on
+    # how many of the flow's later packets the same batch held (where the batches
+    # were cut), since the tracker settles after a whole batch.
+    conn_state: str = ""
 
 
 class Flow:
@@ -410,6 +415,7 @@ class Flow:
         if flags & TH_FIN and not is_rst:
             me.fin_ts = ts
         if ctx is not None:
+            ctx.conn_state = self.conn_state()
             self.resets += 1
             self.recent_rsts.append(PriorRst(ts, d, seq, ack, ttl, ip_id))
             if len(self.recent_rsts) > 16:

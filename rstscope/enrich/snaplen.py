@@ -8,12 +8,12 @@ the file declares (pcap header, pcapng interface blocks) so the user is told.
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 from collections.abc import Iterable
 
-from rstscope.wire import pcap, pcapng
+from rstscope.errors import RstscopeError
+from rstscope.wire import opener, pcap, pcapng
 
 #: Below this snaplen a full-size TLS record segment (MSS 1460 + headers) is cut.
 FULL_SEGMENT_BYTES = 1514
@@ -22,13 +22,20 @@ FULL_SEGMENT_BYTES = 1514
 def declared_snaplen(path: str | os.PathLike[str]) -> int | None:
     """The smallest snaplen the capture declares (0 means unlimited), or None if unknown."""
     try:
-        with open(path, "rb") as raw:
-            head = raw.read(2)
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:
-            data = fh.read(1 << 16)
-    except OSError:
+        opened = opener.open_input(path)
+    except (OSError, RstscopeError):
         return None
+    buf = bytearray(1 << 16)
+    got = 0
+    try:
+        # Unbuffered reads: the headers decompressed before a cut gzip stream still count.
+        while got < len(buf) and (n := opener.readinto(opened.raw, memoryview(buf)[got:])):
+            got += n
+    except (OSError, EOFError):
+        pass
+    finally:
+        opened.close()
+    data = bytes(buf[:got])
     header = pcap.parse_header(data)
     if header is not None:
         return header.snaplen

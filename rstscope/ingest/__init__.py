@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rstscope.ingest.frames import FrameDecoder
+from rstscope.ingest.frame_decoder import FrameDecoder
 from rstscope.ingest.reader import CaptureReader, open_capture
 from rstscope.ingest.stats import FileStats, ReadStats
 

@@ -35,7 +35,7 @@ from typing import cast
 
 import numpy as np
 
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 from rstscope.schema import PACKET_DTYPE, TH_RST, empty_batch
 from rstscope.wire.gather import be16, be32, byte_at, gather
 

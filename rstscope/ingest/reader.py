@@ -9,7 +9,7 @@ from types import TracebackType
 import numpy as np
 
 from rstscope.errors import CaptureError, InputMissingError, UsageError
-from rstscope.ingest import pcap, pcapng
+from rstscope.ingest import pcap_reader, pcapng_reader
 from rstscope.ingest.decode import decode_records
 from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.order import OrderCheck
@@ -28,16 +28,16 @@ DECODE_CHUNK = 16384
 _MAX_RESYNCS = 1000
 
 
-def _detect(w: Window) -> pcap.PcapFormat | pcapng.PcapngFormat:
+def _detect(w: Window) -> pcap_reader.PcapFormat | pcapng_reader.PcapngFormat:
     if w.end - w.start < 4:
         w.refill(4)
     head = bytes(w.buf[w.start:w.start + 4])
     if len(head) == 0:
         raise CaptureError(f"{w.name}: empty input, not a capture")
     if head in PCAP_MAGICS:
-        return pcap.PcapFormat(pcap.read_header(w), w.name)
+        return pcap_reader.PcapFormat(pcap_reader.read_header(w), w.name)
     if head == SHB_BYTES:
-        return pcapng.PcapngFormat()
+        return pcapng_reader.PcapngFormat()
     if len(head) < 4:
         raise CaptureError(f"{w.name}: only {len(head)} byte(s), not a capture")
     raise CaptureError(f"{w.name}: not a pcap or pcapng capture "
@@ -143,12 +143,12 @@ class CaptureReader:
             self.close()
 
     def _read(self, file_id: int, w: Window,
-              fmt: pcap.PcapFormat | pcapng.PcapngFormat) -> Iterator[np.ndarray]:
+              fmt: pcap_reader.PcapFormat | pcapng_reader.PcapngFormat) -> Iterator[np.ndarray]:
         st = self.stats
         fs = FileStats(name=source_name(self._sources[file_id]), file_id=file_id,
                        format=fmt.name + ("+stream" if w._mm is None else ""))
         st.files.append(fs)
-        if isinstance(fmt, pcap.PcapFormat):
+        if isinstance(fmt, pcap_reader.PcapFormat):
             w.consume_to(w.start + PCAP_HEADER_LEN)
             if fmt.linktype not in SUPPORTED_LINKTYPES:
                 st.warn(fs, f"link type {fmt.linktype} is not supported; its frames are "
@@ -176,7 +176,7 @@ class CaptureReader:
                 order.tcp_records(dec.batch)
                 st.add_frames(fs, len(rec), len(dec.batch), dec.rst, dec.non_tcp,
                               dec.linktypes)
-                if isinstance(fmt, pcapng.PcapngFormat):
+                if isinstance(fmt, pcapng_reader.PcapngFormat):
                     for lt in dec.linktypes:
                         if lt not in SUPPORTED_LINKTYPES and lt not in warned_lt:
                             warned_lt.add(lt)

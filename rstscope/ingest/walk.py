@@ -7,7 +7,7 @@ from enum import Enum
 
 import numpy as np
 
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 
 
 class Status(Enum):

@@ -18,7 +18,7 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from rstscope.lab.wire import abort, close_gracefully, log_event
+from rstscope.lab.socket_ends import abort, close_gracefully, log_event
 
 END = b"0\r\n\r\n"
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from rstscope.lab.wire import abort, log_event
+from rstscope.lab.socket_ends import abort, log_event
 
 
 def _ctx(keylog: str | None) -> ssl.SSLContext:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from rstscope.lab.server import _read_request
-from rstscope.lab.wire import log_event
+from rstscope.lab.socket_ends import log_event
 
 BODY = b"data: " + b"x" * 58 + b"\n\n"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rstscope.errors import LabError, UsageError
-from rstscope.lab import capture, middlebox, topology, truth
+from rstscope.lab import middlebox, netns_tcpdump, topology, truth
 from rstscope.lab.runner import SERVER_PORT, _wait_event
 from rstscope.lab.scenarios import COMMON_DEFAULTS
 from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools
@@ -43,7 +43,7 @@ class ProbeLab:
     topo: topology.Topology
     ip_v: int
     target: str
-    caps: list[capture.Capture] = field(default_factory=list)
+    caps: list[netns_tcpdump.Capture] = field(default_factory=list)
     stopped: bool = False
 
     def probe_argv(self, args: Sequence[str]) -> list[str]:
@@ -67,7 +67,7 @@ class ProbeLab:
         """Every RST some namespace made (not forwarded), in time order."""
         if not self.stopped:
             for c in self.caps:
-                capture.stop(c)
+                netns_tcpdump.stop(c)
             self.stopped = True
         found: list[truth.Emission] = []
         for c, node in zip(self.caps, topology.NODES, strict=True):
@@ -105,7 +105,7 @@ def probe_lab(*, ip_v: int = 4, box: str = "none", node: str = "fw",
             middlebox.l4_dnat(session, topo.ns["lb"], ip_v, SERVER_PORT, SERVER_PORT)
             target = topology.LB_ADDR[ip_v]
         lab = ProbeLab(session=session, topo=topo, ip_v=ip_v, target=target)
-        lab.caps = [capture.start(session, name=f"ns-{n}", ns=topo.ns[n], iface="any",
+        lab.caps = [netns_tcpdump.start(session, name=f"ns-{n}", ns=topo.ns[n], iface="any",
                                   out=session.tmp / f"ns-{n}.pcap", linktype="LINUX_SLL")
                     for n in topology.NODES]
         cert, key = middlebox.make_cert(session)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rstscope.errors import LabError, OutputError, UsageError
-from rstscope.lab import capture, middlebox, topology, truth
+from rstscope.lab import middlebox, netns_tcpdump, topology, truth
 from rstscope.lab.scenarios import Plan, get
 from rstscope.lab.session import BASE_TOOLS, Session, require_root, require_tools, wait_for
 
@@ -99,10 +99,10 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
         # Plain routers only forward (no TCP software, no rules): they cannot emit a RST,
         # so provenance needs captures of the other nodes only.
         emitters = [n for n in path.nodes if path.role(n) != topology.ROUTER_ROLE]
-        caps = [capture.start(session, name=f"ns-{node}", ns=topo.ns[node], iface="any",
+        caps = [netns_tcpdump.start(session, name=f"ns-{node}", ns=topo.ns[node], iface="any",
                               out=session.tmp / f"ns-{node}.pcap", linktype="LINUX_SLL")
                 for node in emitters]
-        vcaps = {v: capture.start(session, name=v, ns=topo.ns[VANTAGES[v][0]],
+        vcaps = {v: netns_tcpdump.start(session, name=v, ns=topo.ns[VANTAGES[v][0]],
                                   iface=VANTAGES[v][1], out=out / f"{stem}.{v}.pcap",
                                   linktype=VANTAGES[v][2])
                  for v in vantages}
@@ -132,7 +132,7 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             raise LabError(f"scenario {name}: client did not finish in time") from exc
         time.sleep(SETTLE_S)
         for c in [*vcaps.values(), *caps]:
-            capture.stop(c)
+            netns_tcpdump.stop(c)
 
         found: list[truth.Emission] = []
         for c, node in zip(caps, emitters, strict=True):

@@ -30,7 +30,7 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from rstscope.lab.wire import abort, close_gracefully, log_event
+from rstscope.lab.socket_ends import abort, close_gracefully, log_event
 
 HEADER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
           b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")

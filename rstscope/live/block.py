@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rstscope.ingest.frames import join_frames
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.frame_decoder import join_frames
+from rstscope.ingest.record_table import RecordTable
 
 _FIELDS = ("off", "caplen", "wirelen", "ts_ns", "linktype", "iface")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 from rstscope.wire.gather import gather
 
 _EPB = 0x00000006  # pcapng Enhanced Packet Block

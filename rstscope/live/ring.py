@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from rstscope.errors import CaptureError, UsageError
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 from rstscope.live.block import FrameBlock
 from rstscope.live.capture import (
     ARPHRD_TO_LINKTYPE,

@@ -28,7 +28,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from rstscope.errors import OutputError, UsageError
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 from rstscope.live.encode import encode_block
 from rstscope.wire import pcap, pcapng
 from rstscope.wire.pcapng import Interface

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from rstscope.plot.select import reset_records
 from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration, legend_text
-from rstscope.plot.timeouts import KnownTimeout, catalog_by_value
+from rstscope.plot.timeout_lines import KnownTimeout, catalog_by_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -45,7 +45,7 @@ from rstscope.plot.style import (
     legend_text,
     origin_color,
 )
-from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, parse_candidates
+from rstscope.plot.timeout_lines import KnownTimeout, catalog_by_value, nearest, parse_candidates
 
 if TYPE_CHECKING:
     import pandas as pd

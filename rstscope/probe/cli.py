@@ -101,7 +101,7 @@ def probe(target: str, trigger: str, idle_s: float | None, sni: str | None,
             fh.close()
     if plot_file:
         # lazy: matplotlib loads only when a plot is asked for
-        from rstscope.probe.plot import plot_path
+        from rstscope.probe.path_figure import plot_path
 
         plot_path(result, plot_file)
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from rstscope.errors import UsageError
-from rstscope.probe.packets import (
+from rstscope.probe.segments import (
     IcmpError,
     Segment,
     ipv4_packet,

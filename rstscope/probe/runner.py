@@ -41,7 +41,7 @@ from rstscope.probe.answer import conclude
 from rstscope.probe.guard import NFT_MISSING, RstGuard
 from rstscope.probe.model import Answer, Hop, ProbeResult
 from rstscope.probe.net import RawIO, Received
-from rstscope.probe.packets import (
+from rstscope.probe.segments import (
     TH_ACK,
     TH_PSH,
     TH_RST,

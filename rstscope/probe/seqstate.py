@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rstscope.probe.packets import TH_ACK, TH_RST, TH_SYN, Segment
+from rstscope.probe.segments import TH_ACK, TH_RST, TH_SYN, Segment
 
 
 def _after(a: int, b: int) -> bool:

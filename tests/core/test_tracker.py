@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rstscope.catalog import load_timeouts
 from rstscope.core import (
@@ -331,3 +333,62 @@ def test_flow_opened_names_each_flows_first_packet_whatever_the_batch_cuts():
     assert [int(batch["frame"][batch["sport"] == p][0]) for p in (40001, 40002)] == \
         [frame for _, _, frame in whole[:2]]
     assert opened([1]) == whole and opened([3, 5]) == whole and opened(list(range(1, 12))) == whole
+
+
+def _states_by_frame(batch: np.ndarray, cuts: list[int]) -> dict[int, str]:
+    tr = Tracker()
+    start = 0
+    for c in [*sorted(set(cuts)), len(batch)]:
+        if c > start:
+            tr.feed(batch[start:c])
+            start = c
+    tr.finish()
+    return {r.frame: r.conn_state for r in tr.resets()}
+
+
+def _rst_then_later(later: list[tuple[str, str, float]]) -> tuple[np.ndarray, int]:
+    """Flow A: handshake, data, the client's RST, then ``later`` packets of A (what, side,
+    wait before it); flow B ticks every 0.3 s meanwhile, so that a batch can end after
+    A's settle deadline and before A's next packet.  Returns the batch and A's RST frame."""
+    a = FakeWire(cport=40001).handshake().exchange(1)
+    a.rst("c")
+    rst_ts = a.t_ns
+    for what, side, wait_s in later:
+        a.wait(wait_s)
+        {"rst": a.rst, "data": a.data, "fin": a.fin, "ack": a.ack}[what](side)
+    b = FakeWire(cport=40002, client="198.51.100.11").handshake()
+    while b.t_ns < a.t_ns + NS:
+        b.wait(0.3).ack("c")
+    batch = merge(a.batch(), b.batch())
+    rst_frame = int(batch["frame"][(batch["ts_ns"] == rst_ts) & (batch["sport"] == 40001)][0])
+    return batch, rst_frame
+
+
+def test_conn_state_is_the_flows_state_at_the_rst_whatever_the_batch_cuts():
+    """Regression: the verdict's conn_state was read when the verdict settled, i.e. after
+    the whole batch that passed its deadline, so the server's later RST made the client's
+    RSTO an RSTR in one big batch but not when a batch ended in between."""
+    batch, rst_frame = _rst_then_later([("rst", "s", 2.0)])
+    whole = _states_by_frame(batch, [])
+    assert whole[rst_frame] == "RSTO"  # the client reset first; the server's RST came 2 s later
+    # A cut after flow B's packets past A's deadline, before the server's RST.
+    server_rst = max(whole)
+    for cut in range(1, len(batch)):
+        assert _states_by_frame(batch, [cut]) == whole, cut
+    assert whole[server_rst] == "RSTR"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["rst", "data", "fin", "ack"]), st.sampled_from("cs"),
+                          st.sampled_from([0.0, 0.1, 0.49, 0.5, 0.51, 1.0, 3.0])),
+                max_size=4),
+       st.lists(st.integers(1, 60), max_size=4))
+def test_conn_state_at_the_rst_is_batch_independent(later, cuts):
+    """Property over A's later packets and the batch cuts: every verdict's conn_state is
+    the same however the stream is cut, and the first RST's is the flow's state when the
+    stream ends right after that RST (nothing later can reach back into it)."""
+    batch, rst_frame = _rst_then_later(later)
+    whole = _states_by_frame(batch, [])
+    assert _states_by_frame(batch, [c for c in cuts if c < len(batch)]) == whole
+    upto = batch[batch["frame"] <= rst_frame]
+    assert whole[rst_frame] == _states_by_frame(upto, [])[rst_frame]

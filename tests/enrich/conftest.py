@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from rstscope.enrich import FlowKey
+from tests.loopback import Tcpdump
 
 NGINX_CONF = """
 worker_processes 1;
@@ -106,12 +107,13 @@ class SilentUpstream:
 
 @dataclass
 class TlsBench:
-    """nginx + silent upstream + tcpdump on lo, for one test module."""
+    """nginx + silent upstream + tcpdump on lo (``tests.loopback.Tcpdump``), for one test module."""
 
     tmp: Path
     ports: dict[str, int]
     pcap: Path
     keylog: Path
+    tcpdump: Tcpdump | None = None
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -142,8 +144,8 @@ class TlsBench:
         return port
 
     def stop_capture(self) -> Path:
-        tcpdump = self._procs[0]
-        if tcpdump.poll() is None:
+        tcpdump = self.tcpdump
+        if tcpdump is not None and tcpdump.proc.poll() is None:
             # A loaded machine can delay tcpdump; stop only once the file has been
             # quiet for a while, so the last segments are written.
             last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 15
@@ -154,8 +156,7 @@ class TlsBench:
                 elif time.monotonic() - quiet_since > 0.5:
                     break
                 time.sleep(0.05)
-            tcpdump.send_signal(signal.SIGINT)
-            tcpdump.wait(timeout=10)
+            tcpdump.stop(settle_s=0)
         return self.pcap
 
 
@@ -266,21 +267,9 @@ def tls_bench_at(tmp: Path) -> Iterator[TlsBench]:
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, idle_s=IDLE_S, servers=servers))
     bench = TlsBench(tmp=tmp, ports=ports, pcap=tmp / "lo.pcap", keylog=tmp / "keys.log")
-    tcpdump_log = tmp / "tcpdump.log"
     try:
         bpf = " or ".join(f"tcp port {p}" for p in ports.values())
-        with tcpdump_log.open("wb") as log:
-            # --immediate-mode: without it libpcap hands packets over per filled
-            # TPACKET_V3 block, and SIGINT can lose the last second of traffic.
-            tcpdump = subprocess.Popen(["tcpdump", "-n", "-U", "--immediate-mode", "-i", "lo",
-                                        "-w", str(bench.pcap), bpf],
-                                       stderr=log, stdout=subprocess.DEVNULL)
-        bench._procs.append(tcpdump)
-        deadline = time.monotonic() + 10
-        while b"listening on" not in tcpdump_log.read_bytes():
-            if time.monotonic() > deadline or tcpdump.poll() is not None:
-                raise RuntimeError(f"tcpdump did not start: {tcpdump_log.read_text()}")
-            time.sleep(0.02)
+        bench.tcpdump = Tcpdump(bench.pcap, bpf)
         nginx = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf),
                                   "-g", "daemon off;"], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
@@ -297,12 +286,14 @@ def tls_bench_at(tmp: Path) -> Iterator[TlsBench]:
     finally:
         for proc in reversed(bench._procs):
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT if proc is bench._procs[0] else signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if bench.tcpdump is not None:
+            bench.tcpdump.stop(settle_s=0)
         upstream.close()
 
 

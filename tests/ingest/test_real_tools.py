@@ -31,8 +31,7 @@ from tests.ingest.helpers import (
     write_pcap,
 )
 from tests.ingest.tshark_ref import compare, tshark_count, tshark_rows
-
-pytestmark = pytest.mark.root
+from tests.loopback import Tcpdump, in_private_netns
 
 TLS_HELLO = bytes([22, 3, 1, 0, 200, 1]) + b"\x00" * 199
 
@@ -76,52 +75,53 @@ def _traffic(port: int, closed_port: int) -> None:
             socket.create_connection((host, closed_port), timeout=1).close()
 
 
-@pytest.fixture(scope="module")
-def live_caps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("needs root to capture on loopback")
-    tcpdump = shutil.which("tcpdump")
+def _live_captures(d: Path) -> dict[str, Path]:
+    """Five captures of the same traffic at once, each by another tool or link type."""
     dumpcap = shutil.which("dumpcap")
-    if not tcpdump:
-        pytest.skip("tcpdump is not installed")
-    d = tmp_path_factory.mktemp("live")
     port, closed = _free_port(), _free_port()
     flt = f"tcp port {port} or tcp port {closed}"
-    specs = {
-        "lo.pcap": [tcpdump, "-i", "lo", "-U", "-s", "0", "-w", "{out}", flt],
-        "lo-nano.pcap": [tcpdump, "-i", "lo", "-U", "--time-stamp-precision", "nano", "-w",
-                         "{out}", flt],
-        "any-sll.pcap": [tcpdump, "-i", "any", "-y", "LINUX_SLL", "-U", "-w", "{out}", flt],
-        "any-sll2.pcap": [tcpdump, "-i", "any", "-y", "LINUX_SLL2", "-U", "-w", "{out}", flt],
+    specs: dict[str, tuple[str, ...]] = {
+        "lo.pcap": ("-s", "0"),
+        "lo-nano.pcap": ("--time-stamp-precision", "nano"),
+        "any-sll.pcap": ("-i", "any", "-y", "LINUX_SLL"),
+        "any-sll2.pcap": ("-i", "any", "-y", "LINUX_SLL2"),
     }
-    if dumpcap:
-        specs["dumpcap.pcapng"] = [dumpcap, "-q", "-i", "lo", "-f", flt, "-w", "{out}"]
-    procs = {}
+    dumps: list[Tcpdump] = []
+    dc: subprocess.Popen[bytes] | None = None
     try:
-        for name, argv in specs.items():
-            out = d / name
-            procs[name] = subprocess.Popen([a.replace("{out}", str(out)) for a in argv],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Wait until every capture is live (the file exists with its header written).
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not all(
-                (d / n).exists() and (d / n).stat().st_size >= 24 for n in specs):
-            time.sleep(0.05)
-        time.sleep(0.5)
+        for name, extra in specs.items():
+            dumps.append(Tcpdump(d / name, flt, extra_args=extra))
+        if dumpcap:
+            dc = subprocess.Popen([dumpcap, "-q", "-i", "lo", "-f", flt, "-w",
+                                   str(d / "dumpcap.pcapng")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # dumpcap is live once its file holds the section and interface blocks.
+            deadline = time.monotonic() + 10
+            out = d / "dumpcap.pcapng"
+            while time.monotonic() < deadline and not (out.exists() and out.stat().st_size >= 24):
+                time.sleep(0.05)
+            time.sleep(0.5)
         _traffic(port, closed)
         time.sleep(0.5)
     finally:
-        for p in procs.values():
-            p.send_signal(2)
-        for p in procs.values():
+        for dump in dumps:
+            dump.stop(settle_s=0)
+        if dc is not None:
+            dc.send_signal(2)
             try:
-                p.wait(timeout=10)
+                dc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            if p.stderr is not None:
-                p.stderr.close()
-    return {n: d / n for n in specs}
+                dc.kill()
+                dc.wait()
+    names = [*specs, *(["dumpcap.pcapng"] if dumpcap else [])]
+    return {n: d / n for n in names}
+
+
+@pytest.fixture(scope="module")
+def live_caps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real loopback captures by real tools, in a private network namespace (no root)."""
+    caps: dict[str, Path] = in_private_netns(_live_captures, tmp_path_factory.mktemp("live"))
+    return caps
 
 
 LIVE = ["lo.pcap", "lo-nano.pcap", "any-sll.pcap", "any-sll2.pcap", "dumpcap.pcapng"]

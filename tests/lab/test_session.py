@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,29 +87,38 @@ def test_failure_midway_leaves_nothing(tmp_path, name):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_midway_leaves_nothing(tmp_path, sig):
     before = _root_ns_state()
-    existing = set(leftovers())
+    # The child's own temp directory: its run id is read from the one directory the
+    # run makes there (rstscope-lab-<run id>-...), never guessed from the
+    # namespaces, where other lab runs on the same machine show up too.
+    child_tmp = tmp_path / "tmp"
+    child_tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "rstscope", "lab", "run", "haproxy-timeout",
-                             "--out", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+                             "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(child_tmp)})
     # Wait until the run is in full swing: its server namespace has processes.
     deadline = time.monotonic() + 30
+    run_id = ""
     ours: list[str] = []
     pids: set[int] = set()
     while time.monotonic() < deadline:
-        ours = sorted(set(leftovers()) - existing)
-        pids = _ns_pids(ours)
-        if len(ours) == 5 and len(pids) >= 9:  # 8 tcpdumps + server (haproxy may follow)
-            break
+        if not run_id:
+            made = list(child_tmp.glob("rstscope-lab-*-*"))
+            run_id = made[0].name.split("-")[2] if made else ""
+        if run_id:
+            ours = sorted(ns for ns in leftovers() if ns.startswith(f"{NS_PREFIX}{run_id}-"))
+            pids = _ns_pids(ours)
+            if len(ours) == 5 and len(pids) >= 9:  # 8 tcpdumps + server (haproxy may follow)
+                break
         time.sleep(0.1)
+    assert run_id, "lab run made no temp directory"
     assert len(ours) == 5, "lab run did not start"
-    run_id = ours[0][len(NS_PREFIX):].split("-")[0]
     time.sleep(0.5)
     pids |= _ns_pids(ours)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "Traceback" not in err
-    tmp_dirs = list(Path(tempfile.gettempdir()).glob(f"rstscope-lab-{run_id}-*"))
-    assert tmp_dirs == []
+    assert list(child_tmp.iterdir()) == []
     _assert_clean(run_id, tmp_path / "nonexistent", pids, before)
 
 

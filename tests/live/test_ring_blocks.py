@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rstscope.ingest import FrameDecoder
-from rstscope.ingest.frames import join_frames
+from rstscope.ingest.frame_decoder import join_frames
 from rstscope.live import encode
 from rstscope.live.block import frames_to_block
 from rstscope.live.encode import encode_block

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rstscope.plot.gaps import default_min_gap_s, find_idle_gaps, idle_gap_histogram
-from rstscope.plot.timeouts import KnownTimeout
+from rstscope.plot.timeout_lines import KnownTimeout
 
 S = 1_000_000_000
 

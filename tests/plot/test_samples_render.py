@@ -127,7 +127,7 @@ def test_timeout_lines_start_at_a_real_last_packet(capture):
     from, and that last activity is a real packet of the flow before the RST (tshark)."""
     from rstscope.api import analyze
     from rstscope.plot import time_axis_of
-    from rstscope.plot.timeouts import parse_candidates
+    from rstscope.plot.timeout_lines import parse_candidates
 
     a = analyze(capture)
     (label,) = sample_labels(capture)

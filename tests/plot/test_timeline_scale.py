@@ -1,6 +1,7 @@
 """Timelines of big and long flows: binned lanes, compressed hour-long gaps.
 
-The captures are real: 100k packets of loopback ping-pong (tcpdump, so root),
+The captures are real: 100k packets of loopback ping-pong (tcpdump in a private
+user + network namespace, so no root),
 and the lab's merged samples with a 3 h silence spliced in by editcap/mergecap
 (time shift of the second part), as a long-lived customer flow would look.
 """
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from rstscope.plot import timeline
-from tests.plot.loopback import pingpong_then_abort
+from tests.loopback import pingpong_then_abort
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def big_capture(tmp_path_factory):
     return pingpong_then_abort(tmp_path_factory.mktemp("big") / "pingpong.pcap")
 
 
-@pytest.mark.root  # no sample has a 100k-packet flow; this one is captured on loopback
+@pytest.mark.slow  # no sample has a 100k-packet flow: captured on a private namespace's loopback
 def test_100k_packet_flow_is_binned_and_fast(big_capture):
     from matplotlib.figure import Figure
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rstscope.probe import packets as pk
+from rstscope.probe import segments as pk
 
 scapy_inet = pytest.importorskip("scapy.layers.inet")
 scapy_inet6 = pytest.importorskip("scapy.layers.inet6")

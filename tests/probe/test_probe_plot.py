@@ -11,7 +11,7 @@ from rstscope.errors import OutputError
 from rstscope.probe.model import result_from_dict
 
 pytest.importorskip("matplotlib")
-from rstscope.probe.plot import plot_path  # noqa: E402
+from rstscope.probe.path_figure import plot_path  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rstscope.probe.hop_evidence import judge
 from rstscope.probe.model import result_from_dict
-from rstscope.probe.refine import judge
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

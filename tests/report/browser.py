@@ -1,7 +1,7 @@
 """Headless Chromium for report tests, run where it cannot reach any network.
 
-Method (why it is robust): Chromium runs under ``unshare --net``, a fresh
-network namespace with only a (down) loopback interface, so nothing it tries
+Method (why it is robust): Chromium runs under ``unshare --user --net``
+(``tests.loopback.UNSHARE``, no root needed), a fresh network namespace with only a (down) loopback interface, so nothing it tries
 can leave the machine — not the page, not Chromium's own background update
 checks.  It also writes a NetLog (``--log-net-log``); every URL request the
 *page* makes appears there as ``URL_REQUEST_START_JOB`` with a network
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import UNSHARE, private_netns_problem
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--window-size=1200,2000"]
@@ -34,9 +36,11 @@ def chromium() -> list[str]:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed, but CI must provide it (scripts/test.sh)")
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare to run chromium in an empty network namespace")
-    return ["unshare", "--net", exe]
+    problem = private_netns_problem()
+    if problem is not None:
+        pytest.skip(f"chromium needs an empty network namespace: {problem}")
+    # A new user namespace owns the new network namespace, so no root is needed.
+    return [*UNSHARE, exe]
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Three sources of hostile text: a capture *file name* with markup, a real
 ClientHello whose SNI is ``<script>alert(1)</script>`` (written by our own
-client to a real listener on 127.0.0.1 and captured by tcpdump, so that test
-alone needs root), and the
+client to a real listener on 127.0.0.1 and captured by tcpdump, both in a
+private user + network namespace: no root), and the
 analysis' own strings (cause, advice, evidence, alternatives, timeout names)
 replaced by markup in otherwise real records.
 """
@@ -13,11 +13,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-import pytest
-
 from rstscope.api import Analysis, analyze
 from rstscope.report import ReportLimits, build_report
-from tests.plot.loopback import hello_then_server_abort
+from tests.loopback import hello_then_server_abort
 from tests.report.pagecheck import offline_problems, parse
 
 XSS = "<script>alert(1)</script>"
@@ -42,7 +40,6 @@ def test_file_name_with_markup(report_capture, tmp_path):
     _no_live_markup(html)
 
 
-@pytest.mark.root  # tcpdump on loopback (CAP_NET_RAW): no sample carries a hostile SNI
 def test_sni_with_markup_from_a_real_client_hello(tmp_path, tshark):
     ex = hello_then_server_abort(tmp_path / "sni.pcap", XSS.encode())
     a = analyze(ex.path)

@@ -7,16 +7,12 @@ positive control proving such requests are seen.
 
 from __future__ import annotations
 
-import pytest
 from PIL import Image
 
 from rstscope.report import build_report
 from tests.report.browser import open_page
 from tests.report.pagecheck import parse
 from tests.report.test_escaping import XSS, _Marked
-
-# unshare --net for the browser (an empty network namespace) needs root.
-pytestmark = pytest.mark.root
 
 
 def test_control_page_requests_are_detected(tmp_path):

@@ -4,7 +4,7 @@
 interface: a TLS-looking request/response on IPv4 and IPv6, a short silence,
 then an abortive close (SO_LINGER 0, so the kernel sends the RST) and a
 connection to a closed port (RST from the kernel).  Only 127.0.0.1 and ::1
-are used.
+are used, on the ``lo`` of a private network namespace (``tests.loopback``).
 
 The damage functions work on the bytes of classic pcap files (the record
 walk is written here, independently of rstscope's readers).
@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 from pathlib import Path
+
+from tests.loopback import Tcpdump, free_port, in_private_netns, private_netns_problem
 
 CLIENT_HELLO = bytes.fromhex("160301002a") + b"\x01" + bytes(41)  # record + handshake type
 SERVER_DATA = bytes.fromhex("1703030100") + b"s" * 256
@@ -40,18 +40,12 @@ def shared_captures() -> list[Path]:
 
 
 def can_capture() -> str | None:
-    """None if tcpdump on loopback can run here, else the reason."""
+    """None if tcpdump on a loopback can run here, else the reason."""
     if shutil.which("tcpdump") is None:
         return "tcpdump is not installed"
-    if os.geteuid() != 0:
-        return "capturing on loopback needs root"
+    if private_netns_problem() is not None and os.geteuid() != 0:
+        return f"capturing on loopback needs root here ({private_netns_problem()})"
     return None
-
-
-def _free_port(family: socket.AddressFamily, host: str) -> int:
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _exchange(family: socket.AddressFamily, host: str, port: int, idle_s: float) -> None:
@@ -99,41 +93,23 @@ def _refused(family: socket.AddressFamily, host: str, port: int) -> None:
         s.close()
 
 
-def loopback_capture(out: Path, *, extra_args: tuple[str, ...] = (), idle_s: float = 0.2) -> Path:
-    """Capture the scenario above with tcpdump on ``lo`` into ``out``."""
-    p4 = _free_port(socket.AF_INET, "127.0.0.1")
-    p6 = _free_port(socket.AF_INET6, "::1")
-    closed = _free_port(socket.AF_INET, "127.0.0.1")
+def _loopback_capture(out: Path, *, extra_args: tuple[str, ...] = (), idle_s: float = 0.2) -> Path:
+    p4 = free_port(socket.AF_INET, "127.0.0.1")
+    p6 = free_port(socket.AF_INET6, "::1")
+    closed = free_port(socket.AF_INET, "127.0.0.1")
     bpf = f"port {p4} or port {p6} or port {closed}"
-    # --immediate-mode: without it libpcap hands packets over in blocks and
-    # tcpdump, stopped by SIGINT, can exit before writing the last block.
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(out), *extra_args, bpf],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        line = ""
-        for _ in range(5):  # "listening on ..." once armed (after e.g. "data link type ...")
-            line = proc.stderr.readline()
-            if "listening on" in line or not line:
-                break
-        if "listening on" not in line:
-            raise RuntimeError(f"tcpdump did not start: {line.strip()}")
+    with Tcpdump(out, bpf, extra_args=extra_args):
         _exchange(socket.AF_INET, "127.0.0.1", p4, idle_s)
         _exchange(socket.AF_INET6, "::1", p6, idle_s)
         _refused(socket.AF_INET, "127.0.0.1", closed)
-        time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     return out
+
+
+def loopback_capture(out: Path, *, extra_args: tuple[str, ...] = (), idle_s: float = 0.2) -> Path:
+    """Capture the scenario above with tcpdump on ``lo`` into ``out`` (a private
+    network namespace's ``lo``: no root needed, see ``tests.loopback``)."""
+    result: Path = in_private_netns(_loopback_capture, out, extra_args=extra_args, idle_s=idle_s)
+    return result
 
 
 # -- classic pcap walking and damage -------------------------------------------
@@ -223,21 +199,11 @@ DAMAGE_KINDS = (
 )
 
 
-def ipv6_extension_capture(out: Path) -> Path:
-    """Real kernel TCP over ::1 whose client packets carry hop-by-hop and
-    destination-options headers (sticky IPV6_HOPOPTS / IPV6_DSTOPTS), then a RST."""
-    port = _free_port(socket.AF_INET6, "::1")
+def _ipv6_extension_capture(out: Path) -> Path:
+    port = free_port(socket.AF_INET6, "::1")
     # A port filter would miss the client's packets: BPF's "port" only looks at
     # TCP right after the fixed IPv6 header, not behind extension headers.
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(out), "ip6"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        while "listening on" not in (line := proc.stderr.readline()):
-            if not line:
-                raise RuntimeError("tcpdump did not start")
+    with Tcpdump(out, "ip6"):
         srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("::1", port))
@@ -268,17 +234,15 @@ def ipv6_extension_capture(out: Path) -> Path:
         cli.close()
         t.join(5)
         srv.close()
-        time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     return out
+
+
+def ipv6_extension_capture(out: Path) -> Path:
+    """Real kernel TCP over ::1 whose client packets carry hop-by-hop and
+    destination-options headers (sticky IPV6_HOPOPTS / IPV6_DSTOPTS), then a RST
+    (in a private network namespace: no root needed)."""
+    result: Path = in_private_netns(_ipv6_extension_capture, out)
+    return result
 
 
 # -- pcapng walking and damage -----------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from rstscope.ingest.decode import decode_records
-from rstscope.ingest.records import RecordTable
+from rstscope.ingest.record_table import RecordTable
 from rstscope.ingest.stats import FileStats, ReadStats
 from rstscope.schema import empty_batch
 from rstscope.wire.linktypes import SUPPORTED_LINKTYPES

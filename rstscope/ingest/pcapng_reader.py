@@ -11,7 +11,7 @@ from array import array
 
 import numpy as np
 
-from rstscope.ingest.records import RecordTable, empty_records
+from rstscope.ingest.record_table import RecordTable, empty_records
 from rstscope.ingest.source import Window
 from rstscope.ingest.walk import Status, WalkResult, u32_views
 from rstscope.wire.gather import gather, mv

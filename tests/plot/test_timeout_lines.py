@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rstscope.plot.timeouts import KnownTimeout, catalog_by_value, nearest, parse_candidates
+from rstscope.plot.timeout_lines import KnownTimeout, catalog_by_value, nearest, parse_candidates
 
 
 def test_parse_candidates():
