@@ -273,11 +273,14 @@ def rule_context(f: Facts) -> list[Evidence]:
         f.tags.add(Tag.AFTER_ALERT)
         out.append(_ev("after_tls_alert", round((c.ts - c.s_tls_alert_ts) / NS, 4),
                        "no TLS alert", w.after_tls_alert))
-    # SNI filtering: a "server" RST soon after the ClientHello, before any ServerHello
-    # and with no server data since the ClientHello (a bare ACK of it may come first).
-    if (c.d == 1 and c.ch_ts >= 0 and c.sh_ts < 0
+    # SNI filtering: a RST soon after the ClientHello, before any ServerHello and with
+    # no data from its claimed sender since (a bare ACK may come first).  An injector
+    # resets both ends, so the "client" RST a server capture sees counts too: the
+    # client's last data is the ClientHello itself.
+    if (c.ch_ts >= 0 and c.sh_ts < 0
             and 0 <= c.ts - c.ch_ts <= t.client_hello_window_s * NS
-            and c.s_last_payload_ts < c.ch_ts):
+            and (c.s_last_payload_ts < c.ch_ts if c.d == 1
+                 else c.s_last_payload_ts <= c.ch_ts)):
         f.tags.add(Tag.AFTER_CLIENTHELLO)
         out.append(_ev("after_client_hello", True, "ServerHello before any RST",
                        w.after_client_hello))
@@ -374,7 +377,15 @@ def kind_position(f: Facts) -> list[Evidence]:
     if (not near and not edge and p.to_server is not None and p.from_client is not None
             and p.to_server > 1 and p.from_client > 1):
         f.tags.add(Tag.MID_PATH)
-        out.append(_ev("kind_position", p.text, "a box at either edge", k.mid_path))
+        # Which half of the path: a balancer often has routers between it and its
+        # backends (so it is not "1 hop before the server") but still sits in the
+        # server's network; a filter in transit or at the client's site does not.
+        # The exact midpoint counts as transit.
+        if p.to_server < p.from_client:
+            out.append(_ev("kind_position", p.text, "a box nearer the client",
+                           k.server_side))
+        else:
+            out.append(_ev("kind_position", p.text, "a box nearer the server", k.mid_path))
     return out
 
 
@@ -459,8 +470,8 @@ RULES: tuple[Rule, ...] = (
         ("after_own_fin", "the sender had sent a FIN", "an endpoint closing, then aborting"),
         ("after_tls_alert", "the sender had sent a TLS alert", "an endpoint closing, then "
          "aborting"),
-        ("after_client_hello", "a server-side RST within 1 s of a ClientHello, before any "
-         "ServerHello or server data", "SNI filtering"),
+        ("after_client_hello", "a RST within 1 s of a ClientHello, before any ServerHello "
+         "and with no data from its claimed sender since", "SNI filtering"),
         ("answers_syn", "RST to a SYN, nothing else from the sender",
          "refused port (or a firewall's REJECT)"),
         ("after_peer_fin", "a RST answering the peer's bare FIN", "context"),
@@ -514,7 +525,7 @@ VERDICT_READS: frozenset[Tag] = frozenset({
     Tag.AFTER_FIN, Tag.AFTER_ALERT, Tag.UNANSWERED, Tag.NO_BASELINE, Tag.TTL_MULTIMODAL,
     Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH})
 VERDICT_SETS: frozenset[Tag] = frozenset({Tag.PROXY_CLOSE, Tag.SAME_LINK_PEER, Tag.KIND_UNSURE,
-                                         Tag.PROXY_NO_ANSWER})
+                                         Tag.PROXY_NO_ANSWER, Tag.FAR_CLOSE})
 
 
 def check_order(rules: Iterable[Rule], reads_after: frozenset[Tag] = frozenset()) -> None:
@@ -581,16 +592,47 @@ def _mid_response_close(f: Facts) -> bool:
 
 def _never_answered(f: Facts) -> bool:
     """The far server side accepted the connection, never sent a byte although the
-    client sent its request, and closed after a silence.
+    client sent its request, and closed (FIN, or the RST alone) after a silence.
 
     A server answers a request, if only with an error; a full proxy whose backend
     never answers (connect timeout, haproxy ``timeout connect``, nginx
     ``proxy_connect_timeout`` in stream mode) accepts, waits, and gives up.
     """
     c = f.ctx
-    return (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
-            and c.r_last_payload_ts >= 0 and c.s_fin_ts >= 0
-            and c.s_close_gap_ns >= f.cfg.scoring.thresholds.mid_response_min_gap_s * NS)
+    min_ns = f.cfg.scoring.thresholds.mid_response_min_gap_s * NS
+    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
+            and c.r_last_payload_ts >= 0):
+        return False
+    if c.s_fin_ts >= 0:
+        return c.s_close_gap_ns >= min_ns
+    # No FIN: the abortive close (haproxy ``option nolinger``) is the RST itself, on
+    # its own after the silence.  Only from a capture known to sit at the client: on
+    # a link both ends share undecremented (a proxy and its backend), the RST may be
+    # the backend's own, giving up on a request it queued (haproxy-maxconn sample).
+    return (f.vantage == Vantage.CLIENT and not f.triggered and f.idle_gap_s is not None
+            and f.idle_gap_s * NS >= min_ns)
+
+
+def _far_close_then_reset(f: Facts) -> bool:
+    """The far server side closed (FIN or TLS alert) promptly after its own data, then
+    reset: abortively at once, or answering the client's reaction to the close.
+
+    A server ending a response with ``Connection: close`` does this, and so does a
+    full proxy whose backend reset or failed mid-response (nginx, haproxy in front
+    of an aborting backend).  Under TLS the wire shows no HTTP framing to tell a
+    finished response from a cut one, so this only lowers confidence and names the
+    proxy first among the alternatives.  A keep-alive race (the server's RST answers
+    a *new* request sent later) and a plain abort (RST without a close) never match.
+    """
+    c, t = f.ctx, f.cfg.scoring.thresholds
+    if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
+            and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
+        return False
+    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    if not f.triggered:
+        return c.ts - close_ts <= t.abortive_close_s * NS
+    react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
+    return c.r_fin_ts >= close_ts or c.r_nr_ts - close_ts <= react_s * NS
 
 
 def _same_link_peer(f: Facts) -> bool:
@@ -683,6 +725,12 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             conf = min(conf, caps.proxy_lean)
             alternatives.insert(0, (side.origin, lean[1]))
             f.tags.add(lean[0])
+        elif _far_close_then_reset(f):
+            f.tags.add(Tag.FAR_CLOSE)
+            conf = min(conf, caps.far_close_then_reset)
+            alternatives.insert(0, (Origin.LOAD_BALANCER, "a proxy whose backend reset or "
+                                    "failed mid-response closes the client's connection the "
+                                    "same way"))
         elif _same_link_peer(f):
             f.tags.add(Tag.SAME_LINK_PEER)
             conf = min(conf, caps.proxy_lean)

@@ -88,8 +88,11 @@ class KindWeights:
                                    "load balancers sit")
     client_edge: float = knob(-0.8, "a box at the client's edge (1 link from it): an edge "
                                     "firewall or NAT")
-    mid_path: float = knob(-0.3, "a box mid-path, neither at an edge nor in front of the "
-                                 "server: transit filtering more often than balancing")
+    mid_path: float = knob(-0.3, "a box mid-path, nearer the client than the server: "
+                                 "transit or enterprise filtering more often than balancing")
+    server_side: float = knob(0.8, "a box mid-path but nearer the server than the client: "
+                                   "the server's network, where balancers sit (with routers "
+                                   "between them and the backends)")
     initial_ttl_255: float = knob(-0.6, "appliances and routers start at 255; several LB "
                                         "appliances do too, so only a lean")
     initial_ttl_host: float = knob(0.2, "a host-stack TTL (64/128): Linux LBs, but also "
@@ -142,6 +145,10 @@ class Caps:
     far_endpoint_proxy_match: float = knob(0.55, "and the silence matches a full-proxy "
                                                  "timeout")
     proxy_lean: float = knob(0.55, "a lean toward a proxy in front of the endpoint")
+    far_close_then_reset: float = knob(0.55, "the far side closed right after its data, then "
+                                             "reset: a server ending a response and a proxy "
+                                             "whose backend failed mid-response look alike "
+                                             "(no HTTP framing under TLS)")
     endpoint_catalog_fit: float = knob(0.6, "an endpoint verdict whose silence fits a box "
                                             "that resets")
     no_baseline: float = knob(0.5, "no packet from the claimed sender to compare with")

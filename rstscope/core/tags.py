@@ -46,9 +46,14 @@ class Tag(StrEnum):
     PROXY_CLOSE = "proxy-close"  # closed after a proxy-like silence, then reset
     SAME_LINK_PEER = "same-link-peer"  # a peer on the server's own link reset after silence
     PROXY_NO_ANSWER = "proxy-no-answer"  # accepted, never answered the request, gave up
+    FAR_CLOSE = "far-close"  # the far side closed promptly, then reset: server or proxy
 
 
+#: Signs of an injector (DPI/IPS, censorship) rather than a box that kept state: a
+#: box with state (a balancer or firewall whose entry expired) answers with the
+#: trigger's own acknowledgement number, so its RST is in the window; one that is
+#: out of it was guessed.
 INJECTION: frozenset[Tag] = frozenset({Tag.RACE, Tag.STORM, Tag.AFTER_CLIENTHELLO,
-                                       Tag.RECYCLED})
+                                       Tag.RECYCLED, Tag.SEQ_OOW})
 
 __all__ = ["INJECTION", "Tag"]

@@ -387,6 +387,7 @@ def test_keep_alive_race_seen_from_the_client_is_the_server():
     (r,) = verdicts(w)
     assert r.origin == "server" and r.sender == "server-endpoint"
     assert "proxy-close" not in r.tags
+    assert "far-close" not in r.tags  # the RST answers a new request, not the close
 
 
 def test_close_mid_response_answered_by_the_clients_close_leans_proxy():
@@ -437,6 +438,47 @@ def test_server_side_that_never_answered_the_request_leans_proxy():
     assert r.alternatives[0][0] == "server"
 
 
+def test_server_side_that_never_answered_then_reset_alone_leans_proxy():
+    # haproxy with `option nolinger` whose backend connect timed out: no FIN, the RST
+    # alone after the silence.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.0001)
+    w.ack("s")
+    w.wait(2.0)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "load-balancer" and "proxy-no-answer" in r.tags
+    assert r.confidence <= 0.55 and r.alternatives[0][0] == "server"
+
+
+def test_backend_giving_up_on_a_queued_request_is_not_a_proxy_that_never_answered():
+    # Negative (the haproxy-maxconn sample's server capture): a proxy and its backend
+    # on one link, both undecremented, so the capture cannot tell which host it ran
+    # on; the backend resets a request it queued and never answered.  Only a capture
+    # known to sit at the client reads the bare RST as a proxy giving up.
+    w = FakeWire(client_ttl=64, server_ttl=64).handshake(0.0001, 0.0001)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.0001)
+    w.ack("s")
+    w.wait(3.0)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
+
+
+def test_server_rst_answering_a_request_at_once_is_not_a_proxy_that_never_answered():
+    # Negative: a server kernel with no socket resets the request as it arrives (no
+    # silence of its own): the server itself.
+    w = FakeWire().handshake(0.001, 0.040)
+    w.wait(2.0)
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.040)
+    w.rst("s")
+    (r,) = verdicts(w)
+    assert r.origin == "server" and "proxy-no-answer" not in r.tags
+
+
 def test_server_that_answered_then_closed_idle_is_not_a_proxy_that_never_answered():
     w = established()
     w.wait(8.0)
@@ -476,6 +518,9 @@ def test_abortive_close_after_a_response_stays_server():
     (r,) = verdicts(w)
     assert r.origin == "server" and "proxy-close" not in r.tags
     assert r.alternatives[0][0] == "load-balancer"
+    # ... and a proxy whose backend reset mid-response closes the client the same way
+    # (nginx/haproxy in front of an aborting backend): low confidence, proxy first.
+    assert "far-close" in r.tags and r.confidence <= 0.55
 
 
 def test_server_resetting_without_closing_first_stays_server():
@@ -489,3 +534,4 @@ def test_server_resetting_without_closing_first_stays_server():
     w.rst("s")
     (r,) = verdicts(w)
     assert r.origin == "server" and "proxy-close" not in r.tags
+    assert "far-close" not in r.tags
