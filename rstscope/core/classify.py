@@ -98,6 +98,19 @@ def rule_ttl(f: Facts) -> list[Evidence]:
             # host answers for itself -- a refused port seen on the server.
             out.append(_ev("ttl_capture_host", c.ttl, f"decremented like the peer's "
                            f"({peer[0]})", w.ttl_capture_host))
+        elif f.host_ttl is not None:
+            # The same address in the capture's other connections: a server that
+            # answered them from 7 hops did not answer this SYN from 1 hop.
+            f.tags.add(Tag.HOST_BASELINE)
+            hmode, hspread = f.host_ttl
+            tol = max(2 if hops(hmode) > 9 else 1, min(hspread, 3))
+            if initial_ttl(c.ttl) == initial_ttl(hmode) and abs(c.ttl - hmode) <= tol:
+                out.append(_ev("ttl_host", c.ttl, f"{hmode} (its other connections)",
+                               w.ttl_host_consistent))
+            else:
+                f.tags.add(Tag.TTL_MISMATCH)
+                out.append(_ev("ttl_host", c.ttl, f"{hmode} (its other connections)",
+                               w.ttl_host_off))
         elif initial_ttl(c.ttl) == 255:
             # Server and client stacks start at 64 (Linux, BSD, macOS) or 128
             # (Windows); 255 is what routers and firewall appliances use.
@@ -401,7 +414,8 @@ _E = "a RST"
 
 #: The endpoint-or-box rules, in order.
 RULES: tuple[Rule, ...] = (
-    _rule(rule_ttl, sets=(Tag.NO_BASELINE, Tag.TTL_MISMATCH, Tag.TTL_MULTIMODAL), evidence=(
+    _rule(rule_ttl, sets=(Tag.NO_BASELINE, Tag.TTL_MISMATCH, Tag.TTL_MULTIMODAL,
+                          Tag.HOST_BASELINE), evidence=(
         ("ttl", "RST TTL (IPv6: hop limit) vs the mode of the sender's non-RST packets",
          "within ±1 (±2 beyond 9 hops, or the baseline's spread): the endpoint; off: a device "
          "at another distance.  At 0 hops (the capture host) it is strong"),
@@ -414,6 +428,9 @@ RULES: tuple[Rule, ...] = (
         ("ttl_capture_host", "no baseline; the RST is undecremented (64/128/255) while the "
          "peer's packets crossed routers", "the capture runs on the sender's host: it "
          "answered for itself (a refused port seen on the server)"),
+        ("ttl_host", "no baseline in the flow: the RST's TTL vs the mode of the sender "
+         "address's non-RST packets in the capture's other flows", "within ±1: the same host "
+         "(a weak lean, another port may take another path); off: a box answered for it"),
         ("initial_ttl_255", "no baseline, and the RST starts at TTL 255",
          "host stacks start at 64 or 128; 255 is a router/firewall appliance"),
         ("ttl_one_hop", "every packet of the sender had one TTL (≥ 3 packets) and the RST is "
@@ -523,7 +540,7 @@ KIND_RULES: tuple[Rule, ...] = (
 #: Tags the verdict stage reads, and those it sets (the leans and the kind summary).
 VERDICT_READS: frozenset[Tag] = frozenset({
     Tag.AFTER_FIN, Tag.AFTER_ALERT, Tag.UNANSWERED, Tag.NO_BASELINE, Tag.TTL_MULTIMODAL,
-    Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH})
+    Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH, Tag.HOST_BASELINE})
 VERDICT_SETS: frozenset[Tag] = frozenset({Tag.PROXY_CLOSE, Tag.SAME_LINK_PEER, Tag.KIND_UNSURE,
                                          Tag.PROXY_NO_ANSWER, Tag.FAR_CLOSE})
 
@@ -761,11 +778,18 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
                                      "fields" if at else "no packets from the claimed sender "
                                      "to compare TTL/IP ID with"))
     if Tag.NO_BASELINE in f.tags:
-        conf = min(conf, caps.no_baseline if not f.lone else caps.lone)
+        host = Tag.HOST_BASELINE in f.tags
+        # A lone RST (nothing of its flow at all) may belong to a connection older than
+        # the capture: its address's other flows lift it only to the no-baseline cap.
+        conf = min(conf, caps.host_baseline if host and not f.lone
+                   else caps.no_baseline if host or not f.lone else caps.lone)
         if endpoint:
             # A firewall's REJECT is the usual other sender of a RST nobody can compare.
-            alternatives.insert(0, (Origin.FIREWALL, "no packets from the claimed sender to "
-                                    "compare TTL/IP ID with (a firewall's REJECT looks alike)"))
+            alternatives.insert(0, (Origin.FIREWALL, "a firewall's REJECT at the sender's "
+                                    "distance looks alike (only its address's other "
+                                    "connections to compare with)" if Tag.HOST_BASELINE in f.tags
+                                    else "no packets from the claimed sender to compare "
+                                    "TTL/IP ID with (a firewall's REJECT looks alike)"))
     if endpoint:
         alternatives = [a for a in alternatives if a[0] != origin]
     if Tag.TTL_MULTIMODAL in f.tags:

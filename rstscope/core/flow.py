@@ -226,6 +226,9 @@ class ResetContext:
     sh_ts: int
     prior: list[PriorRst]
     later: list[Obs] = field(default_factory=list)
+    # The sender's address in the capture's other flows (non-RST packets), filled by
+    # the tracker only when this flow holds no packet of the sender's to compare.
+    host_ttl_counts: dict[int, int] = field(default_factory=dict)
 
 
 class Flow:

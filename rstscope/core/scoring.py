@@ -41,6 +41,12 @@ class Weights:
     ttl_off_per_hop: float = knob(-0.1, "the further off, the surer (up to 10 hops)")
     initial_ttl_255: float = knob(-1.5, "no baseline, and hosts start at 64/128 while "
                                         "routers and appliances start at 255")
+    ttl_host_consistent: float = knob(1.0, "no baseline in this flow, but the sender's "
+                                           "address sent its other connections from the "
+                                           "same distance (a weaker baseline: another port "
+                                           "may take another path)")
+    ttl_host_off: float = knob(-2.5, "the sender's address sent its other connections from "
+                                     "another distance or stack: a box answered for it")
     ttl_capture_host: float = knob(2.0, "no baseline, but the RST is undecremented while the "
                                         "peer's packets crossed routers: the capture host "
                                         "answered for itself")
@@ -152,6 +158,8 @@ class Caps:
     endpoint_catalog_fit: float = knob(0.6, "an endpoint verdict whose silence fits a box "
                                             "that resets")
     no_baseline: float = knob(0.5, "no packet from the claimed sender to compare with")
+    host_baseline: float = knob(0.75, "no packet of this flow from the claimed sender, only "
+                                      "its address's other connections")
     lone: float = knob(0.3, "a lone RST: nothing to compare at all")
     ttl_multimodal: float = knob(0.6, "the sender's packets came with two TTLs")
     kind_max: float = knob(0.9, "the kind of box is never certain from the wire alone")

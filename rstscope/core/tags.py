@@ -17,6 +17,7 @@ class Tag(StrEnum):
     NO_BASELINE = "no-baseline"  # no non-RST packet from the claimed sender
     TTL_MISMATCH = "ttl-mismatch"  # the RST's TTL is not the sender's
     TTL_MULTIMODAL = "ttl-multimodal"  # the sender used two TTLs; the RST matched its SYN
+    HOST_BASELINE = "host-baseline"  # compared with the sender address's other flows
     # IP ID
     RECYCLED = "recycled"  # the RST carries the trigger's IP ID
     IPID0_DF = "ipid0-df"  # IP ID 0 + DF: a socket-less Linux RST

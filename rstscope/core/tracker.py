@@ -28,6 +28,7 @@ from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
+from rstscope.core.hosts import HostBaselines
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord, find_stalls
 from rstscope.core.states import INACTIVE, conn_state
@@ -132,6 +133,7 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._flows: dict[bytes, Flow] = {}
+        self._hosts = HostBaselines(self.config.max_flows)
         self._done: list[FlowRecord] = []
         self._resets: list[ResetRecord] = []
         # Counters that stay right when records are not kept (keep_records=False).
@@ -526,6 +528,7 @@ class Tracker:
             if not self._evict_oldest():
                 break
         self._flows[key] = flow
+        self._hosts.add(flow)
         return flow
 
     def _retire(self, flow: Flow) -> list[Event]:
@@ -543,10 +546,17 @@ class Tracker:
         flow.pending.clear()
         self._keep_flow(self._record(flow))
         self._flows.pop(flow.key, None)
+        self._hosts.remove(flow)
         flow.release()
         return events
 
     def _verdict(self, ctx: ResetContext) -> Event:
+        if not ctx.s_ttl_counts:
+            # Nothing of the sender's in this flow: what its address sent in the
+            # capture's other flows is the next best baseline (a REJECT vs a port).
+            fl = ctx.flow
+            ctx.host_ttl_counts = self._hosts.baseline(
+                fl.orig_raw if ctx.d == 0 else fl.resp_raw, fl)
         rec = classify(ctx, self.config)
         if self._tails is not None:
             fl = ctx.flow
@@ -620,6 +630,7 @@ class Tracker:
         rec = self._record(flow)
         self._keep_flow(rec)
         self._flows.pop(flow.key, None)
+        self._hosts.remove(flow)
         flow.release()
         return FlowEvicted(rec, reason)
 

@@ -165,6 +165,53 @@ def test_refused_port():
     assert any("listens on port 443" in a for a in r.advice)
 
 
+def _rejected_after_an_open_connection(rst_ttl: int) -> list[ResetRecord]:
+    """A client capture: one connection to the server's port 443 (server 12 hops away,
+    TTL 52), then a SYN to its port 8443 answered by a RST with ``rst_ttl``."""
+    ok = established()
+    ok.wait(0.1)
+    ok.fin("c")
+    ok.fin("s")
+    ok.ack("c")
+    probe = FakeWire(cport=40001, sport=8443, t0_s=1_700_000_010.0)
+    probe.pkt("c", TH_SYN)
+    probe.wait(0.0002)
+    probe.rst("s", seq=0, ack=probe.nxt["c"], ip_id=0, ttl=rst_ttl)
+    tr = Tracker(CFG)
+    tr.feed(ok.batch())
+    tr.feed(probe.batch())
+    tr.finish()
+    return tr.resets()
+
+
+def test_reject_from_another_distance_than_the_hosts_other_flows_is_a_box():
+    # The server answered port 443 from 12 hops (TTL 52); the RST to port 8443 came
+    # undecremented from a 64 stack next to the client: a firewall's REJECT, not the
+    # server's closed port (no baseline in its own flow, the address's other flow is).
+    (r,) = _rejected_after_an_open_connection(64)
+    assert r.origin == "firewall" and r.sender == "middlebox"
+    assert {"host-baseline", "ttl-mismatch", "refused"} <= set(r.tags)
+    assert ev(r)["ttl_host"] > 0  # re-signed: supports the box verdict
+    assert r.emitter_hops_from_client == 1
+
+
+def test_refused_port_at_the_hosts_own_distance_stays_the_server():
+    # Negative: the same TTL as the server's other connection: its own closed port.
+    (r,) = _rejected_after_an_open_connection(52)
+    assert r.origin == "server" and r.sender == "server-endpoint"
+    assert "host-baseline" in r.tags and "ttl-mismatch" not in r.tags
+    assert r.confidence <= CFG.scoring.caps.host_baseline
+
+
+def test_refused_port_with_no_other_flow_of_the_host_has_no_host_baseline():
+    w = FakeWire()
+    w.pkt("c", TH_SYN)
+    w.wait(0.04)
+    w.rst("s", seq=0, ack=w.nxt["c"], ip_id=0, ttl=64)
+    (r,) = verdicts(w)
+    assert "host-baseline" not in r.tags and r.confidence <= 0.5
+
+
 def test_rst_right_after_client_hello():
     w = established().__class__().handshake(0.001, 0.040)
     w.data("c", 517, tls_ct=22, tls_hs=1)
