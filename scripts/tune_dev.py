@@ -54,6 +54,9 @@ def main() -> int:
     ap.add_argument("--group", action="append", default=None,
                     choices=("weights", "kind", "thresholds", "caps"))
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--freeze", nargs="*", default=[], metavar="NAME",
+                    help="entries never to move, e.g. prior_endpoint: the corpus's mix of "
+                    "scenarios is not real traffic's, so a prior fitted to it means nothing")
     args = ap.parse_args()
     if args.committed:
         from rstscope.lab.corpus import iter_committed
@@ -70,8 +73,12 @@ def main() -> int:
         for grp in args.group or ["kind"]:
             part = getattr(best, grp)
             for f in fields(part):
+                if f.name in args.freeze:
+                    continue
                 cur = float(getattr(part, f.name))
                 for step in STEPS:
+                    if f.name == "prior_endpoint" and not 0 < cur + step < 1:
+                        continue  # a probability, not log-odds
                     trial_part = replace(getattr(best, grp), **{f.name: cur + step})
                     trial = replace(best, **{grp: trial_part})
                     got = evaluate(items, trial)

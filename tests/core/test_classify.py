@@ -161,6 +161,11 @@ def test_refused_port():
     (r,) = verdicts(w)
     assert r.conn_state == "REJ"
     assert "refused" in r.cause
+    # A closed port, not a firewall: without any baseline the two look alike, and
+    # real captures hold far more closed ports (nmap-vsn, pop3 in the public set)
+    # than REJECTs.  Tuning on the lab corpus, which has REJECTs but no client-side
+    # closed port, pushes toward "firewall"; this keeps that from creeping in.
+    assert r.origin == "server"
     assert r.confidence <= 0.5  # no packet from the server to compare with
     assert any("listens on port 443" in a for a in r.advice)
 
