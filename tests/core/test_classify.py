@@ -502,6 +502,7 @@ def test_server_side_that_never_answered_then_reset_alone_leans_proxy():
     (r,) = verdicts(w)
     assert r.origin == "load-balancer" and "proxy-no-answer" in r.tags
     assert r.confidence <= 0.55 and r.alternatives[0][0] == "server"
+    assert "after 2.0 s" in r.cause and "gave up after 2 s" in r.advice[0]
 
 
 def test_backend_giving_up_on_a_queued_request_is_not_a_proxy_that_never_answered():
