@@ -429,8 +429,8 @@ RULES: tuple[Rule, ...] = (
          "peer's packets crossed routers", "the capture runs on the sender's host: it "
          "answered for itself (a refused port seen on the server)"),
         ("ttl_host", "no baseline in the flow: the RST's TTL vs the mode of the sender "
-         "address's non-RST packets in the capture's other flows", "within ±1: the same host "
-         "(a weak lean, another port may take another path); off: a box answered for it"),
+         "address's handshakes (SYN, SYN/ACK) earlier in the capture", "within ±1: the same "
+         "host (a weak lean, another port may take another path); off: a box answered for it"),
         ("initial_ttl_255", "no baseline, and the RST starts at TTL 255",
          "host stacks start at 64 or 128; 255 is a router/firewall appliance"),
         ("ttl_one_hop", "every packet of the sender had one TTL (≥ 3 packets) and the RST is "

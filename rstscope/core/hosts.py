@@ -3,73 +3,64 @@
 A RST with no packet of its own flow to compare with (a REJECT answering a SYN)
 can still be compared with what the same address sent in *other* connections of
 the capture: a server that answered port 443 with TTL 61 did not answer port 8443
-with TTL 64 from its own stack.  The tracker registers every flow here when it is
-created and folds its TTL histograms in when the flow is retired or evicted, so
-the cost is per flow, never per packet; a look-up reads only the newest few live
-flows of the address.
+with TTL 64 from its own stack.
+
+Only handshake packets (SYN, SYN/ACK) are counted, and only those *earlier in the
+capture* than the RST (by file and frame).  The tracker notes every handshake of a
+batch before it handles any packet of that batch, and it interleaves flows freely
+inside a batch; filtering by position makes a RST's baseline the same wherever
+the batches were cut.  Per address the earliest :data:`PER_HOST` handshakes are
+kept, which is also cut-independent (the earliest ones before a RST are always
+among them).  Past ``max_hosts`` addresses the one noted least recently is
+forgotten.
 """
 
 from __future__ import annotations
 
-from itertools import islice
+import bisect
+from collections.abc import Iterable
 
-from rstscope.core.flow import Flow
-
-#: Live flows of one address read per look-up (the newest): enough for a baseline,
-#: and a port scan of one host (thousands of flows) stays cheap.
-LIVE_FLOWS_READ = 16
+#: Handshakes kept per address: plenty for a TTL mode.
+PER_HOST = 16
 
 
 class HostBaselines:
-    """TTL histograms of each address's non-RST packets, over the capture's flows."""
+    """The earliest handshake TTLs of each address in the capture."""
 
-    __slots__ = ("_done", "_live", "_max_hosts")
+    __slots__ = ("_max_hosts", "_notes")
 
     def __init__(self, max_hosts: int) -> None:
         self._max_hosts = max(1, max_hosts)
-        # Retired flows, folded: address -> {ttl: packets}.  Insertion-ordered, so the
-        # oldest address goes first when the table is full.
-        self._done: dict[bytes, dict[int, int]] = {}
-        # Live flows by address, newest last: address -> {flow_id: flow}.
-        self._live: dict[bytes, dict[int, Flow]] = {}
+        # address -> sorted [(file_id, frame, ttl)]; insertion-ordered, so the address
+        # noted least recently goes first when the table is full.
+        self._notes: dict[bytes, list[tuple[int, int, int]]] = {}
 
-    def add(self, flow: Flow) -> None:
-        for addr in (flow.orig_raw, flow.resp_raw):
-            self._live.setdefault(addr, {})[flow.flow_id] = flow
+    def note(self, addr: bytes, file_id: int, frame: int, ttl: int) -> None:
+        """One SYN or SYN/ACK from ``addr``."""
+        notes = self._notes.pop(addr, None)
+        if notes is None:
+            notes = []
+            while len(self._notes) >= self._max_hosts:
+                del self._notes[next(iter(self._notes))]
+        item = (file_id, frame, ttl)
+        if len(notes) < PER_HOST or item < notes[-1]:
+            bisect.insort(notes, item)
+            del notes[PER_HOST:]
+        self._notes[addr] = notes  # re-inserted: most recently noted last
 
-    def remove(self, flow: Flow) -> None:
-        """Fold a retiring flow's histograms in (before its table slots are released)."""
-        for d, addr in enumerate((flow.orig_raw, flow.resp_raw)):
-            live = self._live.get(addr)
-            if live is not None:
-                live.pop(flow.flow_id, None)
-                if not live:
-                    del self._live[addr]
-            counts = flow.dirs[d].ttl_counts
-            if not counts:
-                continue
-            done = self._done.pop(addr, None)
-            if done is None:
-                done = {}
-                while len(self._done) >= self._max_hosts:
-                    del self._done[next(iter(self._done))]
-            for ttl, n in counts.items():
-                done[ttl] = done.get(ttl, 0) + n
-            self._done[addr] = done  # re-inserted: most recently used last
+    def note_many(self, addrs: Iterable[bytes], file_ids: Iterable[int],
+                  frames: Iterable[int], ttls: Iterable[int]) -> None:
+        for a, fi, fr, t in zip(addrs, file_ids, frames, ttls, strict=True):
+            self.note(a, fi, fr, t)
 
-    def baseline(self, addr: bytes, exclude: Flow) -> dict[int, int]:
-        """The TTL histogram of ``addr``'s non-RST packets in flows other than
-        ``exclude`` (empty when the capture holds none)."""
-        out = dict(self._done.get(addr, {}))
-        live = self._live.get(addr)
-        if live:
-            for flow in islice(reversed(live.values()), LIVE_FLOWS_READ + 1):
-                if flow is exclude:
-                    continue
-                d = 0 if flow.orig_raw == addr else 1
-                for ttl, n in flow.dirs[d].ttl_counts.items():
-                    out[ttl] = out.get(ttl, 0) + n
+    def baseline(self, addr: bytes, file_id: int, frame: int) -> dict[int, int]:
+        """TTL histogram of ``addr``'s handshakes before (file_id, frame)."""
+        out: dict[int, int] = {}
+        for fi, fr, ttl in self._notes.get(addr, ()):
+            if (fi, fr) >= (file_id, frame):
+                break
+            out[ttl] = out.get(ttl, 0) + 1
         return out
 
 
-__all__ = ["LIVE_FLOWS_READ", "HostBaselines"]
+__all__ = ["PER_HOST", "HostBaselines"]

@@ -199,6 +199,12 @@ class Tracker:
         if self._tails is not None:
             self._tails.feed(batch, inv, swap, key_bytes)
         flags = batch["flags"]
+        # Every handshake of the batch before any of its packets: a RST's per-address
+        # baseline then reads the handshakes before it whatever the batch cuts.
+        hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
+        if len(hs):
+            self._hosts.note_many(batch["src"][hs].tolist(), batch["file_id"][hs].tolist(),
+                                  batch["frame"][hs].tolist(), batch["ttl"][hs].tolist())
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
@@ -498,6 +504,11 @@ class Tracker:
         d = 0 if from_a == flow.orig_is_a else 1
         ctx = flow.packet(d, *row[:16])
         if ctx is not None:
+            if not ctx.s_ttl_counts:
+                # Nothing of the sender's in this flow: its address's handshakes earlier
+                # in the capture are the next best baseline.
+                ctx.host_ttl_counts = self._hosts.baseline(
+                    flow.orig_raw if d == 0 else flow.resp_raw, row[2], row[1])
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until = max(flow.hot_until, deadline)
@@ -528,7 +539,6 @@ class Tracker:
             if not self._evict_oldest():
                 break
         self._flows[key] = flow
-        self._hosts.add(flow)
         return flow
 
     def _retire(self, flow: Flow) -> list[Event]:
@@ -546,17 +556,10 @@ class Tracker:
         flow.pending.clear()
         self._keep_flow(self._record(flow))
         self._flows.pop(flow.key, None)
-        self._hosts.remove(flow)
         flow.release()
         return events
 
     def _verdict(self, ctx: ResetContext) -> Event:
-        if not ctx.s_ttl_counts:
-            # Nothing of the sender's in this flow: what its address sent in the
-            # capture's other flows is the next best baseline (a REJECT vs a port).
-            fl = ctx.flow
-            ctx.host_ttl_counts = self._hosts.baseline(
-                fl.orig_raw if ctx.d == 0 else fl.resp_raw, fl)
         rec = classify(ctx, self.config)
         if self._tails is not None:
             fl = ctx.flow
@@ -630,7 +633,6 @@ class Tracker:
         rec = self._record(flow)
         self._keep_flow(rec)
         self._flows.pop(flow.key, None)
-        self._hosts.remove(flow)
         flow.release()
         return FlowEvicted(rec, reason)
 

@@ -7,7 +7,7 @@ import json
 from rstscope.catalog import load_timeouts
 from rstscope.core import ResetRecord, Tracker, TrackerConfig
 from rstscope.schema import TH_SYN
-from tests.core.fakewire import FakeWire
+from tests.core.fakewire import FakeWire, merge
 
 CFG = TrackerConfig(timeouts=load_timeouts())
 
@@ -183,8 +183,7 @@ def _rejected_after_an_open_connection(rst_ttl: int) -> list[ResetRecord]:
     probe.wait(0.0002)
     probe.rst("s", seq=0, ack=probe.nxt["c"], ip_id=0, ttl=rst_ttl)
     tr = Tracker(CFG)
-    tr.feed(ok.batch())
-    tr.feed(probe.batch())
+    tr.feed(merge(ok.batch(), probe.batch()))
     tr.finish()
     return tr.resets()
 
@@ -206,6 +205,21 @@ def test_refused_port_at_the_hosts_own_distance_stays_the_server():
     assert r.origin == "server" and r.sender == "server-endpoint"
     assert "host-baseline" in r.tags and "ttl-mismatch" not in r.tags
     assert r.confidence <= CFG.scoring.caps.host_baseline
+
+
+def test_a_handshake_after_the_rst_is_no_baseline_for_it():
+    # The server's other connection opens only after the REJECT: the baseline reads
+    # what came before the RST, so the verdict is the same wherever batches are cut.
+    probe = FakeWire(cport=40001, sport=8443)
+    probe.pkt("c", TH_SYN)
+    probe.wait(0.0002)
+    probe.rst("s", seq=0, ack=probe.nxt["c"], ip_id=0, ttl=64)
+    later = FakeWire(t0_s=1_700_000_010.0).handshake(0.001, 0.040)
+    tr = Tracker(CFG)
+    tr.feed(merge(probe.batch(), later.batch()))
+    tr.finish()
+    (r,) = tr.resets()
+    assert "host-baseline" not in r.tags
 
 
 def test_refused_port_with_no_other_flow_of_the_host_has_no_host_baseline():

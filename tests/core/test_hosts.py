@@ -2,53 +2,40 @@
 
 from __future__ import annotations
 
-from rstscope.core.flow import DirTable, Flow
-from rstscope.core.hosts import LIVE_FLOWS_READ, HostBaselines
+from rstscope.core.hosts import PER_HOST, HostBaselines
 
-CLIENT = bytes([198, 51, 100, 10])
 SERVER = bytes([203, 0, 113, 20])
 
 
-def flow(table: DirTable, flow_id: int, server_ttls: dict[int, int],
-         server: bytes = SERVER) -> Flow:
-    f = Flow(table, flow_id, 1, flow_id.to_bytes(4, "big"), True, "syn", False, 4, CLIENT,
-             40000 + flow_id, server, 443)
-    f.dirs[0].ttl_counts.update({64: 3})
-    f.dirs[1].ttl_counts.update(server_ttls)
-    return f
-
-
-def test_live_and_retired_flows_of_the_address_count_but_not_the_asking_flow() -> None:
-    table = DirTable(16)
+def test_only_handshakes_before_the_rst_count() -> None:
     hosts = HostBaselines(max_hosts=8)
-    a, b, asking = flow(table, 1, {52: 4}), flow(table, 2, {52: 2}), flow(table, 3, {})
-    for f in (a, b, asking):
-        hosts.add(f)
-    assert hosts.baseline(SERVER, asking) == {52: 6}
-    hosts.remove(a)  # retired: folded in, still counted once
-    assert hosts.baseline(SERVER, asking) == {52: 6}
-    assert hosts.baseline(CLIENT, asking) == {64: 6}  # the client side of its flows
-    assert hosts.baseline(bytes([192, 0, 2, 1]), asking) == {}
+    assert hosts.baseline(SERVER, 0, 10) == {}
+    hosts.note(SERVER, 0, 2, 52)
+    hosts.note(SERVER, 0, 30, 51)  # later in the capture than the RST below
+    hosts.note(SERVER, 0, 5, 52)
+    assert hosts.baseline(SERVER, 0, 10) == {52: 2}
+    assert hosts.baseline(SERVER, 1, 1) == {52: 2, 51: 1}  # a later file
 
 
-def test_a_look_up_reads_only_the_newest_live_flows() -> None:
-    # A port scan of one host: thousands of live flows; a look-up stays bounded.
-    table = DirTable(4 * (LIVE_FLOWS_READ + 10))
-    hosts = HostBaselines(max_hosts=8)
-    flows = [flow(table, i, {52: 1}) for i in range(1, LIVE_FLOWS_READ + 10)]
-    for f in flows:
-        hosts.add(f)
-    assert hosts.baseline(SERVER, flows[-1]) == {52: LIVE_FLOWS_READ}
+def test_the_earliest_handshakes_are_kept_in_any_order() -> None:
+    # Whatever order the notes arrive in (the tracker interleaves flows), an address
+    # keeps its earliest PER_HOST handshakes.
+    frames = list(range(1, PER_HOST + 6))
+    a, b = HostBaselines(max_hosts=8), HostBaselines(max_hosts=8)
+    for fr in frames:
+        a.note(SERVER, 0, fr, 60 if fr % 2 else 61)
+    for fr in reversed(frames):
+        b.note(SERVER, 0, fr, 60 if fr % 2 else 61)
+    assert a.baseline(SERVER, 9, 0) == b.baseline(SERVER, 9, 0)
+    assert sum(a.baseline(SERVER, 9, 0).values()) == PER_HOST
 
 
-def test_retired_addresses_are_bounded() -> None:
-    table = DirTable(16)
+def test_addresses_are_bounded_least_recently_noted_first() -> None:
     hosts = HostBaselines(max_hosts=2)
-    servers = [bytes([203, 0, 113, n]) for n in (1, 2, 3)]
-    fs = [flow(table, i + 1, {50 + i: 1}, server=s) for i, s in enumerate(servers)]
-    for f in fs:
-        hosts.add(f)
-        hosts.remove(f)
-    probe = flow(table, 9, {})
-    assert hosts.baseline(servers[0], probe) == {}  # the oldest address went first
-    assert hosts.baseline(servers[2], probe) == {52: 1}
+    x, y, z = (bytes([203, 0, 113, n]) for n in (1, 2, 3))
+    hosts.note(x, 0, 1, 60)
+    hosts.note(y, 0, 2, 61)
+    hosts.note(x, 0, 3, 60)  # x noted again: y is now the oldest
+    hosts.note(z, 0, 4, 62)
+    assert hosts.baseline(y, 0, 99) == {}
+    assert hosts.baseline(x, 0, 99) == {60: 2} and hosts.baseline(z, 0, 99) == {62: 1}
