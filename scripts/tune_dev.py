@@ -1,6 +1,7 @@
 """Coordinate search over the scoring table on the corpus's DEVELOPMENT part only.
 
     python scripts/tune_dev.py CORPUS_ROOT [--seeds 101 102] [--group kind] [--rounds 2]
+    python scripts/tune_dev.py SCRATCH_DIR --committed ...   # the committed dev captures
 
 Prints, per table entry of the chosen group(s), the value that maximises dev origin
 accuracy without any wrong verdict at confidence >= 0.8, and the figures before and
@@ -46,13 +47,24 @@ def evaluate(items: list[Any], scoring: Scoring) -> tuple[float, int, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("root", type=Path)
+    ap.add_argument("root", type=Path, help="a built corpus, or with --committed a scratch "
+                    "directory to unpack the committed dev captures into (no root needed)")
+    ap.add_argument("--committed", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="*", default=None)
     ap.add_argument("--group", action="append", default=None,
                     choices=("weights", "kind", "thresholds", "caps"))
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--freeze", nargs="*", default=[], metavar="NAME",
+                    help="entries never to move, e.g. prior_endpoint: the corpus's mix of "
+                    "scenarios is not real traffic's, so a prior fitted to it means nothing")
     args = ap.parse_args()
-    items = [it for it in calibrate._items(args.root, "dev", args.seeds) if it.labels]
+    if args.committed:
+        from rstscope.lab.corpus import iter_committed
+
+        items = [it for it in iter_committed(args.root) if it.labels
+                 and (args.seeds is None or int(it.case[1:4]) in args.seeds)]
+    else:
+        items = [it for it in calibrate._items(args.root, "dev", args.seeds) if it.labels]
     best = Scoring()
     base = evaluate(items, best)
     print(f"start: accuracy {base[0]:.3f}, wrong>=0.8 {base[1]}, top2 {base[2]:.3f}")
@@ -61,8 +73,12 @@ def main() -> int:
         for grp in args.group or ["kind"]:
             part = getattr(best, grp)
             for f in fields(part):
+                if f.name in args.freeze:
+                    continue
                 cur = float(getattr(part, f.name))
                 for step in STEPS:
+                    if f.name == "prior_endpoint" and not 0 < cur + step < 1:
+                        continue  # a probability, not log-odds
                     trial_part = replace(getattr(best, grp), **{f.name: cur + step})
                     trial = replace(best, **{grp: trial_part})
                     got = evaluate(items, trial)

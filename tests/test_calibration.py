@@ -50,21 +50,23 @@ def test_heldout_every_populated_bin_is_at_least_its_lower_edge() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13's bar is NOT met: held-out origin accuracy is 85.4 % (2026-12-06).  The misses "
-    "are cases the wire does not separate (load balancer vs firewall expiry, a REJECT vs a "
-    "closed port without a server baseline, a proxy failing toward its backend vs the server, "
-    "a balancer's timeout vs a client's read timeout seen from the server); the truth is the "
-    "first alternative in every one.  strict: this flips to a failure when the bar is met."))
+    "issue 13's bar is NOT met: held-out origin accuracy is 88.3 % (2026-12-07; 85.4 % on "
+    "2026-12-06).  The misses are cases the wire does not separate (a REJECT vs a closed "
+    "port with no baseline of the server's anywhere in the capture, a load balancer vs a "
+    "firewall expiry at the same place on the path, a proxy whose backend failed "
+    "mid-response vs a server ending a response, a balancer's timeout vs a client's read "
+    "timeout seen from the server); the truth is the first alternative in every one, at "
+    "capped confidence.  strict: this flips to a failure when the bar is met."))
 def test_heldout_origin_accuracy() -> None:
     fig = calibrate.figures(_heldout())
     assert fig["accuracy"] >= 0.95, f"held-out origin accuracy {fig['accuracy']:.3f}"
 
 
 def test_heldout_origin_accuracy_does_not_regress() -> None:
-    # The figure measured when the held-out part was first run (85.4 %): a change to
-    # the classifier must not make it worse.
+    # The figure reached (88.3 % on 2026-12-07; 85.4 % when the held-out part was first
+    # run): a change to the classifier must not make it worse.  Raise, never lower.
     fig = calibrate.figures(_heldout())
-    assert fig["accuracy"] >= 0.85, f"held-out origin accuracy {fig['accuracy']:.3f}"
+    assert fig["accuracy"] >= 0.88, f"held-out origin accuracy {fig['accuracy']:.3f}"
 
 
 def test_heldout_truth_is_origin_or_first_alternative() -> None:

@@ -98,6 +98,19 @@ def rule_ttl(f: Facts) -> list[Evidence]:
             # host answers for itself -- a refused port seen on the server.
             out.append(_ev("ttl_capture_host", c.ttl, f"decremented like the peer's "
                            f"({peer[0]})", w.ttl_capture_host))
+        elif f.host_ttl is not None:
+            # The same address in the capture's other connections: a server that
+            # answered them from 7 hops did not answer this SYN from 1 hop.
+            f.tags.add(Tag.HOST_BASELINE)
+            hmode, hspread = f.host_ttl
+            tol = max(2 if hops(hmode) > 9 else 1, min(hspread, 3))
+            if initial_ttl(c.ttl) == initial_ttl(hmode) and abs(c.ttl - hmode) <= tol:
+                out.append(_ev("ttl_host", c.ttl, f"{hmode} (its other connections)",
+                               w.ttl_host_consistent))
+            else:
+                f.tags.add(Tag.TTL_MISMATCH)
+                out.append(_ev("ttl_host", c.ttl, f"{hmode} (its other connections)",
+                               w.ttl_host_off))
         elif initial_ttl(c.ttl) == 255:
             # Server and client stacks start at 64 (Linux, BSD, macOS) or 128
             # (Windows); 255 is what routers and firewall appliances use.
@@ -273,11 +286,14 @@ def rule_context(f: Facts) -> list[Evidence]:
         f.tags.add(Tag.AFTER_ALERT)
         out.append(_ev("after_tls_alert", round((c.ts - c.s_tls_alert_ts) / NS, 4),
                        "no TLS alert", w.after_tls_alert))
-    # SNI filtering: a "server" RST soon after the ClientHello, before any ServerHello
-    # and with no server data since the ClientHello (a bare ACK of it may come first).
-    if (c.d == 1 and c.ch_ts >= 0 and c.sh_ts < 0
+    # SNI filtering: a RST soon after the ClientHello, before any ServerHello and with
+    # no data from its claimed sender since (a bare ACK may come first).  An injector
+    # resets both ends, so the "client" RST a server capture sees counts too: the
+    # client's last data is the ClientHello itself.
+    if (c.ch_ts >= 0 and c.sh_ts < 0
             and 0 <= c.ts - c.ch_ts <= t.client_hello_window_s * NS
-            and c.s_last_payload_ts < c.ch_ts):
+            and (c.s_last_payload_ts < c.ch_ts if c.d == 1
+                 else c.s_last_payload_ts <= c.ch_ts)):
         f.tags.add(Tag.AFTER_CLIENTHELLO)
         out.append(_ev("after_client_hello", True, "ServerHello before any RST",
                        w.after_client_hello))
@@ -374,7 +390,15 @@ def kind_position(f: Facts) -> list[Evidence]:
     if (not near and not edge and p.to_server is not None and p.from_client is not None
             and p.to_server > 1 and p.from_client > 1):
         f.tags.add(Tag.MID_PATH)
-        out.append(_ev("kind_position", p.text, "a box at either edge", k.mid_path))
+        # Which half of the path: a balancer often has routers between it and its
+        # backends (so it is not "1 hop before the server") but still sits in the
+        # server's network; a filter in transit or at the client's site does not.
+        # The exact midpoint counts as transit.
+        if p.to_server < p.from_client:
+            out.append(_ev("kind_position", p.text, "a box nearer the client",
+                           k.server_side))
+        else:
+            out.append(_ev("kind_position", p.text, "a box nearer the server", k.mid_path))
     return out
 
 
@@ -390,7 +414,8 @@ _E = "a RST"
 
 #: The endpoint-or-box rules, in order.
 RULES: tuple[Rule, ...] = (
-    _rule(rule_ttl, sets=(Tag.NO_BASELINE, Tag.TTL_MISMATCH, Tag.TTL_MULTIMODAL), evidence=(
+    _rule(rule_ttl, sets=(Tag.NO_BASELINE, Tag.TTL_MISMATCH, Tag.TTL_MULTIMODAL,
+                          Tag.HOST_BASELINE), evidence=(
         ("ttl", "RST TTL (IPv6: hop limit) vs the mode of the sender's non-RST packets",
          "within ±1 (±2 beyond 9 hops, or the baseline's spread): the endpoint; off: a device "
          "at another distance.  At 0 hops (the capture host) it is strong"),
@@ -403,6 +428,9 @@ RULES: tuple[Rule, ...] = (
         ("ttl_capture_host", "no baseline; the RST is undecremented (64/128/255) while the "
          "peer's packets crossed routers", "the capture runs on the sender's host: it "
          "answered for itself (a refused port seen on the server)"),
+        ("ttl_host", "no baseline in the flow: the RST's TTL vs the mode of the sender "
+         "address's handshakes (SYN, SYN/ACK) earlier in the capture", "within ±1: the same "
+         "host (a weak lean, another port may take another path); off: a box answered for it"),
         ("initial_ttl_255", "no baseline, and the RST starts at TTL 255",
          "host stacks start at 64 or 128; 255 is a router/firewall appliance"),
         ("ttl_one_hop", "every packet of the sender had one TTL (≥ 3 packets) and the RST is "
@@ -459,8 +487,8 @@ RULES: tuple[Rule, ...] = (
         ("after_own_fin", "the sender had sent a FIN", "an endpoint closing, then aborting"),
         ("after_tls_alert", "the sender had sent a TLS alert", "an endpoint closing, then "
          "aborting"),
-        ("after_client_hello", "a server-side RST within 1 s of a ClientHello, before any "
-         "ServerHello or server data", "SNI filtering"),
+        ("after_client_hello", "a RST within 1 s of a ClientHello, before any ServerHello "
+         "and with no data from its claimed sender since", "SNI filtering"),
         ("answers_syn", "RST to a SYN, nothing else from the sender",
          "refused port (or a firewall's REJECT)"),
         ("after_peer_fin", "a RST answering the peer's bare FIN", "context"),
@@ -512,9 +540,9 @@ KIND_RULES: tuple[Rule, ...] = (
 #: Tags the verdict stage reads, and those it sets (the leans and the kind summary).
 VERDICT_READS: frozenset[Tag] = frozenset({
     Tag.AFTER_FIN, Tag.AFTER_ALERT, Tag.UNANSWERED, Tag.NO_BASELINE, Tag.TTL_MULTIMODAL,
-    Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH})
+    Tag.RACE, Tag.RECYCLED, Tag.TTL_MISMATCH, Tag.HOST_BASELINE})
 VERDICT_SETS: frozenset[Tag] = frozenset({Tag.PROXY_CLOSE, Tag.SAME_LINK_PEER, Tag.KIND_UNSURE,
-                                         Tag.PROXY_NO_ANSWER})
+                                         Tag.PROXY_NO_ANSWER, Tag.FAR_CLOSE})
 
 
 def check_order(rules: Iterable[Rule], reads_after: frozenset[Tag] = frozenset()) -> None:
@@ -581,16 +609,47 @@ def _mid_response_close(f: Facts) -> bool:
 
 def _never_answered(f: Facts) -> bool:
     """The far server side accepted the connection, never sent a byte although the
-    client sent its request, and closed after a silence.
+    client sent its request, and closed (FIN, or the RST alone) after a silence.
 
     A server answers a request, if only with an error; a full proxy whose backend
     never answers (connect timeout, haproxy ``timeout connect``, nginx
     ``proxy_connect_timeout`` in stream mode) accepts, waits, and gives up.
     """
     c = f.ctx
-    return (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
-            and c.r_last_payload_ts >= 0 and c.s_fin_ts >= 0
-            and c.s_close_gap_ns >= f.cfg.scoring.thresholds.mid_response_min_gap_s * NS)
+    min_ns = f.cfg.scoring.thresholds.mid_response_min_gap_s * NS
+    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
+            and c.r_last_payload_ts >= 0):
+        return False
+    if c.s_fin_ts >= 0:
+        return c.s_close_gap_ns >= min_ns
+    # No FIN: the abortive close (haproxy ``option nolinger``) is the RST itself, on
+    # its own after the silence.  Only from a capture known to sit at the client: on
+    # a link both ends share undecremented (a proxy and its backend), the RST may be
+    # the backend's own, giving up on a request it queued (haproxy-maxconn sample).
+    return (f.vantage == Vantage.CLIENT and not f.triggered and f.idle_gap_s is not None
+            and f.idle_gap_s * NS >= min_ns)
+
+
+def _far_close_then_reset(f: Facts) -> bool:
+    """The far server side closed (FIN or TLS alert) promptly after its own data, then
+    reset: abortively at once, or answering the client's reaction to the close.
+
+    A server ending a response with ``Connection: close`` does this, and so does a
+    full proxy whose backend reset or failed mid-response (nginx, haproxy in front
+    of an aborting backend).  Under TLS the wire shows no HTTP framing to tell a
+    finished response from a cut one, so this only lowers confidence and names the
+    proxy first among the alternatives.  A keep-alive race (the server's RST answers
+    a *new* request sent later) and a plain abort (RST without a close) never match.
+    """
+    c, t = f.ctx, f.cfg.scoring.thresholds
+    if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
+            and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
+        return False
+    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    if not f.triggered:
+        return c.ts - close_ts <= t.abortive_close_s * NS
+    react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
+    return c.r_fin_ts >= close_ts or c.r_nr_ts - close_ts <= react_s * NS
 
 
 def _same_link_peer(f: Facts) -> bool:
@@ -683,6 +742,12 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
             conf = min(conf, caps.proxy_lean)
             alternatives.insert(0, (side.origin, lean[1]))
             f.tags.add(lean[0])
+        elif _far_close_then_reset(f):
+            f.tags.add(Tag.FAR_CLOSE)
+            conf = min(conf, caps.far_close_then_reset)
+            alternatives.insert(0, (Origin.LOAD_BALANCER, "a proxy whose backend reset or "
+                                    "failed mid-response closes the client's connection the "
+                                    "same way"))
         elif _same_link_peer(f):
             f.tags.add(Tag.SAME_LINK_PEER)
             conf = min(conf, caps.proxy_lean)
@@ -713,11 +778,18 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
                                      "fields" if at else "no packets from the claimed sender "
                                      "to compare TTL/IP ID with"))
     if Tag.NO_BASELINE in f.tags:
-        conf = min(conf, caps.no_baseline if not f.lone else caps.lone)
+        host = Tag.HOST_BASELINE in f.tags
+        # A lone RST (nothing of its flow at all) may belong to a connection older than
+        # the capture: its address's other flows lift it only to the no-baseline cap.
+        conf = min(conf, caps.host_baseline if host and not f.lone
+                   else caps.no_baseline if host or not f.lone else caps.lone)
         if endpoint:
             # A firewall's REJECT is the usual other sender of a RST nobody can compare.
-            alternatives.insert(0, (Origin.FIREWALL, "no packets from the claimed sender to "
-                                    "compare TTL/IP ID with (a firewall's REJECT looks alike)"))
+            alternatives.insert(0, (Origin.FIREWALL, "a firewall's REJECT at the sender's "
+                                    "distance looks alike (only its address's other "
+                                    "connections to compare with)" if Tag.HOST_BASELINE in f.tags
+                                    else "no packets from the claimed sender to compare "
+                                    "TTL/IP ID with (a firewall's REJECT looks alike)"))
     if endpoint:
         alternatives = [a for a in alternatives if a[0] != origin]
     if Tag.TTL_MULTIMODAL in f.tags:

@@ -105,6 +105,9 @@ class Facts:
     matches: list[TimeoutMatch]
     lone: bool
     position: Position
+    #: (mode, spread) of the sender address's TTLs in the capture's other flows, when
+    #: this flow holds no packet of the sender's.
+    host_ttl: tuple[int, int] | None = None
     tags: set[Tag] = field(default_factory=set)
 
 
@@ -145,9 +148,12 @@ def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
     matches = match_gap(cfg, gap, triggered=triggered, bidirectional=bidir,
                         local_sender=vantage == side) if gap else []
     lone = ctx.s_pkts == 0 and ctx.r_pkts == 0
+    host = ttl_mode_spread(ctx.host_ttl_counts) if mode is None and ctx.host_ttl_counts else None
+    # Without a baseline in the flow, the address's other flows place the sender.
+    place_mode = mode if mode is not None else host[0] if host else None
     return Facts(ctx, cfg, side, vantage, later, rtt_side_s, rtt_s, mode, spread, consistent,
                  hop_delta, idle_gap, triggered, latency, trigger_gap, seq, matches,
-                 lone, _position(ctx, mode, vantage))
+                 lone, _position(ctx, place_mode, vantage), host)
 
 
 def _position(ctx: ResetContext, sender_mode: int | None, vantage: str) -> Position:

@@ -231,6 +231,9 @@ class ResetContext:
     # how many of the flow's later packets the same batch held (where the batches
     # were cut), since the tracker settles after a whole batch.
     conn_state: str = ""
+    # The sender's address in the capture's other flows (non-RST packets), filled by
+    # the tracker only when this flow holds no packet of the sender's to compare.
+    host_ttl_counts: dict[int, int] = field(default_factory=dict)
 
 
 class Flow:

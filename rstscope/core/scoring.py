@@ -41,6 +41,12 @@ class Weights:
     ttl_off_per_hop: float = knob(-0.1, "the further off, the surer (up to 10 hops)")
     initial_ttl_255: float = knob(-1.5, "no baseline, and hosts start at 64/128 while "
                                         "routers and appliances start at 255")
+    ttl_host_consistent: float = knob(1.0, "no baseline in this flow, but the sender's "
+                                           "address sent its other connections from the "
+                                           "same distance (a weaker baseline: another port "
+                                           "may take another path)")
+    ttl_host_off: float = knob(-2.5, "the sender's address sent its other connections from "
+                                     "another distance or stack: a box answered for it")
     ttl_capture_host: float = knob(2.0, "no baseline, but the RST is undecremented while the "
                                         "peer's packets crossed routers: the capture host "
                                         "answered for itself")
@@ -88,8 +94,11 @@ class KindWeights:
                                    "load balancers sit")
     client_edge: float = knob(-0.8, "a box at the client's edge (1 link from it): an edge "
                                     "firewall or NAT")
-    mid_path: float = knob(-0.3, "a box mid-path, neither at an edge nor in front of the "
-                                 "server: transit filtering more often than balancing")
+    mid_path: float = knob(-0.3, "a box mid-path, nearer the client than the server: "
+                                 "transit or enterprise filtering more often than balancing")
+    server_side: float = knob(0.8, "a box mid-path but nearer the server than the client: "
+                                   "the server's network, where balancers sit (with routers "
+                                   "between them and the backends)")
     initial_ttl_255: float = knob(-0.6, "appliances and routers start at 255; several LB "
                                         "appliances do too, so only a lean")
     initial_ttl_host: float = knob(0.2, "a host-stack TTL (64/128): Linux LBs, but also "
@@ -142,9 +151,15 @@ class Caps:
     far_endpoint_proxy_match: float = knob(0.55, "and the silence matches a full-proxy "
                                                  "timeout")
     proxy_lean: float = knob(0.55, "a lean toward a proxy in front of the endpoint")
+    far_close_then_reset: float = knob(0.55, "the far side closed right after its data, then "
+                                             "reset: a server ending a response and a proxy "
+                                             "whose backend failed mid-response look alike "
+                                             "(no HTTP framing under TLS)")
     endpoint_catalog_fit: float = knob(0.6, "an endpoint verdict whose silence fits a box "
                                             "that resets")
     no_baseline: float = knob(0.5, "no packet from the claimed sender to compare with")
+    host_baseline: float = knob(0.75, "no packet of this flow from the claimed sender, only "
+                                      "its address's other connections")
     lone: float = knob(0.3, "a lone RST: nothing to compare at all")
     ttl_multimodal: float = knob(0.6, "the sender's packets came with two TTLs")
     kind_max: float = knob(0.9, "the kind of box is never certain from the wire alone")

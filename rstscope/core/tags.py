@@ -17,6 +17,7 @@ class Tag(StrEnum):
     NO_BASELINE = "no-baseline"  # no non-RST packet from the claimed sender
     TTL_MISMATCH = "ttl-mismatch"  # the RST's TTL is not the sender's
     TTL_MULTIMODAL = "ttl-multimodal"  # the sender used two TTLs; the RST matched its SYN
+    HOST_BASELINE = "host-baseline"  # compared with the sender address's other flows
     # IP ID
     RECYCLED = "recycled"  # the RST carries the trigger's IP ID
     IPID0_DF = "ipid0-df"  # IP ID 0 + DF: a socket-less Linux RST
@@ -46,9 +47,14 @@ class Tag(StrEnum):
     PROXY_CLOSE = "proxy-close"  # closed after a proxy-like silence, then reset
     SAME_LINK_PEER = "same-link-peer"  # a peer on the server's own link reset after silence
     PROXY_NO_ANSWER = "proxy-no-answer"  # accepted, never answered the request, gave up
+    FAR_CLOSE = "far-close"  # the far side closed promptly, then reset: server or proxy
 
 
+#: Signs of an injector (DPI/IPS, censorship) rather than a box that kept state: a
+#: box with state (a balancer or firewall whose entry expired) answers with the
+#: trigger's own acknowledgement number, so its RST is in the window; one that is
+#: out of it was guessed.
 INJECTION: frozenset[Tag] = frozenset({Tag.RACE, Tag.STORM, Tag.AFTER_CLIENTHELLO,
-                                       Tag.RECYCLED})
+                                       Tag.RECYCLED, Tag.SEQ_OOW})
 
 __all__ = ["INJECTION", "Tag"]

@@ -28,6 +28,7 @@ from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
+from rstscope.core.hosts import HostBaselines
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord, find_stalls
 from rstscope.core.states import INACTIVE, conn_state
@@ -132,6 +133,7 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._flows: dict[bytes, Flow] = {}
+        self._hosts = HostBaselines(self.config.max_flows)
         self._done: list[FlowRecord] = []
         self._resets: list[ResetRecord] = []
         # Counters that stay right when records are not kept (keep_records=False).
@@ -197,6 +199,12 @@ class Tracker:
         if self._tails is not None:
             self._tails.feed(batch, inv, swap, key_bytes)
         flags = batch["flags"]
+        # Every handshake of the batch before any of its packets: a RST's per-address
+        # baseline then reads the handshakes before it whatever the batch cuts.
+        hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
+        if len(hs):
+            self._hosts.note_many(batch["src"][hs].tolist(), batch["file_id"][hs].tolist(),
+                                  batch["frame"][hs].tolist(), batch["ttl"][hs].tolist())
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
@@ -496,6 +504,11 @@ class Tracker:
         d = 0 if from_a == flow.orig_is_a else 1
         ctx = flow.packet(d, *row[:16])
         if ctx is not None:
+            if not ctx.s_ttl_counts:
+                # Nothing of the sender's in this flow: its address's handshakes earlier
+                # in the capture are the next best baseline.
+                ctx.host_ttl_counts = self._hosts.baseline(
+                    flow.orig_raw if d == 0 else flow.resp_raw, row[2], row[1])
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until = max(flow.hot_until, deadline)

@@ -52,10 +52,12 @@ def cause_text(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> 
         return (f"A proxy/load balancer in front of the {f.side} closed the connection after "
                 f"{gap_c:.1f} s of silence (a read/idle timeout), then reset it.")
     if "proxy-no-answer" in f.tags:
-        gap_c = f.ctx.s_close_gap_ns / NS
+        # With a FIN the silence ends at the close; without one the RST is the close.
+        closed = f.ctx.s_close_gap_ns >= 0
+        gap_c = f.ctx.s_close_gap_ns / NS if closed else (f.idle_gap_s or 0.0)
         return (f"A proxy in front of the {f.side} accepted the connection but never answered "
                 f"the request; after {gap_c:.1f} s it gave up (its backend did not answer) and "
-                "closed, then reset it.")
+                + ("closed, then reset it." if closed else "reset it."))
     if "same-link-peer" in f.tags:
         return (f"The connecting peer, on the server's own link (0 hops), reset the "
                 f"connection after {gap_txt} of silence: a client's read timeout, or a load "
@@ -148,7 +150,8 @@ def _advice(f: Facts, origin: str, sender: str, fit: TimeoutMatch | None) -> lis
                        f"haproxy timeout server) above {gap_c:.0f} s, or send a heartbeat "
                        f"more often than every {_keepalive_s(gap_c)}")
     elif "proxy-no-answer" in f.tags:
-        gap_c = f.ctx.s_close_gap_ns / NS
+        gap_c = (f.ctx.s_close_gap_ns / NS if f.ctx.s_close_gap_ns >= 0
+                 else (f.idle_gap_s or 0.0))
         out.append(f"check that the proxy's backend is up and reachable: the proxy gave up "
                    f"after {gap_c:.0f} s (haproxy timeout connect x retries, nginx "
                    "proxy_connect_timeout)")

@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rstscope.core.vocab import Origin
 from rstscope.errors import UsageError
 from rstscope.lab.session import Session
 
@@ -32,12 +33,14 @@ NODES: tuple[str, ...] = ("client", "fw", "rtr", "lb", "srv")
 #: ever emits a RST through the on-path injector, which is a firewall/DPI box as
 #: far as the analyzer's vocabulary goes.  Extra routers (``c1``, ``s1``, ...)
 #: only forward; their role is ``router``.
+#: The roles are the verdict vocabulary's origins (:class:`~rstscope.core.vocab.Origin`),
+#: so a truth label and a verdict are compared in one spelling.
 ROLE: dict[str, str] = {
-    "client": "client",
-    "fw": "firewall",
-    "rtr": "firewall",
-    "lb": "load-balancer",
-    "srv": "server",
+    "client": Origin.CLIENT,
+    "fw": Origin.FIREWALL,
+    "rtr": Origin.FIREWALL,
+    "lb": Origin.LOAD_BALANCER,
+    "srv": Origin.SERVER,
 }
 ROUTER_ROLE = "router"
 #: Where the firewall can sit on the client side of the load-balancer slot.

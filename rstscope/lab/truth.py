@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rstscope.core.vocab import Sender
 from rstscope.schema import TH_ACK, TH_RST, TH_SYN
 
 #: How far apart (in time) two sightings of one packet may be on the lab's veths.
@@ -163,12 +164,12 @@ def sender_of(segs: list[Seg], rst: Seg, node: str, endpoints: frozenset[str]) -
     if node == "unknown":
         return "unknown"
     if node not in endpoints:
-        return "middlebox"
+        return Sender.MIDDLEBOX
     for s in segs:
         if s.conn == rst.conn and s.flags & (TH_SYN | TH_ACK) == TH_SYN:  # the opener
             same = (s.src, s.sport) == (rst.src, rst.sport)
-            return "client-endpoint" if same else "server-endpoint"
-    return "client-endpoint" if node == "client" else "server-endpoint"
+            return Sender.CLIENT_ENDPOINT if same else Sender.SERVER_ENDPOINT
+    return Sender.CLIENT_ENDPOINT if node == "client" else Sender.SERVER_ENDPOINT
 
 
 def label_capture(path: Path, found: list[Emission], *, ns_names: dict[str, str],

@@ -237,6 +237,21 @@ def test_server_rst_after_its_server_hello_is_not_sni():
     assert "after_client_hello" not in names(C.rule_context(f))
 
 
+def test_client_rst_right_after_its_client_hello_is_sni():
+    # A server capture: the injector's RST toward the server claims the client, whose
+    # last data is the ClientHello itself.
+    f = make_facts(d=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 100)
+    assert names(C.rule_context(f))["after_client_hello"] == W.after_client_hello
+    assert Tag.AFTER_CLIENTHELLO in f.tags
+
+
+def test_client_rst_after_more_client_data_is_not_sni():
+    # Negative: the client sent more data after its ClientHello (a client abandoning
+    # the handshake it was driving, not a box answering the SNI).
+    f = make_facts(d=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 200)
+    assert "after_client_hello" not in names(C.rule_context(f))
+
+
 def test_unanswered_retransmissions_are_a_silent_drop():
     f = make_facts(s_since_peer=6, s_rxmit=5)
     assert "unanswered_retransmissions" in names(C.rule_context(f))
@@ -271,6 +286,19 @@ def test_kind_injection_means_firewall():
     assert names(C.kind_signs(f)) == {"kind_injection": K.injection}
 
 
+def test_kind_out_of_window_box_rst_is_injection():
+    # A box that kept state answers with the trigger's acknowledgement number; one out
+    # of the window guessed it.
+    f = make_facts()
+    f.tags.add(Tag.SEQ_OOW)
+    assert names(C.kind_signs(f)) == {"kind_injection": K.injection}
+
+
+def test_kind_in_window_box_rst_is_no_injection():
+    f = make_facts()
+    assert "kind_injection" not in names(C.kind_signs(f))
+
+
 def test_kind_reject_means_firewall():
     f = make_facts()
     f.tags.add(Tag.REFUSED)
@@ -295,6 +323,21 @@ def test_kind_position_at_the_client_edge():
 def test_kind_position_mid_path():
     f = make_facts(ttl=254, s_ttl_counts={60: 10}, s_syn_ttl=60)
     assert (f.position.from_client, f.position.to_server) == (2, 3)
+    assert names(C.kind_position(f)) == {"kind_position": K.mid_path}
+
+
+def test_kind_position_mid_path_nearer_the_server():
+    # Server 12 routers from the client capture; a RST with 8 routers behind it was made
+    # 9 hops from the client and 4 before the server: the server's network.
+    f = make_facts(ttl=56)
+    assert (f.position.from_client, f.position.to_server) == (9, 4)
+    assert names(C.kind_position(f)) == {"kind_position": K.server_side}
+    assert Tag.MID_PATH in f.tags
+
+
+def test_kind_position_exact_midpoint_counts_as_transit():
+    f = make_facts(ttl=58, s_ttl_counts={51: 10}, s_syn_ttl=51)
+    assert (f.position.from_client, f.position.to_server) == (7, 7)
     assert names(C.kind_position(f)) == {"kind_position": K.mid_path}
 
 
