@@ -43,8 +43,11 @@ class HostBaselines:
             while len(self._notes) >= self._max_hosts:
                 del self._notes[next(iter(self._notes))]
         item = (file_id, frame, ttl)
-        if len(notes) < PER_HOST or item < notes[-1]:
-            bisect.insort(notes, item)
+        at = bisect.bisect_left(notes, item)
+        # The same packet noted twice (a shard's tracker is given every handshake
+        # up front and then meets its own again) counts once.
+        if (at == len(notes) or notes[at] != item) and at < PER_HOST:
+            notes.insert(at, item)
             del notes[PER_HOST:]
         self._notes[addr] = notes  # re-inserted: most recently noted last
 

@@ -166,6 +166,17 @@ class Tracker:
         self._tails = TailLedger() if self.config.keep_records else None
 
     # -- public API ------------------------------------------------------------
+    def note_handshakes(self, handshakes: np.ndarray) -> None:
+        """Note SYNs and SYN/ACKs (fields ``src``, ``file_id``, ``frame``, ``ttl``) for
+        the per-address TTL baselines, without tracking them.
+
+        A tracker that sees only some of the capture's flows (one shard of it) is
+        given every handshake of the capture up front: a RST's baseline counts only
+        the handshakes earlier than it, so it is the one the whole stream gives.
+        Noting one handshake twice counts it once."""
+        self._hosts.note_many(handshakes["src"].tolist(), handshakes["file_id"].tolist(),
+                              handshakes["frame"].tolist(), handshakes["ttl"].tolist())
+
     def feed(self, batch: np.ndarray) -> list[Event]:
         """Consume one batch of PACKET_DTYPE records (file order); return new events."""
         if batch.dtype != PACKET_DTYPE:
@@ -203,8 +214,7 @@ class Tracker:
         # baseline then reads the handshakes before it whatever the batch cuts.
         hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
         if len(hs):
-            self._hosts.note_many(batch["src"][hs].tolist(), batch["file_id"][hs].tolist(),
-                                  batch["frame"][hs].tolist(), batch["ttl"][hs].tolist())
+            self.note_handshakes(batch[hs])
         ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]

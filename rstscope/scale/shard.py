@@ -20,6 +20,14 @@ that time passes in every shard exactly as it did in the single stream (a
 shard with no packets for a while still sees pending verdicts settle and idle
 flows expire at the same packet time).
 
+Handshakes: the tracker compares a RST that has no packet of its sender in its
+own flow with the handshakes that address made in the capture's *other* flows
+(``rstscope.core.hosts``), which may sit in other shards.  The first pass
+therefore also writes every SYN and SYN/ACK's (address, file, frame, TTL) to
+``handshakes.rec``; each shard's tracker reads them all before its own packets
+(:func:`read_handshakes`), and since a baseline counts only handshakes earlier
+than the RST, that is the baseline the single stream gives.
+
 Memory: the first pass holds one input batch plus its per-shard slices; a
 shard reader holds one chunk of records.  Both are bounded by the batch size,
 not the file size.
@@ -38,11 +46,13 @@ import numpy as np
 
 from rstscope.errors import CaptureError, OutputError
 from rstscope.ingest import open_capture
-from rstscope.schema import PACKET_DTYPE, SCHEMA_VERSION
+from rstscope.schema import PACKET_DTYPE, SCHEMA_VERSION, TH_RST, TH_SYN
 
 __all__ = [
+    "HANDSHAKE_DTYPE",
     "ShardSet",
     "flow_hash",
+    "read_handshakes",
     "read_shard",
     "shard_batches",
     "shard_index",
@@ -53,6 +63,11 @@ _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 _MANIFEST = "shards.json"
+_HANDSHAKES = "handshakes.rec"
+
+#: One SYN or SYN/ACK as the per-address baselines need it (the PACKET_DTYPE names).
+HANDSHAKE_DTYPE = np.dtype([("src", PACKET_DTYPE["src"]), ("file_id", PACKET_DTYPE["file_id"]),
+                            ("frame", PACKET_DTYPE["frame"]), ("ttl", PACKET_DTYPE["ttl"])])
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -169,6 +184,7 @@ def shard_batches(
         d.mkdir(parents=True, exist_ok=True)
         # N files open at once for the whole pass: a with-block per file does not fit.
         handles = [open(d / f"shard-{k}.rec", "wb") for k in range(n_shards)]  # noqa: SIM115
+        handshakes = open(d / _HANDSHAKES, "wb")  # noqa: SIM115
     except OSError as exc:
         raise OutputError(f"cannot write shards to {d}: {exc.strerror}") from exc
     counts = np.zeros(n_shards, dtype=np.int64)
@@ -177,6 +193,13 @@ def shard_batches(
         for batch in batches:
             if not len(batch):
                 continue
+            flags = batch["flags"]
+            hs = batch[((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0)]
+            if len(hs):
+                out = np.empty(len(hs), dtype=HANDSHAKE_DTYPE)
+                for name in HANDSHAKE_DTYPE.names or ():
+                    out[name] = hs[name]
+                out.tofile(handshakes)
             idx = shard_index(batch, n_shards)
             # A stable sort keeps packet order inside each shard.
             order = np.argsort(idx, kind="stable")
@@ -197,6 +220,7 @@ def shard_batches(
     finally:
         for h in handles:
             h.close()
+        handshakes.close()
     meta = {
         "schema_version": SCHEMA_VERSION,
         "dtype": _dtype_text(),
@@ -207,6 +231,21 @@ def shard_batches(
     }
     (d / _MANIFEST).write_text(json.dumps(meta))
     return ShardSet.load(d)
+
+
+def read_handshakes(shards: ShardSet, chunk: int = 65536) -> Iterator[np.ndarray]:
+    """Every SYN and SYN/ACK of the input (HANDSHAKE_DTYPE), in chunks, stream order.
+
+    Shards written before this file existed have none: yields nothing."""
+    path = os.path.join(shards.directory, _HANDSHAKES)
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as fh:
+        while True:
+            recs = np.fromfile(fh, dtype=HANDSHAKE_DTYPE, count=chunk)
+            if not len(recs):
+                return
+            yield recs
 
 
 def read_shard(shards: ShardSet, k: int) -> Iterator[tuple[np.ndarray, int]]:

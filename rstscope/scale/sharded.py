@@ -21,6 +21,9 @@ Theory of operation
 
 What the tracker keeps across flows, and how the sharded path matches it:
 
+* per-address TTL baselines (``rstscope.core.hosts``): every shard is given
+  every handshake of the stream first (``read_handshakes``), and a baseline
+  counts only those earlier than its RST, so it is the single stream's;
 * per-flow vantage: computed from the flow's own packets, so it is the same;
   the capture-wide vantage (a majority vote over flows) is recomputed here
   from the merged flow records exactly as ``Tracker.vantage`` counts them;
@@ -56,7 +59,7 @@ from rstscope.scale.discover import CaptureInput
 from rstscope.scale.identity import content_hash, input_id
 from rstscope.scale.parquet import partition_dir, write_partition
 from rstscope.scale.rows import base_row, error_row, peak_rss_bytes, stat_of
-from rstscope.scale.shard import ShardSet, read_shard, write_shards
+from rstscope.scale.shard import ShardSet, read_handshakes, read_shard, write_shards
 from rstscope.scale.tables import records_table
 
 __all__ = ["ShardResult", "analyze_shard", "analyze_sharded_local", "submit_sharded"]
@@ -83,6 +86,9 @@ def analyze_shard(shards_dir: str, k: int, config: TrackerConfig) -> ShardResult
     started = time.perf_counter()
     shards = ShardSet.load(shards_dir)
     tracker = Tracker(config)
+    # The other shards' handshakes too, for the per-address TTL baselines.
+    for hs in read_handshakes(shards):
+        tracker.note_handshakes(hs)
     # Stream position of each local flow's first packet: file by file, frame by frame.
     created_pos: dict[int, int] = {}
     packets = 0
