@@ -16,6 +16,7 @@ import pytest
 
 from rstscope.enrich.verify import COMPARED, verify_capture
 from rstscope.errors import EXIT_FAIL_ON, EXIT_NOINPUT
+from rstscope.ingest import read_packets
 from tests.conftest import SAMPLES
 
 
@@ -73,8 +74,12 @@ def test_snaplen_cut_is_found(recording, tmp_path, tshark):
                    capture_output=True)
     report = verify_capture(recording.pcap, against=cut)
     assert not report.ok
-    # Every bench packet carries TCP timestamps (Linux default); the cut hides them.
-    assert report.by_field["tsval"] == report.packets
+    # Every bench packet with TCP timestamps (Linux default) loses them in the cut.
+    # Not every packet: a RST the kernel sends for a segment that reaches an already
+    # closed socket carries no options (seen when a loaded machine delays a segment).
+    with_ts = int((read_packets(recording.pcap)["tsval"] >= 0).sum())
+    assert with_ts >= report.packets - 2
+    assert report.by_field["tsval"] == with_ts
     assert "ts_ns" not in report.by_field and "seq" not in report.by_field
 
 

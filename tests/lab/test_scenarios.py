@@ -34,8 +34,10 @@ def test_scenario_has_description_and_a_plan(name):
         assert plan.server_args
     else:
         assert plan.setup is not None
-    # Default timeouts stay short so the suite fits in CI.
-    assert plan.duration_s <= 12
+    # Default timeouts stay short so the suite fits in CI.  Proxy buffering needs
+    # longer: two whole buffers flushed by nginx (a 7 s busy phase), then a slow
+    # phase the client times out in (issue 17), so it has its own bound.
+    assert plan.duration_s <= (15 if name == "proxy-buffering" else 12)
     # Every cause names a node of the topology.
     assert set(plan.causes) <= {"client", "fw", "rtr", "lb", "srv"}
 
