@@ -167,7 +167,8 @@ SURE_WORDS: dict[str, tuple[str, ...]] = {
     # Compared only with the address's other connections (Tag.HOST_BASELINE): the TTL
     # gives the distance, which a firewall's REJECT just in front of it shares.
     "host-baseline": ("sure: sent from the {side}'s distance (its other connections' TTL)",
-                      "sure: from the {side}'s distance (TTL)", "sure: {side}'s distance"),
+                      "sure: from the {side}'s distance (TTL)", "sure: from the {side}'s distance",
+                      "sure: {side}'s distance"),
     # Nothing to compare with, but the RST left its host with an undecremented TTL
     # while the peer's packets crossed routers (evidence ``ttl_capture_host``).
     "capture-host": ("sure: made on the {side}'s host (its TTL not yet decremented)",
@@ -218,10 +219,33 @@ def alternative_wordings(r: dict[str, Any]) -> tuple[str, ...]:
         "or: " + ", ".join([*names[:1], *causes[:1]]))))
 
 
+#: Between :data:`SHORT_CAUSES` and :data:`TINY_CAUSES`, by ``cause_id``: the cause
+#: with who did it, for a detail line with some room left beside what is sure and
+#: the alternatives.  ``{who}``: who timed out ("a proxy/LB", "a firewall", "the
+#: client"); ``{box}``: the kind of box; ``{side}`` and ``{silence}`` as above.
+MID_CAUSES: dict[str, tuple[str, ...]] = {
+    "idle-timeout": ("{who} timed out after {silence} idle",),
+    "lost-state": ("the {side} had lost the connection after {silence}",),
+    "injection": ("{box} (DPI/IPS) forged this RST",),
+    "policy-reject": ("{box} rule rejected the connection",),
+    "middlebox-reset": ("{box} on the path reset the flow",),
+    "refused": ("refused: nothing listens on the port",),
+    "abort": ("the {side} application aborted",),
+    "keepalive-race": ("keep-alive race: reused after {silence} idle",),
+    "accept-overflow": ("overload: reset before the app accepted it",),
+    "total-timeout": ("a total-time limit: aborted while data flowed",),
+    "pmtu-blackhole": ("path-MTU black hole: big segments never got through",),
+    "proxy-buffering": ("a buffering proxy held the stream; then {silence} quiet",),
+    "path-silent": ("the path went silent for {silence}",),
+    "unanswered": ("a request got no answer for {silence}",),
+    "unknown": ("a lone RST, nothing else of its connection",),
+}
+
+
 def tiny_causes(r: dict[str, Any]) -> tuple[str, ...]:
-    """The cause in the fewest words (:data:`TINY_CAUSES`), keeping the silence: for
-    a timeout, first with who timed out (a proxy/LB, the server's link peer), then
-    without (the row's origin column says it)."""
+    """The cause in fewer words (:data:`MID_CAUSES`), then the fewest
+    (:data:`TINY_CAUSES`), keeping the silence; a timeout says who timed out (a
+    proxy/LB, the server's link peer) while it fits, the row's origin column after."""
     rule = r.get("context_rule")
     if rule:
         return (TINY_REFINED.get(str(rule), ""),)
@@ -230,22 +254,28 @@ def tiny_causes(r: dict[str, Any]) -> tuple[str, ...]:
     tags = set(r.get("tags") or ())
     if cid == "abort" and tags & {"after-fin", "after-alert"}:
         return (f"the {side} closed, then aborted", "closed, then aborted")
+    silence = _seconds(r.get("silence_s"))
+    who = _tiny_who(r, side)
+    guess = str(r.get("best_guess") or r.get("origin") or "")
+    box = {"firewall": "a firewall", "load-balancer": "a load balancer"}.get(guess, "a box")
+    mid: tuple[str, ...]
     if cid == "idle-timeout" and r.get("silence_s") is None:
-        template = "timed out after a silence"
+        mid, template = ("{who} timed out after a silence",), "timed out after a silence"
     else:
-        template = TINY_CAUSES.get(cid, "")
-    tiny = template.format(side=side, silence=_seconds(r.get("silence_s")))
+        mid, template = MID_CAUSES.get(cid, ()), TINY_CAUSES.get(cid, "")
+    words = [m.format(side=side, silence=silence, who=who, box=box) for m in mid]
     if cid == "idle-timeout":
-        return (f"{_tiny_who(r, side)} {tiny}", tiny)
-    return (tiny,)
+        # Without its article too ("proxy/LB timed out ..."): a few characters more room.
+        words.append(words[-1].removeprefix("a "))
+    return tuple(dict.fromkeys([*words, template.format(side=side, silence=silence)]))
 
 
 def _tiny_who(r: dict[str, Any], side: str) -> str:
     tags = set(r.get("tags") or ())
     if r.get("sender") == "middlebox":
-        return _who(r, side).removeprefix("a ")
+        return _who(r, side)
     if "proxy-close" in tags:
-        return "proxy/LB"
+        return "a proxy/LB"
     if "same-link-peer" in tags:
         return "the server's link peer"
     return f"the {side}"
@@ -317,6 +347,6 @@ def write_finding(out: TextIO, line: str, detail: str, action: str, *, limit: in
 
 
 __all__ = ["ACTION_INDENT", "DETAIL_INDENT", "ELLIPSIS", "REFINED", "SHORT_CAUSES",
-           "SHORT_STALL_CAUSES", "SURE_WORDS", "TINY_CAUSES", "TINY_MAX_CHARS", "TINY_REFINED",
+           "SHORT_STALL_CAUSES", "MID_CAUSES", "SURE_WORDS", "TINY_CAUSES", "TINY_MAX_CHARS", "TINY_REFINED",
            "action_text", "alternative_wordings", "clip", "clip_middle", "short_cause",
            "sure_wordings", "tiny_causes", "write_finding", "zone_name"]
