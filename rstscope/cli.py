@@ -58,7 +58,7 @@ ENVELOPE_VERSION = 2
 CSV_COLUMNS = (
     "file", "frame", "ts", "ts_ns", "flow_id", "src", "sport", "dst", "dport", "direction",
     "flags", "origin", "best_guess", "sure", "sender", "sender_hops", "confidence", "cause",
-    "alternatives", "silence_s", "idle_gap_s", "ttl", "expected_ttl", "hop_delta",
+    "alternatives", "cause_id", "cause_alternatives", "silence_s", "idle_gap_s", "ttl", "expected_ttl", "hop_delta",
     "conn_state", "action", "advice",
 )
 

@@ -23,8 +23,8 @@ from rstscope import errors
 from rstscope.catalog import known_stacks, load_timeouts_file, with_stack
 from rstscope.core.ttl import INITIAL_TTLS
 from rstscope.core.vocab import Origin, Vantage, values
-from rstscope.core.wording import sure_text
 from rstscope.errors import UsageError
+from rstscope.textfit import sure_wordings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -329,8 +329,8 @@ def apply_min_confidence(record: dict[str, Any], min_confidence: float) -> dict[
     # Compared as printed (two decimals), so a row never shows "0.40" yet says unknown.
     if guess != "unknown" and conf is not None and round(conf, 2) < min_confidence:
         origin = "unknown"
-    side = "client" if record.get("direction") == "orig" else "server"
-    sure = sure_text(str(record.get("sender", "")), side) if record.get("sender") else None
+    # What the packets prove (nothing, without a packet of the sender's to compare).
+    sure = sure_wordings(record)[0] if record.get("sender") else None
     return {**record, "origin": origin, "best_guess": guess, "sure": sure}
 
 

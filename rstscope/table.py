@@ -4,33 +4,39 @@ Layout (80 columns)::
 
     time          client -> server                      origin         conf  silence
     07:41:25.626  192.0.2.2:60986 -> 198.51.100.10:443  load-balancer  0.55    60.0s
-        a proxy/LB in front of the server timed out after 60.0 s of silence
+        proxy/LB timed out after 60.0 s idle [sure: the server's side] [or: server]
         -> raise nginx proxy_read_timeout above 60 s, or send data every < 48 s
 
 The row carries time, client -> server addresses and ports (Zeek's orig -> resp),
-origin, confidence and silence; the indented detail line the cause, what is sure,
-and the alternatives; the ``->`` line the action.  A cause or advice too long for
-the width is said in its short form (the record's ``action``; :func:`short_cause`),
-so no sentence is cut; wider terminals show the full ones and add frame/flow/TTL columns;
+origin, confidence and silence; the indented detail line the cause, what is sure
+(``[sure: ...]``) and the alternatives (``[or: ...]``); the ``->`` line the action.
+Every part of the detail line has wordings from the full sentence down to a few
+words (rstscope.textfit's tables), and the line takes the most words that let the
+cause, what is sure and the first alternative all fit, so none is cut or dropped.
+An advice too long for the width is said in its short form (the record's
+``action``); wider terminals show the full ones and add frame/flow/TTL columns;
 ``wide=True`` prints one long, uncut line per reset (for grep and logs).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from rstscope.core.wording import sure_text
 from rstscope.findings import render_stalls
 from rstscope.textfit import (
     ACTION_INDENT,
     DETAIL_INDENT,
     SHORT_CAUSES,
     action_text,
+    alternative_wordings,
     clip,
     clip_middle,
     short_cause,
+    sure_wordings,
+    tiny_causes,
     write_finding,
     zone_name,
 )
@@ -73,53 +79,51 @@ def conn_text(r: dict[str, Any]) -> str:
     return f"{src} -> {dst}" if r.get("direction") == "orig" else f"{dst} -> {src}"
 
 
-def _side(r: dict[str, Any]) -> str:
-    return "client" if r.get("direction") == "orig" else "server"
-
-
 def _extras(r: dict[str, Any]) -> list[tuple[str, ...]]:
     """What is sure, where the box sits, the alternatives: each as its wordings, most
-    to least detailed (a narrow line takes the first that fits, or leaves it out)."""
-    side = _side(r)
-    out: list[tuple[str, ...]] = []
-    sender = str(r.get("sender") or "")
-    sure = r.get("sure") or (sure_text(sender, side) if sender else None)
-    if sure:
-        compact = ("sure: a box made it" if sender == "middlebox"
-                   else f"sure: from the {side}'s side")
-        out.append((f"[{sure}]", f"[{compact}]"))
+    to least detailed, in brackets.  Only where the box sits may be left out."""
+    out = [tuple(f"[{w}]" for w in sure_wordings(r))]
     pos = r.get("path_position")
     if pos:
-        out.append((f"[made at: {pos}]",))
-    alts = [a for a in (r.get("alternatives") or ()) if a]
+        out.append((f"[made at: {pos}]", ""))
+    alts = alternative_wordings(r)
     if alts:
-        def name(a: Any) -> str:
-            return str(a[0]) if isinstance(a, (list, tuple)) else str(a)
-
-        out.append(("[or: " + "; ".join(
-            f"{a[0]} ({a[1]})" if isinstance(a, (list, tuple)) and len(a) > 1 else str(a)
-            for a in alts) + "]",
-            "[or: " + ", ".join(dict.fromkeys(name(a) for a in alts)) + "]"))
+        out.append(tuple(f"[{w}]" for w in alts))
     return out
 
 
-def detail_text(r: dict[str, Any], room: int | None = None) -> str:
+def _causes(r: dict[str, Any]) -> tuple[str, ...]:
+    """The cause sentence, then in a few words, then in the fewest (no empty ones)."""
+    cause = str(r.get("cause", ""))
+    return tuple(dict.fromkeys(c for c in (cause, short_cause(r), *tiny_causes(r)) if c)) or ("",)
+
+
+def detail_text(r: dict[str, Any], room: int | None = None, guess: str = "") -> str:
     """The cause, then what is sure apart from the guess, then the alternatives.
 
-    With ``room`` (the characters the line has), a cause sentence longer than that
-    is said in a few words (:func:`short_cause`, which keeps the silence), and each
-    extra is said compactly or left out rather than cut mid-word."""
-    cause = str(r.get("cause", ""))
+    With ``room`` (the characters the line has), each part is said in the most words
+    that let every part fit: the cause first (the sentence, a few words that keep
+    the silence, the fewest), then what is sure, then the alternatives (all with
+    their reasons, their names, the first).  What is sure and the first alternative
+    are always said; where the box sits only when there is room.  ``guess`` is a
+    best guess for a verdict below --min-confidence, said first; when even the fewest
+    words do not fit beside it (a --min-confidence raised above most verdicts), it is
+    left out: the row says ``unknown`` and ``--wide`` and JSON keep the guess."""
+    extras = _extras(r)
+    causes = _causes(r)
+    guesses = (f"best guess: {guess};", f"guess: {guess};") if guess else ("",)
     if room is None:
-        return " ".join([cause, *(e[0] for e in _extras(r))]).strip()
-    if len(cause) > room:
-        cause = short_cause(r) or cause
-    text = cause
-    for wordings in _extras(r):
-        fits = next((w for w in wordings if len(text) + 1 + len(w) <= room), None)
-        if fits is not None:
-            text = f"{text} {fits}"
-    return text
+        return " ".join(p for p in (guesses[0], causes[0], *(e[0] for e in extras)) if p)
+    # A few wordings per part, tried in order of preference (product() varies the
+    # last part fastest): the first that fits is the one with the most words where
+    # they matter most.
+    for tried in (guesses, ("",)):
+        for cause_w, guess_w, *extra_w in itertools.product(causes, tried, *extras):
+            text = " ".join(p for p in (guess_w, cause_w, *extra_w) if p)
+            if len(text) <= room:
+                return text
+    # Too narrow for any: the fewest words, cut by the caller.
+    return " ".join(p for p in (causes[-1], *(e[-1] for e in extras)) if p)
 
 
 def sort_resets(resets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,7 +194,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
         for i, o in enumerate(origins):
             if o.startswith("unknown (best guess"):
                 origins[i] = "unknown"
-                guess_first[i] = o.removeprefix("unknown (").rstrip(")") + "; "
+                guess_first[i] = str(resets[i].get("best_guess"))
     w_origin = max(6, *(len(o) for o in origins))
     fixed = w_time + w_origin + w_conf + w_sil + 2 * 4
     if roomy:
@@ -210,9 +214,7 @@ def render(doc: dict[str, Any], out: TextIO, *, width: int = 80, wide: bool = Fa
     out.write(clip(header, limit) + "\n")
     for i, r in enumerate(resets):
         line = row(times[i], conns[i], origins[i], confs[i], silences[i], extras[i])
-        room = None if wide else limit - len(DETAIL_INDENT)
-        detail = guess_first[i] + detail_text(
-            r, None if room is None else room - len(guess_first[i]))
+        detail = detail_text(r, None if wide else limit - len(DETAIL_INDENT), guess_first[i])
         write_finding(out, line, detail,
                       action_text(r, limit - len(ACTION_INDENT)),  # wide: the full advice
                       limit=limit, wide=wide)

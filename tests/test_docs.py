@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,15 @@ def test_readme_first_screen_has_the_two_commands() -> None:
     head = "\n".join((REPO / "README.md").read_text().splitlines()[:30])
     assert "rstscope analyze samples/" in head
     assert "bash scripts/test.sh" in head
+    # The verdict itself, in its three lines (row, detail with what is sure and the
+    # alternative, action), each whole at 80 columns; test_cli_table checks that it is
+    # the real output.
+    lines = head.splitlines()
+    action = next(i for i, ln in enumerate(lines) if ln.startswith("    -> "))
+    row, detail = lines[action - 2], lines[action - 1]
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3}  ", row), row
+    assert "[sure: " in detail and "[or: " in detail, detail
+    assert all(len(ln) <= 80 and not ln.endswith("...") for ln in lines), lines
     ci = (REPO / ".ci" / "run").read_text()
     assert "scripts/test.sh" in ci
 
