@@ -31,16 +31,16 @@ from rstscope.core.flow import (
     LASTID,
     LASTPL,
     MAXACK,
-    NR_ACK,
-    NR_FLAGS,
-    NR_FRAME,
-    NR_GAP,
-    NR_IPID,
-    NR_LEN,
-    NR_SEQ,
-    NR_TS,
-    NR_TTL,
-    NR_WIN,
+    NONRST_ACK,
+    NONRST_FLAGS,
+    NONRST_FRAME,
+    NONRST_GAP_NS,
+    NONRST_IPID,
+    NONRST_PAYLOAD_LEN,
+    NONRST_SEQ,
+    NONRST_TS_NS,
+    NONRST_TTL,
+    NONRST_WIN,
     PKTS,
     RAND,
     RXMIT,
@@ -81,16 +81,18 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.ndarray,
-          d: np.ndarray, flows: Sequence[Flow], slots: np.ndarray, table: DirTable) -> None:
+          direction: np.ndarray, flows: Sequence[Flow], slots: np.ndarray,
+          table: DirTable) -> None:
     """Fold packets ``idx`` of ``batch`` (a PACKET_DTYPE array, or its
-    :func:`columns`) of flows ``flows[g]``, direction ``d``; ``slots[g, d]`` is
+    :func:`columns`) of flows ``flows[g]``, sent in ``direction`` (0 by the flow's
+    originator, 1 by its responder); ``slots[g, direction]`` is
     each direction's row in ``table``.  Each flow's packets
     must appear in ``idx`` in frame order; flows may be interleaved in any way
     (the tracker passes them grouped by flow, which saves a sort here)."""
     n = len(idx)
     if n == 0:
         return
-    fd = g.astype(np.int64) * 2 + d
+    fd = g.astype(np.int64) * 2 + direction
     # A stable sort on a two-byte key is a radix sort: much faster, same order.
     o = np.argsort(fd.astype(np.uint16) if len(flows) < 1 << 15 else fd, kind="stable")
     sfd = fd[o]
@@ -208,16 +210,16 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         last_gap = gapg[inv_og[last]]
 
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
-    col[NR_TS] = ts_s[ends]
-    col[NR_FRAME] = batch["frame"][lrow]
-    col[NR_SEQ] = batch["seq"][lrow]
-    col[NR_ACK] = batch["ack"][lrow]
-    col[NR_FLAGS] = batch["flags"][lrow]
-    col[NR_LEN] = plen_s[ends]
-    col[NR_TTL] = batch["ttl"][lrow]
-    col[NR_IPID] = batch["ip_id"][lrow]
-    col[NR_WIN] = batch["win"][lrow]
-    col[NR_GAP] = last_gap
+    col[NONRST_TS_NS] = ts_s[ends]
+    col[NONRST_FRAME] = batch["frame"][lrow]
+    col[NONRST_SEQ] = batch["seq"][lrow]
+    col[NONRST_ACK] = batch["ack"][lrow]
+    col[NONRST_FLAGS] = batch["flags"][lrow]
+    col[NONRST_PAYLOAD_LEN] = plen_s[ends]
+    col[NONRST_TTL] = batch["ttl"][lrow]
+    col[NONRST_IPID] = batch["ip_id"][lrow]
+    col[NONRST_WIN] = batch["win"][lrow]
+    col[NONRST_GAP_NS] = last_gap
 
     # Packets sent since the opposite direction was last heard (silent-drop tell).
     last_of = np.full(len(flows) * 2, -1, dtype=np.int64)
@@ -273,7 +275,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         if gap > flow.max_gap_ns:
             flow.max_gap_ns = gap
         flow.last_ts = t_last
-        flow.nr_last_ts = t_last
+        flow.last_non_rst_ts_ns = t_last
     letters.sort(key=lambda x: x[0])
     for _, flow, dd, letter in letters:
         flow.add_letter(dd, letter)
