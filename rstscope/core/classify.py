@@ -804,11 +804,13 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     cause = cause_text(f, origin, sender, best_fit)
     advice = advice_lines(f, origin, sender, best_fit)
     flow = ctx.flow
-    src_raw, dst_raw = (flow.orig_raw, flow.resp_raw) if ctx.direction == 0 else (flow.resp_raw,
-                                                                             flow.orig_raw)
-    sport, dport = (flow.orig_p, flow.resp_p) if ctx.direction == 0 else (flow.resp_p, flow.orig_p)
-    o_nr = ctx.s_last_non_rst_ts_ns if ctx.direction == 0 else ctx.r_last_non_rst_ts_ns
-    r_nr = ctx.r_last_non_rst_ts_ns if ctx.direction == 0 else ctx.s_last_non_rst_ts_ns
+    from_orig = ctx.direction == 0
+    src_raw, dst_raw = ((flow.orig_raw, flow.resp_raw) if from_orig
+                        else (flow.resp_raw, flow.orig_raw))
+    sport, dport = (flow.orig_p, flow.resp_p) if from_orig else (flow.resp_p, flow.orig_p)
+    # Each side's last non-RST packet, for the per-side idle gaps.
+    orig_last_ts_ns = ctx.s_last_non_rst_ts_ns if from_orig else ctx.r_last_non_rst_ts_ns
+    resp_last_ts_ns = ctx.r_last_non_rst_ts_ns if from_orig else ctx.s_last_non_rst_ts_ns
     last_pl = max(ctx.s_last_payload_ts, ctx.r_last_payload_ts)
     sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
                    else hops(ctx.ttl))
@@ -837,13 +839,15 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
         frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts_ns, ts=ctx.ts_ns / NS,
         flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
         dst=addr_text(dst_raw, flow.ip_v), dport=dport,
-        direction="orig" if ctx.direction == 0 else "resp", flags=flags_text(ctx.flags),
+        direction="orig" if from_orig else "resp", flags=flags_text(ctx.flags),
         origin=origin, sender=sender,
         sender_hops=sender_hops, confidence=round(conf, 3), cause=cause,
         evidence=evidence, alternatives=tuple(dict(reversed(alternatives)).items())[::-1],
         advice=advice, idle_gap_s=_r(f.idle_gap_s),
-        idle_gap_orig_s=_r((ctx.ts_ns - o_nr) / NS if o_nr >= 0 else None),
-        idle_gap_resp_s=_r((ctx.ts_ns - r_nr) / NS if r_nr >= 0 else None),
+        idle_gap_orig_s=_r((ctx.ts_ns - orig_last_ts_ns) / NS if orig_last_ts_ns >= 0
+                           else None),
+        idle_gap_resp_s=_r((ctx.ts_ns - resp_last_ts_ns) / NS if resp_last_ts_ns >= 0
+                           else None),
         idle_since_payload_s=_r((ctx.ts_ns - last_pl) / NS if last_pl >= 0 else None),
         idle_before_trigger_s=_r(f.trigger_gap_s) if f.triggered else None,
         silence_s=_r(silence),
