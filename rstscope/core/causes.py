@@ -86,7 +86,7 @@ def _trigger_is_alert(f: Facts) -> bool:
     """The receiver's last packet before the RST was a TLS alert (close_notify)."""
     c = f.ctx
     trigger_ts_ns = c.r_last_non_rst_ts_ns
-    return c.flow.dirs[1 - c.direction].tls_alert_ts == trigger_ts_ns and trigger_ts_ns >= 0
+    return c.flow.dirs[1 - c.direction].tls_alert_ts_ns == trigger_ts_ns and trigger_ts_ns >= 0
 
 
 def rule_keepalive_race(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, object]] | None:
@@ -100,23 +100,23 @@ def rule_keepalive_race(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, obje
     reaction to a proxy's close, which is an idle timeout, not a race).
     """
     c = f.ctx
-    if rec.sender == "middlebox" or f.side != "server" or c.s_last_payload_ts < 0:
+    if rec.sender == "middlebox" or f.side != "server" or c.s_last_payload_ts_ns < 0:
         return None
     if c.r_last_non_rst_payload_len <= 0 or _trigger_is_alert(f):
         return None
-    if c.r_last_non_rst_ts_ns < c.s_last_payload_ts:
+    if c.r_last_non_rst_ts_ns < c.s_last_payload_ts_ns:
         return None  # the request is older than the server's last data: not a reuse
     delay_s = (c.ts_ns - c.r_last_non_rst_ts_ns) / NS
     if not 0 <= delay_s <= KEEPALIVE_MAX_DELAY_S:
         return None
-    if c.s_fin_ts >= 0 and c.s_fin_ts <= c.r_last_non_rst_ts_ns:
+    if c.s_fin_ts_ns >= 0 and c.s_fin_ts_ns <= c.r_last_non_rst_ts_ns:
         # FIN first: the silence that mattered is the one before the server's close.
         idle_s = c.s_close_gap_ns / NS
         if idle_s >= KEEPALIVE_MIN_IDLE_S:
             return "keepalive-race", {"order": "fin-first", "idle_s": idle_s}
         return None
     idle_s = c.r_last_non_rst_gap_ns / NS
-    if (c.s_fin_ts < 0 and idle_s >= KEEPALIVE_MIN_IDLE_S and c.flags & TH_ACK
+    if (c.s_fin_ts_ns < 0 and idle_s >= KEEPALIVE_MIN_IDLE_S and c.flags & TH_ACK
             and c.r_snd_nxt is not None and c.ack == c.r_snd_nxt):
         return "keepalive-race", {"order": "request-first", "idle_s": idle_s}
     return None
@@ -128,9 +128,10 @@ def rule_accept_overflow(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, obj
     c = f.ctx
     flow = c.flow
     if (rec.sender == "middlebox" or f.side != "server" or not (c.syn_seen and c.synack_seen)
-            or c.s_last_payload_ts >= 0 or flow.synack_ts < 0 or c.r_last_non_rst_payload_len <= 0):
+            or c.s_last_payload_ts_ns >= 0 or flow.synack_ts_ns < 0
+            or c.r_last_non_rst_payload_len <= 0):
         return None
-    if (c.ts_ns - flow.synack_ts) / NS > ACCEPT_MAX_AFTER_HANDSHAKE_S:
+    if (c.ts_ns - flow.synack_ts_ns) / NS > ACCEPT_MAX_AFTER_HANDSHAKE_S:
         return None
     return "accept-overflow", {}
 
@@ -139,15 +140,15 @@ def rule_total_timeout(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, objec
     """An endpoint aborted a whole number of seconds after its own request while the
     peer was still sending: a total deadline, not an idle one."""
     c = f.ctx
-    if (rec.sender == "middlebox" or c.s_last_payload_ts < 0 or c.r_last_payload_ts < 0
-            or c.s_fin_ts >= 0):
+    if (rec.sender == "middlebox" or c.s_last_payload_ts_ns < 0 or c.r_last_payload_ts_ns < 0
+            or c.s_fin_ts_ns >= 0):
         return None  # (after its own FIN the sender had finished: not a deadline)
     if c.flow.dirs[1 - c.direction].get(RXMIT):
         return None  # the peer's data was being retransmitted: a path problem, not a limit
-    elapsed_s = (c.ts_ns - c.s_last_payload_ts) / NS
-    if elapsed_s < TOTAL_MIN_ELAPSED_S or (c.ts_ns - c.r_last_payload_ts) / NS > TOTAL_ACTIVE_S:
+    elapsed_s = (c.ts_ns - c.s_last_payload_ts_ns) / NS
+    if elapsed_s < TOTAL_MIN_ELAPSED_S or (c.ts_ns - c.r_last_payload_ts_ns) / NS > TOTAL_ACTIVE_S:
         return None
-    if c.r_last_payload_ts <= c.s_last_payload_ts:
+    if c.r_last_payload_ts_ns <= c.s_last_payload_ts_ns:
         return None  # the peer was not answering: that is a read timeout
     if abs(elapsed_s - round(elapsed_s)) > TOTAL_ROUND_TOLERANCE_S:
         return None

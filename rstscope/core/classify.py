@@ -280,22 +280,22 @@ def rule_bidirectional(f: Facts) -> list[Evidence]:
 def rule_context(f: Facts) -> list[Evidence]:
     c, w, t = f.ctx, f.cfg.scoring.weights, f.cfg.scoring.thresholds
     out: list[Evidence] = []
-    if c.s_fin_ts >= 0:
+    if c.s_fin_ts_ns >= 0:
         f.tags.add(Tag.AFTER_FIN)
-        out.append(_ev("after_own_fin", round((c.ts_ns - c.s_fin_ts) / NS, 4),
+        out.append(_ev("after_own_fin", round((c.ts_ns - c.s_fin_ts_ns) / NS, 4),
                        "RST without a prior FIN", w.after_own_fin))
-    if c.s_tls_alert_ts >= 0:
+    if c.s_tls_alert_ts_ns >= 0:
         f.tags.add(Tag.AFTER_ALERT)
-        out.append(_ev("after_tls_alert", round((c.ts_ns - c.s_tls_alert_ts) / NS, 4),
+        out.append(_ev("after_tls_alert", round((c.ts_ns - c.s_tls_alert_ts_ns) / NS, 4),
                        "no TLS alert", w.after_tls_alert))
     # SNI filtering: a RST soon after the ClientHello, before any ServerHello and with
     # no data from its claimed sender since (a bare ACK may come first).  An injector
     # resets both ends, so the "client" RST a server capture sees counts too: the
     # client's last data is the ClientHello itself.
-    if (c.ch_ts >= 0 and c.sh_ts < 0
-            and 0 <= c.ts_ns - c.ch_ts <= t.client_hello_window_s * NS
-            and (c.s_last_payload_ts < c.ch_ts if c.direction == 1
-                 else c.s_last_payload_ts <= c.ch_ts)):
+    if (c.client_hello_ts_ns >= 0 and c.server_hello_ts_ns < 0
+            and 0 <= c.ts_ns - c.client_hello_ts_ns <= t.client_hello_window_s * NS
+            and (c.s_last_payload_ts_ns < c.client_hello_ts_ns if c.direction == 1
+                 else c.s_last_payload_ts_ns <= c.client_hello_ts_ns)):
         f.tags.add(Tag.AFTER_CLIENTHELLO)
         out.append(_ev("after_client_hello", True, "ServerHello before any RST",
                        w.after_client_hello))
@@ -303,7 +303,8 @@ def rule_context(f: Facts) -> list[Evidence]:
             and c.s_pkts == 0):
         f.tags.add(Tag.REFUSED)
         out.append(_ev("answers_syn", True, "SYN/ACK", w.answers_syn))
-    if c.r_fin_ts >= 0 and c.s_fin_ts < 0 and f.triggered and c.r_last_non_rst_payload_len == 0:
+    if (c.r_fin_ts_ns >= 0 and c.s_fin_ts_ns < 0 and f.triggered
+            and c.r_last_non_rst_payload_len == 0):
         out.append(_ev("after_peer_fin", True, "FIN/ACK from the sender", 0.0))
     if (f.triggered and c.r_last_non_rst_payload_len > 0 and Tag.IPID0_DF in f.tags
             and not c.flags & TH_ACK):
@@ -592,7 +593,7 @@ def _mid_response_close(f: Facts) -> bool:
     if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
             and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return False
-    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    close_ts_ns = min(x for x in (c.s_fin_ts_ns, c.s_tls_alert_ts_ns) if x >= 0)
     if c.s_close_gap_ns < t.mid_response_min_gap_s * NS:
         # Closing right after its data is how a server ends a response, abortively
         # (FIN and RST at once) or not: only a close on a timer leans.
@@ -602,11 +603,11 @@ def _mid_response_close(f: Facts) -> bool:
         # between: SO_LINGER 0 set on purpose when a timer fires, a proxy's habit
         # (haproxy ``option nolinger``, ``timeout server``).  A keep-alive race never
         # looks like this: its RST answers the client's next request.
-        return c.ts_ns - close_ts <= t.abortive_close_s * NS
+        return c.ts_ns - close_ts_ns <= t.abortive_close_s * NS
     react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
     # The RST answers the client's reaction to the close (its alert or FIN, sent at
     # once), not a request sent later on a connection it still thought open.
-    return c.r_fin_ts >= close_ts or c.r_last_non_rst_ts_ns - close_ts <= react_s * NS
+    return c.r_fin_ts_ns >= close_ts_ns or c.r_last_non_rst_ts_ns - close_ts_ns <= react_s * NS
 
 
 def _never_answered(f: Facts) -> bool:
@@ -619,10 +620,10 @@ def _never_answered(f: Facts) -> bool:
     """
     c = f.ctx
     min_ns = f.cfg.scoring.thresholds.mid_response_min_gap_s * NS
-    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
-            and c.r_last_payload_ts >= 0):
+    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts_ns < 0
+            and c.r_last_payload_ts_ns >= 0):
         return False
-    if c.s_fin_ts >= 0:
+    if c.s_fin_ts_ns >= 0:
         return c.s_close_gap_ns >= min_ns
     # No FIN: the abortive close (haproxy ``option nolinger``) is the RST itself, on
     # its own after the silence.  Only from a capture known to sit at the client: on
@@ -647,11 +648,11 @@ def _far_close_then_reset(f: Facts) -> bool:
     if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
             and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return False
-    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    close_ts_ns = min(x for x in (c.s_fin_ts_ns, c.s_tls_alert_ts_ns) if x >= 0)
     if not f.triggered:
-        return c.ts_ns - close_ts <= t.abortive_close_s * NS
+        return c.ts_ns - close_ts_ns <= t.abortive_close_s * NS
     react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
-    return c.r_fin_ts >= close_ts or c.r_last_non_rst_ts_ns - close_ts <= react_s * NS
+    return c.r_fin_ts_ns >= close_ts_ns or c.r_last_non_rst_ts_ns - close_ts_ns <= react_s * NS
 
 
 def _same_link_peer(f: Facts) -> bool:
@@ -811,7 +812,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     # Each side's last non-RST packet, for the per-side idle gaps.
     orig_last_ts_ns = ctx.s_last_non_rst_ts_ns if from_orig else ctx.r_last_non_rst_ts_ns
     resp_last_ts_ns = ctx.r_last_non_rst_ts_ns if from_orig else ctx.s_last_non_rst_ts_ns
-    last_pl = max(ctx.s_last_payload_ts, ctx.r_last_payload_ts)
+    last_pl = max(ctx.s_last_payload_ts_ns, ctx.r_last_payload_ts_ns)
     sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
                    else hops(ctx.ttl))
     silence = f.trigger_gap_s if f.triggered else f.idle_gap_s
@@ -819,7 +820,7 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     cand_matches = f.matches
     if f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT} and ctx.s_close_gap_ns >= 0:
         # The gap was measured at the sender's first closing packet (alert or FIN).
-        silence_end = min(t for t in (ctx.s_fin_ts, ctx.s_tls_alert_ts) if t >= 0)
+        silence_end = min(t for t in (ctx.s_fin_ts_ns, ctx.s_tls_alert_ts_ns) if t >= 0)
         # The RST only ended a close the sender had begun: the silence before that
         # close is what a timeout explains.  Proxies first: they close on a timer.
         silence = ctx.s_close_gap_ns / NS

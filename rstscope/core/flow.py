@@ -54,9 +54,9 @@ def ipid_kind(prev: int, cur: int) -> int:
 # RSTs still points at what came before them.  ``last_non_rst_gap_ns`` is the
 # silence in the flow (non-RST packets, either direction) just before that packet.
 FIELDS: Final = (
-    "pkts", "bytes", "ip_bytes", "first_ts", "last_ts", "last_payload_ts",
+    "pkts", "bytes", "ip_bytes", "first_ts_ns", "last_ts_ns", "last_payload_ts_ns",
     "ipid_inc", "ipid_zero", "ipid_const", "ipid_rand", "last_ip_id", "win", "snd_nxt",
-    "max_ack", "rxmit", "since_peer", "data_unacked_ts", "ts_opt", "hist",
+    "max_ack", "rxmit", "since_peer", "data_unacked_ts_ns", "ts_opt", "hist",
     "last_non_rst_ts_ns", "last_non_rst_frame", "last_non_rst_seq", "last_non_rst_ack",
     "last_non_rst_flags", "last_non_rst_payload_len", "last_non_rst_ttl",
     "last_non_rst_ip_id", "last_non_rst_win", "last_non_rst_gap_ns",
@@ -106,7 +106,7 @@ class Dir:
     """
 
     __slots__ = ("table", "slot", "ttl_counts", "ep", "last_syn_seq", "last_fin_seq",
-                 "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale",
+                 "last_rst_seq", "zwin", "fin_ts_ns", "tls_alert_ts_ns", "isn", "syn_ttl", "wscale",
                  "close_gap_ns", "close_mid_response")
 
     def __init__(self, table: DirTable) -> None:
@@ -118,8 +118,8 @@ class Dir:
         self.last_fin_seq = -1
         self.last_rst_seq = -1
         self.zwin = 0
-        self.fin_ts = -1
-        self.tls_alert_ts = -1
+        self.fin_ts_ns = -1
+        self.tls_alert_ts_ns = -1
         self.isn: int | None = None
         self.syn_ttl = -1  # TTL of this side's SYN or SYN/ACK: the endpoint's own stack
         self.wscale = -1
@@ -208,11 +208,11 @@ class ResetContext:
     s_ipid_counts: list[int]
     s_last_ip_id: int
     s_last_non_rst_ts_ns: int  # the sender's last non-RST packet (see FIELDS), -1 if none
-    s_last_payload_ts: int
+    s_last_payload_ts_ns: int
     s_snd_nxt: int | None
     s_max_ack: int | None
-    s_fin_ts: int
-    s_tls_alert_ts: int
+    s_fin_ts_ns: int
+    s_tls_alert_ts_ns: int
     s_since_peer: int
     s_rxmit: int
     s_ts_opt: bool
@@ -231,16 +231,16 @@ class ResetContext:
     r_last_non_rst_ip_id: int
     r_last_non_rst_win: int
     r_last_non_rst_gap_ns: int  # the flow's silence just before that packet
-    r_last_payload_ts: int
+    r_last_payload_ts_ns: int
     r_snd_nxt: int | None
     r_win: int | None
     r_wscale: int
-    r_fin_ts: int
+    r_fin_ts_ns: int
     # Flow.
     syn_seen: bool
     synack_seen: bool
-    ch_ts: int
-    sh_ts: int
+    client_hello_ts_ns: int
+    server_hello_ts_ns: int
     prior: list[PriorRst]
     later: list[Obs] = field(default_factory=list)
     # Zeek's conn_state right after this RST, set by Flow.packet once the RST has
@@ -258,10 +258,10 @@ class Flow:
 
     __slots__ = (
         "flow_id", "generation", "key", "orig_is_a", "orientation", "ip_v", "orig_raw",
-        "resp_raw", "orig_p", "resp_p", "dirs", "history", "first_ts", "last_ts",
-        "last_non_rst_ts_ns", "max_gap_ns", "syn_ts", "synack_ts", "hs_ack_ts", "syn_seq",
-        "rtt_side_ns", "resets", "pending", "recent_rsts", "ch_ts", "sh_ts", "evicted",
-        "flipped", "warned_s", "hot_until", "table",
+        "resp_raw", "orig_p", "resp_p", "dirs", "history", "first_ts_ns", "last_ts_ns",
+        "last_non_rst_ts_ns", "max_gap_ns", "syn_ts_ns", "synack_ts_ns", "handshake_ack_ts_ns",
+        "syn_seq", "rtt_side_ns", "resets", "pending", "recent_rsts", "client_hello_ts_ns",
+        "server_hello_ts_ns", "evicted", "flipped", "warned_s", "hot_until_ns", "table",
     )
 
     def __init__(self, table: DirTable, flow_id: int, generation: int, key: bytes,
@@ -281,24 +281,24 @@ class Flow:
         self.resp_p = resp_p
         self.dirs = (Dir(table), Dir(table))
         self.history: list[str] = ["^"] if self.flipped else []
-        self.first_ts = -1
-        self.last_ts = -1
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
         self.last_non_rst_ts_ns = -1  # the flow's last non-RST packet, either direction
         self.max_gap_ns = 0
-        self.syn_ts = -1
-        self.synack_ts = -1
-        self.hs_ack_ts = -1
+        self.syn_ts_ns = -1
+        self.synack_ts_ns = -1
+        self.handshake_ack_ts_ns = -1
         self.syn_seq: int | None = None
         # Round trip from the capture point to each side and back: [orig, resp].
         self.rtt_side_ns: list[int] = [-1, -1]
         self.resets = 0
         self.pending: list[ResetContext] = []
         self.recent_rsts: list[PriorRst] = []
-        self.ch_ts = -1
-        self.sh_ts = -1
+        self.client_hello_ts_ns = -1
+        self.server_hello_ts_ns = -1
         self.evicted = False
         self.warned_s = 0.0
-        self.hot_until = -1  # packets up to this time feed a pending RST's evidence
+        self.hot_until_ns = -1  # packets up to this time feed a pending RST's evidence
 
     # -- queries -----------------------------------------------------------
     def ended(self) -> bool:
@@ -311,13 +311,13 @@ class Flow:
         A still-INACTIVE side is checked by the tracker: it matters only if that
         side sends (one-sided captures would otherwise never leave this path).
         """
-        if self.pending and ts_ns <= self.hot_until:
+        if self.pending and ts_ns <= self.hot_until_ns:
             return True
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
         if o in _HANDSHAKING or r in _HANDSHAKING:
             return True
         # The handshake's third packet (a plain ACK) times the client-side RTT.
-        return self.synack_ts >= 0 and self.hs_ack_ts < 0
+        return self.synack_ts_ns >= 0 and self.handshake_ack_ts_ns < 0
 
     def conn_state(self) -> str:
         o, r = self.dirs
@@ -341,17 +341,17 @@ class Flow:
         table = self.table.a
         ps = peer.slot
         m = table[me.slot].tolist()
-        prev_own_payload_ts = m[LASTPL]
+        prev_own_payload_ts_ns = m[LASTPL]
         is_rst = bool(flags & TH_RST)
         for pend in self.pending:
             if len(pend.later) < 64:
                 pend.later.append(Obs(ts_ns, direction, flags, seq, ack, payload_len, ttl, ip_id,
                                       frame))
-        gap = ts_ns - self.last_ts if self.last_ts >= 0 else 0
+        gap = ts_ns - self.last_ts_ns if self.last_ts_ns >= 0 else 0
         if gap > self.max_gap_ns:
             self.max_gap_ns = gap
-        if self.first_ts < 0:
-            self.first_ts = ts_ns
+        if self.first_ts_ns < 0:
+            self.first_ts_ns = ts_ns
         ctx = self._reset_context(direction, m, table[ps].tolist(), ts_ns, frame, file_id, flags,
                                   seq, ack, payload_len, ttl, ip_id, df, win,
                                   tsval) if is_rst else None
@@ -362,7 +362,7 @@ class Flow:
         if m[FIRST] < 0:
             m[FIRST] = ts_ns
         m[LAST] = ts_ns
-        self.last_ts = ts_ns
+        self.last_ts_ns = ts_ns
         if payload_len:
             m[LASTPL] = ts_ns
         m[SINCE] += 1
@@ -370,8 +370,8 @@ class Flow:
         if (me.close_gap_ns < 0 and not is_rst and (flags & TH_FIN or tls_ct == 21)
                 and self.last_non_rst_ts_ns >= 0):
             me.close_gap_ns = ts_ns - self.last_non_rst_ts_ns
-            me.close_mid_response = (prev_own_payload_ts >= 0
-                                     and prev_own_payload_ts >= int(table[ps, LASTPL]))
+            me.close_mid_response = (prev_own_payload_ts_ns >= 0
+                                     and prev_own_payload_ts_ns >= int(table[ps, LASTPL]))
         seg_len = payload_len + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
@@ -394,7 +394,7 @@ class Flow:
                 # RTT toward *me*: the peer's newest data, seen here, now acked by me.
                 # Only without a complete handshake: SYN timing has no delayed-ACK
                 # or application think time in it, so it is the better estimate.
-                if self.hs_ack_ts < 0:
+                if self.handshake_ack_ts_ns < 0:
                     p_unacked, p_nxt = int(table[ps, UNACKED]), int(table[ps, SNDNXT])
                     if p_unacked >= 0 and p_nxt >= 0 and seq_diff(ack, p_nxt) >= 0:
                         sample = ts_ns - p_unacked
@@ -430,14 +430,14 @@ class Flow:
         table[me.slot] = m
         states.step(me.ep, peer.ep, self.dirs[0].ep, direction == 0, flags, payload_len)
         self._handshake(direction, ts_ns, flags)
-        if tls_hs == 1 and self.ch_ts < 0:
-            self.ch_ts = ts_ns
-        elif tls_hs == 2 and self.sh_ts < 0:
-            self.sh_ts = ts_ns
+        if tls_hs == 1 and self.client_hello_ts_ns < 0:
+            self.client_hello_ts_ns = ts_ns
+        elif tls_hs == 2 and self.server_hello_ts_ns < 0:
+            self.server_hello_ts_ns = ts_ns
         if tls_ct == 21:
-            me.tls_alert_ts = ts_ns
+            me.tls_alert_ts_ns = ts_ns
         if flags & TH_FIN and not is_rst:
-            me.fin_ts = ts_ns
+            me.fin_ts_ns = ts_ns
         if ctx is not None:
             ctx.conn_state = self.conn_state()
             self.resets += 1
@@ -478,16 +478,16 @@ class Flow:
 
     def _handshake(self, direction: int, ts_ns: int, flags: int) -> None:
         syn, ackf = flags & TH_SYN, flags & TH_ACK
-        if syn and not ackf and direction == 0 and self.syn_ts < 0:
-            self.syn_ts = ts_ns
-        elif syn and ackf and direction == 1 and self.synack_ts < 0:
-            self.synack_ts = ts_ns
-            if self.syn_ts >= 0:
-                self.rtt_side_ns[1] = ts_ns - self.syn_ts
-        elif (not syn and ackf and direction == 0 and self.synack_ts >= 0
-              and self.hs_ack_ts < 0 and not flags & TH_RST):
-            self.hs_ack_ts = ts_ns
-            self.rtt_side_ns[0] = ts_ns - self.synack_ts
+        if syn and not ackf and direction == 0 and self.syn_ts_ns < 0:
+            self.syn_ts_ns = ts_ns
+        elif syn and ackf and direction == 1 and self.synack_ts_ns < 0:
+            self.synack_ts_ns = ts_ns
+            if self.syn_ts_ns >= 0:
+                self.rtt_side_ns[1] = ts_ns - self.syn_ts_ns
+        elif (not syn and ackf and direction == 0 and self.synack_ts_ns >= 0
+              and self.handshake_ack_ts_ns < 0 and not flags & TH_RST):
+            self.handshake_ack_ts_ns = ts_ns
+            self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
 
     def _reset_context(self, direction: int, m: list[int], p: list[int], ts_ns: int,
                        frame: int, file_id: int, flags: int, seq: int, ack: int,
@@ -504,9 +504,9 @@ class Flow:
             win=win, tsval=tsval,
             s_pkts=m[PKTS], s_ttl_counts=dict(s.ttl_counts), s_ipid_counts=m[INC:RAND + 1],
             s_last_ip_id=m[LASTID], s_last_non_rst_ts_ns=m[NONRST_TS_NS],
-            s_last_payload_ts=m[LASTPL],
-            s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts=s.fin_ts,
-            s_tls_alert_ts=s.tls_alert_ts, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
+            s_last_payload_ts_ns=m[LASTPL],
+            s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts_ns=s.fin_ts_ns,
+            s_tls_alert_ts_ns=s.tls_alert_ts_ns, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
             s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl, s_close_gap_ns=s.close_gap_ns,
             s_close_mid_response=s.close_mid_response,
             r_pkts=p[PKTS], r_last_non_rst_ts_ns=p[NONRST_TS_NS],
@@ -514,10 +514,10 @@ class Flow:
             r_last_non_rst_ack=p[NONRST_ACK], r_last_non_rst_payload_len=p[NONRST_PAYLOAD_LEN],
             r_last_non_rst_flags=p[NONRST_FLAGS], r_last_non_rst_ip_id=p[NONRST_IPID],
             r_last_non_rst_win=p[NONRST_WIN], r_last_non_rst_gap_ns=p[NONRST_GAP_NS],
-            r_last_payload_ts=p[LASTPL], r_snd_nxt=opt(p[SNDNXT]), r_win=opt(p[WIN]),
-            r_wscale=r.wscale, r_fin_ts=r.fin_ts,
-            syn_seen=self.syn_ts >= 0 or self.dirs[0].isn is not None,
-            synack_seen=self.synack_ts >= 0,
-            ch_ts=self.ch_ts, sh_ts=self.sh_ts,
+            r_last_payload_ts_ns=p[LASTPL], r_snd_nxt=opt(p[SNDNXT]), r_win=opt(p[WIN]),
+            r_wscale=r.wscale, r_fin_ts_ns=r.fin_ts_ns,
+            syn_seen=self.syn_ts_ns >= 0 or self.dirs[0].isn is not None,
+            synack_seen=self.synack_ts_ns >= 0,
+            client_hello_ts_ns=self.client_hello_ts_ns, server_hello_ts_ns=self.server_hello_ts_ns,
             prior=list(self.recent_rsts),
         )

@@ -89,7 +89,7 @@ class _Side:
     through_max: int
     waiting_since_ns: int  # first send of the oldest unacked segment, -1 if none
     last_payload_ns: int
-    payload_ts: tuple[int, ...]
+    payload_ts_ns: tuple[int, ...]
     # The segment at the peer's ACK point was itself retransmitted: the sender's view
     # of lost data.  (At the receiver, repeats of segments *past* a hole, such as a
     # tail-loss probe, are unacked too, but the segment at the ACK point never shows.)
@@ -206,8 +206,8 @@ def _finding(flow: Flow, rows: np.ndarray, max_payload_len: tuple[int, int],
     fl = rows["flags"].tolist()
     direction_of = [0 if a == flow.orig_is_a else 1 for a in rows["from_a"].tolist()]
     pl = rows["payload_len"].tolist()
-    end, end_frame, end_ts = _end(rows)
-    horizon = capture_end_ns if end == "open" else end_ts
+    end, end_frame, end_ts_ns = _end(rows)
+    horizon = capture_end_ns if end == "open" else end_ts_ns
     # SYNs without a SYN/ACK: the service never answered (or never could).
     synack = any(f & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK) for f in fl)
     syns = [t for t, f, d in zip(ts_ns, fl, direction_of, strict=True)
@@ -236,61 +236,61 @@ def _finding(flow: Flow, rows: np.ndarray, max_payload_len: tuple[int, int],
                 and (horizon - h.since_ns) / NS >= PMTU_HOLE_MIN_S):
             sd = side_of(rows, direction_np, direction)
             return "data-hole", _hole_side(sd, h), end, end_frame, h.since_ns
-    o_ts = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 0
+    o_ts_ns = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 0
             and not f & TH_RST]
-    r_ts = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 1
+    r_ts_ns = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 1
             and not f & TH_RST]
     # A stream cut by its sender: the responder was sending steadily and closed
     # with a bare FIN (no TLS close_notify before it) in a TLS connection.
-    if end == "fin" and flow.ch_ts >= 0 and r_ts:
+    if end == "fin" and flow.client_hello_ts_ns >= 0 and r_ts_ns:
         closer = next(d for f, d in zip(fl, direction_of, strict=True) if f & TH_FIN)
         alerts = any(c == 21 and d == 1 for c, d in zip(rows["tls_ct"].tolist(), direction_of,
                                                         strict=True))
-        recent = [t for t in r_ts if 0 <= end_ts - t <= CUT_WINDOW_S * NS]
-        if (closer == 1 and not alerts and end_ts - r_ts[-1] <= CUT_ACTIVE_S * NS
+        recent = [t for t in r_ts_ns if 0 <= end_ts_ns - t <= CUT_WINDOW_S * NS]
+        if (closer == 1 and not alerts and end_ts_ns - r_ts_ns[-1] <= CUT_ACTIVE_S * NS
                 and len(recent) >= CUT_MIN_SEGMENTS):
             gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
             # A paced stream (events every so often), not a bulk transfer finishing.
             if gaps[len(gaps) // 2] >= CUT_MIN_PACE_S * NS:
                 # Measured from the request (the client's last data before the
                 # stream): a time limit counts from there.
-                req = [t for t in o_ts if t < recent[0]]
+                req = [t for t in o_ts_ns if t < recent[0]]
                 start = req[-1] if req else recent[0]
-                if end_ts - start >= CUT_MIN_ELAPSED_S * NS:
+                if end_ts_ns - start >= CUT_MIN_ELAPSED_S * NS:
                     side = side_of(rows, np.asarray(direction_of), 1)
                     return "cut-mid-stream", side, end, end_frame, start
     # A request that got no answer at all: the originator sent payload, the
     # responder only acknowledged it, and the flow ended or hangs.
     # A capture that simply ended during a conversation (BGP, OpenFlow keepalives
     # one way) is no finding: a hang counts only when the responder never spoke.
-    if o_ts and end != "rst" and not (end == "open" and r_ts):
-        answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
-        if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
+    if o_ts_ns and end != "rst" and not (end == "open" and r_ts_ns):
+        answered = bool(r_ts_ns) and r_ts_ns[-1] > o_ts_ns[-1]
+        if not answered and (horizon - o_ts_ns[-1]) / NS >= MIN_SILENCE_S:
             return ("request-unanswered", side_of(rows, np.asarray(direction_of), 0), end,
-                    end_frame, o_ts[-1])
+                    end_frame, o_ts_ns[-1])
     # The originator gave up first (its FIN after the silence) and the answer came
     # only after that, drawing its stack's RST: still a request left unanswered while
     # it waited (a connection a proxy accepted late from its queue, say).
     # The responder must not have spoken at all before that FIN: after an answer, a
     # late small payload of the originator may be its own close (TLS 1.3 encrypts
     # close_notify as application data), not a request.
-    if o_ts and end == "rst":
+    if o_ts_ns and end == "rst":
         o_fin = [(t, int(fr)) for t, f, d, fr in zip(ts_ns, fl, direction_of,
                                                       rows["frame"].tolist(), strict=True)
                  if f & TH_FIN and not f & TH_RST and d == 0]
-        if o_fin and o_fin[0][0] > o_ts[-1]:
-            fin_ts, fin_frame = o_fin[0]
-            if (not any(t <= fin_ts for t in r_ts)
-                    and (fin_ts - o_ts[-1]) / NS >= MIN_SILENCE_S):
+        if o_fin and o_fin[0][0] > o_ts_ns[-1]:
+            fin_ts_ns, fin_frame = o_fin[0]
+            if (not any(t <= fin_ts_ns for t in r_ts_ns)
+                    and (fin_ts_ns - o_ts_ns[-1]) / NS >= MIN_SILENCE_S):
                 return ("request-unanswered", side_of(rows, np.asarray(direction_of), 0), "fin",
-                        fin_frame, o_ts[-1])
+                        fin_frame, o_ts_ns[-1])
     return None
 
 
 def _hole_side(sd: _Side, h: Hole) -> _Side:
     """The stalled side of a hole: what arrived went through; the hole is outstanding."""
     return _Side(sd.direction, sd.sent_payload, sd.hi_rel, sd.acked_rel, 0, (),
-                 h.arrived_max_payload_len, h.since_ns, sd.last_payload_ns, sd.payload_ts, False,
+                 h.arrived_max_payload_len, h.since_ns, sd.last_payload_ns, sd.payload_ts_ns, False,
                  h.hole_bytes, h.dupacks)
 
 
@@ -305,18 +305,19 @@ def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
         if (snd[SNDNXT] >= 0 and rcv[MAXACK] >= 0
                 and seq_diff(int(snd[SNDNXT]), int(rcv[MAXACK])) >= PMTU_MIN_STUCK):
             return True  # data-hole: data seen past what the receiver acknowledged
-    if flow.syn_ts >= 0 and flow.synack_ts < 0:
+    if flow.syn_ts_ns >= 0 and flow.synack_ts_ns < 0:
         return True  # syn-unanswered
     if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
-            and (flow.last_ts if flow.ended() else capture_end_ns) - oc[LASTPL]
+            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - oc[LASTPL]
             >= MIN_SILENCE_S * NS):
         return True  # request-unanswered
-    if (o.fin_ts >= 0 and rc[LASTPL] > o.fin_ts and oc[LASTPL] >= 0
-            and o.fin_ts - oc[LASTPL] >= MIN_SILENCE_S * NS):
+    if (o.fin_ts_ns >= 0 and rc[LASTPL] > o.fin_ts_ns and oc[LASTPL] >= 0
+            and o.fin_ts_ns - oc[LASTPL] >= MIN_SILENCE_S * NS):
         return True  # request-unanswered until the originator gave up
-    return (r.fin_ts >= 0 and flow.ch_ts >= 0 and r.tls_alert_ts < 0 and rc[LASTPL] >= 0
-            and r.fin_ts - rc[LASTPL] <= CUT_ACTIVE_S * NS
-            and r.fin_ts - flow.first_ts >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
+    return (r.fin_ts_ns >= 0 and flow.client_hello_ts_ns >= 0 and r.tls_alert_ts_ns < 0
+            and rc[LASTPL] >= 0
+            and r.fin_ts_ns - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r.fin_ts_ns - flow.first_ts_ns >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
 
 
 def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
@@ -326,14 +327,14 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     per_service: dict[tuple[bytes, int], list[tuple[int, int, int, bool]]] = defaultdict(list)
     for flow in flows:
         tail = ledger.tail(flow.key)
-        if tail is None or flow.first_ts < 0:
+        if tail is None or flow.first_ts_ns < 0:
             continue
-        rows = tail[tail["ts_ns"] >= flow.first_ts]
+        rows = tail[tail["ts_ns"] >= flow.first_ts_ns]
         if len(rows) == 0:
             continue
         served = flow.dirs[1].get(BYTES) > 0
-        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts,
-                                                          flow.last_ts, served))
+        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
+                                                          flow.last_ts_ns, served))
         if not _maybe_stalled(flow, capture_end_ns):
             continue
         ma, mb = ledger.max_payload_len(flow.key)
@@ -348,7 +349,7 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
                    and a - OVERLOAD_WINDOW_S * NS <= start_ns <= b + OVERLOAD_WINDOW_S * NS
                    for fid, a, b, served in per_service[(flow.resp_raw, flow.resp_p)])
         max_payload_len = mp[side.direction]
-        horizon = capture_end_ns if end == "open" else _end_ts(flow, ledger, end_frame)
+        horizon = capture_end_ns if end == "open" else _end_ts_ns(flow, ledger, end_frame)
         silence = max(0.0, (horizon - start_ns) / NS)
         cause_id = stall_cause(kind, side, max_payload_len, busy)
         outstanding = (side.hi_rel - side.acked_rel if side.acked_rel is not None
@@ -370,11 +371,11 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     return out
 
 
-def _end_ts(flow: Flow, ledger: TailLedger, end_frame: int | None) -> int:
+def _end_ts_ns(flow: Flow, ledger: TailLedger, end_frame: int | None) -> int:
     """When the packet that ended the stall was seen (the flow's close, by default)."""
     tail = ledger.tail(flow.key)
     assert tail is not None
-    rows = tail[tail["ts_ns"] >= flow.first_ts]
+    rows = tail[tail["ts_ns"] >= flow.first_ts_ns]
     at = rows["ts_ns"][rows["frame"] == end_frame] if end_frame is not None else []
     return int(at[0]) if len(at) else _end(rows)[2]
 

@@ -511,7 +511,7 @@ class Tracker:
                     flow.orig_raw if direction == 0 else flow.resp_raw, row[2], row[1])
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
-            flow.hot_until = max(flow.hot_until, deadline)
+            flow.hot_until_ns = max(flow.hot_until_ns, deadline)
             heapq.heappush(self._pending, (deadline, self._seq, ctx))
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
@@ -588,9 +588,9 @@ class Tracker:
             return []
         events: list[Event] = []
         for f in self._flows.values():
-            if f.last_ts < 0 or f.ended():
+            if f.last_ts_ns < 0 or f.ended():
                 continue
-            idle_s = (now - f.last_ts) / NS
+            idle_s = (now - f.last_ts_ns) / NS
             if idle_s < self.config.idle_warn_min_s * self.config.idle_warn_fraction:
                 f.warned_s = 0.0
                 continue
@@ -608,12 +608,12 @@ class Tracker:
         self._last_evict_check = now
         limit = int(self.config.evict_idle_s * NS)
         stale = [f for f in self._flows.values()
-                 if not f.pending and f.last_ts >= 0 and now - f.last_ts > limit]
+                 if not f.pending and f.last_ts_ns >= 0 and now - f.last_ts_ns > limit]
         return [self._evict(f, "idle") for f in stale]
 
     def _evict_oldest(self) -> bool:
         victim = min((f for f in self._flows.values() if not f.pending),
-                     key=lambda f: f.last_ts, default=None)
+                     key=lambda f: f.last_ts_ns, default=None)
         if victim is None:
             return False
         self._side_events.append(self._evict(victim, "max_flows"))
@@ -645,8 +645,8 @@ class Tracker:
         rm = ttl_mode_spread(r.ttl_counts)
         v, _ = flow_vantage(f, self.config.vantage)
         ro, rr = f.rtt_side_ns
-        first = f.first_ts if f.first_ts >= 0 else 0
-        last = f.last_ts if f.last_ts >= 0 else first
+        first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
+        last = f.last_ts_ns if f.last_ts_ns >= 0 else first
         history = "".join(f.history)
         return FlowRecord(
             flow_id=f.flow_id, generation=f.generation,

@@ -24,16 +24,16 @@ CTX_DEFAULTS: dict[str, Any] = dict(
     frame=100, file_id=0, ts_ns=T0, direction=1, flags=0x14, seq=5000, ack=9000,
     payload_len=0, ttl=52, ip_id=1011, df=True, win=502, tsval=-1,
     s_pkts=10, s_ttl_counts={52: 10}, s_ipid_counts=[9, 0, 0, 0], s_last_ip_id=1010,
-    s_last_non_rst_ts_ns=T0 - NS // 50, s_last_payload_ts=T0 - NS // 50, s_snd_nxt=5000,
+    s_last_non_rst_ts_ns=T0 - NS // 50, s_last_payload_ts_ns=T0 - NS // 50, s_snd_nxt=5000,
     s_max_ack=9000,
-    s_fin_ts=-1, s_tls_alert_ts=-1, s_since_peer=1, s_rxmit=0, s_ts_opt=False, s_syn_ttl=52,
+    s_fin_ts_ns=-1, s_tls_alert_ts_ns=-1, s_since_peer=1, s_rxmit=0, s_ts_opt=False, s_syn_ttl=52,
     s_close_gap_ns=-1, s_close_mid_response=False,
     r_pkts=10, r_last_non_rst_ts_ns=T0 - NS // 40, r_last_non_rst_frame=99,
     r_last_non_rst_seq=8900, r_last_non_rst_ack=5000, r_last_non_rst_payload_len=100,
     r_last_non_rst_flags=0x18, r_last_non_rst_ip_id=77, r_last_non_rst_win=500,
     r_last_non_rst_gap_ns=NS // 20,
-    r_last_payload_ts=T0 - NS // 40, r_snd_nxt=9000, r_win=65535, r_wscale=-1, r_fin_ts=-1,
-    syn_seen=True, synack_seen=True, ch_ts=-1, sh_ts=-1, prior=[],
+    r_last_payload_ts_ns=T0 - NS // 40, r_snd_nxt=9000, r_win=65535, r_wscale=-1, r_fin_ts_ns=-1,
+    syn_seen=True, synack_seen=True, client_hello_ts_ns=-1, server_hello_ts_ns=-1, prior=[],
 )
 
 

@@ -72,7 +72,8 @@ def _setup(head: np.ndarray) -> tuple[DirTable, list[Flow], dict[Endpoints, int]
 def _state(table: DirTable, flows: list[Flow]) -> list[object]:
     out: list[object] = []
     for f in flows:
-        out.append((f.first_ts, f.last_ts, f.last_non_rst_ts_ns, f.max_gap_ns, "".join(f.history)))
+        out.append((f.first_ts_ns, f.last_ts_ns, f.last_non_rst_ts_ns, f.max_gap_ns,
+                    "".join(f.history)))
         for dr in f.dirs:
             out.append((dict(zip(FIELDS, dr.col(), strict=True)), sorted(dr.ttl_counts.items())))
     return out

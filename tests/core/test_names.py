@@ -3,8 +3,10 @@
 The project's rule is that a name says what it holds and in which unit.  The
 core once used bare ``ts`` (a time, but in which unit?), ``plen`` and ``d``
 (a direction, but which way is 0?) and an ``nr_`` prefix that nothing
-explained (it meant "the last non-RST packet").  They were renamed to
-``ts_ns``, ``payload_len``, ``direction`` and ``last_non_rst_*``; this scan of
+explained (it meant "the last non-RST packet"), and times such as ``first_ts``
+or ``ch_ts`` said neither their unit nor (``ch``) what they timed.  They were
+renamed to ``ts_ns``, ``payload_len``, ``direction``, ``last_non_rst_*`` and
+``*_ts_ns`` (``client_hello_ts_ns``); this scan of
 ``rstscope/core`` keeps them from coming back, since a rename is easy to undo one
 new function at a time and no behavioural test would notice.
 
@@ -47,6 +49,8 @@ def _problems(path: Path) -> list[str]:
             return
         if name in BANNED:
             out.append(f"{path.name}:{where}: {what} {name!r} (say {BANNED[name]!r})")
+        elif name.lower().endswith("_ts"):
+            out.append(f"{path.name}:{where}: {what} {name!r} (a time: say its unit, _ts_ns)")
         elif _nr(name):
             out.append(f"{path.name}:{where}: {what} {name!r} (say what nr_ means)")
 
@@ -90,11 +94,12 @@ def test_scan_catches_each_banned_form(tmp_path: Path) -> None:
         "def f(d: int, plen: int) -> int:\n"
         "    return C().ts + d + plen\n"
         "def g(c: object) -> object:\n"
-        "    return c.r_nr_len, c.d\n"
+        "    return c.r_nr_len, c.d, c.first_ts\n"
     )
     found = "\n".join(_problems(src))
     for needle in ("'NR_TS'", "class field 'ts'", "'nr_last_ts'", "parameter 'd'",
-                   "parameter 'plen'", "attribute 'ts'", "'r_nr_len'", "attribute 'd'"):
+                   "parameter 'plen'", "attribute 'ts'", "'r_nr_len'", "attribute 'd'",
+                   "attribute 'first_ts'"):
         assert needle in found, needle
 
 

@@ -217,7 +217,7 @@ def test_one_sided_rst_is_not_bidirectional():
 # -- rule_context --------------------------------------------------------------------
 
 def test_after_own_fin_and_alert():
-    f = make_facts(s_fin_ts=T0 - NS // 10, s_tls_alert_ts=T0 - NS // 10)
+    f = make_facts(s_fin_ts_ns=T0 - NS // 10, s_tls_alert_ts_ns=T0 - NS // 10)
     n = names(C.rule_context(f))
     assert n["after_own_fin"] == W.after_own_fin and n["after_tls_alert"] == W.after_tls_alert
 
@@ -231,19 +231,21 @@ def test_rst_answering_a_syn_is_refused():
 
 
 def test_server_rst_right_after_a_client_hello_is_sni():
-    f = make_facts(ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS)
+    f = make_facts(client_hello_ts_ns=T0 - NS // 100, s_last_payload_ts_ns=T0 - NS)
     assert names(C.rule_context(f))["after_client_hello"] == W.after_client_hello
 
 
 def test_server_rst_after_its_server_hello_is_not_sni():
-    f = make_facts(ch_ts=T0 - NS // 100, sh_ts=T0 - NS // 200, s_last_payload_ts=T0 - NS)
+    f = make_facts(client_hello_ts_ns=T0 - NS // 100, server_hello_ts_ns=T0 - NS // 200,
+                   s_last_payload_ts_ns=T0 - NS)
     assert "after_client_hello" not in names(C.rule_context(f))
 
 
 def test_client_rst_right_after_its_client_hello_is_sni():
     # A server capture: the injector's RST toward the server claims the client, whose
     # last data is the ClientHello itself.
-    f = make_facts(direction=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 100)
+    f = make_facts(direction=0, client_hello_ts_ns=T0 - NS // 100,
+                   s_last_payload_ts_ns=T0 - NS // 100)
     assert names(C.rule_context(f))["after_client_hello"] == W.after_client_hello
     assert Tag.AFTER_CLIENTHELLO in f.tags
 
@@ -251,7 +253,8 @@ def test_client_rst_right_after_its_client_hello_is_sni():
 def test_client_rst_after_more_client_data_is_not_sni():
     # Negative: the client sent more data after its ClientHello (a client abandoning
     # the handshake it was driving, not a box answering the SNI).
-    f = make_facts(direction=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 200)
+    f = make_facts(direction=0, client_hello_ts_ns=T0 - NS // 100,
+                   s_last_payload_ts_ns=T0 - NS // 200)
     assert "after_client_hello" not in names(C.rule_context(f))
 
 
