@@ -356,7 +356,7 @@ def test_kind_ttl_class():
 
 # -- position ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("ttl", "d", "ch", "sh", "want"), [
+@pytest.mark.parametrize(("ttl", "direction", "ch", "sh", "want"), [
     (255, 1, 0, 3, (1, 3)),     # client capture, box next to the client
     (62, 1, 0, 3, (3, 1)),      # client capture, box in front of the server
     (61, 1, 0, 3, (4, 0)),      # the server's own distance
@@ -364,8 +364,8 @@ def test_kind_ttl_class():
     (64, 0, 3, 0, (3, 1)),      # server capture, the box on the server's link
     (60, 1, 2, 2, (7, 0)),      # mid capture: 4 routers beyond it is past the server
 ])
-def test_emitter_position(ttl, d, ch, sh, want):
-    p = emitter_position(ttl, d, ch, sh)
+def test_emitter_position(ttl, direction, ch, sh, want):
+    p = emitter_position(ttl, direction, ch, sh)
     assert (p.from_client, p.to_server) == want
 
 
