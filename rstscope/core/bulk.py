@@ -31,16 +31,16 @@ from rstscope.core.flow import (
     LASTID,
     LASTPL,
     MAXACK,
-    NR_ACK,
-    NR_FLAGS,
-    NR_FRAME,
-    NR_GAP,
-    NR_IPID,
-    NR_LEN,
-    NR_SEQ,
-    NR_TS,
-    NR_TTL,
-    NR_WIN,
+    NONRST_ACK,
+    NONRST_FLAGS,
+    NONRST_FRAME,
+    NONRST_GAP_NS,
+    NONRST_IPID,
+    NONRST_PAYLOAD_LEN,
+    NONRST_SEQ,
+    NONRST_TS_NS,
+    NONRST_TTL,
+    NONRST_WIN,
     PKTS,
     RAND,
     RXMIT,
@@ -81,16 +81,18 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.ndarray,
-          d: np.ndarray, flows: Sequence[Flow], slots: np.ndarray, table: DirTable) -> None:
+          direction: np.ndarray, flows: Sequence[Flow], slots: np.ndarray,
+          table: DirTable) -> None:
     """Fold packets ``idx`` of ``batch`` (a PACKET_DTYPE array, or its
-    :func:`columns`) of flows ``flows[g]``, direction ``d``; ``slots[g, d]`` is
+    :func:`columns`) of flows ``flows[g]``, sent in ``direction`` (0 by the flow's
+    originator, 1 by its responder); ``slots[g, direction]`` is
     each direction's row in ``table``.  Each flow's packets
     must appear in ``idx`` in frame order; flows may be interleaved in any way
     (the tracker passes them grouped by flow, which saves a sort here)."""
     n = len(idx)
     if n == 0:
         return
-    fd = g.astype(np.int64) * 2 + d
+    fd = g.astype(np.int64) * 2 + direction
     # A stable sort on a two-byte key is a radix sort: much faster, same order.
     o = np.argsort(fd.astype(np.uint16) if len(flows) < 1 << 15 else fd, kind="stable")
     sfd = fd[o]
@@ -101,11 +103,12 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     counts = np.diff(np.append(starts, n))
     grp = np.repeat(np.arange(k), counts)  # group ordinal per sorted position
     # Read each field once, already in (flow, direction) order: one gather per
-    # field instead of copying whole records and gathering again.
+    # field instead of copying whole records and gathering again.  ``*_sorted``
+    # arrays are in that order; ``ts_in`` is in input order.
     rows = idx[o]
     ts_in = batch["ts_ns"][idx]
-    ts_s = ts_in[o]
-    plen_s = batch["payload_len"][rows].astype(np.int64)
+    ts_ns_sorted = ts_in[o]
+    payload_len_sorted = batch["payload_len"][rows].astype(np.int64)
     last = o[ends]  # input position of each direction's last packet
     lrow = rows[ends]  # that packet's row in the batch
     ufd_l = ufd.tolist()
@@ -115,40 +118,40 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     col = A[sl].T  # gathered copy, seen as (fields, k)
 
     col[PKTS] += counts
-    col[BYTES] += np.add.reduceat(plen_s, starts)
+    col[BYTES] += np.add.reduceat(payload_len_sorted, starts)
     col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64), starts)
-    col[FIRST] = np.where(col[FIRST] < 0, ts_s[starts], col[FIRST])
-    col[LAST] = ts_s[ends]
-    last_payload = np.maximum.reduceat(np.where(plen_s > 0, ts_s, -1), starts)
+    col[FIRST] = np.where(col[FIRST] < 0, ts_ns_sorted[starts], col[FIRST])
+    col[LAST] = ts_ns_sorted[ends]
+    last_payload = np.maximum.reduceat(np.where(payload_len_sorted > 0, ts_ns_sorted, -1), starts)
     col[LASTPL] = np.where(last_payload >= 0, last_payload, col[LASTPL])
     col[UNACKED] = np.where(last_payload >= 0, last_payload, col[UNACKED])
     col[WIN] = batch["win"][lrow]
     col[TSOPT] |= np.maximum.reduceat(batch["tsval"][rows] >= 0, starts)
 
     # IP-ID steps (IPv4 only; -1 marks IPv6).
-    ipid_s = batch["ip_id"][rows].astype(np.int64)
+    ip_id_sorted = batch["ip_id"][rows].astype(np.int64)
     prev = np.empty(n, dtype=np.int64)
-    prev[1:] = ipid_s[:-1]
+    prev[1:] = ip_id_sorted[:-1]
     prev[starts] = col[LASTID]
-    valid = (ipid_s >= 0) & (prev >= 0)
-    step = (ipid_s - prev) & 0xFFFF
-    zero = valid & (ipid_s == 0)
+    valid = (ip_id_sorted >= 0) & (prev >= 0)
+    step = (ip_id_sorted - prev) & 0xFFFF
+    zero = valid & (ip_id_sorted == 0)
     nonzero = valid & ~zero
     col[INC] += np.add.reduceat(nonzero & (step > 0) & (step <= 1024), starts, dtype=np.int64)
     col[ZERO] += np.add.reduceat(zero, starts, dtype=np.int64)
     col[CONST] += np.add.reduceat(nonzero & (step == 0), starts, dtype=np.int64)
     col[RAND] += np.add.reduceat(nonzero & (step > 1024), starts, dtype=np.int64)
     ar = np.arange(n)
-    last_valid = np.maximum.reduceat(np.where(ipid_s >= 0, ar, -1), starts)
-    col[LASTID] = np.where(last_valid >= 0, ipid_s[np.maximum(last_valid, 0)], col[LASTID])
+    last_valid = np.maximum.reduceat(np.where(ip_id_sorted >= 0, ar, -1), starts)
+    col[LASTID] = np.where(last_valid >= 0, ip_id_sorted[np.maximum(last_valid, 0)], col[LASTID])
 
     # Highest sequence number and retransmissions, relative to a per-direction
     # reference half a sequence space below the previous high-water mark, so that
     # wrap-around within a batch is harmless.
-    seq_s = batch["seq"][rows].astype(np.int64)
+    seq_sorted = batch["seq"][rows].astype(np.int64)
     known = col[SNDNXT] >= 0
-    ref = np.where(known, col[SNDNXT], seq_s[starts]) - HALF
-    rel_end = (seq_s - ref[grp]) % SEQ_MOD + plen_s
+    ref = np.where(known, col[SNDNXT], seq_sorted[starts]) - HALF
+    rel_end = (seq_sorted - ref[grp]) % SEQ_MOD + payload_len_sorted
     prior0 = np.where(known, HALF, -1)
     keyed = grp * (1 << 34) + rel_end
     cm = np.maximum.accumulate(keyed)
@@ -157,7 +160,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     prior_in[1:] = cm[:-1] - grp[1:] * (1 << 34)
     prior_in[starts] = -1
     prior = np.maximum(prior_in, prior0[grp])
-    rx = (plen_s > 0) & (rel_end <= prior)
+    rx = (payload_len_sorted > 0) & (rel_end <= prior)
     max_end = np.maximum.reduceat(rel_end, starts)
     col[SNDNXT] = np.where(max_end > prior0, (ref + max_end) % SEQ_MOD, col[SNDNXT])
     rx_pos = np.flatnonzero(rx)
@@ -171,12 +174,12 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     else:
         t_pos = rx_pos
 
-    ack_s = batch["ack"][rows].astype(np.int64)
+    ack_sorted = batch["ack"][rows].astype(np.int64)
     has_ack = (batch["flags"][rows] & TH_ACK) != 0
     aknown = col[MAXACK] >= 0
     first_ack = np.minimum.reduceat(np.where(has_ack, ar, _BIG), starts)
-    aref = np.where(aknown, col[MAXACK], ack_s[np.minimum(first_ack, n - 1)]) - HALF
-    rel_ack = np.where(has_ack, (ack_s - aref[grp]) % SEQ_MOD, -1)
+    aref = np.where(aknown, col[MAXACK], ack_sorted[np.minimum(first_ack, n - 1)]) - HALF
+    rel_ack = np.where(has_ack, (ack_sorted - aref[grp]) % SEQ_MOD, -1)
     max_ack = np.maximum.reduceat(rel_ack, starts)
     col[MAXACK] = np.where((max_ack >= 0) & (~aknown | (max_ack > HALF)),
                            (aref + max_ack) % SEQ_MOD, col[MAXACK])
@@ -197,7 +200,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     gapg = np.empty(n, dtype=np.int64)
     gapg[1:] = tsg[1:] - tsg[:-1]
     ug_l = gs[gstarts].tolist()
-    flow_last = np.array([flows[u].last_ts for u in ug_l], dtype=np.int64)
+    flow_last = np.array([flows[u].last_ts_ns for u in ug_l], dtype=np.int64)
     gapg[gstarts] = np.where(flow_last >= 0, tsg[gstarts] - flow_last, 0)
     maxgap = np.maximum.reduceat(gapg, gstarts)
     if grouped:
@@ -208,16 +211,16 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         last_gap = gapg[inv_og[last]]
 
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
-    col[NR_TS] = ts_s[ends]
-    col[NR_FRAME] = batch["frame"][lrow]
-    col[NR_SEQ] = batch["seq"][lrow]
-    col[NR_ACK] = batch["ack"][lrow]
-    col[NR_FLAGS] = batch["flags"][lrow]
-    col[NR_LEN] = plen_s[ends]
-    col[NR_TTL] = batch["ttl"][lrow]
-    col[NR_IPID] = batch["ip_id"][lrow]
-    col[NR_WIN] = batch["win"][lrow]
-    col[NR_GAP] = last_gap
+    col[NONRST_TS_NS] = ts_ns_sorted[ends]
+    col[NONRST_FRAME] = batch["frame"][lrow]
+    col[NONRST_SEQ] = batch["seq"][lrow]
+    col[NONRST_ACK] = batch["ack"][lrow]
+    col[NONRST_FLAGS] = batch["flags"][lrow]
+    col[NONRST_PAYLOAD_LEN] = payload_len_sorted[ends]
+    col[NONRST_TTL] = batch["ttl"][lrow]
+    col[NONRST_IPID] = batch["ip_id"][lrow]
+    col[NONRST_WIN] = batch["win"][lrow]
+    col[NONRST_GAP_NS] = last_gap
 
     # Packets sent since the opposite direction was last heard (silent-drop tell).
     last_of = np.full(len(flows) * 2, -1, dtype=np.int64)
@@ -228,8 +231,8 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     col[SINCE] = np.where(has_opp, after_opp, col[SINCE] + counts)
 
     # First pure ACK / first data packet (history letters 'A' / 'D').
-    first_pa = np.minimum.reduceat(np.where(has_ack & (plen_s == 0), ar, _BIG), starts)
-    first_data = np.minimum.reduceat(np.where(plen_s > 0, ar, _BIG), starts)
+    first_pa = np.minimum.reduceat(np.where(has_ack & (payload_len_sorted == 0), ar, _BIG), starts)
+    first_data = np.minimum.reduceat(np.where(payload_len_sorted > 0, ar, _BIG), starts)
     new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
     new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
     col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
@@ -268,12 +271,12 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     for u, t_first, gap, t_last in zip(ug_l, tsg[gstarts].tolist(), maxgap.tolist(),
                                        tsg[gends].tolist(), strict=True):
         flow = flows[u]
-        if flow.first_ts < 0:
-            flow.first_ts = t_first
+        if flow.first_ts_ns < 0:
+            flow.first_ts_ns = t_first
         if gap > flow.max_gap_ns:
             flow.max_gap_ns = gap
-        flow.last_ts = t_last
-        flow.nr_last_ts = t_last
+        flow.last_ts_ns = t_last
+        flow.last_non_rst_ts_ns = t_last
     letters.sort(key=lambda x: x[0])
     for _, flow, dd, letter in letters:
         flow.add_letter(dd, letter)

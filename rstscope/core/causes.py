@@ -85,7 +85,8 @@ Rule = Callable[[Facts, ResetRecord], tuple[str, dict[str, object]] | None]
 def _trigger_is_alert(f: Facts) -> bool:
     """The receiver's last packet before the RST was a TLS alert (close_notify)."""
     c = f.ctx
-    return c.flow.dirs[1 - c.d].tls_alert_ts == c.r_nr_ts and c.r_nr_ts >= 0
+    trigger_ts_ns = c.r_last_non_rst_ts_ns
+    return c.flow.dirs[1 - c.direction].tls_alert_ts_ns == trigger_ts_ns and trigger_ts_ns >= 0
 
 
 def rule_keepalive_race(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, object]] | None:
@@ -99,23 +100,23 @@ def rule_keepalive_race(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, obje
     reaction to a proxy's close, which is an idle timeout, not a race).
     """
     c = f.ctx
-    if rec.sender == "middlebox" or f.side != "server" or c.s_last_payload_ts < 0:
+    if rec.sender == "middlebox" or f.side != "server" or c.s_last_payload_ts_ns < 0:
         return None
-    if c.r_nr_len <= 0 or _trigger_is_alert(f):
+    if c.r_last_non_rst_payload_len <= 0 or _trigger_is_alert(f):
         return None
-    if c.r_nr_ts < c.s_last_payload_ts:
+    if c.r_last_non_rst_ts_ns < c.s_last_payload_ts_ns:
         return None  # the request is older than the server's last data: not a reuse
-    delay_s = (c.ts - c.r_nr_ts) / NS
+    delay_s = (c.ts_ns - c.r_last_non_rst_ts_ns) / NS
     if not 0 <= delay_s <= KEEPALIVE_MAX_DELAY_S:
         return None
-    if c.s_fin_ts >= 0 and c.s_fin_ts <= c.r_nr_ts:
+    if c.s_fin_ts_ns >= 0 and c.s_fin_ts_ns <= c.r_last_non_rst_ts_ns:
         # FIN first: the silence that mattered is the one before the server's close.
         idle_s = c.s_close_gap_ns / NS
         if idle_s >= KEEPALIVE_MIN_IDLE_S:
             return "keepalive-race", {"order": "fin-first", "idle_s": idle_s}
         return None
-    idle_s = c.r_nr_gap_ns / NS
-    if (c.s_fin_ts < 0 and idle_s >= KEEPALIVE_MIN_IDLE_S and c.flags & TH_ACK
+    idle_s = c.r_last_non_rst_gap_ns / NS
+    if (c.s_fin_ts_ns < 0 and idle_s >= KEEPALIVE_MIN_IDLE_S and c.flags & TH_ACK
             and c.r_snd_nxt is not None and c.ack == c.r_snd_nxt):
         return "keepalive-race", {"order": "request-first", "idle_s": idle_s}
     return None
@@ -127,9 +128,10 @@ def rule_accept_overflow(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, obj
     c = f.ctx
     flow = c.flow
     if (rec.sender == "middlebox" or f.side != "server" or not (c.syn_seen and c.synack_seen)
-            or c.s_last_payload_ts >= 0 or flow.synack_ts < 0 or c.r_nr_len <= 0):
+            or c.s_last_payload_ts_ns >= 0 or flow.synack_ts_ns < 0
+            or c.r_last_non_rst_payload_len <= 0):
         return None
-    if (c.ts - flow.synack_ts) / NS > ACCEPT_MAX_AFTER_HANDSHAKE_S:
+    if (c.ts_ns - flow.synack_ts_ns) / NS > ACCEPT_MAX_AFTER_HANDSHAKE_S:
         return None
     return "accept-overflow", {}
 
@@ -138,15 +140,15 @@ def rule_total_timeout(f: Facts, rec: ResetRecord) -> tuple[str, dict[str, objec
     """An endpoint aborted a whole number of seconds after its own request while the
     peer was still sending: a total deadline, not an idle one."""
     c = f.ctx
-    if (rec.sender == "middlebox" or c.s_last_payload_ts < 0 or c.r_last_payload_ts < 0
-            or c.s_fin_ts >= 0):
+    if (rec.sender == "middlebox" or c.s_last_payload_ts_ns < 0 or c.r_last_payload_ts_ns < 0
+            or c.s_fin_ts_ns >= 0):
         return None  # (after its own FIN the sender had finished: not a deadline)
-    if c.flow.dirs[1 - c.d].get(RXMIT):
+    if c.flow.dirs[1 - c.direction].get(RXMIT):
         return None  # the peer's data was being retransmitted: a path problem, not a limit
-    elapsed_s = (c.ts - c.s_last_payload_ts) / NS
-    if elapsed_s < TOTAL_MIN_ELAPSED_S or (c.ts - c.r_last_payload_ts) / NS > TOTAL_ACTIVE_S:
+    elapsed_s = (c.ts_ns - c.s_last_payload_ts_ns) / NS
+    if elapsed_s < TOTAL_MIN_ELAPSED_S or (c.ts_ns - c.r_last_payload_ts_ns) / NS > TOTAL_ACTIVE_S:
         return None
-    if c.r_last_payload_ts <= c.s_last_payload_ts:
+    if c.r_last_payload_ts_ns <= c.s_last_payload_ts_ns:
         return None  # the peer was not answering: that is a read timeout
     if abs(elapsed_s - round(elapsed_s)) > TOTAL_ROUND_TOLERANCE_S:
         return None
@@ -165,8 +167,8 @@ def base_cause_id(f: Facts, rec: ResetRecord) -> str:
     if rec.sender == "middlebox":
         if tags & {"race", "storm", "after-clienthello"}:
             return "injection"
-        if "refused" in tags or (f.triggered and f.ctx.r_nr_flags & 0x02
-                                 and not f.ctx.r_nr_flags & TH_ACK):
+        if "refused" in tags or (f.triggered and f.ctx.r_last_non_rst_flags & 0x02
+                                 and not f.ctx.r_last_non_rst_flags & TH_ACK):
             return "policy-reject"
         gap = f.trigger_gap_s if f.triggered else f.idle_gap_s
         if (any(m.fits for m in f.matches) or "bidirectional" in tags
@@ -209,9 +211,10 @@ def name_reset(f: Facts, rec: ResetRecord) -> ResetRecord:
                                action=action_line(f, rec.origin, rec.sender, fit))
 
 
-def buffered_bursts(rows: np.ndarray, d_of: np.ndarray, d: int, close_ns: int
+def buffered_bursts(rows: np.ndarray, direction_of: np.ndarray, direction: int, close_ns: int
                     ) -> dict[str, object] | None:
-    """Direction ``d``'s data arrived as whole-buffer bursts, silent in between.
+    """The data sent in ``direction`` (0 orig, 1 resp) arrived as whole-buffer
+    bursts, silent in between.
 
     The payload that came after the peer's last request (in the tail) is cut into
     bursts at gaps over :data:`BURST_GAP_S`.  Two or more bursts of one size (at
@@ -219,16 +222,18 @@ def buffered_bursts(rows: np.ndarray, d_of: np.ndarray, d: int, close_ns: int
     by silences and followed by one up to ``close_ns``: a proxy that forwards only
     full buffers.  A burst the tail ring may have cut (the ring's first packets) is
     not counted.  Returns the facts for the wording, or None."""
-    peer_pl = rows[(d_of != d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)]
+    peer_pl = rows[(direction_of != direction) & (rows["payload_len"] > 0)
+                   & ((rows["flags"] & TH_RST) == 0)]
     after = int(peer_pl["ts_ns"][-1]) if len(peer_pl) else -1
-    mine = rows[(d_of == d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)
+    mine = rows[(direction_of == direction) & (rows["payload_len"] > 0)
+                & ((rows["flags"] & TH_RST) == 0)
                 & (rows["ts_ns"] > after)]
     if len(mine) < 2:
         return None
-    ts = mine["ts_ns"].tolist()
-    pl = mine["plen"].tolist()
-    bursts: list[list[int]] = []  # [first ts, last ts, bytes]
-    for t, p in zip(ts, pl, strict=True):
+    ts_ns = mine["ts_ns"].tolist()
+    pl = mine["payload_len"].tolist()
+    bursts: list[list[int]] = []  # [first ts_ns, last ts_ns, bytes]
+    for t, p in zip(ts_ns, pl, strict=True):
         if bursts and t - bursts[-1][1] <= BURST_GAP_S * NS:
             bursts[-1][1] = t
             bursts[-1][2] += p
@@ -253,7 +258,7 @@ def buffered_bursts(rows: np.ndarray, d_of: np.ndarray, d: int, close_ns: int
 
 
 def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
-              max_plen: tuple[int, int]) -> ResetRecord:
+              max_payload_len: tuple[int, int]) -> ResetRecord:
     """Upgrade a verdict to ``pmtu-blackhole`` when the flow's tail shows it: the
     RST's receiver (or sender) retransmitted only full-size segments, unacknowledged,
     while smaller ones got through."""
@@ -262,14 +267,14 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
     rows = tail[(tail["ts_ns"] <= rec.ts_ns) & ((tail["flags"] & TH_RST) == 0)]
     if len(rows) == 0:
         return rec
-    d_of = np.where(rows["from_a"] == orig_is_a, 0, 1)
-    mp = max_plen if orig_is_a else (max_plen[1], max_plen[0])
-    for d in (0, 1):
-        s = side_of(rows, d_of, d)
+    direction_of = np.where(rows["from_a"] == orig_is_a, 0, 1)
+    mp = max_payload_len if orig_is_a else (max_payload_len[1], max_payload_len[0])
+    for direction in (0, 1):
+        s = side_of(rows, direction_of, direction)
         if (not s.rx or s.waiting_since_ns < 0 or not s.stuck_plens or not s.head_rx
                 or (rec.ts_ns - s.waiting_since_ns) / NS < MIN_SILENCE_S):
             continue
-        if stall_cause("data-unacked", s, mp[d], False) == "pmtu-blackhole":
+        if stall_cause("data-unacked", s, mp[direction], False) == "pmtu-blackhole":
             facts: dict[str, object] = {"stuck": s.stuck_plens, "rx": s.rx,
                                         "through": s.through_max}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
@@ -278,12 +283,12 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
                                        action=everyday_action("pmtu-blackhole", facts))
     # The receiver's side of it (a client capture): the full-size segments never
     # arrived, later smaller ones did, and the hole stayed open until this RST.
-    for d in (1, 0):
-        h = receiver_hole(rows, d_of, d)
+    for direction in (1, 0):
+        h = receiver_hole(rows, direction_of, direction)
         if (h is not None and hole_is_blackhole(h)
                 and (rec.ts_ns - h.since_ns) / NS >= PMTU_HOLE_MIN_S):
             facts = {"kind": "data-hole", "hole": h.hole_bytes, "dupacks": h.dupacks,
-                     "through": h.arrived_max_plen}
+                     "through": h.arrived_max_payload_len}
             return dataclasses.replace(rec, cause_id="pmtu-blackhole",
                                        cause=everyday_sentence("pmtu-blackhole", facts),
                                        advice=everyday_advice("pmtu-blackhole", facts),
@@ -293,7 +298,7 @@ def name_path(rec: ResetRecord, tail: np.ndarray | None, orig_is_a: bool,
     # buffer or the upstream going quiet, this capture cannot tell: both are named.
     recv = 0 if rec.direction == "orig" else 1  # the RST's sender, receiver of the data
     if rec.cause_id not in ("total-timeout",):
-        b = buffered_bursts(rows, d_of, 1 - recv, rec.ts_ns)
+        b = buffered_bursts(rows, direction_of, 1 - recv, rec.ts_ns)
         if b is not None:
             return dataclasses.replace(rec, cause_id="proxy-buffering",
                                        cause_alternatives=("idle-timeout",),

@@ -91,7 +91,7 @@ def rule_ttl(f: Facts) -> list[Evidence]:
     if f.ttl_mode is None:
         f.tags.add(Tag.NO_BASELINE)
         out = [_ev("ttl_baseline", c.ttl, "non-RST packets from the sender", 0.0)]
-        peer = ttl_mode_spread(dict(c.flow.dirs[1 - c.d].ttl_counts))
+        peer = ttl_mode_spread(dict(c.flow.dirs[1 - c.direction].ttl_counts))
         if hops(c.ttl) == 0 and peer is not None and hops(peer[0]) > 0:
             # The RST left its host undecremented while the peer's packets crossed
             # routers: the capture runs on the sender's host (or its link), and a
@@ -144,13 +144,13 @@ def rule_ip_id(f: Facts) -> list[Evidence]:
     if c.ip_id < 0:
         return []
     out: list[Evidence] = []
-    if c.ip_id != 0 and c.ip_id == c.r_nr_ip_id:
+    if c.ip_id != 0 and c.ip_id == c.r_last_non_rst_ip_id:
         # A 1-in-65536 coincidence otherwise: the device rewrote the trigger packet
         # into a RST (noahdavids' firewall trace); the window often survives too.
         f.tags.add(Tag.RECYCLED)
         out.append(_ev("ip_id_recycled", c.ip_id, "differs from the trigger's IP ID",
                        w.ip_id_recycled))
-        if c.win == c.r_nr_win and c.win != 0:
+        if c.win == c.r_last_non_rst_win and c.win != 0:
             out.append(_ev("window_recycled", c.win, "the sender's own window",
                            w.window_recycled))
         return out
@@ -206,11 +206,12 @@ def rule_race(f: Facts) -> list[Evidence]:
     c, t = f.ctx, f.cfg.scoring.thresholds
     rtt = f.rtt_side_s if f.rtt_side_s is not None else t.race_default_rtt_s
     for o in f.later:
-        if o.d != c.d or o.flags & TH_RST:
+        if o.direction != c.direction or o.flags & TH_RST:
             continue
-        after_s = (o.ts - c.ts) / NS
+        after_s = (o.ts_ns - c.ts_ns) / NS
         progress = False
-        if c.s_snd_nxt is not None and seq_diff((o.seq + o.plen) % (1 << 32), c.s_snd_nxt) > 0:
+        if (c.s_snd_nxt is not None
+                and seq_diff((o.seq + o.payload_len) % (1 << 32), c.s_snd_nxt) > 0):
             progress = True
         if (o.flags & TH_ACK and c.s_max_ack is not None
                 and seq_diff(o.ack, c.s_max_ack) > 0):
@@ -226,9 +227,9 @@ def rule_storm(f: Facts) -> list[Evidence]:
     c, w = f.ctx, f.cfg.scoring.weights
     win = f.cfg.storm_window_s * NS
     same = [(p.seq, p.ack, p.ttl, p.ip_id) for p in c.prior
-            if p.d == c.d and 0 <= c.ts - p.ts <= win]
+            if p.direction == c.direction and 0 <= c.ts_ns - p.ts_ns <= win]
     same += [(o.seq, o.ack, o.ttl, o.ip_id) for o in f.later
-             if o.d == c.d and o.flags & TH_RST and o.ts - c.ts <= win]
+             if o.direction == c.direction and o.flags & TH_RST and o.ts_ns - c.ts_ns <= win]
     if not same:
         return []
     me = (c.seq, c.ack, c.ttl, c.ip_id)
@@ -265,10 +266,11 @@ def rule_bidirectional(f: Facts) -> list[Evidence]:
     c, t = f.ctx, f.cfg.scoring.thresholds
     win = max(0.01, f.rtt_s if f.rtt_s is not None else t.bidir_window_s) * NS
     for p in c.prior:
-        if p.d != c.d and 0 <= c.ts - p.ts <= win:
+        if p.direction != c.direction and 0 <= c.ts_ns - p.ts_ns <= win:
             break
     else:
-        if not any(o.d != c.d and o.flags & TH_RST and o.ts - c.ts <= win for o in f.later):
+        if not any(o.direction != c.direction and o.flags & TH_RST and o.ts_ns - c.ts_ns <= win
+                   for o in f.later):
             return []
     f.tags.add(Tag.BIDIRECTIONAL)
     return [_ev("rst_both_directions", True, "a RST towards one endpoint only",
@@ -278,37 +280,38 @@ def rule_bidirectional(f: Facts) -> list[Evidence]:
 def rule_context(f: Facts) -> list[Evidence]:
     c, w, t = f.ctx, f.cfg.scoring.weights, f.cfg.scoring.thresholds
     out: list[Evidence] = []
-    if c.s_fin_ts >= 0:
+    if c.s_fin_ts_ns >= 0:
         f.tags.add(Tag.AFTER_FIN)
-        out.append(_ev("after_own_fin", round((c.ts - c.s_fin_ts) / NS, 4),
+        out.append(_ev("after_own_fin", round((c.ts_ns - c.s_fin_ts_ns) / NS, 4),
                        "RST without a prior FIN", w.after_own_fin))
-    if c.s_tls_alert_ts >= 0:
+    if c.s_tls_alert_ts_ns >= 0:
         f.tags.add(Tag.AFTER_ALERT)
-        out.append(_ev("after_tls_alert", round((c.ts - c.s_tls_alert_ts) / NS, 4),
+        out.append(_ev("after_tls_alert", round((c.ts_ns - c.s_tls_alert_ts_ns) / NS, 4),
                        "no TLS alert", w.after_tls_alert))
     # SNI filtering: a RST soon after the ClientHello, before any ServerHello and with
     # no data from its claimed sender since (a bare ACK may come first).  An injector
     # resets both ends, so the "client" RST a server capture sees counts too: the
     # client's last data is the ClientHello itself.
-    if (c.ch_ts >= 0 and c.sh_ts < 0
-            and 0 <= c.ts - c.ch_ts <= t.client_hello_window_s * NS
-            and (c.s_last_payload_ts < c.ch_ts if c.d == 1
-                 else c.s_last_payload_ts <= c.ch_ts)):
+    if (c.client_hello_ts_ns >= 0 and c.server_hello_ts_ns < 0
+            and 0 <= c.ts_ns - c.client_hello_ts_ns <= t.client_hello_window_s * NS
+            and (c.s_last_payload_ts_ns < c.client_hello_ts_ns if c.direction == 1
+                 else c.s_last_payload_ts_ns <= c.client_hello_ts_ns)):
         f.tags.add(Tag.AFTER_CLIENTHELLO)
         out.append(_ev("after_client_hello", True, "ServerHello before any RST",
                        w.after_client_hello))
-    if (f.triggered and c.r_nr_flags & TH_SYN and not c.r_nr_flags & TH_ACK
+    if (f.triggered and c.r_last_non_rst_flags & TH_SYN and not c.r_last_non_rst_flags & TH_ACK
             and c.s_pkts == 0):
         f.tags.add(Tag.REFUSED)
         out.append(_ev("answers_syn", True, "SYN/ACK", w.answers_syn))
-    if c.r_fin_ts >= 0 and c.s_fin_ts < 0 and f.triggered and c.r_nr_len == 0:
+    if (c.r_fin_ts_ns >= 0 and c.s_fin_ts_ns < 0 and f.triggered
+            and c.r_last_non_rst_payload_len == 0):
         out.append(_ev("after_peer_fin", True, "FIN/ACK from the sender", 0.0))
-    if (f.triggered and c.r_nr_len > 0 and Tag.IPID0_DF in f.tags
+    if (f.triggered and c.r_last_non_rst_payload_len > 0 and Tag.IPID0_DF in f.tags
             and not c.flags & TH_ACK):
         f.tags.add(Tag.NO_SOCKET)
         out.append(_ev("answers_data_without_socket", True, "ACK of the data", w.no_socket))
-    if c.plen:
-        out.append(_ev("rst_payload_bytes", c.plen, 0, 0.0))
+    if c.payload_len:
+        out.append(_ev("rst_payload_bytes", c.payload_len, 0, 0.0))
     if c.s_since_peer >= 3 and c.s_rxmit > 0:
         f.tags.add(Tag.UNANSWERED)
         out.append(_ev("unanswered_retransmissions", c.s_since_peer, "replies from the peer",
@@ -590,7 +593,7 @@ def _mid_response_close(f: Facts) -> bool:
     if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
             and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return False
-    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    close_ts_ns = min(x for x in (c.s_fin_ts_ns, c.s_tls_alert_ts_ns) if x >= 0)
     if c.s_close_gap_ns < t.mid_response_min_gap_s * NS:
         # Closing right after its data is how a server ends a response, abortively
         # (FIN and RST at once) or not: only a close on a timer leans.
@@ -600,11 +603,11 @@ def _mid_response_close(f: Facts) -> bool:
         # between: SO_LINGER 0 set on purpose when a timer fires, a proxy's habit
         # (haproxy ``option nolinger``, ``timeout server``).  A keep-alive race never
         # looks like this: its RST answers the client's next request.
-        return c.ts - close_ts <= t.abortive_close_s * NS
+        return c.ts_ns - close_ts_ns <= t.abortive_close_s * NS
     react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
     # The RST answers the client's reaction to the close (its alert or FIN, sent at
     # once), not a request sent later on a connection it still thought open.
-    return c.r_fin_ts >= close_ts or c.r_nr_ts - close_ts <= react_s * NS
+    return c.r_fin_ts_ns >= close_ts_ns or c.r_last_non_rst_ts_ns - close_ts_ns <= react_s * NS
 
 
 def _never_answered(f: Facts) -> bool:
@@ -617,10 +620,10 @@ def _never_answered(f: Facts) -> bool:
     """
     c = f.ctx
     min_ns = f.cfg.scoring.thresholds.mid_response_min_gap_s * NS
-    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts < 0
-            and c.r_last_payload_ts >= 0):
+    if not (f.side == "server" and f.vantage != f.side and c.s_last_payload_ts_ns < 0
+            and c.r_last_payload_ts_ns >= 0):
         return False
-    if c.s_fin_ts >= 0:
+    if c.s_fin_ts_ns >= 0:
         return c.s_close_gap_ns >= min_ns
     # No FIN: the abortive close (haproxy ``option nolinger``) is the RST itself, on
     # its own after the silence.  Only from a capture known to sit at the client: on
@@ -645,11 +648,11 @@ def _far_close_then_reset(f: Facts) -> bool:
     if not (f.side == "server" and f.vantage != f.side and c.s_close_mid_response
             and c.s_close_gap_ns >= 0 and f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT}):
         return False
-    close_ts = min(x for x in (c.s_fin_ts, c.s_tls_alert_ts) if x >= 0)
+    close_ts_ns = min(x for x in (c.s_fin_ts_ns, c.s_tls_alert_ts_ns) if x >= 0)
     if not f.triggered:
-        return c.ts - close_ts <= t.abortive_close_s * NS
+        return c.ts_ns - close_ts_ns <= t.abortive_close_s * NS
     react_s = max(2 * (f.rtt_s or 0.0), t.close_reaction_s)
-    return c.r_fin_ts >= close_ts or c.r_nr_ts - close_ts <= react_s * NS
+    return c.r_fin_ts_ns >= close_ts_ns or c.r_last_non_rst_ts_ns - close_ts_ns <= react_s * NS
 
 
 def _same_link_peer(f: Facts) -> bool:
@@ -669,7 +672,7 @@ def _same_link_peer(f: Facts) -> bool:
         return True
     # Both ends undecremented: the capture cannot tell which host it ran on, but the
     # two peers share one link, as a load balancer and its backend do.
-    peer = ttl_mode_spread(dict(f.ctx.flow.dirs[1 - f.ctx.d].ttl_counts))
+    peer = ttl_mode_spread(dict(f.ctx.flow.dirs[1 - f.ctx.direction].ttl_counts))
     return f.vantage == Vantage.MIDDLE and peer is not None and hops(peer[0]) == 0
 
 
@@ -802,20 +805,22 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     cause = cause_text(f, origin, sender, best_fit)
     advice = advice_lines(f, origin, sender, best_fit)
     flow = ctx.flow
-    src_raw, dst_raw = (flow.orig_raw, flow.resp_raw) if ctx.d == 0 else (flow.resp_raw,
-                                                                             flow.orig_raw)
-    sport, dport = (flow.orig_p, flow.resp_p) if ctx.d == 0 else (flow.resp_p, flow.orig_p)
-    o_nr = ctx.s_nr_ts if ctx.d == 0 else ctx.r_nr_ts
-    r_nr = ctx.r_nr_ts if ctx.d == 0 else ctx.s_nr_ts
-    last_pl = max(ctx.s_last_payload_ts, ctx.r_last_payload_ts)
+    from_orig = ctx.direction == 0
+    src_raw, dst_raw = ((flow.orig_raw, flow.resp_raw) if from_orig
+                        else (flow.resp_raw, flow.orig_raw))
+    sport, dport = (flow.orig_p, flow.resp_p) if from_orig else (flow.resp_p, flow.orig_p)
+    # Each side's last non-RST packet, for the per-side idle gaps.
+    orig_last_ts_ns = ctx.s_last_non_rst_ts_ns if from_orig else ctx.r_last_non_rst_ts_ns
+    resp_last_ts_ns = ctx.r_last_non_rst_ts_ns if from_orig else ctx.s_last_non_rst_ts_ns
+    last_pl = max(ctx.s_last_payload_ts_ns, ctx.r_last_payload_ts_ns)
     sender_hops = (hops(f.ttl_mode) if endpoint and f.ttl_mode is not None
                    else hops(ctx.ttl))
     silence = f.trigger_gap_s if f.triggered else f.idle_gap_s
-    silence_end = ctx.r_nr_ts if f.triggered else ctx.ts
+    silence_end = ctx.r_last_non_rst_ts_ns if f.triggered else ctx.ts_ns
     cand_matches = f.matches
     if f.tags & {Tag.AFTER_FIN, Tag.AFTER_ALERT} and ctx.s_close_gap_ns >= 0:
         # The gap was measured at the sender's first closing packet (alert or FIN).
-        silence_end = min(t for t in (ctx.s_fin_ts, ctx.s_tls_alert_ts) if t >= 0)
+        silence_end = min(t for t in (ctx.s_fin_ts_ns, ctx.s_tls_alert_ts_ns) if t >= 0)
         # The RST only ended a close the sender had begun: the silence before that
         # close is what a timeout explains.  Proxies first: they close on a timer.
         silence = ctx.s_close_gap_ns / NS
@@ -832,22 +837,24 @@ def classify(ctx: ResetContext, cfg: TrackerConfig) -> ResetRecord:
     # made at the endpoint.
     pos = f.position if sender == Sender.MIDDLEBOX else None
     return name_reset(f, ResetRecord(
-        frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts, ts=ctx.ts / NS,
+        frame=ctx.frame, file_id=ctx.file_id, ts_ns=ctx.ts_ns, ts=ctx.ts_ns / NS,
         flow_id=flow.flow_id, src=addr_text(src_raw, flow.ip_v), sport=sport,
         dst=addr_text(dst_raw, flow.ip_v), dport=dport,
-        direction="orig" if ctx.d == 0 else "resp", flags=flags_text(ctx.flags),
+        direction="orig" if from_orig else "resp", flags=flags_text(ctx.flags),
         origin=origin, sender=sender,
         sender_hops=sender_hops, confidence=round(conf, 3), cause=cause,
         evidence=evidence, alternatives=tuple(dict(reversed(alternatives)).items())[::-1],
         advice=advice, idle_gap_s=_r(f.idle_gap_s),
-        idle_gap_orig_s=_r((ctx.ts - o_nr) / NS if o_nr >= 0 else None),
-        idle_gap_resp_s=_r((ctx.ts - r_nr) / NS if r_nr >= 0 else None),
-        idle_since_payload_s=_r((ctx.ts - last_pl) / NS if last_pl >= 0 else None),
+        idle_gap_orig_s=_r((ctx.ts_ns - orig_last_ts_ns) / NS if orig_last_ts_ns >= 0
+                           else None),
+        idle_gap_resp_s=_r((ctx.ts_ns - resp_last_ts_ns) / NS if resp_last_ts_ns >= 0
+                           else None),
+        idle_since_payload_s=_r((ctx.ts_ns - last_pl) / NS if last_pl >= 0 else None),
         idle_before_trigger_s=_r(f.trigger_gap_s) if f.triggered else None,
         silence_s=_r(silence),
         silence_from_ns=(silence_end - int(round(silence * NS))
                          if silence is not None and silence_end >= 0 else None),
-        triggered=f.triggered, trigger_frame=ctx.r_nr_frame if f.triggered else None,
+        triggered=f.triggered, trigger_frame=ctx.r_last_non_rst_frame if f.triggered else None,
         latency_s=_r(f.latency_s) if f.triggered else None, rtt_s=_r(f.rtt_s),
         ttl=ctx.ttl, expected_ttl=f.ttl_mode, hop_delta=f.hop_delta,
         emitter_hops_from_client=pos.from_client if pos else None,

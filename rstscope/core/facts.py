@@ -64,16 +64,16 @@ class Position:
         return "made " + ", ".join(parts)
 
 
-def emitter_position(ttl: int, d: int, client_hops: int | None,
+def emitter_position(ttl: int, direction: int, client_hops: int | None,
                      server_hops: int | None) -> Position:
-    """Position of a packet with ``ttl`` claiming side ``d`` (0 client, 1 server).
+    """Position of a packet with ``ttl`` claiming side ``direction`` (0 client, 1 server).
 
     ``client_hops`` / ``server_hops``: routers between the capture point and each
     end (their TTL baselines).  The emitter lies between the capture point and the
     end it claims to be, ``hops(ttl)`` routers past the capture point.
     """
     h = hops(ttl)
-    if d == 1:
+    if direction == 1:
         from_client = client_hops + 1 + h if client_hops is not None else None
         to_server = max(server_hops - h, 0) if server_hops is not None else None
     else:
@@ -113,12 +113,12 @@ class Facts:
 
 def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
     flow = ctx.flow
-    d = ctx.d
-    side = Side.CLIENT if d == 0 else Side.SERVER
+    direction = ctx.direction
+    side = Side.CLIENT if direction == 0 else Side.SERVER
     vantage, _ = flow_vantage(flow, cfg.vantage)
     settle = cfg.settle_s * NS
-    later = [o for o in ctx.later if o.ts - ctx.ts <= settle]
-    rs = flow.rtt_side_ns[d]
+    later = [o for o in ctx.later if o.ts_ns - ctx.ts_ns <= settle]
+    rs = flow.rtt_side_ns[direction]
     rtt_side_s = rs / NS if rs >= 0 else None
     ro, rr = flow.rtt_side_ns
     rtt_s = (ro + rr) / NS if ro >= 0 and rr >= 0 else None
@@ -131,20 +131,21 @@ def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
         consistent = (initial_ttl(ctx.ttl) == initial_ttl(mode)
                       and abs(ctx.ttl - mode) <= tol)
         hop_delta = hops(mode) - hops(ctx.ttl)
-    last_any = max(ctx.s_nr_ts, ctx.r_nr_ts)
-    idle_gap = (ctx.ts - last_any) / NS if last_any >= 0 else None
+    last_any = max(ctx.s_last_non_rst_ts_ns, ctx.r_last_non_rst_ts_ns)
+    idle_gap = (ctx.ts_ns - last_any) / NS if last_any >= 0 else None
     triggered = False
     latency = None
     trigger_gap = None
-    if ctx.r_nr_ts >= 0 and ctx.r_nr_ts >= ctx.s_nr_ts:
-        latency = (ctx.ts - ctx.r_nr_ts) / NS
+    if ctx.r_last_non_rst_ts_ns >= 0 and ctx.r_last_non_rst_ts_ns >= ctx.s_last_non_rst_ts_ns:
+        latency = (ctx.ts_ns - ctx.r_last_non_rst_ts_ns) / NS
         limit = max(2 * rtt_side_s, rtt_side_s + 0.05) if rtt_side_s is not None else 1.0
         triggered = latency <= limit
-        trigger_gap = ctx.r_nr_gap_ns / NS
+        trigger_gap = ctx.r_last_non_rst_gap_ns / NS
     seq = seq_status(ctx, triggered)
     gap = trigger_gap if triggered else idle_gap
-    bidir = any(p.d != d and 0 <= ctx.ts - p.ts <= 0.2 * NS for p in ctx.prior) or any(
-        o.d != d and o.flags & TH_RST for o in later)
+    bidir = any(p.direction != direction and 0 <= ctx.ts_ns - p.ts_ns <= 0.2 * NS
+                for p in ctx.prior) or any(
+        o.direction != direction and o.flags & TH_RST for o in later)
     matches = match_gap(cfg, gap, triggered=triggered, bidirectional=bidir,
                         local_sender=vantage == side) if gap else []
     lone = ctx.s_pkts == 0 and ctx.r_pkts == 0
@@ -158,24 +159,24 @@ def build_facts(ctx: ResetContext, cfg: TrackerConfig) -> Facts:
 
 def _position(ctx: ResetContext, sender_mode: int | None, vantage: str) -> Position:
     """Baselines of both ends (the sender's as frozen at the RST) place the emitter."""
-    peer = ttl_mode_spread(dict(ctx.flow.dirs[1 - ctx.d].ttl_counts))
+    peer = ttl_mode_spread(dict(ctx.flow.dirs[1 - ctx.direction].ttl_counts))
     peer_mode = peer[0] if peer else None
-    client_mode, server_mode = ((sender_mode, peer_mode) if ctx.d == 0
+    client_mode, server_mode = ((sender_mode, peer_mode) if ctx.direction == 0
                                 else (peer_mode, sender_mode))
     # A known capture host is 0 routers from its own end even without its packets.
     client_hops = (hops(client_mode) if client_mode is not None
                    else 0 if vantage == Vantage.CLIENT else None)
     server_hops = (hops(server_mode) if server_mode is not None
                    else 0 if vantage == Vantage.SERVER else None)
-    return emitter_position(ctx.ttl, ctx.d, client_hops, server_hops)
+    return emitter_position(ctx.ttl, ctx.direction, client_hops, server_hops)
 
 
 def seq_status(ctx: ResetContext, triggered: bool) -> str:
     refs = []
     if ctx.s_snd_nxt is not None:
         refs.append(ctx.s_snd_nxt)
-    if ctx.r_pkts and ctx.r_nr_flags & TH_ACK:
-        refs.append(ctx.r_nr_ack)  # the receiver's RCV.NXT as last advertised
+    if ctx.r_pkts and ctx.r_last_non_rst_flags & TH_ACK:
+        refs.append(ctx.r_last_non_rst_ack)  # the receiver's RCV.NXT as last advertised
     if not refs:
         return "unknown"
     if ctx.seq in refs:

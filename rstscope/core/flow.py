@@ -46,18 +46,26 @@ def ipid_kind(prev: int, cur: int) -> int:
 # direction's row into a Python list, works on plain ints and stores it back.
 # One row per direction (contiguous, so that load and store are cheap), one
 # column per field; index constants name the columns; -1 means "not seen" where
-# noted.
+# noted.  Times are capture timestamps in ns.
+#
+# The ``last_non_rst_*`` columns (constants ``NONRST_*``) copy this direction's last
+# packet that was not a RST.  When a RST arrives, the snapshot of its receiver is the
+# packet the RST may answer (its trigger): a RST never overwrites it, so a burst of
+# RSTs still points at what came before them.  ``last_non_rst_gap_ns`` is the
+# silence in the flow (non-RST packets, either direction) just before that packet.
 FIELDS: Final = (
-    "pkts", "bytes", "ip_bytes", "first_ts", "last_ts", "last_payload_ts",
+    "pkts", "bytes", "ip_bytes", "first_ts_ns", "last_ts_ns", "last_payload_ts_ns",
     "ipid_inc", "ipid_zero", "ipid_const", "ipid_rand", "last_ip_id", "win", "snd_nxt",
-    "max_ack", "rxmit", "since_peer", "data_unacked_ts", "ts_opt", "hist",
-    "nr_ts", "nr_frame", "nr_seq", "nr_ack", "nr_flags", "nr_len", "nr_ttl", "nr_ip_id",
-    "nr_win", "nr_gap_ns",
+    "max_ack", "rxmit", "since_peer", "data_unacked_ts_ns", "ts_opt", "hist",
+    "last_non_rst_ts_ns", "last_non_rst_frame", "last_non_rst_seq", "last_non_rst_ack",
+    "last_non_rst_flags", "last_non_rst_payload_len", "last_non_rst_ttl",
+    "last_non_rst_ip_id", "last_non_rst_win", "last_non_rst_gap_ns",
 )
 (PKTS, BYTES, IPB, FIRST, LAST, LASTPL, INC, ZERO, CONST, RAND, LASTID, WIN, SNDNXT, MAXACK,
- RXMIT, SINCE, UNACKED, TSOPT, HIST, NR_TS, NR_FRAME, NR_SEQ, NR_ACK, NR_FLAGS, NR_LEN, NR_TTL,
- NR_IPID, NR_WIN, NR_GAP) = range(len(FIELDS))
-_UNSEEN = (FIRST, LAST, LASTPL, LASTID, WIN, SNDNXT, MAXACK, UNACKED, NR_TS, NR_IPID)
+ RXMIT, SINCE, UNACKED, TSOPT, HIST, NONRST_TS_NS, NONRST_FRAME, NONRST_SEQ, NONRST_ACK,
+ NONRST_FLAGS, NONRST_PAYLOAD_LEN, NONRST_TTL, NONRST_IPID, NONRST_WIN,
+ NONRST_GAP_NS) = range(len(FIELDS))
+_UNSEEN = (FIRST, LAST, LASTPL, LASTID, WIN, SNDNXT, MAXACK, UNACKED, NONRST_TS_NS, NONRST_IPID)
 DEFAULT_COLUMN: Final = [(-1 if i in _UNSEEN else 0) for i in range(len(FIELDS))]
 
 
@@ -89,10 +97,16 @@ class DirTable:
 
 
 class Dir:
-    """One direction (orig or resp) of a flow: table slot plus non-numeric state."""
+    """One direction of a flow: table slot plus non-numeric state.
+
+    Throughout the core a ``direction`` is 0 for packets sent by the flow's
+    originator (orig, Zeek's upper-case history letters) and 1 for packets sent by
+    its responder (resp, lower-case); ``Flow.dirs[direction]`` is that sender's
+    state.
+    """
 
     __slots__ = ("table", "slot", "ttl_counts", "ep", "last_syn_seq", "last_fin_seq",
-                 "last_rst_seq", "zwin", "fin_ts", "tls_alert_ts", "isn", "syn_ttl", "wscale",
+                 "last_rst_seq", "zwin", "fin_ts_ns", "tls_alert_ts_ns", "isn", "syn_ttl", "wscale",
                  "close_gap_ns", "close_mid_response")
 
     def __init__(self, table: DirTable) -> None:
@@ -104,8 +118,8 @@ class Dir:
         self.last_fin_seq = -1
         self.last_rst_seq = -1
         self.zwin = 0
-        self.fin_ts = -1
-        self.tls_alert_ts = -1
+        self.fin_ts_ns = -1
+        self.tls_alert_ts_ns = -1
         self.isn: int | None = None
         self.syn_ttl = -1  # TTL of this side's SYN or SYN/ACK: the endpoint's own stack
         self.wscale = -1
@@ -146,12 +160,12 @@ class Dir:
 class Obs:
     """A packet seen after a RST, inside its settle window."""
 
-    ts: int
-    d: int
+    ts_ns: int  # capture timestamp
+    direction: int  # 0 sent by the originator, 1 by the responder
     flags: int
     seq: int
     ack: int
-    plen: int
+    payload_len: int  # TCP payload bytes
     ttl: int
     ip_id: int
     frame: int
@@ -159,8 +173,10 @@ class Obs:
 
 @dataclass(slots=True)
 class PriorRst:
-    ts: int
-    d: int
+    """An earlier RST of the same flow (the last 16 are kept)."""
+
+    ts_ns: int  # capture timestamp
+    direction: int  # 0 sent by the originator, 1 by the responder
     seq: int
     ack: int
     ttl: int
@@ -175,12 +191,12 @@ class ResetContext:
     flow: Flow
     frame: int
     file_id: int
-    ts: int
-    d: int
+    ts_ns: int  # the RST's capture timestamp
+    direction: int  # the RST's sender: 0 the originator, 1 the responder
     flags: int
     seq: int
     ack: int
-    plen: int
+    payload_len: int  # TCP payload bytes of the RST itself
     ttl: int
     ip_id: int
     df: bool
@@ -191,39 +207,40 @@ class ResetContext:
     s_ttl_counts: dict[int, int]
     s_ipid_counts: list[int]
     s_last_ip_id: int
-    s_nr_ts: int
-    s_last_payload_ts: int
+    s_last_non_rst_ts_ns: int  # the sender's last non-RST packet (see FIELDS), -1 if none
+    s_last_payload_ts_ns: int
     s_snd_nxt: int | None
     s_max_ack: int | None
-    s_fin_ts: int
-    s_tls_alert_ts: int
+    s_fin_ts_ns: int
+    s_tls_alert_ts_ns: int
     s_since_peer: int
     s_rxmit: int
     s_ts_opt: bool
     s_syn_ttl: int
     s_close_gap_ns: int
     s_close_mid_response: bool
-    # Receiver of the RST.
+    # Receiver of the RST.  Its last non-RST packet (see FIELDS) is the RST's trigger
+    # candidate; -1 / 0 when it sent none.
     r_pkts: int
-    r_nr_ts: int
-    r_nr_frame: int
-    r_nr_seq: int
-    r_nr_ack: int
-    r_nr_len: int
-    r_nr_flags: int
-    r_nr_ip_id: int
-    r_nr_win: int
-    r_nr_gap_ns: int
-    r_last_payload_ts: int
+    r_last_non_rst_ts_ns: int
+    r_last_non_rst_frame: int
+    r_last_non_rst_seq: int
+    r_last_non_rst_ack: int
+    r_last_non_rst_payload_len: int
+    r_last_non_rst_flags: int
+    r_last_non_rst_ip_id: int
+    r_last_non_rst_win: int
+    r_last_non_rst_gap_ns: int  # the flow's silence just before that packet
+    r_last_payload_ts_ns: int
     r_snd_nxt: int | None
     r_win: int | None
     r_wscale: int
-    r_fin_ts: int
+    r_fin_ts_ns: int
     # Flow.
     syn_seen: bool
     synack_seen: bool
-    ch_ts: int
-    sh_ts: int
+    client_hello_ts_ns: int
+    server_hello_ts_ns: int
     prior: list[PriorRst]
     later: list[Obs] = field(default_factory=list)
     # Zeek's conn_state right after this RST, set by Flow.packet once the RST has
@@ -241,10 +258,10 @@ class Flow:
 
     __slots__ = (
         "flow_id", "generation", "key", "orig_is_a", "orientation", "ip_v", "orig_raw",
-        "resp_raw", "orig_p", "resp_p", "dirs", "history", "first_ts", "last_ts",
-        "nr_last_ts", "max_gap_ns", "syn_ts", "synack_ts", "hs_ack_ts", "syn_seq",
-        "rtt_side_ns", "resets", "pending", "recent_rsts", "ch_ts", "sh_ts", "evicted",
-        "flipped", "warned_s", "hot_until", "table",
+        "resp_raw", "orig_p", "resp_p", "dirs", "history", "first_ts_ns", "last_ts_ns",
+        "last_non_rst_ts_ns", "max_gap_ns", "syn_ts_ns", "synack_ts_ns", "handshake_ack_ts_ns",
+        "syn_seq", "rtt_side_ns", "resets", "pending", "recent_rsts", "client_hello_ts_ns",
+        "server_hello_ts_ns", "evicted", "flipped", "warned_s", "hot_until_ns", "table",
     )
 
     def __init__(self, table: DirTable, flow_id: int, generation: int, key: bytes,
@@ -264,50 +281,50 @@ class Flow:
         self.resp_p = resp_p
         self.dirs = (Dir(table), Dir(table))
         self.history: list[str] = ["^"] if self.flipped else []
-        self.first_ts = -1
-        self.last_ts = -1
-        self.nr_last_ts = -1
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self.last_non_rst_ts_ns = -1  # the flow's last non-RST packet, either direction
         self.max_gap_ns = 0
-        self.syn_ts = -1
-        self.synack_ts = -1
-        self.hs_ack_ts = -1
+        self.syn_ts_ns = -1
+        self.synack_ts_ns = -1
+        self.handshake_ack_ts_ns = -1
         self.syn_seq: int | None = None
         # Round trip from the capture point to each side and back: [orig, resp].
         self.rtt_side_ns: list[int] = [-1, -1]
         self.resets = 0
         self.pending: list[ResetContext] = []
         self.recent_rsts: list[PriorRst] = []
-        self.ch_ts = -1
-        self.sh_ts = -1
+        self.client_hello_ts_ns = -1
+        self.server_hello_ts_ns = -1
         self.evicted = False
         self.warned_s = 0.0
-        self.hot_until = -1  # packets up to this time feed a pending RST's evidence
+        self.hot_until_ns = -1  # packets up to this time feed a pending RST's evidence
 
     # -- queries -----------------------------------------------------------
     def ended(self) -> bool:
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
         return states.RESET in (o, r) or (o == states.CLOSED and r == states.CLOSED)
 
-    def needs_packet_path(self, ts: int) -> bool:
+    def needs_packet_path(self, ts_ns: int) -> bool:
         """Packets of this flow must go through :meth:`packet` (order matters).
 
         A still-INACTIVE side is checked by the tracker: it matters only if that
         side sends (one-sided captures would otherwise never leave this path).
         """
-        if self.pending and ts <= self.hot_until:
+        if self.pending and ts_ns <= self.hot_until_ns:
             return True
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
         if o in _HANDSHAKING or r in _HANDSHAKING:
             return True
         # The handshake's third packet (a plain ACK) times the client-side RTT.
-        return self.synack_ts >= 0 and self.hs_ack_ts < 0
+        return self.synack_ts_ns >= 0 and self.handshake_ack_ts_ns < 0
 
     def conn_state(self) -> str:
         o, r = self.dirs
         return states.conn_state(o.ep, r.ep, "".join(self.history), o.bytes, r.bytes)
 
-    def add_letter(self, d: int, letter: str) -> None:
-        self.history.append(letter if d == 0 else letter.lower())
+    def add_letter(self, direction: int, letter: str) -> None:
+        self.history.append(letter if direction == 0 else letter.lower())
 
     def release(self) -> None:
         """Give the table slots back (the flow's record has been built)."""
@@ -315,44 +332,47 @@ class Flow:
             self.table.release(dr.slot)
 
     # -- the per-packet path -----------------------------------------------
-    def packet(self, d: int, ts: int, frame: int, file_id: int, flags: int, seq: int,
-               ack: int, plen: int, ip_len: int, ttl: int, ip_id: int, df: bool, win: int,
-               wscale: int, tsval: int, tls_ct: int, tls_hs: int) -> ResetContext | None:
-        me = self.dirs[d]
-        peer = self.dirs[1 - d]
+    def packet(self, direction: int, ts_ns: int, frame: int, file_id: int, flags: int,
+               seq: int, ack: int, payload_len: int, ip_len: int, ttl: int, ip_id: int,
+               df: bool, win: int, wscale: int, tsval: int, tls_ct: int,
+               tls_hs: int) -> ResetContext | None:
+        me = self.dirs[direction]
+        peer = self.dirs[1 - direction]
         table = self.table.a
         ps = peer.slot
         m = table[me.slot].tolist()
-        prev_own_payload_ts = m[LASTPL]
+        prev_own_payload_ts_ns = m[LASTPL]
         is_rst = bool(flags & TH_RST)
         for pend in self.pending:
             if len(pend.later) < 64:
-                pend.later.append(Obs(ts, d, flags, seq, ack, plen, ttl, ip_id, frame))
-        gap = ts - self.last_ts if self.last_ts >= 0 else 0
+                pend.later.append(Obs(ts_ns, direction, flags, seq, ack, payload_len, ttl, ip_id,
+                                      frame))
+        gap = ts_ns - self.last_ts_ns if self.last_ts_ns >= 0 else 0
         if gap > self.max_gap_ns:
             self.max_gap_ns = gap
-        if self.first_ts < 0:
-            self.first_ts = ts
-        ctx = self._reset_context(d, m, table[ps].tolist(), ts, frame, file_id, flags, seq,
-                                  ack, plen, ttl, ip_id, df, win, tsval) if is_rst else None
+        if self.first_ts_ns < 0:
+            self.first_ts_ns = ts_ns
+        ctx = self._reset_context(direction, m, table[ps].tolist(), ts_ns, frame, file_id, flags,
+                                  seq, ack, payload_len, ttl, ip_id, df, win,
+                                  tsval) if is_rst else None
 
         m[PKTS] += 1
-        m[BYTES] += plen
+        m[BYTES] += payload_len
         m[IPB] += ip_len
         if m[FIRST] < 0:
-            m[FIRST] = ts
-        m[LAST] = ts
-        self.last_ts = ts
-        if plen:
-            m[LASTPL] = ts
+            m[FIRST] = ts_ns
+        m[LAST] = ts_ns
+        self.last_ts_ns = ts_ns
+        if payload_len:
+            m[LASTPL] = ts_ns
         m[SINCE] += 1
         table[ps, SINCE] = 0
         if (me.close_gap_ns < 0 and not is_rst and (flags & TH_FIN or tls_ct == 21)
-                and self.nr_last_ts >= 0):
-            me.close_gap_ns = ts - self.nr_last_ts
-            me.close_mid_response = (prev_own_payload_ts >= 0
-                                     and prev_own_payload_ts >= int(table[ps, LASTPL]))
-        seg_len = plen + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
+                and self.last_non_rst_ts_ns >= 0):
+            me.close_gap_ns = ts_ns - self.last_non_rst_ts_ns
+            me.close_mid_response = (prev_own_payload_ts_ns >= 0
+                                     and prev_own_payload_ts_ns >= int(table[ps, LASTPL]))
+        seg_len = payload_len + (1 if flags & TH_SYN else 0) + (1 if flags & TH_FIN else 0)
         rx = False
         if not is_rst:
             me.ttl_counts[ttl] = me.ttl_counts.get(ttl, 0) + 1
@@ -366,7 +386,7 @@ class Flow:
             end = (seq + seg_len) % SEQ_MOD
             if m[SNDNXT] < 0 or seq_diff(end, m[SNDNXT]) > 0:
                 m[SNDNXT] = end
-            elif plen > 0:
+            elif payload_len > 0:
                 m[RXMIT] += 1
                 rx = True
             if flags & TH_ACK and (m[MAXACK] < 0 or seq_diff(ack, m[MAXACK]) > 0):
@@ -374,124 +394,130 @@ class Flow:
                 # RTT toward *me*: the peer's newest data, seen here, now acked by me.
                 # Only without a complete handshake: SYN timing has no delayed-ACK
                 # or application think time in it, so it is the better estimate.
-                if self.hs_ack_ts < 0:
+                if self.handshake_ack_ts_ns < 0:
                     p_unacked, p_nxt = int(table[ps, UNACKED]), int(table[ps, SNDNXT])
                     if p_unacked >= 0 and p_nxt >= 0 and seq_diff(ack, p_nxt) >= 0:
-                        sample = ts - p_unacked
-                        cur = self.rtt_side_ns[d]
+                        sample = ts_ns - p_unacked
+                        cur = self.rtt_side_ns[direction]
                         if cur < 0 or sample < cur:
-                            self.rtt_side_ns[d] = sample
+                            self.rtt_side_ns[direction] = sample
                         table[ps, UNACKED] = -1
-            if plen:
-                m[UNACKED] = ts
-            m[NR_TS] = ts
-            m[NR_FRAME] = frame
-            m[NR_SEQ] = seq
-            m[NR_ACK] = ack
-            m[NR_FLAGS] = flags
-            m[NR_LEN] = plen
-            m[NR_TTL] = ttl
-            m[NR_IPID] = ip_id
-            m[NR_WIN] = win
-            m[NR_GAP] = ts - self.nr_last_ts if self.nr_last_ts >= 0 else 0
-            self.nr_last_ts = ts
+            if payload_len:
+                m[UNACKED] = ts_ns
+            m[NONRST_TS_NS] = ts_ns
+            m[NONRST_FRAME] = frame
+            m[NONRST_SEQ] = seq
+            m[NONRST_ACK] = ack
+            m[NONRST_FLAGS] = flags
+            m[NONRST_PAYLOAD_LEN] = payload_len
+            m[NONRST_TTL] = ttl
+            m[NONRST_IPID] = ip_id
+            m[NONRST_WIN] = win
+            m[NONRST_GAP_NS] = (ts_ns - self.last_non_rst_ts_ns if self.last_non_rst_ts_ns >= 0
+                                else 0)
+            self.last_non_rst_ts_ns = ts_ns
         if flags & TH_SYN:
             me.isn = seq
-            if d == 0 and not flags & TH_ACK and self.syn_seq is None:
+            if direction == 0 and not flags & TH_ACK and self.syn_seq is None:
                 self.syn_seq = seq
             if not is_rst:
                 me.syn_ttl = ttl
             if wscale >= 0:
                 me.wscale = wscale
-        m[HIST] = self._history(d, me, m[HIST], flags, seq, plen, win)
+        m[HIST] = self._history(direction, me, m[HIST], flags, seq, payload_len, win)
         if rx and states.is_log_threshold(m[RXMIT]):
-            self.add_letter(d, "T")  # after the packet's own letter, as Zeek orders them
+            self.add_letter(direction, "T")  # after the packet's own letter, as Zeek orders them
         table[me.slot] = m
-        states.step(me.ep, peer.ep, self.dirs[0].ep, d == 0, flags, plen)
-        self._handshake(d, ts, flags)
-        if tls_hs == 1 and self.ch_ts < 0:
-            self.ch_ts = ts
-        elif tls_hs == 2 and self.sh_ts < 0:
-            self.sh_ts = ts
+        states.step(me.ep, peer.ep, self.dirs[0].ep, direction == 0, flags, payload_len)
+        self._handshake(direction, ts_ns, flags)
+        if tls_hs == 1 and self.client_hello_ts_ns < 0:
+            self.client_hello_ts_ns = ts_ns
+        elif tls_hs == 2 and self.server_hello_ts_ns < 0:
+            self.server_hello_ts_ns = ts_ns
         if tls_ct == 21:
-            me.tls_alert_ts = ts
+            me.tls_alert_ts_ns = ts_ns
         if flags & TH_FIN and not is_rst:
-            me.fin_ts = ts
+            me.fin_ts_ns = ts_ns
         if ctx is not None:
             ctx.conn_state = self.conn_state()
             self.resets += 1
-            self.recent_rsts.append(PriorRst(ts, d, seq, ack, ttl, ip_id))
+            self.recent_rsts.append(PriorRst(ts_ns, direction, seq, ack, ttl, ip_id))
             if len(self.recent_rsts) > 16:
                 del self.recent_rsts[0]
             self.pending.append(ctx)
         return ctx
 
-    def _history(self, d: int, me: Dir, hist: int, flags: int, seq: int, plen: int,
-                 win: int) -> int:
+    def _history(self, direction: int, me: Dir, hist: int, flags: int, seq: int,
+                 payload_len: int, win: int) -> int:
         """Append this packet's history letters; return the updated letter bits."""
         ctl = states.control_letter(flags)
         if ctl is not None:
             bit, letter = ctl
             if letter in states.REPEATABLE:
-                mark = (seq + plen) % SEQ_MOD if letter == "F" else seq
+                mark = (seq + payload_len) % SEQ_MOD if letter == "F" else seq
                 attr = _MARK_ATTR[letter]
                 if not hist & bit or getattr(me, attr) != mark:
-                    self.add_letter(d, letter)
+                    self.add_letter(direction, letter)
                 hist |= bit
                 setattr(me, attr, mark)
             elif not hist & bit:
                 hist |= bit
-                self.add_letter(d, letter)
-        elif plen:
+                self.add_letter(direction, letter)
+        elif payload_len:
             if not hist & states.H_DATA:
                 hist |= states.H_DATA
-                self.add_letter(d, "D")
+                self.add_letter(direction, "D")
         elif flags & TH_ACK and not hist & states.H_ACK:
             hist |= states.H_ACK
-            self.add_letter(d, "A")
+            self.add_letter(direction, "A")
         if win == 0 and not flags & (TH_RST | TH_SYN | TH_FIN):
             me.zwin += 1
             if states.is_log_threshold(me.zwin):
-                self.add_letter(d, "W")
+                self.add_letter(direction, "W")
         return hist
 
-    def _handshake(self, d: int, ts: int, flags: int) -> None:
+    def _handshake(self, direction: int, ts_ns: int, flags: int) -> None:
         syn, ackf = flags & TH_SYN, flags & TH_ACK
-        if syn and not ackf and d == 0 and self.syn_ts < 0:
-            self.syn_ts = ts
-        elif syn and ackf and d == 1 and self.synack_ts < 0:
-            self.synack_ts = ts
-            if self.syn_ts >= 0:
-                self.rtt_side_ns[1] = ts - self.syn_ts
-        elif (not syn and ackf and d == 0 and self.synack_ts >= 0 and self.hs_ack_ts < 0
-              and not flags & TH_RST):
-            self.hs_ack_ts = ts
-            self.rtt_side_ns[0] = ts - self.synack_ts
+        if syn and not ackf and direction == 0 and self.syn_ts_ns < 0:
+            self.syn_ts_ns = ts_ns
+        elif syn and ackf and direction == 1 and self.synack_ts_ns < 0:
+            self.synack_ts_ns = ts_ns
+            if self.syn_ts_ns >= 0:
+                self.rtt_side_ns[1] = ts_ns - self.syn_ts_ns
+        elif (not syn and ackf and direction == 0 and self.synack_ts_ns >= 0
+              and self.handshake_ack_ts_ns < 0 and not flags & TH_RST):
+            self.handshake_ack_ts_ns = ts_ns
+            self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
 
-    def _reset_context(self, d: int, m: list[int], p: list[int], ts: int, frame: int,
-                       file_id: int, flags: int, seq: int, ack: int, plen: int, ttl: int,
-                       ip_id: int, df: bool, win: int, tsval: int) -> ResetContext:
-        s, r = self.dirs[d], self.dirs[1 - d]
+    def _reset_context(self, direction: int, m: list[int], p: list[int], ts_ns: int,
+                       frame: int, file_id: int, flags: int, seq: int, ack: int,
+                       payload_len: int, ttl: int, ip_id: int, df: bool, win: int,
+                       tsval: int) -> ResetContext:
+        s, r = self.dirs[direction], self.dirs[1 - direction]
 
         def opt(v: int) -> int | None:
             return None if v < 0 else v
 
         return ResetContext(
-            flow=self, frame=frame, file_id=file_id, ts=ts, d=d, flags=flags, seq=seq,
-            ack=ack, plen=plen, ttl=ttl, ip_id=ip_id, df=df, win=win, tsval=tsval,
+            flow=self, frame=frame, file_id=file_id, ts_ns=ts_ns, direction=direction,
+            flags=flags, seq=seq, ack=ack, payload_len=payload_len, ttl=ttl, ip_id=ip_id, df=df,
+            win=win, tsval=tsval,
             s_pkts=m[PKTS], s_ttl_counts=dict(s.ttl_counts), s_ipid_counts=m[INC:RAND + 1],
-            s_last_ip_id=m[LASTID], s_nr_ts=m[NR_TS], s_last_payload_ts=m[LASTPL],
-            s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts=s.fin_ts,
-            s_tls_alert_ts=s.tls_alert_ts, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
+            s_last_ip_id=m[LASTID], s_last_non_rst_ts_ns=m[NONRST_TS_NS],
+            s_last_payload_ts_ns=m[LASTPL],
+            s_snd_nxt=opt(m[SNDNXT]), s_max_ack=opt(m[MAXACK]), s_fin_ts_ns=s.fin_ts_ns,
+            s_tls_alert_ts_ns=s.tls_alert_ts_ns, s_since_peer=m[SINCE], s_rxmit=m[RXMIT],
             s_ts_opt=bool(m[TSOPT]), s_syn_ttl=s.syn_ttl, s_close_gap_ns=s.close_gap_ns,
             s_close_mid_response=s.close_mid_response,
-            r_pkts=p[PKTS], r_nr_ts=p[NR_TS], r_nr_frame=p[NR_FRAME], r_nr_seq=p[NR_SEQ],
-            r_nr_ack=p[NR_ACK], r_nr_len=p[NR_LEN], r_nr_flags=p[NR_FLAGS],
-            r_nr_ip_id=p[NR_IPID], r_nr_win=p[NR_WIN], r_nr_gap_ns=p[NR_GAP],
-            r_last_payload_ts=p[LASTPL], r_snd_nxt=opt(p[SNDNXT]), r_win=opt(p[WIN]),
-            r_wscale=r.wscale, r_fin_ts=r.fin_ts,
-            syn_seen=self.syn_ts >= 0 or self.dirs[0].isn is not None,
-            synack_seen=self.synack_ts >= 0,
-            ch_ts=self.ch_ts, sh_ts=self.sh_ts,
+            r_pkts=p[PKTS], r_last_non_rst_ts_ns=p[NONRST_TS_NS],
+            r_last_non_rst_frame=p[NONRST_FRAME], r_last_non_rst_seq=p[NONRST_SEQ],
+            r_last_non_rst_ack=p[NONRST_ACK], r_last_non_rst_payload_len=p[NONRST_PAYLOAD_LEN],
+            r_last_non_rst_flags=p[NONRST_FLAGS], r_last_non_rst_ip_id=p[NONRST_IPID],
+            r_last_non_rst_win=p[NONRST_WIN], r_last_non_rst_gap_ns=p[NONRST_GAP_NS],
+            r_last_payload_ts_ns=p[LASTPL], r_snd_nxt=opt(p[SNDNXT]), r_win=opt(p[WIN]),
+            r_wscale=r.wscale, r_fin_ts_ns=r.fin_ts_ns,
+            syn_seen=self.syn_ts_ns >= 0 or self.dirs[0].isn is not None,
+            synack_seen=self.synack_ts_ns >= 0,
+            client_hello_ts_ns=self.client_hello_ts_ns, server_hello_ts_ns=self.server_hello_ts_ns,
             prior=list(self.recent_rsts),
         )

@@ -80,7 +80,7 @@ class StallRecord(_ToDict):
 class _Side:
     """What one direction's tail says about its data."""
 
-    d: int
+    direction: int  # 0 the originator's data, 1 the responder's
     sent_payload: int
     hi_rel: int  # highest sequence end sent (relative to the tail's first seq)
     acked_rel: int | None  # peer's highest ACK (same base), None without ACKs
@@ -89,7 +89,7 @@ class _Side:
     through_max: int
     waiting_since_ns: int  # first send of the oldest unacked segment, -1 if none
     last_payload_ns: int
-    payload_ts: tuple[int, ...]
+    payload_ts_ns: tuple[int, ...]
     # The segment at the peer's ACK point was itself retransmitted: the sender's view
     # of lost data.  (At the receiver, repeats of segments *past* a hole, such as a
     # tail-loss probe, are unacked too, but the segment at the ACK point never shows.)
@@ -98,15 +98,15 @@ class _Side:
     dupacks: int = 0  # data-hole: the receiver's repeated ACKs of the hole's start
 
 
-def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
-    mine = rows[d_of == d]
-    peer = rows[d_of != d]
-    data = mine[(mine["plen"] > 0) & ((mine["flags"] & TH_RST) == 0)]
+def side_of(rows: np.ndarray, direction_of: np.ndarray, direction: int) -> _Side:
+    mine = rows[direction_of == direction]
+    peer = rows[direction_of != direction]
+    data = mine[(mine["payload_len"] > 0) & ((mine["flags"] & TH_RST) == 0)]
     if len(data) == 0:
-        return _Side(d, 0, 0, None, 0, (), 0, -1, -1, ())
+        return _Side(direction, 0, 0, None, 0, (), 0, -1, -1, ())
     base = int(data["seq"][0])
     rel = [seq_diff(int(s), base) for s in data["seq"].tolist()]
-    ends = [r + int(p) for r, p in zip(rel, data["plen"].tolist(), strict=True)]
+    ends = [r + int(p) for r, p in zip(rel, data["payload_len"].tolist(), strict=True)]
     acks = [seq_diff(int(a), base) for a, f in zip(peer["ack"].tolist(), peer["flags"].tolist(),
                                                     strict=True) if f & TH_ACK]
     acked = max(acks) if acks else None
@@ -116,7 +116,7 @@ def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
     through = 0
     waiting = -1
     head = False
-    for ts, r, e, p in zip(data["ts_ns"].tolist(), rel, ends, data["plen"].tolist(),
+    for ts_ns, r, e, p in zip(data["ts_ns"].tolist(), rel, ends, data["payload_len"].tolist(),
                            strict=True):
         again = e <= hi
         hi = max(hi, e)
@@ -130,8 +130,8 @@ def side_of(rows: np.ndarray, d_of: np.ndarray, d: int) -> _Side:
                 stuck.add(p)
                 head = head or r == (acked if acked is not None else 0)
             if waiting < 0:
-                waiting = ts
-    return _Side(d, len(data), hi, acked, rx, tuple(sorted(stuck)), through, waiting,
+                waiting = ts_ns
+    return _Side(direction, len(data), hi, acked, rx, tuple(sorted(stuck)), through, waiting,
                  int(data["ts_ns"][-1]), tuple(data["ts_ns"].tolist()), head)
 
 
@@ -141,30 +141,31 @@ class Hole:
     did: the receiver's view of segments lost for good (a path-MTU black hole seen
     from the client)."""
 
-    d: int  # the direction whose data has the hole
+    direction: int  # the direction whose data has the hole
     hole_bytes: int  # from the receiver's ACK point to the first segment past it
     since_ns: int  # first arrival past the hole
     dupacks: int  # the receiver's ACKs of the hole's start after that arrival
-    arrived_max_plen: int  # largest segment of that direction that arrived
+    arrived_max_payload_len: int  # largest segment of that direction that arrived
 
 
-def receiver_hole(rows: np.ndarray, d_of: np.ndarray, d: int) -> Hole | None:
-    """The hole in direction ``d``'s data as the receiver saw it, or None.
+def receiver_hole(rows: np.ndarray, direction_of: np.ndarray, direction: int) -> Hole | None:
+    """The hole in the data sent in ``direction`` (0 orig, 1 resp) as the receiver saw it, or None.
 
     The receiver's highest ACK stays at the hole's start, segments past it arrived
     (and were acknowledged again at the same point: duplicate ACKs, with SACK when
     the stack has it), and no segment that covers the hole's start was ever seen
     here.  That last part tells the receiver's view from the sender's: a sender-side
     capture sees the missing segment go out (that is :func:`side_of`'s ``stuck``)."""
-    mine = rows[(d_of == d) & (rows["plen"] > 0) & ((rows["flags"] & TH_RST) == 0)]
-    peer = rows[(d_of != d) & ((rows["flags"] & (TH_ACK | TH_RST)) == TH_ACK)]
+    mine = rows[(direction_of == direction) & (rows["payload_len"] > 0)
+                & ((rows["flags"] & TH_RST) == 0)]
+    peer = rows[(direction_of != direction) & ((rows["flags"] & (TH_ACK | TH_RST)) == TH_ACK)]
     if len(mine) < 2 or len(peer) == 0:
         return None
     base = int(mine["seq"][0])
     acks = [seq_diff(int(a), base) for a in peer["ack"].tolist()]
     ack_pt = max(acks)
     starts = [seq_diff(int(s), base) for s in mine["seq"].tolist()]
-    plens = mine["plen"].tolist()
+    plens = mine["payload_len"].tolist()
     if any(st <= ack_pt < st + p for st, p in zip(starts, plens, strict=True)):
         return None  # the segment at the ACK point was seen: in flight, not lost
     past = [(st, t) for st, t in zip(starts, mine["ts_ns"].tolist(), strict=True) if st > ack_pt]
@@ -176,13 +177,13 @@ def receiver_hole(rows: np.ndarray, d_of: np.ndarray, d: int) -> Hole | None:
               if a == ack_pt and t >= since)
     if dup == 0:
         return None  # the receiver never said it missed data (a capture drop)
-    return Hole(d, first_st - ack_pt, int(since), dup, int(max(plens)))
+    return Hole(direction, first_st - ack_pt, int(since), dup, int(max(plens)))
 
 
 def hole_is_blackhole(h: Hole) -> bool:
     """Only a full-size stretch is missing while every segment that arrived is
     smaller than it: the path drops what exceeds its MTU."""
-    return h.hole_bytes >= PMTU_MIN_STUCK and h.arrived_max_plen < h.hole_bytes
+    return h.hole_bytes >= PMTU_MIN_STUCK and h.arrived_max_payload_len < h.hole_bytes
 
 
 def _end(rows: np.ndarray) -> tuple[str, int | None, int]:
@@ -195,21 +196,21 @@ def _end(rows: np.ndarray) -> tuple[str, int | None, int]:
     return "open", None, int(rows["ts_ns"][-1])
 
 
-def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
+def _finding(flow: Flow, rows: np.ndarray, max_payload_len: tuple[int, int],
              capture_end_ns: int) -> tuple[str, _Side, str, int | None, int] | None:
     """(kind, stalled side, end, end frame, stall start) of one flow, or None.
 
     Plain Python over the (short) tail: per-flow numpy calls would cost more than
     the work; numpy only for the rare flows whose data was retransmitted."""
-    ts = rows["ts_ns"].tolist()
+    ts_ns = rows["ts_ns"].tolist()
     fl = rows["flags"].tolist()
-    d_of = [0 if a == flow.orig_is_a else 1 for a in rows["from_a"].tolist()]
-    pl = rows["plen"].tolist()
-    end, end_frame, end_ts = _end(rows)
-    horizon = capture_end_ns if end == "open" else end_ts
+    direction_of = [0 if a == flow.orig_is_a else 1 for a in rows["from_a"].tolist()]
+    pl = rows["payload_len"].tolist()
+    end, end_frame, end_ts_ns = _end(rows)
+    horizon = capture_end_ns if end == "open" else end_ts_ns
     # SYNs without a SYN/ACK: the service never answered (or never could).
     synack = any(f & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK) for f in fl)
-    syns = [t for t, f, d in zip(ts, fl, d_of, strict=True)
+    syns = [t for t, f, d in zip(ts_ns, fl, direction_of, strict=True)
             if f & (TH_SYN | TH_ACK) == TH_SYN and d == 0]
     if syns and not synack:
         if len(syns) >= 2:
@@ -217,79 +218,80 @@ def _finding(flow: Flow, rows: np.ndarray, max_plen: tuple[int, int],
             return "syn-unanswered", side, end, end_frame, syns[0]
         return None
     # Only a side the tracker saw retransmit can have unacknowledged data stuck.
-    d_arr: np.ndarray | None = None
-    for d in (0, 1):
-        if not flow.dirs[d].get(RXMIT):
+    direction_arr: np.ndarray | None = None
+    for direction in (0, 1):
+        if not flow.dirs[direction].get(RXMIT):
             continue
-        if d_arr is None:
-            d_arr = np.asarray(d_of)
-        sd = side_of(rows, d_arr, d)
+        if direction_arr is None:
+            direction_arr = np.asarray(direction_of)
+        sd = side_of(rows, direction_arr, direction)
         if (sd.rx and sd.waiting_since_ns >= 0 and sd.stuck_plens and sd.head_rx
                 and (horizon - sd.waiting_since_ns) / NS >= MIN_SILENCE_S):
             return "data-unacked", sd, end, end_frame, sd.waiting_since_ns
     # The receiver's view of the same: a hole it never saw filled (client side).
-    d_np = np.asarray(d_of)
-    for d in (1, 0):
-        h = receiver_hole(rows, d_np, d)
+    direction_np = np.asarray(direction_of)
+    for direction in (1, 0):
+        h = receiver_hole(rows, direction_np, direction)
         if (h is not None and hole_is_blackhole(h)
                 and (horizon - h.since_ns) / NS >= PMTU_HOLE_MIN_S):
-            sd = side_of(rows, d_np, d)
+            sd = side_of(rows, direction_np, direction)
             return "data-hole", _hole_side(sd, h), end, end_frame, h.since_ns
-    o_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 0
+    o_ts_ns = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 0
             and not f & TH_RST]
-    r_ts = [t for t, f, d, p in zip(ts, fl, d_of, pl, strict=True) if p and d == 1
+    r_ts_ns = [t for t, f, d, p in zip(ts_ns, fl, direction_of, pl, strict=True) if p and d == 1
             and not f & TH_RST]
     # A stream cut by its sender: the responder was sending steadily and closed
     # with a bare FIN (no TLS close_notify before it) in a TLS connection.
-    if end == "fin" and flow.ch_ts >= 0 and r_ts:
-        closer = next(d for f, d in zip(fl, d_of, strict=True) if f & TH_FIN)
-        alerts = any(c == 21 and d == 1 for c, d in zip(rows["tls_ct"].tolist(), d_of,
+    if end == "fin" and flow.client_hello_ts_ns >= 0 and r_ts_ns:
+        closer = next(d for f, d in zip(fl, direction_of, strict=True) if f & TH_FIN)
+        alerts = any(c == 21 and d == 1 for c, d in zip(rows["tls_ct"].tolist(), direction_of,
                                                         strict=True))
-        recent = [t for t in r_ts if 0 <= end_ts - t <= CUT_WINDOW_S * NS]
-        if (closer == 1 and not alerts and end_ts - r_ts[-1] <= CUT_ACTIVE_S * NS
+        recent = [t for t in r_ts_ns if 0 <= end_ts_ns - t <= CUT_WINDOW_S * NS]
+        if (closer == 1 and not alerts and end_ts_ns - r_ts_ns[-1] <= CUT_ACTIVE_S * NS
                 and len(recent) >= CUT_MIN_SEGMENTS):
             gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
             # A paced stream (events every so often), not a bulk transfer finishing.
             if gaps[len(gaps) // 2] >= CUT_MIN_PACE_S * NS:
                 # Measured from the request (the client's last data before the
                 # stream): a time limit counts from there.
-                req = [t for t in o_ts if t < recent[0]]
+                req = [t for t in o_ts_ns if t < recent[0]]
                 start = req[-1] if req else recent[0]
-                if end_ts - start >= CUT_MIN_ELAPSED_S * NS:
-                    side = side_of(rows, np.asarray(d_of), 1)
+                if end_ts_ns - start >= CUT_MIN_ELAPSED_S * NS:
+                    side = side_of(rows, np.asarray(direction_of), 1)
                     return "cut-mid-stream", side, end, end_frame, start
     # A request that got no answer at all: the originator sent payload, the
     # responder only acknowledged it, and the flow ended or hangs.
     # A capture that simply ended during a conversation (BGP, OpenFlow keepalives
     # one way) is no finding: a hang counts only when the responder never spoke.
-    if o_ts and end != "rst" and not (end == "open" and r_ts):
-        answered = bool(r_ts) and r_ts[-1] > o_ts[-1]
-        if not answered and (horizon - o_ts[-1]) / NS >= MIN_SILENCE_S:
-            return "request-unanswered", side_of(rows, np.asarray(d_of), 0), end, end_frame, o_ts[-1]
+    if o_ts_ns and end != "rst" and not (end == "open" and r_ts_ns):
+        answered = bool(r_ts_ns) and r_ts_ns[-1] > o_ts_ns[-1]
+        if not answered and (horizon - o_ts_ns[-1]) / NS >= MIN_SILENCE_S:
+            return ("request-unanswered", side_of(rows, np.asarray(direction_of), 0), end,
+                    end_frame, o_ts_ns[-1])
     # The originator gave up first (its FIN after the silence) and the answer came
     # only after that, drawing its stack's RST: still a request left unanswered while
     # it waited (a connection a proxy accepted late from its queue, say).
     # The responder must not have spoken at all before that FIN: after an answer, a
     # late small payload of the originator may be its own close (TLS 1.3 encrypts
     # close_notify as application data), not a request.
-    if o_ts and end == "rst":
-        o_fin = [(t, int(fr)) for t, f, d, fr in zip(ts, fl, d_of, rows["frame"].tolist(),
-                                                      strict=True)
+    if o_ts_ns and end == "rst":
+        o_fin = [(t, int(fr)) for t, f, d, fr in zip(ts_ns, fl, direction_of,
+                                                      rows["frame"].tolist(), strict=True)
                  if f & TH_FIN and not f & TH_RST and d == 0]
-        if o_fin and o_fin[0][0] > o_ts[-1]:
-            fin_ts, fin_frame = o_fin[0]
-            if (not any(t <= fin_ts for t in r_ts)
-                    and (fin_ts - o_ts[-1]) / NS >= MIN_SILENCE_S):
-                return ("request-unanswered", side_of(rows, np.asarray(d_of), 0), "fin",
-                        fin_frame, o_ts[-1])
+        if o_fin and o_fin[0][0] > o_ts_ns[-1]:
+            fin_ts_ns, fin_frame = o_fin[0]
+            if (not any(t <= fin_ts_ns for t in r_ts_ns)
+                    and (fin_ts_ns - o_ts_ns[-1]) / NS >= MIN_SILENCE_S):
+                return ("request-unanswered", side_of(rows, np.asarray(direction_of), 0), "fin",
+                        fin_frame, o_ts_ns[-1])
     return None
 
 
 def _hole_side(sd: _Side, h: Hole) -> _Side:
     """The stalled side of a hole: what arrived went through; the hole is outstanding."""
-    return _Side(sd.d, sd.sent_payload, sd.hi_rel, sd.acked_rel, 0, (), h.arrived_max_plen,
-                 h.since_ns, sd.last_payload_ns, sd.payload_ts, False, h.hole_bytes,
-                 h.dupacks)
+    return _Side(sd.direction, sd.sent_payload, sd.hi_rel, sd.acked_rel, 0, (),
+                 h.arrived_max_payload_len, h.since_ns, sd.last_payload_ns, sd.payload_ts_ns, False,
+                 h.hole_bytes, h.dupacks)
 
 
 def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
@@ -303,18 +305,19 @@ def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
         if (snd[SNDNXT] >= 0 and rcv[MAXACK] >= 0
                 and seq_diff(int(snd[SNDNXT]), int(rcv[MAXACK])) >= PMTU_MIN_STUCK):
             return True  # data-hole: data seen past what the receiver acknowledged
-    if flow.syn_ts >= 0 and flow.synack_ts < 0:
+    if flow.syn_ts_ns >= 0 and flow.synack_ts_ns < 0:
         return True  # syn-unanswered
     if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
-            and (flow.last_ts if flow.ended() else capture_end_ns) - oc[LASTPL]
+            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - oc[LASTPL]
             >= MIN_SILENCE_S * NS):
         return True  # request-unanswered
-    if (o.fin_ts >= 0 and rc[LASTPL] > o.fin_ts and oc[LASTPL] >= 0
-            and o.fin_ts - oc[LASTPL] >= MIN_SILENCE_S * NS):
+    if (o.fin_ts_ns >= 0 and rc[LASTPL] > o.fin_ts_ns and oc[LASTPL] >= 0
+            and o.fin_ts_ns - oc[LASTPL] >= MIN_SILENCE_S * NS):
         return True  # request-unanswered until the originator gave up
-    return (r.fin_ts >= 0 and flow.ch_ts >= 0 and r.tls_alert_ts < 0 and rc[LASTPL] >= 0
-            and r.fin_ts - rc[LASTPL] <= CUT_ACTIVE_S * NS
-            and r.fin_ts - flow.first_ts >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
+    return (r.fin_ts_ns >= 0 and flow.client_hello_ts_ns >= 0 and r.tls_alert_ts_ns < 0
+            and rc[LASTPL] >= 0
+            and r.fin_ts_ns - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r.fin_ts_ns - flow.first_ts_ns >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
 
 
 def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
@@ -324,17 +327,17 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     per_service: dict[tuple[bytes, int], list[tuple[int, int, int, bool]]] = defaultdict(list)
     for flow in flows:
         tail = ledger.tail(flow.key)
-        if tail is None or flow.first_ts < 0:
+        if tail is None or flow.first_ts_ns < 0:
             continue
-        rows = tail[tail["ts_ns"] >= flow.first_ts]
+        rows = tail[tail["ts_ns"] >= flow.first_ts_ns]
         if len(rows) == 0:
             continue
         served = flow.dirs[1].get(BYTES) > 0
-        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts,
-                                                          flow.last_ts, served))
+        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
+                                                          flow.last_ts_ns, served))
         if not _maybe_stalled(flow, capture_end_ns):
             continue
-        ma, mb = ledger.max_plen(flow.key)
+        ma, mb = ledger.max_payload_len(flow.key)
         mp = (ma, mb) if flow.orig_is_a else (mb, ma)
         hit = _finding(flow, rows, mp, capture_end_ns)
         if hit is not None:
@@ -345,38 +348,39 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
         busy = any(served and fid != flow.flow_id
                    and a - OVERLOAD_WINDOW_S * NS <= start_ns <= b + OVERLOAD_WINDOW_S * NS
                    for fid, a, b, served in per_service[(flow.resp_raw, flow.resp_p)])
-        max_plen = mp[side.d]
-        horizon = capture_end_ns if end == "open" else _end_ts(flow, ledger, end_frame)
+        max_payload_len = mp[side.direction]
+        horizon = capture_end_ns if end == "open" else _end_ts_ns(flow, ledger, end_frame)
         silence = max(0.0, (horizon - start_ns) / NS)
-        cause_id = stall_cause(kind, side, max_plen, busy)
+        cause_id = stall_cause(kind, side, max_payload_len, busy)
         outstanding = (side.hi_rel - side.acked_rel if side.acked_rel is not None
                        else side.hi_rel) if side.sent_payload else 0
         facts: dict[str, object] = {"silence_s": silence, "elapsed_s": silence, "rx": side.rx, "through": side.through_max,
-                 "stuck": side.stuck_plens, "max_plen": max_plen, "kind": kind, "end": end,
+                 "stuck": side.stuck_plens, "max_plen": max_payload_len, "kind": kind, "end": end,
                  "port": flow.resp_p, "hole": side.hole_bytes, "dupacks": side.dupacks}
         out.append(StallRecord(
             flow_id=flow.flow_id, ts_ns=start_ns, kind=kind, end=end, end_frame=end_frame,
             orig_h=addr_text(flow.orig_raw, flow.ip_v), orig_p=flow.orig_p,
             resp_h=addr_text(flow.resp_raw, flow.ip_v), resp_p=flow.resp_p,
-            stalled_side="orig" if side.d == 0 else "resp", silence_s=round(silence, 6),
+            stalled_side="orig" if side.direction == 0 else "resp", silence_s=round(silence, 6),
             retransmissions=side.rx, outstanding_bytes=max(0, outstanding),
-            through_max_plen=side.through_max, stuck_plens=side.stuck_plens, max_plen=max_plen,
+            through_max_plen=side.through_max, stuck_plens=side.stuck_plens,
+            max_plen=max_payload_len,
             cause_id=cause_id, cause=stall_sentence(cause_id, facts),
             advice=stall_advice(cause_id, facts), action=everyday_action(cause_id, facts)))
     out.sort(key=lambda s: (s.ts_ns, s.flow_id))
     return out
 
 
-def _end_ts(flow: Flow, ledger: TailLedger, end_frame: int | None) -> int:
+def _end_ts_ns(flow: Flow, ledger: TailLedger, end_frame: int | None) -> int:
     """When the packet that ended the stall was seen (the flow's close, by default)."""
     tail = ledger.tail(flow.key)
     assert tail is not None
-    rows = tail[tail["ts_ns"] >= flow.first_ts]
+    rows = tail[tail["ts_ns"] >= flow.first_ts_ns]
     at = rows["ts_ns"][rows["frame"] == end_frame] if end_frame is not None else []
     return int(at[0]) if len(at) else _end(rows)[2]
 
 
-def stall_cause(kind: str, side: _Side, max_plen: int, busy: bool) -> str:
+def stall_cause(kind: str, side: _Side, max_payload_len: int, busy: bool) -> str:
     """The cause name of a stall (same vocabulary as reset verdicts)."""
     if kind == "syn-unanswered":
         # Other connections to the same service were served meanwhile: it was

@@ -19,7 +19,7 @@ import numpy as np
 TAIL_LEN = 32
 
 TAIL_DTYPE = np.dtype([("ts_ns", "i8"), ("frame", "u8"), ("from_a", "?"), ("flags", "u2"),
-                       ("seq", "u4"), ("ack", "u4"), ("plen", "u4"), ("tls_ct", "i2")])
+                       ("seq", "u4"), ("ack", "u4"), ("payload_len", "u4"), ("tls_ct", "i2")])
 
 
 class TailLedger:
@@ -30,7 +30,7 @@ class TailLedger:
         self._tails: dict[bytes, np.ndarray] = {}
         # Per key: largest payload seen either way, and first packet time of the
         # current tail owner (a new SYN generation starts a fresh tail).
-        self._max_plen: dict[bytes, tuple[int, int]] = {}
+        self._max_payload_len: dict[bytes, tuple[int, int]] = {}
 
     def feed(self, batch: np.ndarray, inv: np.ndarray, swap: np.ndarray,
              key_bytes: list[bytes]) -> None:
@@ -44,11 +44,11 @@ class TailLedger:
         g = inv[o]
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         ends = np.r_[starts[1:], n]
-        plen = batch["payload_len"][o].astype(np.int64)
+        payload_len = batch["payload_len"][o].astype(np.int64)
         from_a = ~swap[o]
         # Largest payload per group and direction, vectorised.
-        max_a = np.maximum.reduceat(np.where(from_a, plen, 0), starts)
-        max_b = np.maximum.reduceat(np.where(from_a, 0, plen), starts)
+        max_a = np.maximum.reduceat(np.where(from_a, payload_len, 0), starts)
+        max_b = np.maximum.reduceat(np.where(from_a, 0, payload_len), starts)
         # Only each group's last tail_len packets can survive: build rows for those.
         keep = self.tail_len
         pos_from_end = np.repeat(ends, ends - starts) - np.arange(n) - 1
@@ -61,13 +61,13 @@ class TailLedger:
         rows["flags"] = batch["flags"][so]
         rows["seq"] = batch["seq"][so]
         rows["ack"] = batch["ack"][so]
-        rows["plen"] = batch["payload_len"][so]
+        rows["payload_len"] = batch["payload_len"][so]
         rows["tls_ct"] = batch["tls_ct"][so]
         cnt = np.minimum(ends - starts, keep)
         r_end = np.cumsum(cnt)
         r_start = r_end - cnt
         tails = self._tails
-        maxp = self._max_plen
+        maxp = self._max_payload_len
         gk = g[starts].tolist()
         for j, (rs, re_, ma, mb) in enumerate(zip(r_start.tolist(), r_end.tolist(),
                                                   max_a.tolist(), max_b.tolist(), strict=True)):
@@ -81,14 +81,14 @@ class TailLedger:
     def tail(self, key: bytes) -> np.ndarray | None:
         return self._tails.get(key)
 
-    def max_plen(self, key: bytes) -> tuple[int, int]:
+    def max_payload_len(self, key: bytes) -> tuple[int, int]:
         """(largest payload sent by the key's A end, by its B end) over the whole flow."""
-        return self._max_plen.get(key, (0, 0))
+        return self._max_payload_len.get(key, (0, 0))
 
     def drop(self, key: bytes) -> None:
         """Forget an evicted flow's tail (the memory guard evicts; so do we)."""
         self._tails.pop(key, None)
-        self._max_plen.pop(key, None)
+        self._max_payload_len.pop(key, None)
 
     def keys(self) -> list[bytes]:
         return list(self._tails)

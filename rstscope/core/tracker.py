@@ -389,7 +389,7 @@ class Tracker:
         (creation, the handshake's last ACK, a silent side's first packet, the
         settle window of a RST)."""
         g = inv[run]
-        ts = batch["ts_ns"][run]
+        ts_ns = batch["ts_ns"][run]
         nf = len(flows)
         orient = self._b_orient
         first_of = np.full(nf, -1, dtype=np.int64)
@@ -400,16 +400,16 @@ class Tracker:
         cand = np.zeros(nf, dtype=bool)
         for u, i in zip(ug.tolist(), first.tolist(), strict=True):
             f = flows[u]
-            if f is None or f.needs_packet_path(int(ts[i])):
+            if f is None or f.needs_packet_path(int(ts_ns[i])):
                 cand[u] = True
                 continue
             o_in = f.dirs[0].ep.state == INACTIVE
             r_in = f.dirs[1].ep.state == INACTIVE
             if o_in or r_in:
                 inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
-        d = (swap[run] == orient[g]).astype(np.int64)
+        direction = (swap[run] == orient[g]).astype(np.int64)
         ia = inactive[g]
-        wakes = (ia == 2) | (ia == d)  # a silent side's first packet changes its state
+        wakes = (ia == 2) | (ia == direction)  # a silent side's first packet changes its state
         last_wake = np.full(nf, -1, dtype=np.int64)
         if wakes.any():
             wpos = np.flatnonzero(wakes)
@@ -511,17 +511,17 @@ class Tracker:
             self._created.append(((row[2], row[1]), flow))  # (file_id, frame) of its first packet
             self._b_orient[u] = flow.orig_is_a
             self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
-        d = 0 if from_a == flow.orig_is_a else 1
-        ctx = flow.packet(d, *row[:16])
+        direction = 0 if from_a == flow.orig_is_a else 1
+        ctx = flow.packet(direction, *row[:16])
         if ctx is not None:
             if not ctx.s_ttl_counts:
                 # Nothing of the sender's in this flow: its address's handshakes earlier
                 # in the capture are the next best baseline.
                 ctx.host_ttl_counts = self._hosts.baseline(
-                    flow.orig_raw if d == 0 else flow.resp_raw, row[2], row[1])
+                    flow.orig_raw if direction == 0 else flow.resp_raw, row[2], row[1])
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
-            flow.hot_until = max(flow.hot_until, deadline)
+            flow.hot_until_ns = max(flow.hot_until_ns, deadline)
             heapq.heappush(self._pending, (deadline, self._seq, ctx))
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
@@ -574,7 +574,7 @@ class Tracker:
         if self._tails is not None:
             fl = ctx.flow
             rec = name_path(rec, self._tails.tail(fl.key), fl.orig_is_a,
-                            self._tails.max_plen(fl.key))
+                            self._tails.max_payload_len(fl.key))
         self._n_resets += 1
         if self.config.keep_records:
             self._resets.append(rec)
@@ -585,7 +585,7 @@ class Tracker:
     def _settle(self, now: int | None) -> list[Event]:
         events: list[Event] = []
         # Strictly past the deadline: a packet stamped exactly at the deadline still
-        # belongs to the window (facts take ``o.ts - ts <= settle``), and the next
+        # belongs to the window (facts take ``o.ts_ns - ctx.ts_ns <= settle``), and the next
         # batch may hold more packets with that same timestamp.  Settling at ``<=``
         # made a verdict depend on where the batches were cut.
         while self._pending and (now is None or self._pending[0][0] < now):
@@ -598,9 +598,9 @@ class Tracker:
             return []
         events: list[Event] = []
         for f in self._flows.values():
-            if f.last_ts < 0 or f.ended():
+            if f.last_ts_ns < 0 or f.ended():
                 continue
-            idle_s = (now - f.last_ts) / NS
+            idle_s = (now - f.last_ts_ns) / NS
             if idle_s < self.config.idle_warn_min_s * self.config.idle_warn_fraction:
                 f.warned_s = 0.0
                 continue
@@ -618,12 +618,12 @@ class Tracker:
         self._last_evict_check = now
         limit = int(self.config.evict_idle_s * NS)
         stale = [f for f in self._flows.values()
-                 if not f.pending and f.last_ts >= 0 and now - f.last_ts > limit]
+                 if not f.pending and f.last_ts_ns >= 0 and now - f.last_ts_ns > limit]
         return [self._evict(f, "idle") for f in stale]
 
     def _evict_oldest(self) -> bool:
         victim = min((f for f in self._flows.values() if not f.pending),
-                     key=lambda f: f.last_ts, default=None)
+                     key=lambda f: f.last_ts_ns, default=None)
         if victim is None:
             return False
         self._side_events.append(self._evict(victim, "max_flows"))
@@ -655,8 +655,8 @@ class Tracker:
         rm = ttl_mode_spread(r.ttl_counts)
         v, _ = flow_vantage(f, self.config.vantage)
         ro, rr = f.rtt_side_ns
-        first = f.first_ts if f.first_ts >= 0 else 0
-        last = f.last_ts if f.last_ts >= 0 else first
+        first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
+        last = f.last_ts_ns if f.last_ts_ns >= 0 else first
         history = "".join(f.history)
         return FlowRecord(
             flow_id=f.flow_id, generation=f.generation,

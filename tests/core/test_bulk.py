@@ -60,8 +60,8 @@ def _setup(head: np.ndarray) -> tuple[DirTable, list[Flow], dict[Endpoints, int]
             flows.append(Flow(table, len(flows) + 1, 1, repr(key).encode(), True, "syn", False,
                               4, c[0], c[1], s[0], s[1]))
         f = flows[index[key]]
-        d = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
-        f.packet(d, int(rec["ts_ns"]), int(rec["frame"]), int(rec["file_id"]),
+        direction = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
+        f.packet(direction, int(rec["ts_ns"]), int(rec["frame"]), int(rec["file_id"]),
                  int(rec["flags"]), int(rec["seq"]), int(rec["ack"]),
                  int(rec["payload_len"]), int(rec["ip_len"]), int(rec["ttl"]),
                  int(rec["ip_id"]), bool(rec["df"]), int(rec["win"]), int(rec["wscale"]),
@@ -72,7 +72,8 @@ def _setup(head: np.ndarray) -> tuple[DirTable, list[Flow], dict[Endpoints, int]
 def _state(table: DirTable, flows: list[Flow]) -> list[object]:
     out: list[object] = []
     for f in flows:
-        out.append((f.first_ts, f.last_ts, f.nr_last_ts, f.max_gap_ns, "".join(f.history)))
+        out.append((f.first_ts_ns, f.last_ts_ns, f.last_non_rst_ts_ns, f.max_gap_ns,
+                    "".join(f.history)))
         for dr in f.dirs:
             out.append((dict(zip(FIELDS, dr.col(), strict=True)), sorted(dr.ttl_counts.items())))
     return out
@@ -82,8 +83,8 @@ def _by_packet_path(head: np.ndarray, tail: np.ndarray) -> list[object]:
     table, flows, index = _setup(head)
     for rec in tail:
         f = flows[index[_key(rec)]]
-        d = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
-        f.packet(d, int(rec["ts_ns"]), int(rec["frame"]), int(rec["file_id"]),
+        direction = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
+        f.packet(direction, int(rec["ts_ns"]), int(rec["frame"]), int(rec["file_id"]),
                  int(rec["flags"]), int(rec["seq"]), int(rec["ack"]),
                  int(rec["payload_len"]), int(rec["ip_len"]), int(rec["ttl"]),
                  int(rec["ip_id"]), bool(rec["df"]), int(rec["win"]), int(rec["wscale"]),
@@ -94,11 +95,11 @@ def _by_packet_path(head: np.ndarray, tail: np.ndarray) -> list[object]:
 def _by_bulk(head: np.ndarray, tail: np.ndarray, layout: str, as_columns: bool) -> list[object]:
     table, flows, index = _setup(head)
     g = np.empty(len(tail), dtype=np.int64)
-    d = np.empty(len(tail), dtype=np.int64)
+    direction = np.empty(len(tail), dtype=np.int64)
     for i, rec in enumerate(tail):
         g[i] = index[_key(rec)]
         f = flows[g[i]]
-        d[i] = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
+        direction[i] = 0 if (bytes(rec["src"]), int(rec["sport"])) == (f.orig_raw, f.orig_p) else 1
     idx = np.arange(len(tail))
     if layout == "grouped":  # the tracker's layout: by flow, frame order within
         idx = np.argsort(g, kind="stable")
@@ -106,7 +107,7 @@ def _by_bulk(head: np.ndarray, tail: np.ndarray, layout: str, as_columns: bool) 
         idx = np.argsort(-g, kind="stable")
     slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) for f in flows], dtype=np.int64)
     src = bulk.columns(tail) if as_columns else tail
-    bulk.apply(src, idx, g[idx], d[idx], flows, slots, table)
+    bulk.apply(src, idx, g[idx], direction[idx], flows, slots, table)
     return _state(table, flows)
 
 

@@ -80,7 +80,7 @@ def test_ttl_consistent_supports_the_endpoint():
 
 
 def test_ttl_local_host_is_strong():
-    f = make_facts(d=0)
+    f = make_facts(direction=0)
     assert names(C.rule_ttl(f)) == {"ttl": W.ttl_local}
 
 
@@ -149,13 +149,15 @@ def test_ipv6_has_no_ip_id_evidence():
 # -- rule_latency ------------------------------------------------------------------
 
 def test_rst_faster_than_the_path():
-    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - NS)  # 1 ms, RTT 40 ms
+    f = make_facts(ts_ns=T0, r_last_non_rst_ts_ns=T0 - NS // 1000,
+                   s_last_non_rst_ts_ns=T0 - NS)  # 1 ms, RTT 40 ms
     assert names(C.rule_latency(f)) == {"latency_vs_rtt": W.too_fast}
     assert Tag.TOO_FAST in f.tags
 
 
 def test_rst_after_a_full_round_trip():
-    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 25, s_nr_ts=T0 - NS)  # 40 ms
+    f = make_facts(ts_ns=T0, r_last_non_rst_ts_ns=T0 - NS // 25,
+                   s_last_non_rst_ts_ns=T0 - NS)  # 40 ms
     assert names(C.rule_latency(f)) == {"latency_vs_rtt": W.latency_ok}
 
 
@@ -177,7 +179,7 @@ def test_seq_status(seq, name, weight):
 # -- rule_race ---------------------------------------------------------------------
 
 def test_data_after_rst_with_progress_is_a_race():
-    later = [obs(T0 + NS // 100, 1, TH_ACK, seq=5000, plen=500)]
+    later = [obs(T0 + NS // 100, 1, TH_ACK, seq=5000, payload_len=500)]
     f = make_facts(later=later)
     assert names(C.rule_race(f)) == {"data_after_rst": W.race}
 
@@ -215,32 +217,35 @@ def test_one_sided_rst_is_not_bidirectional():
 # -- rule_context --------------------------------------------------------------------
 
 def test_after_own_fin_and_alert():
-    f = make_facts(s_fin_ts=T0 - NS // 10, s_tls_alert_ts=T0 - NS // 10)
+    f = make_facts(s_fin_ts_ns=T0 - NS // 10, s_tls_alert_ts_ns=T0 - NS // 10)
     n = names(C.rule_context(f))
     assert n["after_own_fin"] == W.after_own_fin and n["after_tls_alert"] == W.after_tls_alert
 
 
 def test_rst_answering_a_syn_is_refused():
-    f = make_facts(s_pkts=0, s_ttl_counts={}, r_nr_flags=TH_SYN, r_nr_len=0,
-                   r_nr_ts=T0 - NS // 1000, s_nr_ts=-1, r_pkts=1)
+    f = make_facts(s_pkts=0, s_ttl_counts={}, r_last_non_rst_flags=TH_SYN,
+                   r_last_non_rst_payload_len=0, r_last_non_rst_ts_ns=T0 - NS // 1000,
+                   s_last_non_rst_ts_ns=-1, r_pkts=1)
     assert names(C.rule_context(f))["answers_syn"] == W.answers_syn
     assert Tag.REFUSED in f.tags
 
 
 def test_server_rst_right_after_a_client_hello_is_sni():
-    f = make_facts(ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS)
+    f = make_facts(client_hello_ts_ns=T0 - NS // 100, s_last_payload_ts_ns=T0 - NS)
     assert names(C.rule_context(f))["after_client_hello"] == W.after_client_hello
 
 
 def test_server_rst_after_its_server_hello_is_not_sni():
-    f = make_facts(ch_ts=T0 - NS // 100, sh_ts=T0 - NS // 200, s_last_payload_ts=T0 - NS)
+    f = make_facts(client_hello_ts_ns=T0 - NS // 100, server_hello_ts_ns=T0 - NS // 200,
+                   s_last_payload_ts_ns=T0 - NS)
     assert "after_client_hello" not in names(C.rule_context(f))
 
 
 def test_client_rst_right_after_its_client_hello_is_sni():
     # A server capture: the injector's RST toward the server claims the client, whose
     # last data is the ClientHello itself.
-    f = make_facts(d=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 100)
+    f = make_facts(direction=0, client_hello_ts_ns=T0 - NS // 100,
+                   s_last_payload_ts_ns=T0 - NS // 100)
     assert names(C.rule_context(f))["after_client_hello"] == W.after_client_hello
     assert Tag.AFTER_CLIENTHELLO in f.tags
 
@@ -248,7 +253,8 @@ def test_client_rst_right_after_its_client_hello_is_sni():
 def test_client_rst_after_more_client_data_is_not_sni():
     # Negative: the client sent more data after its ClientHello (a client abandoning
     # the handshake it was driving, not a box answering the SNI).
-    f = make_facts(d=0, ch_ts=T0 - NS // 100, s_last_payload_ts=T0 - NS // 200)
+    f = make_facts(direction=0, client_hello_ts_ns=T0 - NS // 100,
+                   s_last_payload_ts_ns=T0 - NS // 200)
     assert "after_client_hello" not in names(C.rule_context(f))
 
 
@@ -262,7 +268,8 @@ def test_unanswered_retransmissions_are_a_silent_drop():
 
 def test_lazy_expiry_at_a_catalog_rst_timeout():
     # 350 s of silence, then the client's packet is answered by a RST: AWS NLB.
-    f = make_facts(r_nr_gap_ns=350 * NS + NS // 2, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - 351 * NS)
+    f = make_facts(r_last_non_rst_gap_ns=350 * NS + NS // 2, r_last_non_rst_ts_ns=T0 - NS // 1000,
+                   s_last_non_rst_ts_ns=T0 - 351 * NS)
     assert names(C.rule_timeout(f)) == {"idle_matches_rst_timeout": W.timeout_rst_device}
 
 
@@ -274,7 +281,8 @@ def test_short_silence_is_never_matched():
 
 def test_catalog_rows_of_both_kinds_cancel():
     # 350 s: AWS NLB (load balancer) and AWS NAT gateway (nat) both reset the next packet.
-    f = make_facts(r_nr_gap_ns=350 * NS, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - 351 * NS)
+    f = make_facts(r_last_non_rst_gap_ns=350 * NS, r_last_non_rst_ts_ns=T0 - NS // 1000,
+                   s_last_non_rst_ts_ns=T0 - 351 * NS)
     ev = C.kind_catalog(f)
     assert [e.weight for e in ev] == [0.0]
     assert Tag.CATALOG_AMBIGUOUS in f.tags
@@ -348,7 +356,7 @@ def test_kind_ttl_class():
 
 # -- position ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("ttl", "d", "ch", "sh", "want"), [
+@pytest.mark.parametrize(("ttl", "direction", "ch", "sh", "want"), [
     (255, 1, 0, 3, (1, 3)),     # client capture, box next to the client
     (62, 1, 0, 3, (3, 1)),      # client capture, box in front of the server
     (61, 1, 0, 3, (4, 0)),      # the server's own distance
@@ -356,8 +364,8 @@ def test_kind_ttl_class():
     (64, 0, 3, 0, (3, 1)),      # server capture, the box on the server's link
     (60, 1, 2, 2, (7, 0)),      # mid capture: 4 routers beyond it is past the server
 ])
-def test_emitter_position(ttl, d, ch, sh, want):
-    p = emitter_position(ttl, d, ch, sh)
+def test_emitter_position(ttl, direction, ch, sh, want):
+    p = emitter_position(ttl, direction, ch, sh)
     assert (p.from_client, p.to_server) == want
 
 
@@ -382,11 +390,13 @@ def test_scoring_groups_are_frozen():
 
 def test_kind_reject_of_a_connection_that_was_not_idle():
     # Triggered 1 ms after the client's data, 50 ms of silence before it: a policy.
-    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - NS, r_nr_gap_ns=NS // 20)
+    f = make_facts(ts_ns=T0, r_last_non_rst_ts_ns=T0 - NS // 1000, s_last_non_rst_ts_ns=T0 - NS,
+                   r_last_non_rst_gap_ns=NS // 20)
     assert names(C.kind_signs(f)) == {"kind_reject": K.reject}
 
 
 def test_kind_no_reject_after_an_idle_expiry():
     # Negative: the same RST after 5 s of silence is expired state, not a policy.
-    f = make_facts(ts=T0, r_nr_ts=T0 - NS // 1000, s_nr_ts=T0 - 6 * NS, r_nr_gap_ns=5 * NS)
+    f = make_facts(ts_ns=T0, r_last_non_rst_ts_ns=T0 - NS // 1000, s_last_non_rst_ts_ns=T0 - 6 * NS,
+                   r_last_non_rst_gap_ns=5 * NS)
     assert "kind_reject" not in names(C.kind_signs(f))
