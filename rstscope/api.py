@@ -21,8 +21,10 @@ import numpy as np
 
 from rstscope.catalog import load_timeouts
 from rstscope.core import Tracker, TrackerConfig
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
+from rstscope.flowpackets import FlowPackets
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
 from rstscope.schema import SCHEMA_VERSION, addr_bytes
@@ -30,6 +32,8 @@ from rstscope.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from rstscope.core.stalls import StallRecord
 
 Source = str | os.PathLike[str] | IO[bytes]
 Sources = Source | Sequence[Source]
@@ -114,6 +118,8 @@ class Analysis:
     _stalls_df: pd.DataFrame | None = field(default=None, repr=False)
     _packets_df: pd.DataFrame | None = field(default=None, repr=False)
     _context: Any = field(default=None, repr=False)
+    # The resets refined with _context (EnrichedReset), made once per enrich().
+    _refined: list[ResetRecord] | None = field(default=None, repr=False)
     # Sparse index of the analysis pass (rstscope.ingest.index): one-flow reads seek.
     _index: PacketIndex | None = field(default=None, repr=False)
 
@@ -133,24 +139,45 @@ class Analysis:
 
         self._context = enrich(self, keylog=keylog)
         self._resets_df = None
+        self._refined = None
         return self._context
 
-    # -- records ---------------------------------------------------------
-    def reset_records(self) -> list[dict[str, Any]]:
-        records = [r.to_dict() for r in self.tracker.resets()]
-        if self._context is not None:
+    # -- typed records (what plot, report and enrich read) ---------------
+    def typed_resets(self) -> list[ResetRecord]:
+        """Every reset in capture order; :class:`rstscope.results.EnrichedReset` after
+        :meth:`enrich`."""
+        if self._context is None:
+            return self.tracker.resets()
+        if self._refined is None:
             # lazy: enrich loads pyshark; only an enrich request needs it
             from rstscope.enrich import apply_refinements
 
-            records = apply_refinements(records, self._context)
-        return records
+            self._refined = list(apply_refinements(self.tracker.resets(), self._context))
+        return list(self._refined)
+
+    def typed_flows(self) -> list[FlowRecord]:
+        return self.tracker.flows()
+
+    def typed_stalls(self) -> list[StallRecord]:
+        """Flows that stalled without a RST to explain them (docs/schema.md)."""
+        return self.tracker.stalls()
+
+    @property
+    def flow_packets(self) -> FlowPackets:
+        """The packets of some flows, streamed from the source (seeking through the
+        sparse index when there is one); the frame of :attr:`packets` once it is read."""
+        return FlowPackets(self._source, self.packet_index, lambda: self._packets_df)
+
+    # -- records as dicts (JSON-ready; the notebook's and the JSON's shape) --
+    def reset_records(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.typed_resets()]
 
     def flow_records(self) -> list[dict[str, Any]]:
-        return [f.to_dict() for f in self.tracker.flows()]
+        return [f.to_dict() for f in self.typed_flows()]
 
     def stall_records(self) -> list[dict[str, Any]]:
         """Flows that stalled without a RST to explain them (docs/schema.md)."""
-        return [s.to_dict() for s in self.tracker.stalls()]
+        return [s.to_dict() for s in self.typed_stalls()]
 
     # -- DataFrames ------------------------------------------------------
     @property

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rstscope.api import Analysis
 from rstscope.cliopts import check_flows
+
+if TYPE_CHECKING:
+    from rstscope.core.records import FlowRecord, ResetRecord
+    from rstscope.core.stalls import StallRecord
 
 
 @dataclasses.dataclass
@@ -29,27 +33,28 @@ class FlowSubset(Analysis):
         """``analysis`` narrowed to ``flow_ids``; exit 2 naming the flows that exist
         when one of them is not in the capture."""
         wanted = frozenset(int(f) for f in flow_ids)
-        check_flows(sorted(wanted), [f["flow_id"] for f in analysis.flow_records()],
-                    analysis.file)
+        check_flows(sorted(wanted), [f.flow_id for f in analysis.typed_flows()], analysis.file)
         base = {f.name: getattr(analysis, f.name) for f in dataclasses.fields(analysis)}
         return cls(**base, flow_ids=wanted)
 
-    def flow_records(self) -> list[dict[str, Any]]:
-        return [f for f in super().flow_records() if f["flow_id"] in self.flow_ids]
+    # The dict forms (reset_records() and the rest) and the DataFrames are built from
+    # these, so narrowing the typed records narrows every view of the analysis.
+    def typed_flows(self) -> list[FlowRecord]:
+        return [f for f in Analysis.typed_flows(self) if f.flow_id in self.flow_ids]
 
-    def reset_records(self) -> list[dict[str, Any]]:
-        return [r for r in super().reset_records() if r["flow_id"] in self.flow_ids]
+    def typed_resets(self) -> list[ResetRecord]:
+        return [r for r in Analysis.typed_resets(self) if r.flow_id in self.flow_ids]
 
-    def stall_records(self) -> list[dict[str, Any]]:
-        return [s for s in super().stall_records() if s["flow_id"] in self.flow_ids]
+    def typed_stalls(self) -> list[StallRecord]:
+        return [s for s in Analysis.typed_stalls(self) if s.flow_id in self.flow_ids]
 
     def summary(self) -> dict[str, Any]:
-        s = super().summary()
-        resets = self.reset_records()
+        s = Analysis.summary(self)
+        resets = self.typed_resets()
         by_origin = dict.fromkeys(s["resets_by_origin"], 0)
         for r in resets:
-            by_origin[r["origin"]] = by_origin.get(r["origin"], 0) + 1
-        return {**s, "flows": len(self.flow_records()), "resets": len(resets),
+            by_origin[r.origin] = by_origin.get(r.origin, 0) + 1
+        return {**s, "flows": len(self.typed_flows()), "resets": len(resets),
                 "resets_by_origin": by_origin}
 
 
