@@ -9,7 +9,6 @@ prints from.
 from __future__ import annotations
 
 import io
-import ipaddress
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from rstscope.catalog import load_timeouts
+from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.vocab import Origin, values
@@ -27,7 +26,8 @@ from rstscope.errors import OutputError, require
 from rstscope.flowpackets import FlowPackets
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
-from rstscope.schema import SCHEMA_VERSION, addr_bytes
+from rstscope.ingest.packet_filter import PacketFilter
+from rstscope.schema import SCHEMA_VERSION
 from rstscope.table import render
 
 if TYPE_CHECKING:
@@ -40,57 +40,9 @@ Sources = Source | Sequence[Source]
 
 ORIGINS = values(Origin)
 
-
-@dataclass(frozen=True, slots=True)
-class PacketFilter:
-    """Packet-level filters applied before tracking (``--port``, ``--host``, ``--start/--end``).
-
-    ``hosts`` are addresses or CIDR networks (``192.0.2.0/24``, ``2001:db8::/32``);
-    ``start_ns``/``end_ns`` keep packets in [start, end) like editcap's ``-A``/``-B``.
-    """
-
-    ports: tuple[int, ...] = ()
-    hosts: tuple[str, ...] = ()
-    start_ns: int | None = None
-    end_ns: int | None = None
-
-    def mask(self, batch: np.ndarray) -> np.ndarray | None:
-        """Boolean mask of rows to keep, or None to keep all."""
-        keep: np.ndarray | None = None
-        if self.ports:
-            ports = np.asarray(self.ports, dtype=np.uint16)
-            keep = np.isin(batch["sport"], ports) | np.isin(batch["dport"], ports)
-        if self.hosts:
-            hit = _in_networks(batch["src"], self.hosts) | _in_networks(batch["dst"], self.hosts)
-            keep = hit if keep is None else keep & hit
-        if self.start_ns is not None or self.end_ns is not None:
-            ts = batch["ts_ns"]
-            inside = np.ones(len(batch), dtype=bool)
-            if self.start_ns is not None:
-                inside &= ts >= self.start_ns
-            if self.end_ns is not None:
-                inside &= ts < self.end_ns
-            keep = inside if keep is None else keep & inside
-        return keep
-
-
-def _in_networks(column: np.ndarray, hosts: tuple[str, ...]) -> np.ndarray:
-    """Rows of a 16-byte address column inside any of ``hosts`` (addresses or CIDRs)."""
-    raw = np.frombuffer(np.ascontiguousarray(column, dtype="S16").tobytes(),
-                        dtype=np.uint8).reshape(-1, 16)
-    hit = np.zeros(len(raw), dtype=bool)
-    for h in hosts:
-        net = ipaddress.ip_network(h, strict=False)
-        base = np.frombuffer(addr_bytes(str(net.network_address)), dtype=np.uint8)
-        # IPv4 lives in the IPv4-mapped IPv6 form, so its prefix starts after 96 bits.
-        bits = net.prefixlen + (96 if net.version == 4 else 0)
-        full, rest = divmod(bits, 8)
-        inside = np.all(raw[:, :full] == base[:full], axis=1)
-        if rest:
-            m = (0xFF << (8 - rest)) & 0xFF
-            inside &= (raw[:, full] & m) == (base[full] & m)
-        hit |= inside
-    return hit
+# Re-exported: the notebook surface is this module (rstscope.api.PacketFilter and
+# make_config); rstscope's own modules import them from where they live.
+__all__ = ["ORIGINS", "Analysis", "PacketFilter", "Source", "Sources", "analyze", "make_config"]
 
 
 def _source_name(source: Sources) -> str:
@@ -351,11 +303,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def make_config(vantage: str = "auto", **overrides: Any) -> TrackerConfig:
-    """A tracker config with the shipped timeout catalog loaded."""
-    return TrackerConfig(vantage=vantage, timeouts=load_timeouts(), **overrides)  # type: ignore[arg-type]
 
 
 def analyze(
