@@ -179,11 +179,6 @@ class Analysis:
         idx = self._index
         return idx if idx is not None and idx.complete else None
 
-    @property
-    def packets_if_loaded(self) -> pd.DataFrame | None:
-        """:attr:`packets` when it has been read already, else None (never reads)."""
-        return self._packets_df
-
     # -- summaries -------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         resets = self.tracker.resets()
