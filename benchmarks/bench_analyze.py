@@ -107,22 +107,21 @@ print(f"{len(df)} rows, {cols:.0f} MiB of columns; RSS {base:.0f} MiB after impo
 ONE_FLOW = """
 import sys, time
 from rstscope.api import analyze
-from rstscope.flowpackets import packets_of_flows
-from rstscope.plot.select import flow_records, reset_records
+from rstscope.flowpackets import FlowPackets
 a = analyze(sys.argv[1])
-flows = {f["flow_id"]: f for f in flow_records(a)}
-wanted = [flows[r["flow_id"]] for r in reset_records(a)[:5]] or list(flows.values())[:5]
-packets_of_flows(a, wanted[:1])  # imports pandas
+flows = {f.flow_id: f for f in a.typed_flows()}
+wanted = [flows[r.flow_id] for r in a.typed_resets()[:5]] or list(flows.values())[:5]
+indexed, full = a.flow_packets, FlowPackets(a.source, index=None)
+indexed.of_flows(wanted[:1])  # imports pandas
 idx = a.packet_index
 t = time.process_time()
-n = sum(len(packets_of_flows(a, [f])) for f in wanted)
+n = sum(len(indexed.of_flows([f])) for f in wanted)
 t_idx = (time.process_time() - t) / len(wanted)
-a._index = None
 t = time.process_time()
-m = sum(len(packets_of_flows(a, [f])) for f in wanted)
+m = sum(len(full.of_flows([f])) for f in wanted)
 t_full = (time.process_time() - t) / len(wanted)
 assert n == m
-spans = sum(len(idx.select([(f["orig_p"], f["resp_p"])], f["first_ts_ns"], f["last_ts_ns"]))
+spans = sum(len(idx.select([(f.orig_p, f.resp_p)], f.first_ts_ns, f.last_ts_ns))
             for f in wanted) / len(wanted)
 print(f"one flow's packets, mean of {len(wanted)} reset flows: indexed {t_idx * 1000:.0f} ms CPU "
       f"({spans:.1f} of {len(idx.spans)} batches, index {idx.nbytes / 1e6:.2f} MB), "

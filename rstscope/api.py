@@ -9,7 +9,6 @@ prints from.
 from __future__ import annotations
 
 import io
-import ipaddress
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -19,74 +18,31 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from rstscope.catalog import load_timeouts
+from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
+from rstscope.flowpackets import FlowPackets
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
-from rstscope.schema import SCHEMA_VERSION, addr_bytes
+from rstscope.ingest.packet_filter import PacketFilter
+from rstscope.schema import SCHEMA_VERSION
 from rstscope.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from rstscope.core.stalls import StallRecord
 
 Source = str | os.PathLike[str] | IO[bytes]
 Sources = Source | Sequence[Source]
 
 ORIGINS = values(Origin)
 
-
-@dataclass(frozen=True, slots=True)
-class PacketFilter:
-    """Packet-level filters applied before tracking (``--port``, ``--host``, ``--start/--end``).
-
-    ``hosts`` are addresses or CIDR networks (``192.0.2.0/24``, ``2001:db8::/32``);
-    ``start_ns``/``end_ns`` keep packets in [start, end) like editcap's ``-A``/``-B``.
-    """
-
-    ports: tuple[int, ...] = ()
-    hosts: tuple[str, ...] = ()
-    start_ns: int | None = None
-    end_ns: int | None = None
-
-    def mask(self, batch: np.ndarray) -> np.ndarray | None:
-        """Boolean mask of rows to keep, or None to keep all."""
-        keep: np.ndarray | None = None
-        if self.ports:
-            ports = np.asarray(self.ports, dtype=np.uint16)
-            keep = np.isin(batch["sport"], ports) | np.isin(batch["dport"], ports)
-        if self.hosts:
-            hit = _in_networks(batch["src"], self.hosts) | _in_networks(batch["dst"], self.hosts)
-            keep = hit if keep is None else keep & hit
-        if self.start_ns is not None or self.end_ns is not None:
-            ts = batch["ts_ns"]
-            inside = np.ones(len(batch), dtype=bool)
-            if self.start_ns is not None:
-                inside &= ts >= self.start_ns
-            if self.end_ns is not None:
-                inside &= ts < self.end_ns
-            keep = inside if keep is None else keep & inside
-        return keep
-
-
-def _in_networks(column: np.ndarray, hosts: tuple[str, ...]) -> np.ndarray:
-    """Rows of a 16-byte address column inside any of ``hosts`` (addresses or CIDRs)."""
-    raw = np.frombuffer(np.ascontiguousarray(column, dtype="S16").tobytes(),
-                        dtype=np.uint8).reshape(-1, 16)
-    hit = np.zeros(len(raw), dtype=bool)
-    for h in hosts:
-        net = ipaddress.ip_network(h, strict=False)
-        base = np.frombuffer(addr_bytes(str(net.network_address)), dtype=np.uint8)
-        # IPv4 lives in the IPv4-mapped IPv6 form, so its prefix starts after 96 bits.
-        bits = net.prefixlen + (96 if net.version == 4 else 0)
-        full, rest = divmod(bits, 8)
-        inside = np.all(raw[:, :full] == base[:full], axis=1)
-        if rest:
-            m = (0xFF << (8 - rest)) & 0xFF
-            inside &= (raw[:, full] & m) == (base[full] & m)
-        hit |= inside
-    return hit
+# Re-exported: the notebook surface is this module (rstscope.api.PacketFilter and
+# make_config); rstscope's own modules import them from where they live.
+__all__ = ["ORIGINS", "Analysis", "PacketFilter", "Source", "Sources", "analyze", "make_config"]
 
 
 def _source_name(source: Sources) -> str:
@@ -114,6 +70,8 @@ class Analysis:
     _stalls_df: pd.DataFrame | None = field(default=None, repr=False)
     _packets_df: pd.DataFrame | None = field(default=None, repr=False)
     _context: Any = field(default=None, repr=False)
+    # The resets refined with _context (EnrichedReset), made once per enrich().
+    _refined: list[ResetRecord] | None = field(default=None, repr=False)
     # Sparse index of the analysis pass (rstscope.ingest.index): one-flow reads seek.
     _index: PacketIndex | None = field(default=None, repr=False)
 
@@ -133,24 +91,45 @@ class Analysis:
 
         self._context = enrich(self, keylog=keylog)
         self._resets_df = None
+        self._refined = None
         return self._context
 
-    # -- records ---------------------------------------------------------
-    def reset_records(self) -> list[dict[str, Any]]:
-        records = [r.to_dict() for r in self.tracker.resets()]
-        if self._context is not None:
+    # -- typed records (what plot, report and enrich read) ---------------
+    def typed_resets(self) -> list[ResetRecord]:
+        """Every reset in capture order; :class:`rstscope.results.EnrichedReset` after
+        :meth:`enrich`."""
+        if self._context is None:
+            return self.tracker.resets()
+        if self._refined is None:
             # lazy: enrich loads pyshark; only an enrich request needs it
             from rstscope.enrich import apply_refinements
 
-            records = apply_refinements(records, self._context)
-        return records
+            self._refined = list(apply_refinements(self.tracker.resets(), self._context))
+        return list(self._refined)
+
+    def typed_flows(self) -> list[FlowRecord]:
+        return self.tracker.flows()
+
+    def typed_stalls(self) -> list[StallRecord]:
+        """Flows that stalled without a RST to explain them (docs/schema.md)."""
+        return self.tracker.stalls()
+
+    @property
+    def flow_packets(self) -> FlowPackets:
+        """The packets of some flows, streamed from the source (seeking through the
+        sparse index when there is one); the frame of :attr:`packets` once it is read."""
+        return FlowPackets(self._source, self.packet_index, lambda: self._packets_df)
+
+    # -- records as dicts (JSON-ready; the notebook's and the JSON's shape) --
+    def reset_records(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.typed_resets()]
 
     def flow_records(self) -> list[dict[str, Any]]:
-        return [f.to_dict() for f in self.tracker.flows()]
+        return [f.to_dict() for f in self.typed_flows()]
 
     def stall_records(self) -> list[dict[str, Any]]:
         """Flows that stalled without a RST to explain them (docs/schema.md)."""
-        return [s.to_dict() for s in self.tracker.stalls()]
+        return [s.to_dict() for s in self.typed_stalls()]
 
     # -- DataFrames ------------------------------------------------------
     @property
@@ -199,11 +178,6 @@ class Analysis:
         source cannot be sought in (stdin, gzip)."""
         idx = self._index
         return idx if idx is not None and idx.complete else None
-
-    @property
-    def packets_if_loaded(self) -> pd.DataFrame | None:
-        """:attr:`packets` when it has been read already, else None (never reads)."""
-        return self._packets_df
 
     # -- summaries -------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -324,11 +298,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def make_config(vantage: str = "auto", **overrides: Any) -> TrackerConfig:
-    """A tracker config with the shipped timeout catalog loaded."""
-    return TrackerConfig(vantage=vantage, timeouts=load_timeouts(), **overrides)  # type: ignore[arg-type]
 
 
 def analyze(

@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from rstscope.core.config import EXPIRY_BEHAVIOURS, TimeoutEntry
+from rstscope.core.config import EXPIRY_BEHAVIOURS, TimeoutEntry, TrackerConfig
 from rstscope.errors import InputMissingError, UsageError
 
 _COLUMNS = ("product", "category", "setting", "default_s", "expiry_behaviour", "full_proxy")
@@ -114,3 +115,8 @@ def with_stack(entries: tuple[TimeoutEntry, ...], stack: tuple[str, ...]) -> tup
             e = replace(e, rank=min(e.rank, 100) - 100)
         out.append(e)
     return tuple(out)
+
+
+def make_config(vantage: str = "auto", **overrides: Any) -> TrackerConfig:
+    """A tracker config with the shipped timeout catalog loaded."""
+    return TrackerConfig(vantage=vantage, timeouts=load_timeouts(), **overrides)  # type: ignore[arg-type]

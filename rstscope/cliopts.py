@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from rstscope import errors
-from rstscope.catalog import known_stacks, load_timeouts_file, with_stack
+from rstscope.catalog import known_stacks, load_timeouts_file, make_config, with_stack
 from rstscope.core.ttl import INITIAL_TTLS
 from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.errors import UsageError
@@ -282,9 +282,6 @@ class Selection:
                 "end_ns": self.end_ns, "config": self.config()}
 
     def config(self) -> Any:
-        # lazy: the api loads pandas; the command needs it only when it runs
-        from rstscope.api import make_config
-
         cfg = make_config(self.vantage)
         entries = tuple(cfg.timeouts)
         if self.timeouts_file:

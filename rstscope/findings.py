@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rstscope.textfit import (
     ACTION_INDENT,
@@ -19,6 +19,9 @@ from rstscope.textfit import (
     write_finding,
     zone_name,
 )
+
+if TYPE_CHECKING:
+    from rstscope.results import RecordSource
 
 
 def _ts(ts_ns: int | None) -> str:
@@ -35,9 +38,12 @@ def _gap(v: float | None) -> str:
 
 def cause_cell(record: dict[str, Any]) -> str:
     """``[cause_id] sentence`` (the sentence alone when there is no name)."""
-    cid = record.get("cause_id")
-    text = str(record.get("cause", ""))
-    return f"[{cid}] {text}" if cid else text
+    return named_cause(record.get("cause_id"), str(record.get("cause", "")))
+
+
+def named_cause(cause_id: object, cause: str) -> str:
+    """``[cause_id] sentence``, or the sentence alone when ``cause_id`` is empty."""
+    return f"[{cause_id}] {cause}" if cause_id else cause
 
 
 def stalls_summary(doc: dict[str, Any]) -> str:
@@ -53,9 +59,9 @@ def stalls_summary(doc: dict[str, Any]) -> str:
 
 
 
-def stalls_html(analysis: Any) -> str:
+def stalls_html(analysis: RecordSource) -> str:
     """The report's stall table for one capture ('' without stalls); text is escaped."""
-    stalls = analysis.stall_records()
+    stalls = analysis.typed_stalls()
     if not stalls:
         return ""
     esc = html.escape
@@ -63,12 +69,12 @@ def stalls_html(analysis: Any) -> str:
             "cause")
     rows = []
     for s in stalls:
-        stuck = "/".join(str(x) for x in s["stuck_plens"]) or "-"
-        cells = (_ts(s["ts_ns"]), str(s["flow_id"]), s["kind"], s["end"], s["stalled_side"],
-                 _gap(s["silence_s"]), str(s["retransmissions"]),
-                 f"{s['through_max_plen']} / {stuck}", cause_cell(s))
+        stuck = "/".join(str(x) for x in s.stuck_plens) or "-"
+        cells = (_ts(s.ts_ns), str(s.flow_id), s.kind, s.end, s.stalled_side,
+                 _gap(s.silence_s), str(s.retransmissions),
+                 f"{s.through_max_plen} / {stuck}", named_cause(s.cause_id, s.cause))
         rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
-    advice = sorted({a for s in stalls for a in s["advice"]})
+    advice = sorted({a for s in stalls for a in s.advice})
     return ("<section class='rstscope-stalls'><h3>Stalls (no RST explains them)</h3>"
             "<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"

@@ -7,14 +7,19 @@ within the flows' time span) and only the matching rows are kept, so memory is
 bounded by those flows' packets.  When the analysis pass recorded a sparse index
 (``Analysis.packet_index``, regular files), only the batches that may hold the
 flows are decoded again, each found by seeking to its recorded offset; the rows
-are the same as a full pass gives (tests/test_flowpackets_index.py).  Used by the timeline (one flow) and the report
-(the flows it draws); it takes flow records, so it imports neither of them.
+are the same as a full pass gives (tests/ingest/test_index.py).
+
+:class:`FlowPackets` is the one provider of "the packets of these flows": the
+timeline (one flow), the report (the flows it draws) and enrich's tshark pass
+get it from ``Analysis.flow_packets``; it takes typed flow records, so it
+imports none of them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,41 +29,56 @@ from rstscope.schema import addr_bytes
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rstscope.api import Analysis
+    from rstscope.core.records import FlowRecord
+    from rstscope.ingest.index import PacketIndex
 
 
-def packets_of_flows(analysis: Analysis, flows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Packets (the ``analysis.packets`` columns) that may belong to ``flows``
-    (flow records as dicts: ``orig_h/orig_p/resp_h/resp_p/first_ts_ns/last_ts_ns``).
+@dataclass(frozen=True, slots=True, eq=False)
+class FlowPackets:
+    """The one packet provider: the packets of some flows of one analysed capture.
 
-    Already-loaded packets are returned as they are (filtering again would only copy).
-
-    Raises:
-        ValueError: the analysis' source cannot be re-read (stdin, a stream).
+    ``source`` is what was analysed (a path, a list of rotated files, or a stream
+    that cannot be re-read); ``index`` the sparse index of the analysis pass (None
+    when the source cannot be sought in); ``loaded`` returns the per-packet frame
+    when a notebook already read it whole (then it is filtered, not read again).
     """
-    cached = analysis.packets_if_loaded
-    if cached is not None:
-        frame: pd.DataFrame = cached
-        return frame
-    source = getattr(analysis, "source", None)
+
+    source: object
+    index: PacketIndex | None = None
+    loaded: Callable[[], pd.DataFrame | None] | None = None
+
+    def of_flows(self, flows: Sequence[FlowRecord]) -> pd.DataFrame:
+        """Packets (the ``Analysis.packets`` columns) that may belong to ``flows``.
+
+        Already-loaded packets are returned as they are (filtering again would only copy).
+
+        Raises:
+            ValueError: the source cannot be re-read (stdin, a stream).
+        """
+        cached = self.loaded() if self.loaded is not None else None
+        if cached is not None:
+            return cached
+        return _read_flows(self.source, self.index, flows)
+
+
+def _read_flows(source: Any, index: PacketIndex | None, flows: Sequence[FlowRecord]
+                ) -> pd.DataFrame:
     if source is None or not _rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
     # lazy: pandas, only when a DataFrame is asked for
     from rstscope.ingest import batches_to_dataframe, open_capture
     from rstscope.ingest.index import read_spans
 
-    ports = np.unique(np.asarray([int(f["orig_p"]) for f in flows] + [int(f["resp_p"]) for f in flows],
+    ports = np.unique(np.asarray([f.orig_p for f in flows] + [f.resp_p for f in flows],
                                  dtype=np.uint16))
-    hosts = np.unique(np.asarray([addr_bytes(str(f[k])) for f in flows for k in ("orig_h", "resp_h")],
+    hosts = np.unique(np.asarray([addr_bytes(h) for f in flows for h in (f.orig_h, f.resp_h)],
                                  dtype="S16"))
-    t_lo = min((int(f["first_ts_ns"]) for f in flows), default=0)
-    t_hi = max((int(f["last_ts_ns"]) for f in flows), default=-1)
-
-    index = getattr(analysis, "packet_index", None)
+    t_lo = min((f.first_ts_ns for f in flows), default=0)
+    t_hi = max((f.last_ts_ns for f in flows), default=-1)
 
     def every_batch() -> Iterator[Any]:
         if index is not None:
-            spans = index.select([(int(f["orig_p"]), int(f["resp_p"])) for f in flows], t_lo, t_hi)
+            spans = index.select([(f.orig_p, f.resp_p) for f in flows], t_lo, t_hi)
             yield from read_spans(source if isinstance(source, (list, tuple)) else [source], spans)
             return
         with open_capture(source) as reader:

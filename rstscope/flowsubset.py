@@ -9,47 +9,59 @@ whole and the records are narrowed afterwards, which keeps the ids the ones
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from rstscope.api import Analysis
 from rstscope.cliopts import check_flows
 
+if TYPE_CHECKING:
+    from rstscope.core.records import FlowRecord, ResetRecord
+    from rstscope.core.stalls import StallRecord
+    from rstscope.results import FlowPacketSource, RecordSource
 
-@dataclasses.dataclass
-class FlowSubset(Analysis):
-    """An :class:`~rstscope.api.Analysis` whose flows, resets and stalls are only those
-    of ``flow_ids`` (the summary counts them alone; packet counts stay the capture's)."""
 
-    flow_ids: frozenset[int] = frozenset()
+@dataclass(frozen=True, slots=True)
+class FlowSubset:
+    """An analysed capture (a :class:`rstscope.results.RecordSource`) whose flows,
+    resets and stalls are only those of ``flow_ids`` (the summary counts them alone;
+    packet counts stay the capture's).  It is a record source itself."""
+
+    whole: RecordSource
+    flow_ids: frozenset[int]
 
     @classmethod
-    def of(cls, analysis: Analysis, flow_ids: Iterable[int]) -> FlowSubset:
+    def of(cls, analysis: RecordSource, flow_ids: Iterable[int]) -> FlowSubset:
         """``analysis`` narrowed to ``flow_ids``; exit 2 naming the flows that exist
         when one of them is not in the capture."""
         wanted = frozenset(int(f) for f in flow_ids)
-        check_flows(sorted(wanted), [f["flow_id"] for f in analysis.flow_records()],
-                    analysis.file)
-        base = {f.name: getattr(analysis, f.name) for f in dataclasses.fields(analysis)}
-        return cls(**base, flow_ids=wanted)
+        check_flows(sorted(wanted), [f.flow_id for f in analysis.typed_flows()], analysis.file)
+        return cls(analysis, wanted)
 
-    def flow_records(self) -> list[dict[str, Any]]:
-        return [f for f in super().flow_records() if f["flow_id"] in self.flow_ids]
+    @property
+    def file(self) -> str:
+        return self.whole.file
 
-    def reset_records(self) -> list[dict[str, Any]]:
-        return [r for r in super().reset_records() if r["flow_id"] in self.flow_ids]
+    @property
+    def flow_packets(self) -> FlowPacketSource:
+        return self.whole.flow_packets
 
-    def stall_records(self) -> list[dict[str, Any]]:
-        return [s for s in super().stall_records() if s["flow_id"] in self.flow_ids]
+    def typed_flows(self) -> list[FlowRecord]:
+        return [f for f in self.whole.typed_flows() if f.flow_id in self.flow_ids]
+
+    def typed_resets(self) -> list[ResetRecord]:
+        return [r for r in self.whole.typed_resets() if r.flow_id in self.flow_ids]
+
+    def typed_stalls(self) -> list[StallRecord]:
+        return [s for s in self.whole.typed_stalls() if s.flow_id in self.flow_ids]
 
     def summary(self) -> dict[str, Any]:
-        s = super().summary()
-        resets = self.reset_records()
+        s = self.whole.summary()
+        resets = self.typed_resets()
         by_origin = dict.fromkeys(s["resets_by_origin"], 0)
         for r in resets:
-            by_origin[r["origin"]] = by_origin.get(r["origin"], 0) + 1
-        return {**s, "flows": len(self.flow_records()), "resets": len(resets),
+            by_origin[r.origin] = by_origin.get(r.origin, 0) + 1
+        return {**s, "flows": len(self.typed_flows()), "resets": len(resets),
                 "resets_by_origin": by_origin}
 
 

@@ -53,13 +53,13 @@ def test_report_flow_that_does_not_exist_names_the_flows(tmp_path, capsys):
 def test_plot_window_draws_only_the_packets_inside_it(tmp_path):
     """--start/--end narrow the packets the timeline draws, not only the verdicts."""
     from rstscope.api import analyze
-    from rstscope.plot.select import flow_records, packets_of_flow
+    from rstscope.plot.select import packets_of_flow
 
     whole = analyze(LLM)
-    first = int(flow_records(whole)[0]["first_ts_ns"])
+    first = whole.typed_flows()[0].first_ts_ns
     start = first + 30_000_000_000  # inside the 60 s silence: only the end remains
     windowed = analyze(LLM, start_ns=start)
-    pk = packets_of_flow(windowed, flow_records(windowed)[0]["flow_id"])
+    pk = packets_of_flow(windowed, windowed.typed_flows()[0].flow_id)
     full = packets_of_flow(whole, 1)
     assert 0 < len(pk) < len(full)
     assert int(pk["ts_ns"].min()) >= start

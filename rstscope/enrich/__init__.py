@@ -7,7 +7,7 @@ rstscope is affected.  Only the flows that contain a reset are dissected.
     >>> from rstscope import api
     >>> a = api.analyze("capture.pcap")
     >>> ctx = enrich(a, keylog="keys.log")     # EnrichedContext
-    >>> for r in refine(a.reset_records(), ctx): print(r.rule, r.cause)
+    >>> for r in refine(a.typed_resets(), ctx): print(r.rule, r.cause)
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from rstscope.enrich.tls import PacketFacts
 from rstscope.enrich.tools import find_tool, tshark_version
 from rstscope.enrich.verify import FieldDiff, VerifyReport, verify_capture
 from rstscope.errors import UsageError
+from rstscope.results import RecordSource
 
 __all__ = [
     "EnrichedContext",
@@ -72,19 +73,20 @@ ENGINES = ("auto", "pyshark", "tshark-fields")
 PYSHARK_MAX_PACKETS = 2000
 
 
-def enrich(analysis: Any, keylog: str | os.PathLike[str] | None = None, *,
+def enrich(analysis: RecordSource, keylog: str | os.PathLike[str] | None = None, *,
            strategy: str = "extract", engine: str = "auto") -> EnrichedContext:
-    """TLS/HTTP2 context for the reset flows of an :class:`rstscope.api.Analysis`.
+    """TLS/HTTP2 context for the reset flows of an analysed capture
+    (an :class:`rstscope.api.Analysis`, or any :class:`rstscope.results.RecordSource`).
 
-    Uses the analysis's reset records to pick the flows, and re-reads its
-    source file(s).  Safe to call inside a running event loop (Jupyter).
+    Uses its reset records to pick the flows, and re-reads the source file(s) its
+    packet provider reads.  Safe to call inside a running event loop (Jupyter).
     """
-    source = getattr(analysis, "source", None)
+    source = analysis.flow_packets.source
     if source is None:
-        source = getattr(analysis, "file", None)
+        source = analysis.file
     if keylog is not None:
         _warn_if_snaplen_cuts(source)
-    return enrich_capture(source, resets=analysis.reset_records(), keylog=keylog,
+    return enrich_capture(source, resets=analysis.typed_resets(), keylog=keylog,
                           strategy=strategy, engine=engine)
 
 

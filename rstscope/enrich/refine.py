@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from rstscope.core.records import Evidence
+from rstscope.core.records import Evidence, ResetRecord
 from rstscope.enrich.context import (
     EnrichedContext,
     FlowContext,
@@ -41,6 +41,7 @@ from rstscope.enrich.context import (
     TlsRecord,
 )
 from rstscope.enrich.names import TLS13_ALERT_RECORD_LEN
+from rstscope.results import EnrichedReset
 from rstscope.schema import TH_FIN
 
 _NS = 1_000_000_000
@@ -392,24 +393,24 @@ def context_summary(reset: Any, ctx: EnrichedContext, n_records: int = 5) -> dic
     }
 
 
-def apply_refinements(resets: Iterable[Mapping[str, Any]], ctx: EnrichedContext
-                      ) -> list[dict[str, Any]]:
-    """Reset dicts (``ResetRecord.to_dict()``) with the refinement merged in.
+def apply_refinements(resets: Iterable[ResetRecord], ctx: EnrichedContext) -> list[EnrichedReset]:
+    """The reset records with the refinement merged in, as :class:`EnrichedReset`.
 
     ``cause``/``advice``/``confidence`` are replaced by the refined ones when a
-    rule fired (the core's originals stay under ``core_cause`` and
+    rule fired (the core's originals stay in ``core_cause`` and
     ``core_confidence``); context evidence is appended; ``context_rule`` and
-    ``tls`` (see :func:`context_summary`) are added.  ``origin`` never changes.
+    ``tls`` (see :func:`context_summary`) are set.  ``origin`` never changes.
     """
     out = []
     for r in resets:
         ref = refine_one(r, ctx)
-        d = dict(r)
+        base = {f.name: getattr(r, f.name) for f in fields(ResetRecord)}
         if ref.rule is not None:
-            d["core_cause"], d["core_confidence"] = d.get("cause"), d.get("confidence")
-            d["cause"], d["advice"], d["confidence"] = ref.cause, list(ref.advice), ref.confidence
-        d["evidence"] = list(d.get("evidence") or []) + [e.to_dict() for e in ref.evidence]
-        d["context_rule"] = ref.rule
-        d["tls"] = context_summary(r, ctx)
-        out.append(d)
+            base.update(cause=ref.cause, advice=ref.advice, confidence=ref.confidence)
+        base["evidence"] = (*r.evidence, *ref.evidence)
+        out.append(EnrichedReset(
+            **base,
+            core_cause=r.cause if ref.rule is not None else None,
+            core_confidence=r.confidence if ref.rule is not None else None,
+            context_rule=ref.rule, tls=context_summary(r, ctx)))
     return out

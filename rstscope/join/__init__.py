@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rstscope.api import Analysis
+    from rstscope.results import RecordSource
 
 #: A client that received under this share of what the upstream sent "heard nothing".
 BUFFERED_SHARE = 0.1
@@ -46,11 +47,13 @@ BUFFERED_MIN_BYTES = 200
 PMTU_MIN_PLEN = 1000
 
 
-def flow_views(analysis: Analysis) -> list[FlowView]:
+def flow_views(analysis: RecordSource) -> list[FlowView]:
     """Each flow of an analysis with its packets (re-read from the capture)."""
-    pk = analysis.packets
-    flows = analysis.tracker.flows()
-    if len(pk) == 0 or not flows:
+    flows = analysis.typed_flows()
+    if not flows:
+        return []
+    pk = analysis.flow_packets.of_flows(flows)
+    if len(pk) == 0:
         return []
     src = pk["src"].astype(str).to_numpy()
     dst = pk["dst"].astype(str).to_numpy()

@@ -27,6 +27,7 @@ from rstscope.cliopts import (
 )
 from rstscope.core.events import FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
 from rstscope.errors import UsageError
+from rstscope.ingest.packet_filter import PacketFilter
 from rstscope.live.capture import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from rstscope.live.privileges import check_capture_privilege
 from rstscope.live.watch import DropReport, LiveOptions, LiveResult, LiveSession
@@ -287,9 +288,6 @@ def _window(start_ns: int | None) -> Any:
     end is a stop time, see ``--end``), or None."""
     if start_ns is None:
         return None
-    # lazy: the api loads pandas; watch has loaded it for the tracker's config already
-    from rstscope.api import PacketFilter
-
     return PacketFilter(start_ns=start_ns).mask
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rstscope.catalog import make_config
 from rstscope.core import Tracker
 from rstscope.ingest import FrameDecoder
 from rstscope.live.block import FrameBlock
@@ -199,8 +200,6 @@ class LiveSession:
     def _analysis_parts(self) -> tuple[Any, Any]:
         if not self.analyze:
             return None, None
-        # lazy: the api loads pandas; the command needs it only when it runs
-        from rstscope.api import make_config
 
         config = self.config if self.config is not None else make_config()
         self.tracker = Tracker(dataclasses.replace(config, keep_records=False))

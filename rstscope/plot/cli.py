@@ -21,7 +21,7 @@ from rstscope.cliopts import (
 )
 from rstscope.errors import OutputError, UsageError
 from rstscope.plot.backend import new_figure
-from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number, reset_records
+from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
 from rstscope.plot.timeline import timeline
 
 _CAPTURE_SUFFIX = re.compile(r"(\.(pcapng|pcap|cap|dmp))?(\.gz)?$", re.IGNORECASE)
@@ -86,19 +86,21 @@ def plot(files: tuple[str, ...], read_file: str | None, reset_n: int | None,
     analysis = analyze(file, **sel.analyze_kwargs())
     target: object
     if flow_id is not None:
-        target = find_flow(analysis, flow_id)["flow_id"]
-    elif frame is not None:
-        target = reset_by_frame(analysis, frame)
-    elif reset_n is not None:
-        target = reset_by_number(analysis, reset_n)
+        fid = find_flow(analysis, flow_id).flow_id
+        target = fid
     else:
-        n = len(reset_records(analysis))
-        if n != 1:
-            raise UsageError(f"{file} has {n} resets: choose one with --reset N (1..{n}), "
-                             "--frame N or --flow ID" if n else
-                             f"{file} has no resets: choose a flow with --flow ID")
-        target = reset_by_number(analysis, 1)
-    fid = target if flow_id is not None else target["flow_id"]  # type: ignore[index]
+        if frame is not None:
+            rst = reset_by_frame(analysis, frame)
+        elif reset_n is not None:
+            rst = reset_by_number(analysis, reset_n)
+        else:
+            n = len(analysis.typed_resets())
+            if n != 1:
+                raise UsageError(f"{file} has {n} resets: choose one with --reset N (1..{n}), "
+                                 "--frame N or --flow ID" if n else
+                                 f"{file} has no resets: choose a flow with --flow ID")
+            rst = reset_by_number(analysis, 1)
+        fid, target = rst.flow_id, rst
     if out is None:
         out = default_output(file, f"flow{fid}", "png")
     fig = new_figure(11, 5.5)

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rstscope.plot.select import reset_records
+from rstscope.plot.select import all_resets
 from rstscope.plot.style import ORIGIN_COLORS, TIMEOUT_COLOR, fmt_duration, legend_text
 from rstscope.plot.timeout_lines import KnownTimeout, catalog_by_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from rstscope.api import Analysis
+    from rstscope.results import RecordSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def find_idle_gaps(
 
 
 def idle_gap_histogram(
-    analysis: Analysis,
+    analysis: RecordSource,
     ax: Axes | None = None,
     *,
     known: Sequence[KnownTimeout] | None = None,
@@ -79,7 +79,7 @@ def idle_gap_histogram(
     A log x axis is used when the gaps span more than two decades.
 
     Args:
-        analysis: an :class:`rstscope.api.Analysis`.
+        analysis: an :class:`rstscope.api.Analysis` (any :class:`rstscope.results.RecordSource`).
         ax: Axes to draw into; a new figure is made when None.
         known: timeout values to mark (default: the packaged catalog).
         max_timeout_lines: mark at most this many (the ones nearest the data).
@@ -93,15 +93,15 @@ def idle_gap_histogram(
 
         _fig, ax = pyplot().subplots(figsize=(9, 4), layout="constrained")
     assert ax is not None
-    records = reset_records(analysis)
+    records = all_resets(analysis)
     by_origin: dict[str, list[float]] = {}
     for r in records:
         # The silence the verdict is about (before the trigger or the sender's own
-        # close), which is what a product timeout explains; older records lack it.
-        gap = r.get("silence_s", r.get("idle_gap_s"))
+        # close), which is what a product timeout explains.
+        gap = r.silence_s
         if gap is None or not np.isfinite(gap):
             continue
-        by_origin.setdefault(str(r.get("origin", "unknown")), []).append(max(float(gap), 1e-6))
+        by_origin.setdefault(str(r.origin), []).append(max(float(gap), 1e-6))
     ax.set_title(f"Idle gap before each RST ({sum(map(len, by_origin.values()))} of "
                  f"{len(records)} RSTs)").set_gid("title")
     ax.set_ylabel("RSTs")

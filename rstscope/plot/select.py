@@ -8,123 +8,95 @@ last packet).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.errors import UsageError
-from rstscope.flowpackets import packets_of_flows
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rstscope.api import Analysis
+    from rstscope.results import RecordSource
 
 
-# Converting thousands of records to dicts takes ~1 s per 5000 flows, and one
-# report asks for them dozens of times; keep them per Analysis object.  The
-# entry is tied to the object's identity (weakref) and to the tracker's packet
-# count, so a tracker that was fed more packets is converted again.
-_CACHE: dict[int, tuple[weakref.ref[Any], object, list[dict[str, Any]], list[dict[str, Any]]]] = {}
+def all_resets(records: RecordSource) -> list[ResetRecord]:
+    """All reset records, in capture order (refined ones once enriched)."""
+    return list(records.typed_resets())
 
 
-def _token(analysis: Analysis) -> object:
-    stats = getattr(getattr(analysis, "tracker", None), "stats", None)
-    return (getattr(stats, "packets", None), getattr(stats, "resets", None),
-            type(analysis).reset_records, type(analysis).flow_records)
+def all_flows(records: RecordSource) -> list[FlowRecord]:
+    """All flow records."""
+    return list(records.typed_flows())
 
 
-def _records(analysis: Analysis) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    key = id(analysis)
-    token = _token(analysis)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is analysis and hit[1] == token:
-        return hit[2], hit[3]
-    flows = list(analysis.flow_records())
-    resets = list(analysis.reset_records())
-    def forget(_ref: weakref.ref[Any]) -> None:
-        _CACHE.pop(key, None)
-
-    try:
-        ref: weakref.ref[Any] = weakref.ref(analysis, forget)
-    except TypeError:  # not weak-referenceable: no caching
-        return flows, resets
-    _CACHE[key] = (ref, token, flows, resets)
-    return flows, resets
-
-
-def reset_records(analysis: Analysis) -> list[dict[str, Any]]:
-    """All reset records as dicts (JSON-ready, as ``ResetRecord.to_dict()``), in capture order.
-
-    The list is shared (cached per analysis): do not modify it.
-    """
-    return _records(analysis)[1]
-
-
-def flow_records(analysis: Analysis) -> list[dict[str, Any]]:
-    """All flow records as dicts (as ``FlowRecord.to_dict()``); shared, do not modify."""
-    return _records(analysis)[0]
-
-
-def find_flow(analysis: Analysis, flow_id: object) -> dict[str, Any]:
+def find_flow(records: RecordSource, flow_id: object) -> FlowRecord:
     """The flow record with this ``flow_id``; :class:`UsageError` if there is none."""
-    flows = flow_records(analysis)
+    flows = records.typed_flows()
     for f in flows:
-        if f["flow_id"] == flow_id or str(f["flow_id"]) == str(flow_id):
+        if f.flow_id == flow_id or str(f.flow_id) == str(flow_id):
             return f
-    ids = [f["flow_id"] for f in flows]
+    ids = [f.flow_id for f in flows]
     hint = f"flow ids are {ids[0]}..{ids[-1]}" if ids else "it has no TCP flows"
-    raise UsageError(f"{analysis.file}: no flow {flow_id!s}; {hint}")
+    raise UsageError(f"{records.file}: no flow {flow_id!s}; {hint}")
 
 
-def resets_of_flow(analysis: Analysis, flow_id: object) -> list[dict[str, Any]]:
+def resets_of_flow(records: RecordSource, flow_id: object) -> list[ResetRecord]:
     """The flow's reset records, in time order."""
-    out = [r for r in reset_records(analysis) if str(r["flow_id"]) == str(flow_id)]
-    return sorted(out, key=lambda r: (r["ts_ns"], r.get("file_id", 0), r["frame"]))
+    out = [r for r in records.typed_resets() if str(r.flow_id) == str(flow_id)]
+    return sorted(out, key=lambda r: (r.ts_ns, r.file_id, r.frame))
 
 
-def reset_by_number(analysis: Analysis, n: int) -> dict[str, Any]:
+def reset_by_number(records: RecordSource, n: int) -> ResetRecord:
     """Reset ``n``, 1-based, in the order of the reset table (``rstscope analyze``):
     by file, then time, then frame."""
-    records = sorted(reset_records(analysis),
-                     key=lambda r: (r.get("file_id", 0), r["ts_ns"], r["frame"]))
-    if not 1 <= n <= len(records):
-        raise UsageError(f"{analysis.file}: no reset {n}; the reset table has {len(records)} row(s)")
-    return records[n - 1]
+    ordered = sorted(records.typed_resets(), key=lambda r: (r.file_id, r.ts_ns, r.frame))
+    if not 1 <= n <= len(ordered):
+        raise UsageError(f"{records.file}: no reset {n}; the reset table has {len(ordered)} row(s)")
+    return ordered[n - 1]
 
 
-def reset_by_frame(analysis: Analysis, frame: int, file_id: int = 0) -> dict[str, Any]:
+def reset_by_frame(records: RecordSource, frame: int, file_id: int = 0) -> ResetRecord:
     """The reset record of the RST at this frame number (Wireshark numbering)."""
-    for r in reset_records(analysis):
-        if int(r["frame"]) == frame and int(r.get("file_id", 0)) == file_id:
+    for r in records.typed_resets():
+        if r.frame == frame and r.file_id == file_id:
             return r
-    raise UsageError(f"{analysis.file}: frame {frame} is not a RST")
+    raise UsageError(f"{records.file}: frame {frame} is not a RST")
 
 
-def resolve(analysis: Analysis, flow_or_reset: object) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def resolve(records: RecordSource, flow_or_reset: object) -> tuple[FlowRecord, ResetRecord | None]:
     """``(flow record, highlighted reset or None)`` for what a plot was asked to show.
 
     Accepts a ``flow_id``, a :class:`ResetRecord` or :class:`FlowRecord`, a
-    record dict, or a row (``pandas.Series``) of ``analysis.resets`` /
-    ``analysis.flows``.
+    record dict, or a row (``pandas.Series``) of ``Analysis.resets`` /
+    ``Analysis.flows``.
     """
     obj: Any = flow_or_reset
+    if isinstance(obj, ResetRecord):
+        return _reset_of(records, obj.flow_id, obj.frame, obj.file_id)
+    if isinstance(obj, FlowRecord):
+        return find_flow(records, obj.flow_id), None
     if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
-        obj = obj.to_dict()  # records and pandas rows alike
+        obj = obj.to_dict()  # pandas rows
     if isinstance(obj, Mapping):
         if "flow_id" not in obj:
             raise UsageError("expected a flow or reset record (with a flow_id)")
-        flow = find_flow(analysis, _plain(obj["flow_id"]))
         if "frame" in obj and "origin" in obj:  # a reset row
-            for r in resets_of_flow(analysis, flow["flow_id"]):
-                if int(r["frame"]) == int(obj["frame"]) and int(r.get("file_id", 0)) == int(
-                        obj.get("file_id", 0)):
-                    return flow, r
-            raise UsageError(f"frame {obj['frame']} is not a RST of flow {flow['flow_id']}")
-        return flow, None
-    return find_flow(analysis, _plain(obj)), None
+            return _reset_of(records, _plain(obj["flow_id"]), int(obj["frame"]),
+                             int(obj.get("file_id", 0)))
+        return find_flow(records, _plain(obj["flow_id"])), None
+    return find_flow(records, _plain(obj)), None
+
+
+def _reset_of(records: RecordSource, flow_id: object, frame: int, file_id: int
+              ) -> tuple[FlowRecord, ResetRecord]:
+    flow = find_flow(records, flow_id)
+    for r in resets_of_flow(records, flow.flow_id):
+        if r.frame == frame and r.file_id == file_id:
+            return flow, r
+    raise UsageError(f"frame {frame} is not a RST of flow {flow.flow_id}")
 
 
 def _plain(v: Any) -> Any:
@@ -132,33 +104,31 @@ def _plain(v: Any) -> Any:
 
 
 def packets_of_flow(
-    analysis: Analysis, flow_id: object, *, packets: pd.DataFrame | None = None
+    records: RecordSource, flow_id: object, *, packets: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """The packets of one flow, both directions, with a ``direction`` column (orig/resp).
 
     Args:
-        analysis: the analysis the flow belongs to.
+        records: the analysis the flow belongs to.
         flow_id: the flow's ``flow_id``.
-        packets: the per-packet frame to filter (default: ``analysis.packets`` if it
-            was already read, else only this flow's packets, kept while streaming the
-            source once); pass it to reuse one read for many flows.
+        packets: the per-packet frame to filter (default: the analysis's packets if
+            they were already read, else only this flow's packets, kept while streaming
+            the source once); pass it to reuse one read for many flows.
 
     Returns:
         A DataFrame with the packet columns plus ``direction``, sorted by time.
+
+    Raises:
+        ValueError: the packets cannot be re-read (stdin, a stream).
     """
-    flow = find_flow(analysis, flow_id)
-    pk = packets
-    if pk is None:
-        # Already read, or else only this flow's packets kept while streaming the
-        # capture, instead of materialising every packet as analysis.packets would.
-        try:
-            pk = packets_of_flows(analysis, [flow])
-        except ValueError:
-            pk = analysis.packets  # raises the same "cannot re-read" error for streams
-    oh, op, rh, rp = flow["orig_h"], int(flow["orig_p"]), flow["resp_h"], int(flow["resp_p"])
+    flow = find_flow(records, flow_id)
+    # Already read, or else only this flow's packets kept while streaming the
+    # capture, instead of materialising every packet of it.
+    pk = packets if packets is not None else records.flow_packets.of_flows([flow])
+    oh, op, rh, rp = flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p
     # Cheap integer tests first; string compares only on the rows they leave.
     ports = ((pk["sport"] == op) & (pk["dport"] == rp)) | ((pk["sport"] == rp) & (pk["dport"] == op))
-    in_time = (pk["ts_ns"] >= int(flow["first_ts_ns"])) & (pk["ts_ns"] <= int(flow["last_ts_ns"]))
+    in_time = (pk["ts_ns"] >= flow.first_ts_ns) & (pk["ts_ns"] <= flow.last_ts_ns)
     cand = pk[ports & in_time]
     fwd = ((cand["src"] == oh) & (cand["dst"] == rh) & (cand["sport"] == op)
            & (cand["dport"] == rp)).to_numpy(dtype=bool)

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-    from rstscope.api import Analysis
+    from rstscope.core.records import FlowRecord, ResetRecord
+    from rstscope.results import RecordSource
 
 TH_SYN, TH_FIN, TH_RST = 0x002, 0x001, 0x004
 LANE_Y = {"orig": 1.0, "resp": 0.0}
@@ -67,7 +68,7 @@ MIN_TICK_SHARE = 0.07
 
 
 def timeline(
-    analysis: Analysis,
+    analysis: RecordSource,
     flow_or_reset: object,
     ax: Axes | None = None,
     *,
@@ -81,7 +82,7 @@ def timeline(
     """Plot one flow's timeline and return the lanes Axes.
 
     Args:
-        analysis: an :class:`rstscope.api.Analysis`.
+        analysis: an :class:`rstscope.api.Analysis` (any :class:`rstscope.results.RecordSource`).
         flow_or_reset: a ``flow_id``, a flow or reset record, or a row of
             ``analysis.flows`` / ``analysis.resets`` (a reset is highlighted).
         ax: Axes for the lanes.  When given and ``ttl_track`` is true, the TTL
@@ -104,14 +105,14 @@ def timeline(
     if axis not in ("auto", "broken", "linear"):
         raise UsageError(f"axis must be auto, broken or linear, not {axis!r}")
     flow, highlight = resolve(analysis, flow_or_reset)
-    resets = resets_of_flow(analysis, flow["flow_id"])
-    pk = packets_of_flow(analysis, flow["flow_id"], packets=packets)
+    resets = resets_of_flow(analysis, flow.flow_id)
+    pk = packets_of_flow(analysis, flow.flow_id, packets=packets)
     ax, ttl_ax = _make_axes(ax, ttl_ax, ttl_track)
 
     ts = pk["ts_ns"].to_numpy(dtype=np.int64)
-    rst_ts = [int(r["ts_ns"]) for r in resets]
-    t0 = int(min([int(flow["first_ts_ns"]), *ts[:1].tolist(), *rst_ts]))
-    t_end = int(max([int(flow["last_ts_ns"]), *ts[-1:].tolist(), *rst_ts]))
+    rst_ts = [r.ts_ns for r in resets]
+    t0 = int(min([flow.first_ts_ns, *ts[:1].tolist(), *rst_ts]))
+    t_end = int(max([flow.last_ts_ns, *ts[-1:].tolist(), *rst_ts]))
     all_ts = np.sort(np.concatenate([ts, np.asarray(rst_ts, dtype=np.int64)]))
     gaps = find_idle_gaps(all_ts, min_gap_s, keep_ending_at=rst_ts)
     span_ns = max(t_end - t0, 1)
@@ -269,32 +270,32 @@ def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
 # -- resets ----------------------------------------------------------------
 
 
-def _ttl_text(r: dict[str, Any], with_position: bool = True) -> str:
-    ttl, exp, hop = r.get("ttl"), r.get("expected_ttl"), r.get("hop_delta")
+def _ttl_text(r: ResetRecord, with_position: bool = True) -> str:
+    ttl, exp, hop = r.ttl, r.expected_ttl, r.hop_delta
     if exp is None:
         return f"TTL {ttl} (no baseline)"
     text = f"TTL {ttl} vs {exp}"
     if hop:
         text += f" ({int(hop):+d} hops)"
-    if with_position and r.get("path_position"):
+    if with_position and r.path_position:
         # Where a box's RST was made (records.ResetRecord.path_position).
-        text += f"\n{r['path_position']}"
+        text += f"\n{r.path_position}"
     return text
 
 
-def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
-                 highlight: dict[str, Any] | None) -> None:
-    xs = taxis.to_x([int(r["ts_ns"]) for r in resets]) if resets else np.empty(0)
+def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[ResetRecord],
+                 highlight: ResetRecord | None) -> None:
+    xs = taxis.to_x([r.ts_ns for r in resets]) if resets else np.empty(0)
     span = max(taxis.segments[-1].x_end - taxis.segments[0].x_start, 1e-12)
     groups: list[list[int]] = []
     for i, (r, x) in enumerate(zip(resets, xs, strict=True)):
-        y = LANE_Y.get(str(r.get("direction")), 0.5)
-        is_hl = highlight is not None and r["frame"] == highlight["frame"] and r.get(
-            "file_id", 0) == highlight.get("file_id", 0)
+        y = LANE_Y.get(r.direction, 0.5)
+        is_hl = highlight is not None and r.frame == highlight.frame and (
+            r.file_id == highlight.file_id)
         ax.plot([x], [y], ls="none", marker="X", ms=13 if is_hl else 10,
-                color=origin_color(r.get("origin")), markeredgecolor="black",
+                color=origin_color(r.origin), markeredgecolor="black",
                 markeredgewidth=1.6 if is_hl else 0.5, zorder=5, gid="rst-marker",
-                label=f"RST frame {r['frame']}")
+                label=f"RST frame {r.frame}")
         # RSTs closer than a label's width share one label (storms, bidirectional
         # resets): two-line labels are about a quarter of the axis wide.
         if groups and x - xs[groups[-1][0]] < LABEL_SHARE * span:
@@ -304,40 +305,35 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
     for g_no, group in enumerate(groups[:MAX_RST_LABELS]):
         first = resets[group[0]]
         chosen = next((resets[i] for i in group if highlight is not None
-                       and resets[i]["frame"] == highlight["frame"]), first)
-        x, y = float(xs[group[0]]), LANE_Y.get(str(first.get("direction")), 0.5)
-        conf = chosen.get("confidence")
-        conf_s = f"{float(conf):.0%}" if conf is not None else "?"
-        head = f"RST #{chosen['frame']}" if len(group) == 1 else f"{len(group)} RSTs (#{first['frame']}…)"
+                       and resets[i].frame == highlight.frame), first)
+        x, y = float(xs[group[0]]), LANE_Y.get(first.direction, 0.5)
+        conf_s = f"{float(chosen.confidence):.0%}"
+        head = f"RST #{chosen.frame}" if len(group) == 1 else f"{len(group)} RSTs (#{first.frame}…)"
         # A third line (where the box sits) fits only when one label has the lane to
         # itself; staggered labels of several groups would overprint each other.
-        text = (f"{head}: {chosen.get('origin', '?')} ({conf_s})\n"
+        text = (f"{head}: {chosen.origin} ({conf_s})\n"
                 f"{_ttl_text(chosen, with_position=len(groups) == 1)}")
         dy = 0.28 if y >= 0.5 else -0.28
         frac = (x - taxis.segments[0].x_start) / span
         ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),
                     ha="right" if frac > 0.8 else "left" if frac < 0.2 else "center", va="bottom" if dy > 0 else "top", fontsize=7.5,
-                    color=origin_color(chosen.get("origin")), zorder=6, gid="rst-label", in_layout=False,
+                    color=origin_color(chosen.origin), zorder=6, gid="rst-label", in_layout=False,
                     arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6})
     if len(groups) > MAX_RST_LABELS:
         ax.text(0.99, 0.02, f"{len(resets)} RSTs; first {MAX_RST_LABELS} groups labelled",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")
 
 
-GAP_FIELDS = ("silence_s", "idle_gap_s", "idle_gap_orig_s", "idle_gap_resp_s",
-              "idle_since_payload_s")
-
-
-def _gaps(r: dict[str, Any]) -> list[float]:
+def _gaps(r: ResetRecord) -> list[float]:
     out = []
-    for name in GAP_FIELDS:
-        v = r.get(name)
+    for v in (r.silence_s, r.idle_gap_s, r.idle_gap_orig_s, r.idle_gap_resp_s,
+              r.idle_since_payload_s):
         if v is not None and math.isfinite(float(v)) and float(v) > 0:
             out.append(float(v))
     return out
 
 
-def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]
+def _timeouts_for(r: ResetRecord, catalog: list[KnownTimeout]
                   ) -> tuple[float | None, list[KnownTimeout], bool]:
     """(the silence the timeouts are measured from, the timeouts, matched by the core).
 
@@ -349,8 +345,8 @@ def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]
     gaps = _gaps(r)
     if not gaps:
         return None, [], False
-    cands = parse_candidates(r.get("timeout_candidates") or ())
-    silence = r.get("silence_s")
+    cands = parse_candidates(r.timeout_candidates)
+    silence = r.silence_s
     if cands and silence is not None and float(silence) > 0:
         # The core matched its candidates against this silence (docs/schema.md).
         return float(silence), cands, True
@@ -363,16 +359,16 @@ def _timeouts_for(r: dict[str, Any], catalog: list[KnownTimeout]
     return gap, [k for k in nearest(catalog, gap, 2) if k.timeout_s <= 1.5 * gap], False
 
 
-def _timeout_resets(resets: Sequence[dict[str, Any]],
-                    highlight: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _timeout_resets(resets: Sequence[ResetRecord],
+                    highlight: ResetRecord | None) -> list[ResetRecord]:
     # The highlighted reset, else the first two that followed a real silence.
     if highlight is not None:
         return [highlight]
-    return [r for r in resets if r.get("timeout_candidates") or max(_gaps(r), default=0) >= 1.0][:2]
+    return [r for r in resets if r.timeout_candidates or max(_gaps(r), default=0) >= 1.0][:2]
 
 
-def _timeout_lines(resets: Sequence[dict[str, Any]], highlight: dict[str, Any] | None
-                   ) -> list[tuple[dict[str, Any], int, list[KnownTimeout], bool]]:
+def _timeout_lines(resets: Sequence[ResetRecord], highlight: ResetRecord | None
+                   ) -> list[tuple[ResetRecord, int, list[KnownTimeout], bool]]:
     """Per reset to annotate: (reset, last activity ns, timeouts, matched by the core)."""
     catalog: list[KnownTimeout] | None = None
     out = []
@@ -382,22 +378,22 @@ def _timeout_lines(resets: Sequence[dict[str, Any]], highlight: dict[str, Any] |
         gap, known, matched = _timeouts_for(r, catalog)
         if gap is None or not known:
             continue
-        if matched and r.get("silence_from_ns") is not None:
-            last_ns = int(r["silence_from_ns"])  # where the core's matched silence began
+        if matched and r.silence_from_ns is not None:
+            last_ns = r.silence_from_ns  # where the core's matched silence began
         else:
-            last_ns = int(r["ts_ns"]) - int(round(gap * 1e9))
+            last_ns = r.ts_ns - int(round(gap * 1e9))
         out.append((r, last_ns, known[:3], matched))
     return out
 
 
-def _timeout_line_times(resets: Sequence[dict[str, Any]],
-                        highlight: dict[str, Any] | None) -> list[int]:
+def _timeout_line_times(resets: Sequence[ResetRecord],
+                        highlight: ResetRecord | None) -> list[int]:
     return [last + int(k.timeout_s * 1e9) for _r, last, known, _m in _timeout_lines(resets, highlight)
             for k in known]
 
 
-def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
-                   highlight: dict[str, Any] | None) -> None:
+def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[ResetRecord],
+                   highlight: ResetRecord | None) -> None:
     styles = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
     n = 0
     for _r, last_ns, known, matched in _timeout_lines(resets, highlight):
@@ -417,7 +413,7 @@ def _draw_timeouts(ax: Axes, taxis: TimeAxis, resets: Sequence[dict[str, Any]],
 # -- decoration --------------------------------------------------------------
 
 
-def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
+def _legend(ax: Axes, resets: Sequence[ResetRecord]) -> None:
     """One key outside the lanes: packet marks, RSTs by origin, then timeout lines."""
     # lazy: matplotlib
     from matplotlib.lines import Line2D
@@ -430,7 +426,7 @@ def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
                label="packet\n  (taller = more payload)"),
         Patch(color=GAP_COLOR, label="idle (no packets)"),
     ]
-    for origin in dict.fromkeys(str(r.get("origin", "unknown")) for r in resets):
+    for origin in dict.fromkeys(str(r.origin) for r in resets):
         handles.append(Line2D([], [], color=origin_color(origin), marker="X", ls="none",
                               ms=8, markeredgecolor="black", markeredgewidth=0.5,
                               label=f"RST: {origin}"))
@@ -441,14 +437,14 @@ def _legend(ax: Axes, resets: Sequence[dict[str, Any]]) -> None:
     leg.set_gid("legend")
 
 
-def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[dict[str, Any]],
+def _decorate(ax: Axes, taxis: TimeAxis, flow: FlowRecord, resets: Sequence[ResetRecord],
               n_packets: int, squeezed: Sequence[IdleGap]) -> None:
     # lazy: matplotlib loads only when something is drawn
     from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
     ax.set_yticks([LANE_Y["resp"], LANE_Y["orig"]])
-    ax.set_yticklabels([f"resp {_endpoint(flow['resp_h'], flow['resp_p'])}",
-                        f"orig {_endpoint(flow['orig_h'], flow['orig_p'])}"])
+    ax.set_yticklabels([f"resp {_endpoint(flow.resp_h, flow.resp_p)}",
+                        f"orig {_endpoint(flow.orig_h, flow.orig_p)}"])
     ax.set_ylim(-0.95, 1.95)
     segs = taxis.segments
     lo, hi = segs[0].x_start, segs[-1].x_end
@@ -488,9 +484,9 @@ def _decorate(ax: Axes, taxis: TimeAxis, flow: dict[str, Any], resets: Sequence[
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: time_label(x)))
     ax.set_xlabel("time since first packet" + ("; // = idle gap compressed (log scale inside)"
                                                if squeezed else ""))
-    state = flow.get("conn_state", "?")
-    title = (f"flow {flow['flow_id']}: {_endpoint(flow['orig_h'], flow['orig_p'])} \u2192 "
-             f"{_endpoint(flow['resp_h'], flow['resp_p'])}  \u00b7  {state}  \u00b7  "
+    state = flow.conn_state
+    title = (f"flow {flow.flow_id}: {_endpoint(flow.orig_h, flow.orig_p)} \u2192 "
+             f"{_endpoint(flow.resp_h, flow.resp_p)}  \u00b7  {state}  \u00b7  "
              f"{n_packets} packets  \u00b7  {len(resets)} RST")
     ax.set_title(title, fontsize=10).set_gid("title")
     ax.grid(axis="x", color="#EEEEEE", lw=0.5)
@@ -560,8 +556,8 @@ def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> dict[float, str]:
 # -- TTL track ---------------------------------------------------------------
 
 
-def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: dict[str, Any],
-              resets: Sequence[dict[str, Any]], max_ticks: int) -> None:
+def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: FlowRecord,
+              resets: Sequence[ResetRecord], max_ticks: int) -> None:
     flags = pk["flags"].to_numpy(dtype=np.int64)
     for direction in ("orig", "resp"):
         sel = ((pk["direction"] == direction).to_numpy(dtype=bool)) & ((flags & TH_RST) == 0)
@@ -575,9 +571,9 @@ def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: dict[str, Any],
             x, ttl = x[first], ttl[first]
         ax.plot(x, ttl, ls="none", marker=".", ms=3, color=LANE_COLORS[direction],
                 gid=f"ttl-{direction}", label=f"{direction} TTL")
-        mode = flow.get(f"{direction}_ttl_mode")
+        mode, hops = ((flow.orig_ttl_mode, flow.orig_hops) if direction == "orig"
+                      else (flow.resp_ttl_mode, flow.resp_hops))
         if mode is not None:
-            hops = flow.get(f"{direction}_hops")
             ax.axhline(float(mode), color=LANE_COLORS[direction], lw=0.8, ls="-", alpha=0.6,
                        gid="ttl-baseline")
             ax.text(0.002, float(mode), f" {direction} baseline {mode}"
@@ -587,9 +583,9 @@ def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: dict[str, Any],
                     va="bottom" if direction == "orig" else "top",
                     color=LANE_COLORS[direction])
     for r in resets:
-        xr = float(taxis.to_x([int(r["ts_ns"])])[0])
-        ax.plot([xr], [int(r.get("ttl") or 0)], ls="none", marker="X", ms=8,
-                color=origin_color(r.get("origin")), markeredgecolor="black",
+        xr = float(taxis.to_x([r.ts_ns])[0])
+        ax.plot([xr], [r.ttl], ls="none", marker="X", ms=8,
+                color=origin_color(r.origin), markeredgecolor="black",
                 markeredgewidth=0.5, gid="rst-ttl")
     ttls = pk["ttl"].to_numpy(dtype=np.int64)
     if len(ttls):

@@ -27,16 +27,18 @@ from rstscope.errors import RstscopeError, UsageError
 from rstscope.findings import stalls_html  # stalls beside the resets (issue 17)
 from rstscope.plot.gaps import idle_gap_histogram
 from rstscope.plot.overview import overview
-from rstscope.plot.select import reset_records
+from rstscope.plot.select import all_resets
 from rstscope.plot.style import ORIGIN_COLORS, fmt_duration
 from rstscope.plot.timeline import timeline
 from rstscope.report.images import IMAGE_FORMATS, render_data_uri
 from rstscope.report.packets import select_flow_packets
+from rstscope.results import EnrichedReset
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rstscope.api import Analysis
+    from rstscope.core.records import Evidence, ResetRecord
+    from rstscope.results import RecordSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,17 +204,16 @@ def _summary(summary: dict[str, Any], idx: int) -> str:
     return _table(("item", "value"), rows, cls="summary", table_id=f"summary-{idx}")
 
 
-def _reset_table(resets: Sequence[dict[str, Any]], idx: int, limits: ReportLimits,
+def _reset_table(resets: Sequence[ResetRecord], idx: int, limits: ReportLimits,
                  sections: set[int]) -> str:
     rows = []
     for n, r in enumerate(resets[: limits.max_table_rows], 1):
-        conf = r.get("confidence")
         num: object = Markup(f'<a href="#reset-{idx}-{n}">{n}</a>') if n in sections else n
-        rows.append((num, r.get("frame"), _utc(r.get("ts")), r.get("flow_id"),
-                     f"{r.get('src')}:{r.get('sport')} \u2192 {r.get('dst')}:{r.get('dport')}",
-                     r.get("flags"), _gap(r.get("silence_s", r.get("idle_gap_s"))), r.get("ttl"),
-                     r.get("expected_ttl"), _origin_badge(r.get("origin")),
-                     "\u2013" if conf is None else f"{float(conf):.2f}", r.get("cause")))
+        rows.append((num, r.frame, _utc(r.ts), r.flow_id,
+                     f"{r.src}:{r.sport} \u2192 {r.dst}:{r.dport}",
+                     r.flags, _gap(r.silence_s), r.ttl,
+                     r.expected_ttl, _origin_badge(r.origin),
+                     f"{float(r.confidence):.2f}", r.cause))
     table = _table(("#", "frame", "time (UTC)", "flow", "RST src \u2192 dst", "flags", "silence",
                     "TTL", "expected TTL", "origin", "confidence", "cause"),
                    rows, cls="resets", numeric=(0, 1, 3, 7, 8, 10), table_id=f"resets-{idx}")
@@ -223,14 +224,8 @@ def _reset_table(resets: Sequence[dict[str, Any]], idx: int, limits: ReportLimit
     return table + note
 
 
-def _evidence(r: dict[str, Any]) -> str:
-    rows = []
-    for e in r.get("evidence") or ():
-        if isinstance(e, dict):
-            rows.append((e.get("name"), e.get("value"), e.get("expected"), e.get("weight")))
-        else:
-            rows.append((getattr(e, "name", None), getattr(e, "value", None),
-                         getattr(e, "expected", None), getattr(e, "weight", None)))
+def _evidence(evidence: Sequence[Evidence]) -> str:
+    rows = [(e.name, e.value, e.expected, e.weight) for e in evidence]
     if not rows:
         return '<p class="note">No evidence recorded.</p>'
     return _table(("evidence", "value", "expected", "weight"), rows, cls="evidence", numeric=(3,))
@@ -241,20 +236,20 @@ def _list(items: Iterable[object], cls: str) -> str:
     return f'<ul class="{esc(cls)}">{lis}</ul>' if lis else ""
 
 
-def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limits: ReportLimits,
-                   budget: _Budget, packets: pd.DataFrame | None, drawn: dict[str, str]) -> str:
-    conf = r.get("confidence")
-    conf_s = "?" if conf is None else f"{float(conf):.0%}"
-    head = (f'<h3>RST {n} \u00b7 frame {esc(r.get("frame"))} \u00b7 '
-            f'{esc(r.get("src"))}:{esc(r.get("sport"))} \u2192 {esc(r.get("dst"))}:{esc(r.get("dport"))}'
-            f' \u00b7 {_origin_badge(r.get("origin"))} ({esc(conf_s)})</h3>')
-    facts = (f'<p class="facts">flow {esc(r.get("flow_id"))} ({esc(r.get("conn_state"))}), '
-             f'direction {esc(r.get("direction"))}, flags {esc(r.get("flags"))}, sender '
-             f'{esc(r.get("sender"))}, silence {esc(_gap(r.get("silence_s", r.get("idle_gap_s"))))}, '
-             f'TTL {esc(r.get("ttl"))} (expected {esc(r.get("expected_ttl"))}), '
-             f'seq {esc(r.get("seq_status"))}.</p>')
-    cause = f'<p class="cause">{esc(r.get("cause"))}</p>'
-    flow_key = str(r.get("flow_id"))
+def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
+                   limits: ReportLimits, budget: _Budget, packets: pd.DataFrame | None,
+                   drawn: dict[str, str]) -> str:
+    conf_s = f"{float(r.confidence):.0%}"
+    head = (f'<h3>RST {n} \u00b7 frame {esc(r.frame)} \u00b7 '
+            f'{esc(r.src)}:{esc(r.sport)} \u2192 {esc(r.dst)}:{esc(r.dport)}'
+            f' \u00b7 {_origin_badge(r.origin)} ({esc(conf_s)})</h3>')
+    facts = (f'<p class="facts">flow {esc(r.flow_id)} ({esc(r.conn_state)}), '
+             f'direction {esc(r.direction)}, flags {esc(r.flags)}, sender '
+             f'{esc(r.sender)}, silence {esc(_gap(r.silence_s))}, '
+             f'TTL {esc(r.ttl)} (expected {esc(r.expected_ttl)}), '
+             f'seq {esc(r.seq_status)}.</p>')
+    cause = f'<p class="cause">{esc(r.cause)}</p>'
+    flow_key = str(r.flow_id)
     if flow_key in drawn:
         fig = (f'<p class="note">Timeline: same flow as <a href="#{esc(drawn[flow_key])}">'
                f"the section above</a>.</p>")
@@ -271,19 +266,16 @@ def _reset_section(analysis: Analysis, r: dict[str, Any], n: int, idx: int, limi
                       f"timeline of flow {flow_key}", "timeline", budget)
         drawn[flow_key] = f"reset-{idx}-{n}"
     parts = [f'<section class="reset" id="reset-{idx}-{n}">', head, facts, cause, fig,
-             "<h4>Evidence</h4>", _evidence(r)]
-    advice = r.get("advice") or ()
-    if advice:
-        parts += ["<h4>Advice</h4>", _list(advice, "advice")]
-    alts = [f"{a[0]}: {a[1]}" if isinstance(a, (list, tuple)) and len(a) == 2 else a
-            for a in (r.get("alternatives") or ())]
+             "<h4>Evidence</h4>", _evidence(r.evidence)]
+    if r.advice:
+        parts += ["<h4>Advice</h4>", _list(r.advice, "advice")]
+    alts = [f"{origin}: {why}" for origin, why in r.alternatives]
     if alts:
         parts += ["<h4>Other possible origins</h4>", _list(alts, "alternatives")]
-    cands = r.get("timeout_candidates") or ()
-    if cands:
-        parts += ["<h4>Known timeouts matching the gap</h4>", _list(cands, "timeouts")]
-    if r.get("tls"):
-        parts += ["<h4>TLS context</h4>", _tls(r["tls"])]
+    if r.timeout_candidates:
+        parts += ["<h4>Known timeouts matching the gap</h4>", _list(r.timeout_candidates, "timeouts")]
+    if isinstance(r, EnrichedReset) and r.tls:
+        parts += ["<h4>TLS context</h4>", _tls(r.tls)]
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -306,8 +298,8 @@ def _tls(ctx: dict[str, Any]) -> str:
     return _table(("field", "value"), rows, cls="tls")
 
 
-def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLimits
-              ) -> tuple[list[dict[str, Any]], str]:
+def _with_tls(analysis: RecordSource, resets: list[ResetRecord], limits: ReportLimits
+              ) -> tuple[list[ResetRecord], str]:
     """Reset records refined with TLS/HTTP2 context, or the originals and a note why not."""
     try:
         # lazy: enrich loads pyshark; only an enrich request needs it
@@ -316,13 +308,14 @@ def _with_tls(analysis: Analysis, resets: list[dict[str, Any]], limits: ReportLi
         ctx = enrich(analysis, keylog=limits.keylog)
     except (RstscopeError, ImportError) as exc:
         return resets, f'<p class="note">TLS context unavailable: {esc(exc)}</p>'
-    return apply_refinements(resets, ctx), ""
+    return list(apply_refinements(resets, ctx)), ""
 
 
-def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget: _Budget) -> str:
+def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, budget: _Budget
+                     ) -> str:
     summary = analysis.summary()
 
-    resets = list(reset_records(analysis))
+    resets = all_resets(analysis)
     tls_note = ""
     if limits.tls and resets:
         resets, tls_note = _with_tls(analysis, resets, limits)
@@ -348,7 +341,7 @@ def _capture_section(analysis: Analysis, idx: int, limits: ReportLimits, budget:
         parts.append('<p class="note">No TCP resets in this capture.</p>')
     else:
         parts.append(_reset_table(resets, idx, limits, set(range(1, len(shown) + 1))))
-    packets = _flow_packets(analysis, {str(r.get("flow_id")) for r in shown}) if shown else None
+    packets = _flow_packets(analysis, {str(r.flow_id) for r in shown}) if shown else None
     drawn: dict[str, str] = {}
     for n, r in enumerate(shown, 1):
         parts.append(_reset_section(analysis, r, n, idx, limits, budget, packets, drawn))
@@ -365,7 +358,7 @@ def _discard(_value: object) -> None:
     return None
 
 
-def _flow_packets(analysis: Analysis, flow_ids: set[str]) -> pd.DataFrame | None:
+def _flow_packets(analysis: RecordSource, flow_ids: set[str]) -> pd.DataFrame | None:
     """The packets of the given flows only, read again from the source in one streaming pass."""
     try:
         return select_flow_packets(analysis, flow_ids)
@@ -376,12 +369,13 @@ def _flow_packets(analysis: Analysis, flow_ids: set[str]) -> pd.DataFrame | None
 # -- the page ----------------------------------------------------------------
 
 
-def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = None,
+def build_report(analyses: Sequence[RecordSource], *, limits: ReportLimits | None = None,
                  title: str = "rstscope report") -> str:
     """The report for one or more analyses, as one HTML string.
 
     Args:
-        analyses: results of :func:`rstscope.api.analyze`, one per capture.
+        analyses: results of :func:`rstscope.api.analyze` (any
+            :class:`rstscope.results.RecordSource`), one per capture.
         limits: size caps (:class:`ReportLimits`).
         title: page title (escaped).
 
@@ -394,7 +388,7 @@ def build_report(analyses: Sequence[Analysis], *, limits: ReportLimits | None = 
     for idx, a in enumerate(analyses, 1):
         sections.append(_capture_section(a, idx, lim, budget) + stalls_html(a))
 
-        n = len(reset_records(a))
+        n = len(a.typed_resets())
         toc.append(f'<li><a href="#capture-{idx}">{esc(a.file)}</a> \u2014 {n} reset(s)</li>')
     return PAGE.substitute(
         title=esc(title), css=CSS, version=esc(__version__),

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from rstscope.catalog import make_config
 from rstscope.core import FlowOpened, Tracker, TrackerConfig
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord
@@ -167,8 +168,6 @@ def analyze_sharded_local(source: str | list[str], n_shards: int, workdir: str,
 
     Returns (flows, resets) with global flow ids, sorted by flow id / stream position.
     """
-    # lazy: the api loads pandas; the command needs it only when it runs
-    from rstscope.api import make_config
 
     cfg = config or make_config()
     shards = write_shards(source, workdir, n_shards, batch_size=batch_size)
@@ -205,8 +204,6 @@ def submit_sharded(
 
     worker_client: Any = distributed.worker_client
 
-    # lazy: the api loads pandas; the command needs it only when it runs
-    from rstscope.api import make_config
 
     started = time.perf_counter()
     row = base_row(inp, "", 0)

@@ -155,13 +155,22 @@ def test_lab_graceful_close_has_nothing_to_enrich(samples_dir):
 
 def test_apply_refinements_merges_without_touching_origin(recording, bench_resets,
                                                           enriched_keys):
+    from rstscope import api
     from rstscope.enrich import apply_refinements
 
-    rst = _resets_of(recording, bench_resets, "proxy-timeout-reuse", sender="server")
+    # apply_refinements merges into typed records: rstscope's own record of the RST
+    # that tshark finds (same frame), so the merge is checked on the real shape.
+    found = _resets_of(recording, bench_resets, "proxy-timeout-reuse", sender="server")
+    (rst,) = [r for r in api.analyze(recording.pcap).typed_resets()
+              if r.frame == found["frame"]]
     merged = apply_refinements([rst], enriched_keys)[0]
-    assert merged["origin"] == rst["origin"] and merged["frame"] == rst["frame"]
-    assert merged["core_cause"] == "core verdict" and merged["context_rule"] == "stale-reuse"
-    tls = merged["tls"]
+    assert merged.origin == rst.origin and merged.frame == rst.frame
+    assert merged.core_cause == rst.cause and merged.context_rule == "stale-reuse"
+    assert merged.evidence[:len(rst.evidence)] == rst.evidence
+    d = merged.to_dict()
+    assert list(d)[-4:] == ["core_cause", "core_confidence", "context_rule", "tls"]
+    tls = merged.tls
+    assert tls is not None
     assert (tls["sni"], tls["alpn"], tls["tls_version"]) == ("rst.example", "h2", "TLSv1.3")
     assert {(h["type"], h["from"], h["error"], h["status"]) for h in tls["http2"]} == \
         {("HEADERS", "sender", None, 504), ("GOAWAY", "sender", "NO_ERROR", None)}

@@ -13,29 +13,27 @@ import pytest
 pd = pytest.importorskip("pandas")
 
 from rstscope.api import Analysis, analyze  # noqa: E402
-from rstscope.flowpackets import packets_of_flows  # noqa: E402
+from rstscope.core.records import FlowRecord  # noqa: E402
+from rstscope.flowpackets import FlowPackets  # noqa: E402
 from rstscope.ingest import open_capture  # noqa: E402
 from rstscope.ingest.index import read_spans  # noqa: E402
-from rstscope.plot.select import flow_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "samples").glob("*.pcap"))
 
 
-def _full_pass(a: Analysis, flows: list[dict[str, object]]) -> pd.DataFrame:
-    index, a._index = a._index, None
-    try:
-        return packets_of_flows(a, flows)
-    finally:
-        a._index = index
+def _full_pass(a: Analysis, flows: list[FlowRecord]) -> pd.DataFrame:
+    """The same provider without the index: one pass over the whole capture."""
+    return FlowPackets(a.source, index=None).of_flows(flows)
 
 
 def _same_as_full_pass(a: Analysis, every: int = 1) -> int:
-    flows = flow_records(a)[::every]
+    flows = a.typed_flows()[::every]
+    assert a.flow_packets.index is not None
     for f in flows:
-        pd.testing.assert_frame_equal(packets_of_flows(a, [f]), _full_pass(a, [f]))
+        pd.testing.assert_frame_equal(a.flow_packets.of_flows([f]), _full_pass(a, [f]))
     if len(flows) > 1:  # several flows at once, as the report asks
-        pd.testing.assert_frame_equal(packets_of_flows(a, flows[:5]), _full_pass(a, flows[:5]))
+        pd.testing.assert_frame_equal(a.flow_packets.of_flows(flows[:5]), _full_pass(a, flows[:5]))
     return len(flows)
 
 
@@ -54,7 +52,7 @@ def test_shared_captures_one_flow_reads_match_full_pass(shared_captures: list[Pa
             assert a.packet_index is None  # a stream cannot be sought in
             continue
         assert a.packet_index is not None, cap.name
-        n = len(flow_records(a))
+        n = len(a.typed_flows())
         checked += _same_as_full_pass(a, every=max(1, n // 10))
     assert checked > 100
 
@@ -87,7 +85,8 @@ def test_rotated_list_and_stream(tmp_path: Path) -> None:
         shutil.copyfileobj(src, dst)
     b = analyze(gz)
     assert b.packet_index is None  # falls back to the full pass
-    assert len(packets_of_flows(b, flow_records(b)[:1])) > 0
+    assert b.flow_packets.index is None
+    assert len(b.flow_packets.of_flows(b.typed_flows()[:1])) > 0
 
 
 def test_index_skips_batches(tmp_path: Path) -> None:
@@ -95,8 +94,7 @@ def test_index_skips_batches(tmp_path: Path) -> None:
     a = analyze(SAMPLES[0], batch_size=2)
     idx = a.packet_index
     assert idx is not None and len(idx.spans) > 3
-    f = flow_records(a)[0]
-    spans = idx.select([(int(f["orig_p"]), int(f["resp_p"]))], int(f["first_ts_ns"]),
-                       int(f["last_ts_ns"]))
+    f = a.typed_flows()[0]
+    spans = idx.select([(f.orig_p, f.resp_p)], f.first_ts_ns, f.last_ts_ns)
     assert 0 < len(spans) <= len(idx.spans)
-    assert np.all([s.ts_hi_ns >= f["first_ts_ns"] for s in spans])
+    assert np.all([s.ts_hi_ns >= f.first_ts_ns for s in spans])

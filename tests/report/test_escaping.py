@@ -14,6 +14,7 @@ import dataclasses
 import shutil
 
 from rstscope.api import Analysis, analyze
+from rstscope.core.records import Evidence
 from rstscope.report import ReportLimits, build_report
 from tests.loopback import hello_then_server_abort
 from tests.report.pagecheck import offline_problems, parse
@@ -61,19 +62,13 @@ def test_sni_with_markup_from_a_real_client_hello(tmp_path, tshark):
 class _Marked(Analysis):
     """A real analysis whose text fields are replaced by markup (the data under test)."""
 
-    def reset_records(self):
-        out = []
-        for r in super().reset_records():
-            r = dict(r)
-            r["cause"] = f"cause {XSS}"
-            r["advice"] = [f"advice {IMG}"]
-            r["alternatives"] = [["server", f"why {XSS}"]]
-            r["timeout_candidates"] = [f"60.0 s: {IMG}"]
-            r["evidence"] = [{"name": f"ev {IMG}", "value": XSS, "expected": '"quoted"',
-                              "weight": 1.0}]
-            r["flags"] = '"><b>R'
-            out.append(r)
-        return out
+    def typed_resets(self):
+        # The records the report reads (plot and report take typed records).
+        return [dataclasses.replace(
+            r, cause=f"cause {XSS}", advice=(f"advice {IMG}",),
+            alternatives=(("server", f"why {XSS}"),), timeout_candidates=(f"60.0 s: {IMG}",),
+            evidence=(Evidence(f"ev {IMG}", XSS, '"quoted"', 1.0),), flags='"><b>R')
+            for r in super().typed_resets()]
 
 
 def test_analysis_strings_with_markup(report_analysis):

@@ -1,0 +1,108 @@
+"""What the adapters (plot, report, enrich, the CLI's findings) read: typed records.
+
+The core hands out frozen records (:class:`~rstscope.core.records.FlowRecord`,
+:class:`~rstscope.core.records.ResetRecord`,
+:class:`~rstscope.core.stalls.StallRecord`); adapters read their attributes, never
+``to_dict()`` dicts, so a renamed field is a type error and not a silent ``None``.
+Dicts exist only at the edges that print them (JSON, CSV, DataFrames).
+
+:class:`EnrichedReset` is the one extra shape: a reset whose verdict the TLS/HTTP2
+context refined (``rstscope.enrich``), with the core's originals kept beside it.
+
+:class:`RecordSource` is what the adapters take: the records of one capture and
+the packets of some of its flows.  :class:`rstscope.api.Analysis` is one (the
+notebook facade); so is any narrowed view of it (``rstscope.flowsubset``).
+Adapters name this protocol, not the facade, so they do not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rstscope.core.records import FlowRecord, ResetRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rstscope.core.stalls import StallRecord
+
+# The refinement's own fields, in the order the JSON document appends them.
+_REFINED_FIELDS = ("core_cause", "core_confidence", "context_rule", "tls")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichedReset(ResetRecord):
+    """A reset seen with its TLS/HTTP2 context (``rstscope.enrich``).
+
+    ``cause``, ``advice`` and ``confidence`` are the refined ones when a context rule
+    fired (``context_rule``); the core's originals are then in ``core_cause`` and
+    ``core_confidence``.  ``evidence`` holds the core's evidence followed by the
+    context's.  ``tls`` is the JSON-ready summary of the flow's TLS/HTTP2 facts up to
+    the RST (None without context).  ``origin`` is never changed by a refinement.
+    """
+
+    core_cause: str | None = None
+    core_confidence: float | None = None
+    context_rule: str | None = None
+    tls: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reset's dict with the refinement: ``core_cause``/``core_confidence``
+        only when a rule fired, then ``context_rule`` and ``tls`` (docs/schema.md)."""
+        out = ResetRecord.to_dict(self)
+        for name in _REFINED_FIELDS:
+            del out[name]
+        if self.context_rule is not None:
+            out["core_cause"], out["core_confidence"] = self.core_cause, self.core_confidence
+        out["context_rule"] = self.context_rule
+        out["tls"] = self.tls
+        return out
+
+
+class FlowPacketSource(Protocol):
+    """"The packets of these flows" (``rstscope.flowpackets.FlowPackets``)."""
+
+    @property
+    def source(self) -> object:
+        """What the packets are re-read from: a path, a list of rotated files, or a
+        stream (which cannot be re-read)."""
+        ...
+
+    def of_flows(self, flows: Sequence[FlowRecord]) -> pd.DataFrame:
+        """Packets that may belong to ``flows`` (a superset: callers pick by 5-tuple)."""
+        ...
+
+
+class RecordSource(Protocol):
+    """The records of one analysed capture and a way to re-read some of its packets."""
+
+    @property
+    def file(self) -> str:
+        """The capture's name as given (paths joined by commas for rotated files)."""
+        ...
+
+    def typed_flows(self) -> Sequence[FlowRecord]:
+        """Every flow, in the order the tracker reports them."""
+        ...
+
+    def typed_resets(self) -> Sequence[ResetRecord]:
+        """Every reset in capture order (:class:`EnrichedReset` once enriched)."""
+        ...
+
+    def typed_stalls(self) -> Sequence[StallRecord]:
+        """Flows that stalled without a RST to explain them."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """The summary block of the JSON document."""
+        ...
+
+    @property
+    def flow_packets(self) -> FlowPacketSource:
+        """The one packet provider: streamed, never a whole-capture DataFrame."""
+        ...
+
+
+__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource"]
