@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from rstscope.errors import require
 
@@ -35,11 +35,16 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def new_figure(width_in: float, height_in: float) -> Any:
+def new_figure(width_in: float, height_in: float, *,
+               layout: Literal["constrained"] | None = "constrained") -> Any:
     """A figure not registered with pyplot's state machine, so batch rendering
-    (reports with many sections) never accumulates open figures."""
+    (reports with many sections) never accumulates open figures.
+
+    ``layout=None`` leaves the Axes where they are put: the report places them
+    with :func:`rstscope.plot.layout.fit_axes`, which measures far less.
+    """
     require("matplotlib", extra="plot")
     # lazy: matplotlib loads only when something is drawn
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width_in, height_in), layout="constrained")
+    return Figure(figsize=(width_in, height_in), layout=layout)

@@ -315,10 +315,16 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[ResetRecord],
                 f"{_ttl_text(chosen, with_position=len(groups) == 1)}")
         dy = 0.28 if y >= 0.5 else -0.28
         frac = (x - taxis.segments[0].x_start) / span
+        ha = "right" if frac > 0.8 else "left" if frac < 0.2 else "center"
+        # The leader starts on the label's edge at its anchor (relpos), so it needs no
+        # clipping against the text's box: matplotlib clips by bisecting the path
+        # against a rectangle, ~10 ms per label, more than drawing the text.
+        relpos = ({"left": 0.0, "center": 0.5, "right": 1.0}[ha], 0.0 if dy > 0 else 1.0)
         ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),
-                    ha="right" if frac > 0.8 else "left" if frac < 0.2 else "center", va="bottom" if dy > 0 else "top", fontsize=7.5,
+                    ha=ha, va="bottom" if dy > 0 else "top", fontsize=7.5,
                     color=origin_color(chosen.origin), zorder=6, gid="rst-label", in_layout=False,
-                    arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6})
+                    arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6,
+                                "patchA": None, "relpos": relpos})
     if len(groups) > MAX_RST_LABELS:
         ax.text(0.99, 0.02, f"{len(resets)} RSTs; first {MAX_RST_LABELS} groups labelled",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")

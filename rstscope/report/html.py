@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from rstscope import __version__
 from rstscope.errors import RstscopeError, UsageError
 from rstscope.findings import stalls_html  # stalls beside the resets (issue 17)
+from rstscope.plot.backend import new_figure
 from rstscope.plot.gaps import idle_gap_histogram
+from rstscope.plot.layout import recycle_axes
 from rstscope.plot.overview import overview
 from rstscope.plot.select import all_resets
 from rstscope.plot.style import ORIGIN_COLORS, fmt_duration
@@ -236,9 +238,39 @@ def _list(items: Iterable[object], cls: str) -> str:
     return f'<ul class="{esc(cls)}">{lis}</ul>' if lis else ""
 
 
+class _Timelines:
+    """One figure, with its lanes and TTL Axes, for every timeline of a report.
+
+    New Axes and their ticks were a fifth of each timeline's CPU, and a new
+    canvas forgot every text measured for the previous timeline; the Axes are
+    emptied instead (:func:`rstscope.plot.layout.recycle_axes`), which renders
+    the same pixels (tests/report/test_reuse.py).
+    """
+
+    WIDTH_IN, HEIGHT_IN = 10.5, 5.0
+
+    def __init__(self) -> None:
+        self._fig: Any = None
+        self._axes: tuple[Any, Any] | None = None
+
+    def figure(self) -> Any:
+        if self._fig is None:
+            self._fig = new_figure(self.WIDTH_IN, self.HEIGHT_IN, layout=None)
+        return self._fig
+
+    def axes(self) -> tuple[Any, Any]:
+        """The lanes and TTL Axes, empty."""
+        if self._axes is None:
+            lanes, ttl = self.figure().subplots(2, 1, height_ratios=(3, 1), sharex=True)
+            self._axes = (lanes, ttl)
+        else:
+            recycle_axes(self._axes)
+        return self._axes
+
+
 def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
                    limits: ReportLimits, budget: _Budget, packets: pd.DataFrame | None,
-                   drawn: dict[str, str]) -> str:
+                   drawn: dict[str, str], timelines: _Timelines) -> str:
     conf_s = f"{float(r.confidence):.0%}"
     head = (f'<h3>RST {n} \u00b7 frame {esc(r.frame)} \u00b7 '
             f'{esc(r.src)}:{esc(r.sport)} \u2192 {esc(r.dst)}:{esc(r.dport)}'
@@ -256,13 +288,14 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
     elif packets is None:
         fig = '<p class="note">Timeline unavailable: packets cannot be re-read from this source.</p>'
     else:
-        def draw(figure: Any) -> None:
-            lanes, ttl = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+        def draw(_figure: Any) -> None:
+            lanes, ttl = timelines.axes()
             timeline(analysis, r, lanes, ttl_ax=ttl, packets=packets)
 
         fig = _figure(lambda: render_data_uri(draw, width_in=10.5, height_in=5.0,
                                               image_format=limits.image_format, dpi=limits.dpi,
-                                              max_bytes=limits.max_image_bytes),
+                                              max_bytes=limits.max_image_bytes,
+                                              fixed_layout=True, figure=timelines.figure()),
                       f"timeline of flow {flow_key}", "timeline", budget)
         drawn[flow_key] = f"reset-{idx}-{n}"
     parts = [f'<section class="reset" id="reset-{idx}-{n}">', head, facts, cause, fig,
@@ -328,13 +361,15 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
         parts.append(_figure(lambda: render_data_uri(
                                  lambda f: _discard(overview(analysis, f.subplots())),
                                  width_in=10.5, height_in=height, image_format=limits.image_format,
-                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes),
+                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes,
+                                 fixed_layout=True),
                              "flows by time of death", "overview", budget))
     if resets:
         parts.append(_figure(lambda: render_data_uri(
                                  lambda f: _discard(idle_gap_histogram(analysis, f.subplots())),
                                  width_in=10.5, height_in=3.6, image_format=limits.image_format,
-                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes),
+                                 dpi=limits.dpi, max_bytes=limits.max_image_bytes,
+                                 fixed_layout=True),
                              "idle gaps before resets", "gap-histogram", budget))
     parts.append(f'<h3 id="reset-table-{idx}">Resets ({len(resets)})</h3>')
     if not resets:
@@ -343,8 +378,9 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
         parts.append(_reset_table(resets, idx, limits, set(range(1, len(shown) + 1))))
     packets = _flow_packets(analysis, {str(r.flow_id) for r in shown}) if shown else None
     drawn: dict[str, str] = {}
+    timelines = _Timelines()
     for n, r in enumerate(shown, 1):
-        parts.append(_reset_section(analysis, r, n, idx, limits, budget, packets, drawn))
+        parts.append(_reset_section(analysis, r, n, idx, limits, budget, packets, drawn, timelines))
     if len(resets) > len(shown):
         parts.append(f'<p class="omitted" id="omitted-{idx}">{len(resets) - len(shown)} more '
                      f"resets are in the table above but not shown in detail (cap: "

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rstscope.errors import UsageError
+from rstscope.plot.layout import can_fit, fit_axes
 
 IMAGE_FORMATS = ("png", "svg")
 
@@ -25,10 +26,17 @@ def render_data_uri(
     image_format: str = "png",
     dpi: int = 72,
     max_bytes: int = 200_000,
+    fixed_layout: bool = False,
+    figure: Any | None = None,
 ) -> tuple[str, int] | None:
     """Draw on a fresh figure and return ``(data URI, encoded size)``, or None if too big.
 
-    ``draw`` receives a :class:`matplotlib.figure.Figure`, drawn once.  PNGs
+    ``draw`` receives a :class:`matplotlib.figure.Figure`, drawn once.  With
+    ``fixed_layout`` the figure has no layout engine and its Axes (one column
+    of ``Figure.subplots``) are placed once by :func:`rstscope.plot.layout.fit_axes`
+    before drawing; any other arrangement falls back to constrained layout.
+    ``figure``, when given, is drawn on instead of a fresh one (``draw`` then
+    empties or reuses its Axes) and kept.  PNGs
     that exceed ``max_bytes`` are reduced from the same pixels (a palette,
     then down to 60 % of the size, see :func:`_png_within`) before giving up;
     SVGs are not resampled, so they are dropped if too big.
@@ -38,10 +46,13 @@ def render_data_uri(
     # lazy: matplotlib loads only when something is drawn
     from rstscope.plot.backend import new_figure
 
-    fig = new_figure(width_in, height_in)
+    fig = figure if figure is not None else new_figure(
+        width_in, height_in, layout=None if fixed_layout else "constrained")
     mime = "image/png" if image_format == "png" else "image/svg+xml"
     try:
         draw(fig)
+        if fixed_layout:
+            _fit(fig, dpi)
         if image_format == "png":
             encoded = _png_within(fig, dpi, max_bytes)
             if encoded is None:
@@ -60,6 +71,21 @@ def render_data_uri(
         del fig
 
 
+def _fit(fig: Any, dpi: int) -> None:
+    """Place the Axes for drawing at ``dpi`` without a layout engine (see plot.layout)."""
+    # lazy: matplotlib loads only when something is drawn
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not can_fit(fig):
+        fig.set_layout_engine("constrained")
+        return
+    # A reused figure keeps its canvas: its renderer caches the metrics of every
+    # text measured before (legend entries, tick labels recur from figure to figure).
+    canvas: Any = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    fit_axes(fig, canvas.get_renderer())
+
+
 def _png_within(fig: Any, dpi: int, max_bytes: int) -> bytes | None:
     """The figure as PNG whose base64 fits ``max_bytes``, rasterised once.
 
@@ -72,7 +98,8 @@ def _png_within(fig: Any, dpi: int, max_bytes: int) -> bytes | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    canvas: Any = FigureCanvasAgg(fig)  # matplotlib leaves these methods untyped
+    # The canvas (and its renderer) that placed the Axes, if any, draws too.
+    canvas: Any = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
     canvas.draw()
     rgb = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
