@@ -42,7 +42,8 @@ ORIGINS = values(Origin)
 
 # Re-exported: the notebook surface is this module (rstscope.api.PacketFilter and
 # make_config); rstscope's own modules import them from where they live.
-__all__ = ["ORIGINS", "Analysis", "PacketFilter", "Source", "Sources", "analyze", "make_config"]
+__all__ = ["ORIGINS", "Analysis", "PacketFilter", "Source", "Sources", "analyze", "json_ready",
+           "make_config"]
 
 
 def _source_name(source: Sources) -> str:
@@ -298,6 +299,13 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def json_ready(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's dict made JSON-safe as :meth:`Analysis.to_document` makes it (NaN
+    and inf become null), for the CLI that builds the document's resets itself."""
+    out: dict[str, Any] = _jsonable(record)
+    return out
 
 
 def analyze(

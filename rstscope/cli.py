@@ -36,6 +36,7 @@ from rstscope.cliopts import (
     vantage_warning,
     verdict_options,
 )
+from rstscope.core.records import ResetRecord
 from rstscope.errors import (
     EXIT_FAIL_ON,
     EXIT_SOFTWARE,
@@ -47,7 +48,8 @@ from rstscope.errors import (
 )
 from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
 from rstscope.progress import ProgressBar
-from rstscope.table import action_text, sort_resets
+from rstscope.results import ShownReset
+from rstscope.table import action_text
 
 EXIT_CODES_HELP = exit_codes_epilog()
 
@@ -228,6 +230,7 @@ def analyze(
     """
     # lazy: the api loads pandas; the command needs it only when it runs
     from rstscope.api import analyze as run_analysis
+    from rstscope.api import json_ready as _json_ready
 
     files = [*files, *read_files]
     if not files:
@@ -260,6 +263,7 @@ def analyze(
         probes = load_probes(probe_files)
     groups: list[Any] = [list(files)] if rotated else list(files)
     docs = []
+    all_shown: list[ShownReset] = []
     show_progress = fmt == "table" and sys.stderr.isatty()
     for group in groups:
         with ProgressBar(show_progress) as prog:
@@ -282,17 +286,22 @@ def analyze(
         if warn:
             doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
             click.echo(f"rstscope: warning: {warn}", err=True)
+        resets: Sequence[ResetRecord] = result.typed_resets()
         if sel.flows:
             check_flows(sel.flows, [f["flow_id"] for f in doc["flows"]], doc["file"])
             wanted = set(sel.flows)
-            doc["resets"] = [r for r in doc["resets"] if r.get("flow_id") in wanted]
+            resets = [r for r in resets if r.flow_id in wanted]
             doc["flows"] = [f for f in doc["flows"] if f.get("flow_id") in wanted]
-        if probes:
-            apply_probes(doc, probes)
-        doc["resets"] = [apply_min_confidence(r, sel.min_confidence)
-                         for r in sort_resets(doc["resets"])]
-        doc["summary"]["resets"] = len(doc["resets"])
-        doc["summary"]["resets_by_origin"] = _count_origins(doc["resets"])
+        probed: list[tuple[ResetRecord, dict[str, Any] | None]] = (
+            apply_probes(resets, result.typed_flows(), probes) if probes
+            else [(r, None) for r in resets])
+        # Typed up to here; the document's dicts are made from the shown records.
+        shown = [apply_min_confidence(r, sel.min_confidence, file=doc["file"], probe=p)
+                 for r, p in sorted(probed, key=lambda rp: _reset_order(rp[0]))]
+        all_shown.extend(shown)
+        doc["resets"] = [_json_ready(s.to_dict()) for s in shown]
+        doc["summary"]["resets"] = len(shown)
+        doc["summary"]["resets_by_origin"] = _count_origins(shown)
         docs.append(doc)
 
     if flow_table and fmt == "parquet":
@@ -304,16 +313,21 @@ def analyze(
 
     if fail_on:
         wanted_origins = set(fail_on)
-        for doc in docs:
-            for r in doc["resets"]:
-                if "any" in wanted_origins or r.get("origin") in wanted_origins:
-                    raise SystemExit(EXIT_FAIL_ON)
+        for s in all_shown:
+            if "any" in wanted_origins or s.origin in wanted_origins:
+                raise SystemExit(EXIT_FAIL_ON)
 
 
-def _count_origins(resets: list[dict[str, Any]]) -> dict[str, int]:
+def _reset_order(r: ResetRecord) -> tuple[int, int, int]:
+    """Time order, then frame (several files: their order, then time), as the table's
+    ``sort_resets``."""
+    return (r.file_id or 0, r.ts_ns or 0, r.frame or 0)
+
+
+def _count_origins(shown: Sequence[ShownReset]) -> dict[str, int]:
     by = dict.fromkeys(ORIGINS, 0)
-    for r in resets:
-        by[str(r.get("origin"))] = by.get(str(r.get("origin")), 0) + 1
+    for s in shown:
+        by[s.origin] = by.get(s.origin, 0) + 1
     return by
 
 

@@ -21,10 +21,12 @@ import click
 
 from rstscope import errors
 from rstscope.catalog import known_stacks, load_timeouts_file, make_config, with_stack
+from rstscope.core.records import ResetRecord
 from rstscope.core.ttl import INITIAL_TTLS
 from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.errors import UsageError
-from rstscope.textfit import sure_wordings
+from rstscope.results import ShownReset
+from rstscope.textfit import sure_wordings_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -318,17 +320,20 @@ def check_flows(wanted: Sequence[int], existing: Sequence[int], where: str) -> N
 
 # -- verdict presentation ---------------------------------------------------
 
-def apply_min_confidence(record: dict[str, Any], min_confidence: float) -> dict[str, Any]:
-    """Record with ``best_guess`` (the classifier's origin) and ``origin`` thresholded."""
-    guess = record.get("origin")
-    conf = record.get("confidence")
+def apply_min_confidence(reset: ResetRecord, min_confidence: float, *, file: str,
+                         probe: dict[str, Any] | None = None) -> ShownReset:
+    """The reset as shown: ``best_guess`` (the classifier's origin) and ``origin``
+    thresholded, with what the packets prove (``sure``)."""
+    guess = str(reset.origin)
     origin = guess
     # Compared as printed (two decimals), so a row never shows "0.40" yet says unknown.
-    if guess != "unknown" and conf is not None and round(conf, 2) < min_confidence:
+    if guess != "unknown" and round(reset.confidence, 2) < min_confidence:
         origin = "unknown"
     # What the packets prove (nothing, without a packet of the sender's to compare).
-    sure = sure_wordings(record)[0] if record.get("sender") else None
-    return {**record, "origin": origin, "best_guess": guess, "sure": sure}
+    sure = sure_wordings_of(
+        str(reset.direction), str(reset.sender), frozenset(reset.tags),
+        frozenset(e.name for e in reset.evidence))[0] if reset.sender else None
+    return ShownReset(reset, file, origin, guess, sure, probe)
 
 
 def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:

@@ -61,6 +61,37 @@ class EnrichedReset(ResetRecord):
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class ShownReset:
+    """A reset as ``analyze`` prints it: the record (with a probe's evidence when
+    ``--probe`` measured its target) and what the CLI adds to it.
+
+    ``origin`` is the one shown: ``unknown`` below ``--min-confidence``, when
+    ``best_guess`` keeps the classifier's (or the probe's) origin.  ``sure`` is what
+    the packets prove about the sender (None without a sender).  ``probe`` is the
+    probe's summary when one matched.  ``file`` is the capture it came from.
+    """
+
+    reset: ResetRecord
+    file: str
+    origin: str
+    best_guess: str
+    sure: str | None
+    probe: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reset's dict as the JSON document has it (docs/schema.md): ``probe``
+        after the record's fields, then ``best_guess`` and ``sure``; ``file`` is the
+        envelope's to add."""
+        out = self.reset.to_dict()
+        if self.probe is not None:
+            out["probe"] = self.probe
+        out["origin"] = self.origin
+        out["best_guess"] = self.best_guess
+        out["sure"] = self.sure
+        return out
+
+
 class FlowPacketSource(Protocol):
     """"The packets of these flows" (``rstscope.flowpackets.FlowPackets``)."""
 
@@ -105,4 +136,4 @@ class RecordSource(Protocol):
         ...
 
 
-__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource"]
+__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource", "ShownReset"]

@@ -182,14 +182,20 @@ SURE_WORDS: dict[str, tuple[str, ...]] = {
 def sure_wordings(r: dict[str, Any]) -> tuple[str, ...]:
     """What is certain about a reset, apart from the guess: the fullest wording first
     (the record's ``sure`` in JSON and CSV), then shorter ones for narrow lines."""
-    side = "client" if r.get("direction") == "orig" else "server"
-    sender = str(r.get("sender") or "")
-    tags = set(r.get("tags") or ())
+    names = {str(e.get("name") if isinstance(e, dict) else getattr(e, "name", ""))
+             for e in r.get("evidence") or ()}
+    return sure_wordings_of(str(r.get("direction") or ""), str(r.get("sender") or ""),
+                            frozenset(r.get("tags") or ()), frozenset(names))
+
+
+def sure_wordings_of(direction: str, sender: str, tags: frozenset[str],
+                     evidence_names: frozenset[str]) -> tuple[str, ...]:
+    """:func:`sure_wordings` from a reset's fields: the side that sent it
+    (``direction``), its ``sender``, its ``tags`` and the names of its evidence."""
+    side = "client" if direction == "orig" else "server"
     if "no-baseline" in tags and not tags & _PROOF_WITHOUT_BASELINE:
         # (A host baseline that disagreed would have set ttl-mismatch.)
-        evidence = {str(e.get("name") if isinstance(e, dict) else getattr(e, "name", ""))
-                    for e in r.get("evidence") or ()}
-        case = ("capture-host" if "ttl_capture_host" in evidence and sender != "middlebox"
+        case = ("capture-host" if "ttl_capture_host" in evidence_names and sender != "middlebox"
                 else "host-baseline" if "host-baseline" in tags and sender != "middlebox"
                 else "nothing")
     else:
@@ -349,4 +355,4 @@ def write_finding(out: TextIO, line: str, detail: str, action: str, *, limit: in
 __all__ = ["ACTION_INDENT", "DETAIL_INDENT", "ELLIPSIS", "REFINED", "SHORT_CAUSES",
            "SHORT_STALL_CAUSES", "MID_CAUSES", "SURE_WORDS", "TINY_CAUSES", "TINY_MAX_CHARS", "TINY_REFINED",
            "action_text", "alternative_wordings", "clip", "clip_middle", "short_cause",
-           "sure_wordings", "tiny_causes", "write_finding", "zone_name"]
+           "sure_wordings", "sure_wordings_of", "tiny_causes", "write_finding", "zone_name"]

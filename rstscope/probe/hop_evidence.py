@@ -25,10 +25,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rstscope.core.records import Evidence, FlowRecord, ResetRecord
+from rstscope.core.vocab import Origin
 from rstscope.errors import InputMissingError, UsageError
 from rstscope.probe.model import ProbeResult, result_from_dict
 
@@ -68,11 +71,11 @@ def _norm(addr: str) -> str:
     return str(ip)
 
 
-def _matching(reset: Mapping[str, Any], probes: list[ProbeResult]) -> ProbeResult | None:
-    src, dst = _norm(str(reset.get("src"))), _norm(str(reset.get("dst")))
+def _matching(reset: ResetRecord, probes: list[ProbeResult]) -> ProbeResult | None:
+    src, dst = _norm(reset.src), _norm(reset.dst)
     for p in probes:
         a = _norm(p.address)
-        if (src == a and reset.get("sport") == p.port) or (dst == a and reset.get("dport") == p.port):
+        if (src == a and reset.sport == p.port) or (dst == a and reset.dport == p.port):
             return p
     return None
 
@@ -86,10 +89,21 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
 
-def judge(reset: Mapping[str, Any], probe: ProbeResult, vantage: str | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What a probe says about one reset: its summary (the record's ``probe``), the
+    evidence item, and the refined confidence and origin."""
+
+    probe: dict[str, Any]
+    evidence: Evidence
+    confidence: float
+    origin: str
+
+
+def judge(reset: ResetRecord, probe: ProbeResult, vantage: str | None) -> Judgement:
     """What the probe says about one reset: the evidence item and the refined fields."""
     a = probe.answer
-    before = float(reset.get("confidence") or 0.0)
+    before = float(reset.confidence or 0.0)
     claim: str | None
     if a.outcome == "middlebox-reset":
         claim, hop = "middlebox", a.reset_hop
@@ -101,58 +115,53 @@ def judge(reset: Mapping[str, Any], probe: ProbeResult, vantage: str | None) -> 
     else:
         claim, hop = None, None
         value = a.outcome
-    sender = reset.get("sender")
+    sender = str(reset.sender)
     out: dict[str, Any] = {"outcome": a.outcome, "reset_hop": a.reset_hop, "box": a.box,
                            "verdict": a.verdict, "agrees": None}
     if claim is None:
-        ev = {"name": "probe", "value": value, "expected": "a RST drawn by the probe",
-              "weight": 0.0}
-        return {"probe": out, "evidence": ev, "confidence": before, "origin": reset.get("origin")}
+        ev = Evidence(name="probe", value=value, expected="a RST drawn by the probe",
+                      weight=0.0)
+        return Judgement(out, ev, before, str(reset.origin))
     kind_ok = sender == claim
     hops_ok = True
     expected_hops = None if hop is None else hop - 1
-    if vantage == "client" and reset.get("sender_hops") is not None and expected_hops is not None:
-        hops_ok = int(reset["sender_hops"]) == expected_hops
+    if vantage == "client" and reset.sender_hops is not None and expected_hops is not None:
+        hops_ok = reset.sender_hops == expected_hops
     agrees = kind_ok and hops_ok
     weight = AGREE_WEIGHT if agrees else -AGREE_WEIGHT
     conf = _sigmoid(_logit(before) + weight)
     conf = round(min(conf, MAX_CONFIDENCE) if agrees else min(conf, before), 3)
-    origin = reset.get("origin")
+    origin = str(reset.origin)
     if agrees and claim == "middlebox" and a.box in ("firewall", "load-balancer"):
-        alts = [str(x[0]) for x in reset.get("alternatives") or []]
+        alts = [str(x[0]) for x in reset.alternatives]
         if a.box != origin and a.box in alts:
             origin = a.box
     out["agrees"] = agrees
-    ev = {"name": "probe", "value": value,
-          "expected": f"{sender}" + (f", {reset.get('sender_hops')} hops from the capture"
-                                     if reset.get("sender_hops") is not None else ""),
-          "weight": weight}
-    return {"probe": out, "evidence": ev, "confidence": conf, "origin": origin}
+    ev = Evidence(name="probe", value=value,
+                  expected=f"{sender}" + (f", {reset.sender_hops} hops from the capture"
+                                          if reset.sender_hops is not None else ""),
+                  weight=weight)
+    return Judgement(out, ev, conf, origin)
 
 
-def apply_probes(doc: dict[str, Any], probes: list[ProbeResult]) -> int:
-    """Refine ``doc`` (an analyze document) in place; returns how many resets matched."""
-    vantage_of = {f.get("flow_id"): f.get("vantage") for f in doc.get("flows", [])}
-    matched = 0
-    for r in doc.get("resets", []):
+def apply_probes(resets: Sequence[ResetRecord], flows: Sequence[FlowRecord],
+                 probes: list[ProbeResult]) -> list[tuple[ResetRecord, dict[str, Any] | None]]:
+    """Each reset refined by the probe on its target (address and port), with the
+    probe's summary; a reset no probe matched is returned as it was, with None."""
+    vantage_of = {f.flow_id: f.vantage for f in flows}
+    out: list[tuple[ResetRecord, dict[str, Any] | None]] = []
+    for r in resets:
         p = _matching(r, probes)
         if p is None:
+            out.append((r, None))
             continue
-        matched += 1
-        j = judge(r, p, vantage_of.get(r.get("flow_id")))
-        r["evidence"] = [*r.get("evidence", []), j["evidence"]]
-        if j["origin"] != r.get("origin"):
-            r["alternatives"] = [[str(r.get("origin")), "the passive verdict; the probe "
-                                  "measured the other kind of box"]] + [
-                alt for alt in r.get("alternatives", []) if alt[0] != j["origin"]]
-        r["confidence"] = j["confidence"]
-        r["origin"] = j["origin"]
-        r["probe"] = j["probe"]
-    by_origin = doc.get("summary", {}).get("resets_by_origin")
-    if matched and isinstance(by_origin, dict):
-        # The probe may have settled an origin: keep the summary's counts true.
-        for k in by_origin:
-            by_origin[k] = 0
-        for r in doc.get("resets", []):
-            by_origin[r.get("origin")] = by_origin.get(r.get("origin"), 0) + 1
-    return matched
+        j = judge(r, p, vantage_of.get(r.flow_id))
+        alternatives = r.alternatives
+        if j.origin != r.origin:
+            alternatives = ((str(r.origin), "the passive verdict; the probe measured the "
+                             "other kind of box"),
+                            *(alt for alt in r.alternatives if alt[0] != j.origin))
+        refined = replace(r, evidence=(*r.evidence, j.evidence), alternatives=alternatives,
+                          confidence=j.confidence, origin=Origin(j.origin))
+        out.append((refined, j.probe))
+    return out

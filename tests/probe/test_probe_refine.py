@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from rstscope import api
+from rstscope.core.vocab import Origin, Sender
 from rstscope.probe.hop_evidence import judge
 from rstscope.probe.model import result_from_dict
 
@@ -88,13 +91,16 @@ def test_probe_on_another_target_changes_nothing() -> None:
 
 def test_probe_settles_which_box_when_the_verdict_listed_it() -> None:
     probe = result_from_dict(json.loads((DATA / "l4lb.probe.json").read_text()))
-    reset = {"origin": "firewall", "sender": "middlebox", "sender_hops": 2,
-             "confidence": 0.4, "alternatives": [["load-balancer", "the wire shows a device"]]}
+    # A real reset of the same capture, its verdict set to the case under test.
+    first = api.analyze(str(SAMPLES / "l4lb-idle-expiry.client.pcap")).typed_resets()[0]
+    reset = replace(first, origin=Origin.FIREWALL, sender=Sender.MIDDLEBOX, sender_hops=2,
+                    confidence=0.4,
+                    alternatives=(("load-balancer", "the wire shows a device"),))
     j = judge(reset, probe, "client")
-    assert j["origin"] == "load-balancer" and j["confidence"] > 0.4
+    assert j.origin == "load-balancer" and j.confidence > 0.4
     # Same box kind claimed at another distance: no settling, no raise.
-    j2 = judge({**reset, "sender_hops": 0}, probe, "client")
-    assert j2["origin"] == "firewall" and j2["confidence"] < 0.4
+    j2 = judge(replace(reset, sender_hops=0), probe, "client")
+    assert j2.origin == "firewall" and j2.confidence < 0.4
 
 
 def test_bad_probe_files_are_one_line_errors(tmp_path: Path) -> None:
