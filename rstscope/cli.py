@@ -282,19 +282,20 @@ def analyze(
                 warnings.simplefilter("ignore", UserWarning)  # said above, in one line
                 result.enrich(keylog=keylog)
         doc = result.to_document()
-        warn = vantage_warning(doc["flows"], sel.vantage)
+        flows = result.typed_flows()
+        warn = vantage_warning(flows, sel.vantage)
         if warn:
             doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
             click.echo(f"rstscope: warning: {warn}", err=True)
         resets: Sequence[ResetRecord] = result.typed_resets()
         if sel.flows:
-            check_flows(sel.flows, [f["flow_id"] for f in doc["flows"]], doc["file"])
+            check_flows(sel.flows, [f.flow_id for f in flows], doc["file"])
             wanted = set(sel.flows)
             resets = [r for r in resets if r.flow_id in wanted]
-            doc["flows"] = [f for f in doc["flows"] if f.get("flow_id") in wanted]
+            flows = [f for f in flows if f.flow_id in wanted]
+            doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
         probed: list[tuple[ResetRecord, dict[str, Any] | None]] = (
-            apply_probes(resets, result.typed_flows(), probes) if probes
-            else [(r, None) for r in resets])
+            apply_probes(resets, flows, probes) if probes else [(r, None) for r in resets])
         # Typed up to here; the document's dicts are made from the shown records.
         shown = [apply_min_confidence(r, sel.min_confidence, file=doc["file"], probe=p)
                  for r, p in sorted(probed, key=lambda rp: _reset_order(rp[0]))]

@@ -21,7 +21,7 @@ import click
 
 from rstscope import errors
 from rstscope.catalog import known_stacks, load_timeouts_file, make_config, with_stack
-from rstscope.core.records import ResetRecord
+from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.ttl import INITIAL_TTLS
 from rstscope.core.vocab import Origin, Vantage, values
 from rstscope.errors import UsageError
@@ -336,7 +336,7 @@ def apply_min_confidence(reset: ResetRecord, min_confidence: float, *, file: str
     return ShownReset(reset, file, origin, guess, sure, probe)
 
 
-def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:
+def ttl_vantage(flows: Sequence[FlowRecord]) -> str | None:
     """The capture point the TTLs show, whatever ``--vantage`` said (majority of flows).
 
     A host's own packets leave with an undecremented initial TTL (64/128/255), so a
@@ -344,8 +344,8 @@ def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:
     """
     votes: Counter[str] = Counter()
     for f in flows:
-        o_local = f.get("orig_ttl_mode") in INITIAL_TTLS
-        r_local = f.get("resp_ttl_mode") in INITIAL_TTLS
+        o_local = f.orig_ttl_mode in INITIAL_TTLS
+        r_local = f.resp_ttl_mode in INITIAL_TTLS
         if o_local != r_local:
             votes["client" if o_local else "server"] += 1
     if not votes:
@@ -354,7 +354,7 @@ def ttl_vantage(flows: Sequence[dict[str, Any]]) -> str | None:
     return side if n * 2 > sum(votes.values()) else None
 
 
-def vantage_warning(flows: Sequence[dict[str, Any]], stated: str) -> str | None:
+def vantage_warning(flows: Sequence[FlowRecord], stated: str) -> str | None:
     """A warning when ``--vantage`` contradicts what the TTLs show."""
     if stated == "auto":
         return None
