@@ -82,6 +82,20 @@ def test_failure_midway_leaves_nothing(tmp_path, name):
     _assert_clean(str(seen["run_id"]), Path(str(seen["tmp"])), set(seen["pids"]), before)
 
 
+def _fail_if_ended(proc: subprocess.Popen[str]) -> None:
+    """A child that ended before the signal is a broken test setup, not a pass (exit 0
+    would test nothing) nor a teardown failure."""
+    if proc.poll() is not None:
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"test setup: the lab run ended (exit {proc.returncode}) before the "
+                    f"signal was sent, so the signal path was not tested\n{err}")
+
+
+#: haproxy's idle timeout for the signalled run: far longer than the wait for the run
+#: to be in full swing (30 s at most), so the run cannot finish before the signal.
+_SIGNAL_RUN_IDLE_S = 120
+
+
 @pytest.mark.root
 @pytest.mark.skipif(not IS_ROOT, reason="lab teardown tests need root on Linux")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -92,7 +106,11 @@ def test_signal_midway_leaves_nothing(tmp_path, sig):
     # namespaces, where other lab runs on the same machine show up too.
     child_tmp = tmp_path / "tmp"
     child_tmp.mkdir()
+    # A long idle timeout (the run lasts about proxy_timeout_s + 4 s): with the 3 s
+    # default a loaded machine let the run finish before the signal arrived (exit 0),
+    # so the signal path went untested.  The signal now always lands mid-run.
     proc = subprocess.Popen([sys.executable, "-m", "rstscope", "lab", "run", "haproxy-timeout",
+                             "--set", f"proxy_timeout_s={_SIGNAL_RUN_IDLE_S}",
                              "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(child_tmp)})
     # Wait until the run is in full swing: its server namespace has processes.
@@ -100,7 +118,7 @@ def test_signal_midway_leaves_nothing(tmp_path, sig):
     run_id = ""
     ours: list[str] = []
     pids: set[int] = set()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         if not run_id:
             made = list(child_tmp.glob("rstscope-lab-*-*"))
             run_id = made[0].name.split("-")[2] if made else ""
@@ -110,11 +128,25 @@ def test_signal_midway_leaves_nothing(tmp_path, sig):
             if len(ours) == 5 and len(pids) >= 9:  # 8 tcpdumps + server (haproxy may follow)
                 break
         time.sleep(0.1)
-    assert run_id, "lab run made no temp directory"
-    assert len(ours) == 5, "lab run did not start"
-    time.sleep(0.5)
-    pids |= _ns_pids(ours)
-    proc.send_signal(sig)
+    signalled = False
+    try:
+        _fail_if_ended(proc)
+        assert run_id, "lab run made no temp directory"
+        assert len(ours) == 5, "lab run did not start"
+        time.sleep(0.5)
+        pids |= _ns_pids(ours)
+        # Signal only a child provably still mid-run: its own namespaces exist and
+        # it has not exited.
+        assert len([ns for ns in leftovers() if ns.startswith(f"{NS_PREFIX}{run_id}-")]) == 5, \
+            "test setup: the lab run's namespaces went away before the signal"
+        _fail_if_ended(proc)
+        proc.send_signal(sig)
+        signalled = True
+    finally:
+        if not signalled and proc.poll() is None:
+            # A setup failure must not leave the child's long lab run going.
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "Traceback" not in err
