@@ -9,12 +9,13 @@ group are given as percentiles instead.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from rstscope.table import action_text, clip, origin_label, short_cause
-from rstscope.textfit import clip_middle
+from rstscope.textfit import clip_middle, sure_wordings, tiny_causes
 
 GROUP_COLUMNS = ("count", "origin", "server", "cause", "silence_p50_s", "silence_p90_s",
                  "silence_max_s", "first_ts", "last_ts", "action")
@@ -36,6 +37,13 @@ class ResetGroup:
     # The cause in a few words (the median silence in it), for a narrow terminal;
     # not part of the CSV/JSON rows, which carry the full ``cause``.
     cause_short: str = ""
+    # What is sure apart from the guess (the members' most common, fullest wording
+    # first) and the members' most common first alternative ("" none): the terminal
+    # table's [sure: ...] and [or: ...], said on the cause line where they fit.
+    # The cause in the fewest words, for a cause line with what is sure beside it.
+    cause_tiny: tuple[str, ...] = ()
+    sure: tuple[str, ...] = ()
+    alternative: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k in GROUP_COLUMNS}
@@ -56,6 +64,20 @@ def _server(r: dict[str, Any]) -> str:
     return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
 
 
+def _first_alternative(r: dict[str, Any]) -> str:
+    """The reset's first other origin, else its first other cause ("" none)."""
+    for a in r.get("alternatives") or ():
+        if a:
+            return str(a[0]) if isinstance(a, (list, tuple)) else str(a)
+    causes = [str(c) for c in r.get("cause_alternatives") or () if c]
+    return causes[0] if causes else ""
+
+
+def _most_common(values: Sequence[Any]) -> Any:
+    """The most common value (the first seen of equals)."""
+    return Counter(values).most_common(1)[0][0]
+
+
 def group_resets(resets: Sequence[dict[str, Any]]) -> list[ResetGroup]:
     """Groups, largest first (then by origin and server)."""
     buckets: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -73,7 +95,10 @@ def group_resets(resets: Sequence[dict[str, Any]]) -> list[ResetGroup]:
             silence_max_s=round(sil[-1], 3) if sil else None,
             first_ts=min(ts) if ts else None, last_ts=max(ts) if ts else None,
             action=action_text(members[0]),
-            cause_short=short_cause({**members[0], "silence_s": _percentile(sil, 0.5)})))
+            cause_short=short_cause({**members[0], "silence_s": _percentile(sil, 0.5)}),
+            cause_tiny=tiny_causes({**members[0], "silence_s": _percentile(sil, 0.5)}),
+            sure=_most_common([sure_wordings(m) for m in members]),
+            alternative=_most_common([_first_alternative(m) for m in members])))
     out.sort(key=lambda g: (-g.count, g.origin, g.server))
     return out
 
@@ -108,9 +133,23 @@ def render_groups(groups: Sequence[ResetGroup], out: TextIO, *, width: int = 80,
     for g, origin, sil in zip(groups, origins, sils, strict=True):
         server = clip_middle(g.server, w_s)
         out.write(clip(f"{g.count:>6}  {origin:<{w_o}}  {server:<{w_s}}  {sil}", limit) + "\n")
-        cause = g.cause if len("    " + g.cause) <= limit else (g.cause_short or g.cause)
-        out.write(clip("    " + cause, limit) + "\n")
+        out.write(clip("    " + _cause_line(g, limit - 4), limit) + "\n")
         out.write(clip("    -> " + g.action, limit) + "\n")
+
+
+def _cause_line(g: ResetGroup, room: int) -> str:
+    """The cause, then what is sure and the first alternative, as the reset table says
+    them: the cause sentence, in a few words or in the fewest, with the fullest sure wording that lets
+    all fit in ``room`` characters.  When even the fewest words do not fit, the cause
+    alone (what is sure and the alternative are then said with --wide only)."""
+    alt = f" [or: {g.alternative}]" if g.alternative else ""
+    causes = tuple(dict.fromkeys(c for c in (g.cause, g.cause_short, *g.cause_tiny) if c)) or ("",)
+    for cause in causes:
+        for sure in g.sure:
+            line = f"{cause} [{sure}]{alt}"
+            if len(line) <= room:
+                return line
+    return g.cause if len(g.cause) <= room else (g.cause_short or g.cause)
 
 
 __all__ = ["GROUP_COLUMNS", "ResetGroup", "group_resets", "render_groups"]

@@ -554,3 +554,21 @@ def test_summary_fits_80_columns_whole(shared_captures, capsys, monkeypatch):
         assert not [ln for ln in out.splitlines() if ln.endswith("...")], out
         checked += 1
     assert checked >= 5
+
+
+def test_summary_says_what_is_sure_and_the_first_alternative(capsys, monkeypatch):
+    """Each group's cause line carries what is sure and its members' most common first
+    alternative, as the reset table does, within 80 columns; --wide says them in full."""
+    monkeypatch.setenv("COLUMNS", "80")
+    files = [str(SAMPLES / "l4lb-idle-expiry.client.pcap"),
+             str(SAMPLES / "proxy-buffering.client-any.pcap")]
+    code, out, _ = run(["analyze", "--summary", *files], capsys)
+    assert code == 0 and not _long_lines(out, 80)
+    lines = out.splitlines()
+    lb = lines[lines.index(next(ln for ln in lines if "  load-balancer  " in ln)) + 1]
+    assert lb.endswith("[sure: a box on the path] [or: firewall]"), lb
+    buf = lines[lines.index(next(ln for ln in lines if "  client  " in ln)) + 1]
+    assert buf.endswith("[sure: the client's side] [or: idle-timeout]"), buf
+    _, out, _ = run(["analyze", "--summary", "--wide", *files], capsys)
+    assert "[sure: a box on the path made it, not the server] [or: firewall]" in out
+    assert "[sure: it came from the client's side (its TTL and IP ID)] [or: idle-timeout]" in out

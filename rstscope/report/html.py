@@ -35,6 +35,7 @@ from rstscope.plot.timeline import timeline
 from rstscope.report.images import IMAGE_FORMATS, render_data_uri
 from rstscope.report.packets import select_flow_packets
 from rstscope.results import EnrichedReset
+from rstscope.textfit import sure_wordings_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -215,15 +216,28 @@ def _reset_table(resets: Sequence[ResetRecord], idx: int, limits: ReportLimits,
                      f"{r.src}:{r.sport} \u2192 {r.dst}:{r.dport}",
                      r.flags, _gap(r.silence_s), r.ttl,
                      r.expected_ttl, _origin_badge(r.origin),
-                     f"{float(r.confidence):.2f}", r.cause))
+                     f"{float(r.confidence):.2f}", r.cause, _alternative_names(r)))
     table = _table(("#", "frame", "time (UTC)", "flow", "RST src \u2192 dst", "flags", "silence",
-                    "TTL", "expected TTL", "origin", "confidence", "cause"),
+                    "TTL", "expected TTL", "origin", "confidence", "cause", "or"),
                    rows, cls="resets", numeric=(0, 1, 3, 7, 8, 10), table_id=f"resets-{idx}")
     note = ""
     if len(resets) > limits.max_table_rows:
         note = (f'<p class="omitted">{len(resets) - limits.max_table_rows} more resets not listed; '
                 "use <code>rstscope analyze --format csv</code> for all of them.</p>")
     return table + note
+
+
+def _sure(r: ResetRecord) -> str:
+    """What is certain about the reset apart from the guess (the terminal's ``[sure: ...]``)."""
+    return sure_wordings_of(str(r.direction), str(r.sender), frozenset(r.tags),
+                            frozenset(e.name for e in r.evidence))[0]
+
+
+def _alternative_names(r: ResetRecord) -> str:
+    """Other origins, then other causes, by name (the table's short form of ``[or: ...]``)."""
+    names = [*dict.fromkeys(str(origin) for origin, _ in r.alternatives),
+             *(str(c) for c in r.cause_alternatives)]
+    return ", ".join(names) if names else "\u2013"
 
 
 def _evidence(evidence: Sequence[Evidence]) -> str:
@@ -280,7 +294,8 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
              f'{esc(r.sender)}, silence {esc(_gap(r.silence_s))}, '
              f'TTL {esc(r.ttl)} (expected {esc(r.expected_ttl)}), '
              f'seq {esc(r.seq_status)}.</p>')
-    cause = f'<p class="cause">{esc(r.cause)}</p>'
+    cause = (f'<p class="cause">{esc(r.cause)}</p>\n'
+             f'<p class="sure">{esc(_sure(r))}</p>')
     flow_key = str(r.flow_id)
     if flow_key in drawn:
         fig = (f'<p class="note">Timeline: same flow as <a href="#{esc(drawn[flow_key])}">'
@@ -305,6 +320,9 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
     alts = [f"{origin}: {why}" for origin, why in r.alternatives]
     if alts:
         parts += ["<h4>Other possible origins</h4>", _list(alts, "alternatives")]
+    if r.cause_alternatives:
+        parts += ["<h4>Other possible causes</h4>",
+                  _list(r.cause_alternatives, "cause-alternatives")]
     if r.timeout_candidates:
         parts += ["<h4>Known timeouts matching the gap</h4>", _list(r.timeout_candidates, "timeouts")]
     if isinstance(r, EnrichedReset) and r.tls:

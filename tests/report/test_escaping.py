@@ -66,7 +66,8 @@ class _Marked(Analysis):
         # The records the report reads (plot and report take typed records).
         return [dataclasses.replace(
             r, cause=f"cause {XSS}", advice=(f"advice {IMG}",),
-            alternatives=(("server", f"why {XSS}"),), timeout_candidates=(f"60.0 s: {IMG}",),
+            alternatives=(("server", f"why {XSS}"),), cause_alternatives=(f"other {IMG}",),
+            timeout_candidates=(f"60.0 s: {IMG}",),
             evidence=(Evidence(f"ev {IMG}", XSS, '"quoted"', 1.0),), flags='"><b>R')
             for r in super().typed_resets()]
 
@@ -82,6 +83,7 @@ def test_analysis_strings_with_markup(report_analysis):
     assert html.count(f"advice {IMG_ESCAPED}") == n
     assert html.count(f"why {XSS_ESCAPED}") == n
     assert html.count(f"ev {IMG_ESCAPED}") == n
+    assert html.count(f"other {IMG_ESCAPED}") == 2 * n  # the table's "or" column and each section
     assert html.count("&quot;quoted&quot;") == n
     assert html.count("&quot;&gt;&lt;b&gt;R") >= 2 * n  # table cell and section facts
     _no_live_markup(html)

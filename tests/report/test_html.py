@@ -10,9 +10,11 @@ import subprocess
 
 import pytest
 
+from rstscope.api import analyze
 from rstscope.errors import InputMissingError, OutputError, UsageError
 from rstscope.report import ReportLimits, build_report
 from rstscope.report.files import write_report
+from tests.conftest import SAMPLES
 from tests.report.pagecheck import offline_problems, parse
 
 
@@ -103,10 +105,29 @@ def test_write_report_errors(report_capture, tmp_path):
 
 
 def test_capture_without_resets(tmp_path):
-    from rstscope.api import analyze
     from tests.samplemix import single_capture
 
     ex = single_capture("graceful-close")  # one gracefully closed flow
     html = build_report([analyze(ex.path)])
     assert "No TCP resets in this capture." in html
+    assert offline_problems(html) == []
+
+
+def test_sections_say_what_is_sure_and_the_alternatives():
+    """Each section says what is certain apart from the guess, the other origins with
+    their reasons and the other causes; the table names the alternatives (issue 14)."""
+    html = build_report([analyze(SAMPLES / "l4lb-idle-expiry.client.pcap"),
+                         analyze(SAMPLES / "proxy-buffering.client-any.pcap")])
+    lb = html.split('id="reset-1-1"')[1].split("</section>")[0]
+    assert '<p class="sure">sure: a box on the path made it, not the server</p>' in lb
+    others = lb.split('<ul class="alternatives">')[1].split("</ul>")[0]
+    assert others.startswith("<li>firewall: ") and others.count("<li>") == 1
+    table = html.split('id="resets-1"')[1].split("</table>")[0]
+    assert "<th>or</th>" in table and table.endswith("<td>firewall</td></tr></tbody>")
+    buf = html.split('id="reset-2-1"')[1].split("</section>")[0]
+    assert ('<p class="sure">sure: it came from the client&#x27;s side (its TTL and IP ID)</p>'
+            in buf)
+    assert '<h4>Other possible causes</h4><ul class="cause-alternatives"><li>idle-timeout</li>' \
+        in buf.replace("\n", "")
+    assert "<td>idle-timeout</td></tr>" in html.split('id="resets-2"')[1].split("</table>")[0]
     assert offline_problems(html) == []
