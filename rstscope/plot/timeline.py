@@ -12,7 +12,9 @@ Theory of operation:
   the gap, and the label says so.
 * Each RST gets one marker (``gid="rst-marker"``) on its sender's lane,
   coloured by verdict origin, and a label with origin, confidence and its TTL
-  against the direction's baseline.
+  against the direction's baseline.  Labels that would still collide at the
+  drawn size (narrow figures) are pushed apart at draw time, and idle-gap labels
+  are kept inside the Axes (``_label_spreader``).
 * The known timeouts that match the gap before a RST (the reset's
   ``timeout_candidates``; else the nearest catalog values) are dashed lines
   drawn *from the last activity before the RST*.
@@ -26,6 +28,7 @@ them without comparing pixels.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -249,6 +252,7 @@ def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
     # The longest compressed gap keeps the words; the others show the marks only.
     longest = max((g for g in gaps if (g.start_ns, g.end_ns) in squeezed),
                   key=lambda g: g.duration_s, default=None)
+    labels: list[Any] = []
     for i, g in enumerate(gaps):
         x0, x1 = taxis.to_x([g.start_ns, g.end_ns])
         compressed = (g.start_ns, g.end_ns) in squeezed
@@ -256,15 +260,19 @@ def _draw_gaps(ax: Axes, taxis: TimeAxis, gaps: Sequence[IdleGap],
         text = f"idle {fmt_duration(g.duration_s)}" + (
             " (axis compressed)" if compressed and (not several or g is longest) else "")
         y = (0.5, 0.75, 0.25)[i % 3] if several else 0.5
-        ax.text((x0 + x1) / 2, y, text, ha="center", va="center", fontsize=8, zorder=3,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
-                gid="gap-label")
+        labels.append(ax.text(
+            (x0 + x1) / 2, y, text, ha="center", va="center", fontsize=8, zorder=3,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
+            gid="gap-label"))
         if compressed:
             # Side-by-side compressed gaps are narrow: one break mark each, centred.
             for xb in ((x0 + x1) / 2,) if several else (x0, x1):
                 ax.text(xb, 0.0, "//", transform=ax.get_xaxis_transform(), ha="center",
                         va="center", fontsize=9, fontweight="bold", clip_on=False,
                         gid="axis-break")
+    if labels:
+        # A wide label on a gap near the axis end would reach into the legend.
+        ax.add_artist(_label_spreader()([], inside=labels, zorder=2.99))
 
 
 # -- resets ----------------------------------------------------------------
@@ -302,6 +310,7 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[ResetRecord],
             groups[-1].append(i)
         else:
             groups.append([i])
+    labels: list[Any] = []
     for g_no, group in enumerate(groups[:MAX_RST_LABELS]):
         first = resets[group[0]]
         chosen = next((resets[i] for i in group if highlight is not None
@@ -320,14 +329,81 @@ def _draw_resets(ax: Axes, taxis: TimeAxis, resets: Sequence[ResetRecord],
         # clipping against the text's box: matplotlib clips by bisecting the path
         # against a rectangle, ~10 ms per label, more than drawing the text.
         relpos = ({"left": 0.0, "center": 0.5, "right": 1.0}[ha], 0.0 if dy > 0 else 1.0)
-        ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),
+        labels.append(ax.annotate(text, (x, y), xytext=(x, y + dy + 0.30 * (g_no % 2) * np.sign(dy)),
                     ha=ha, va="bottom" if dy > 0 else "top", fontsize=7.5,
                     color=origin_color(chosen.origin), zorder=6, gid="rst-label", in_layout=False,
                     arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6,
-                                "patchA": None, "relpos": relpos})
+                                "patchA": None, "relpos": relpos}))
+    if len(labels) > 1:
+        ax.add_artist(_label_spreader()(labels))
     if len(groups) > MAX_RST_LABELS:
         ax.text(0.99, 0.02, f"{len(resets)} RSTs; first {MAX_RST_LABELS} groups labelled",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="rst-note")
+
+
+LABEL_PAD_PX = 3.0
+
+
+@functools.cache
+def _label_spreader() -> type[Any]:
+    """The class of an invisible artist that pushes overlapping RST labels apart.
+
+    The stagger alone (0.30 data units) is less than a two-line label's height at
+    the report's 5 in, so neighbouring groups' labels meet when their anchors are
+    close and their alignments face each other (a centred one, then a right-aligned
+    one near the axis end).  Their sizes in pixels are known only once the layout
+    engine has placed the Axes, i.e. at draw time: this artist draws just before the
+    labels (lower zorder) and moves the left one of each colliding pair leftwards,
+    keeping it inside the Axes.  It is deterministic, so a recycled figure renders
+    the same pixels as a fresh one.
+    """
+    # lazy: matplotlib loads only when something is drawn
+    from matplotlib.artist import Artist
+
+    class _Spreader(Artist):
+        def __init__(self, labels: list[Any], inside: Sequence[Any] = (),
+                     zorder: float = 5.99) -> None:
+            super().__init__()
+            self._labels = labels  # pushed apart
+            self._inside = list(inside)  # kept within the Axes' width
+            self._home = [tuple(a.get_position()) for a in self._labels + self._inside]
+            self.set_zorder(zorder)  # just before the texts it moves
+            self.set_in_layout(False)
+
+        def _shift(self, text: Any, dx_px: float) -> None:
+            assert self.axes is not None
+            x_px, y_px = self.axes.transData.transform(text.get_position())
+            text.set_position(tuple(self.axes.transData.inverted().transform((x_px + dx_px, y_px))))
+
+        def draw(self, renderer: Any) -> None:
+            ax = self.axes
+            if ax is None:
+                return
+            for label, home in zip(self._labels + self._inside, self._home, strict=True):
+                label.set_position(home)  # idempotent: every draw starts from the plan
+            for text in self._inside:
+                box = text.get_window_extent(renderer)
+                # The pad keeps the label's rounded frame inside too.
+                lo, hi = ax.bbox.x0 + LABEL_PAD_PX, ax.bbox.x1 - LABEL_PAD_PX
+                if box.x1 > hi:
+                    self._shift(text, max(hi - box.x1, lo - box.x0))
+                elif box.x0 < lo:
+                    self._shift(text, lo - box.x0)
+            # Right to left: a label moved left may then push its own left neighbour.
+            for i in range(len(self._labels) - 2, -1, -1):
+                label = self._labels[i]
+                box = label.get_window_extent(renderer)
+                push_px = 0.0
+                for other in self._labels[i + 1:]:
+                    ob = other.get_window_extent(renderer)
+                    if min(box.y1, ob.y1) - max(box.y0, ob.y0) > 0 and box.x1 > ob.x0 - LABEL_PAD_PX:
+                        push_px = max(push_px, box.x1 - ob.x0 + LABEL_PAD_PX)
+                push_px = min(push_px, max(box.x0 - ax.bbox.x0, 0.0))
+                if push_px > 0:
+                    self._shift(label, -push_px)
+            self.stale = False
+
+    return _Spreader
 
 
 def _gaps(r: ResetRecord) -> list[float]:

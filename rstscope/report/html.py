@@ -307,7 +307,8 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
             lanes, ttl = timelines.axes()
             timeline(analysis, r, lanes, ttl_ax=ttl, packets=packets)
 
-        fig = _figure(lambda: render_data_uri(draw, width_in=10.5, height_in=5.0,
+        fig = _figure(lambda: render_data_uri(draw, width_in=timelines.WIDTH_IN,
+                                              height_in=timelines.HEIGHT_IN,
                                               image_format=limits.image_format, dpi=limits.dpi,
                                               max_bytes=limits.max_image_bytes,
                                               fixed_layout=True, figure=timelines.figure()),

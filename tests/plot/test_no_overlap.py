@@ -19,6 +19,7 @@ from rstscope.api import analyze  # noqa: E402
 from rstscope.plot.backend import new_figure  # noqa: E402
 from rstscope.plot.gaps import idle_gap_histogram  # noqa: E402
 from rstscope.plot.timeline import timeline  # noqa: E402
+from rstscope.report.html import _Timelines  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "samples").glob("*.client.pcap")) + sorted(
@@ -57,8 +58,13 @@ def _overlaps(fig: object) -> list[str]:
     return out
 
 
+# The plot command's size, and the HTML report's (narrower, so labels collide sooner).
+SIZES_IN = ((11.0, 5.5), (_Timelines.WIDTH_IN, _Timelines.HEIGHT_IN))
+
+
+@pytest.mark.parametrize("size_in", SIZES_IN, ids=[f"{w:g}x{h:g}in" for w, h in SIZES_IN])
 @pytest.mark.parametrize("cap", SAMPLES, ids=[c.stem for c in SAMPLES])
-def test_timeline_text_never_overlaps(cap: Path) -> None:
+def test_timeline_text_never_overlaps(cap: Path, size_in: tuple[float, float]) -> None:
     a = analyze(cap)
     records = a.reset_records()
     # A capture without resets (a graceful close) still gets its first flow drawn.
@@ -66,7 +72,7 @@ def test_timeline_text_never_overlaps(cap: Path) -> None:
     if not records and not flows:
         pytest.skip("no TCP flow in this capture (the server never saw the connection)")
     target = records[0] if records else flows[0]["flow_id"]
-    fig = new_figure(11, 5.5)
+    fig = new_figure(*size_in)
     lanes, ttl = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     timeline(a, target, lanes, ttl_ax=ttl)
     assert not _overlaps(fig), _overlaps(fig)
