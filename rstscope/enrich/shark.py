@@ -47,6 +47,25 @@ def in_own_loop(fn: Callable[[asyncio.AbstractEventLoop], T]) -> T:
         return pool.submit(run).result()
 
 
+def _close(cap: Any, crash: type[BaseException]) -> None:
+    """Close a pyshark capture on its own loop, once and for all.
+
+    tshark's whole output has been read (or the read failed) when this runs.  A
+    non-zero status seen only while reaping the finished process (under heavy load
+    asyncio's child watcher can lose the exit status and report 255) raises
+    pyshark's crash exception from inside ``close`` *before* pyshark empties its
+    list of running processes; its ``__del__`` would then close again at
+    interpreter exit, on a loop that is closed by then, and print "Event loop is
+    closed" / "never awaited" (seen once in a full-suite run).  The process has
+    exited either way, so the list is emptied here."""
+    try:
+        with contextlib.suppress(crash):
+            cap.close()
+    finally:
+        # pyshark's own attribute: there is no public way to say "already reaped".
+        cap._running_processes.clear()
+
+
 def dissect(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None = None,
             display_filter: str = TLS_FILTER) -> list[PacketFacts]:
     """TLS/HTTP2 facts of every packet of ``path`` matching ``display_filter``."""
@@ -68,18 +87,17 @@ def dissect(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | No
         try:
             facts = [packet_facts(pkt) for pkt in cap]
         except crash as exc:
-            cap.close()
+            _close(cap, crash)
             last = str(exc).splitlines()
             raise CaptureError(f"tshark could not dissect {os.fspath(path)}: "
                                f"{last[1] if len(last) > 1 else last[0]}") from None
         except BaseException:
-            cap.close()
+            _close(cap, crash)
             raise
         # tshark's whole output was read to its end above; a non-zero status seen only
         # while reaping the finished process (seen under heavy load) does not make
         # that output any less complete.
-        with contextlib.suppress(crash):
-            cap.close()
+        _close(cap, crash)
         return facts
 
     return in_own_loop(work)
