@@ -49,7 +49,7 @@ from rstscope.errors import (
 from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
 from rstscope.progress import ProgressBar
 from rstscope.results import ShownReset
-from rstscope.table import action_text
+from rstscope.table import action_text, reset_order
 
 EXIT_CODES_HELP = exit_codes_epilog()
 
@@ -298,7 +298,8 @@ def analyze(
             apply_probes(resets, flows, probes) if probes else [(r, None) for r in resets])
         # Typed up to here; the document's dicts are made from the shown records.
         shown = [apply_min_confidence(r, sel.min_confidence, file=doc["file"], probe=p)
-                 for r, p in sorted(probed, key=lambda rp: _reset_order(rp[0]))]
+                 for r, p in sorted(probed, key=lambda rp: reset_order(rp[0].file_id, rp[0].ts_ns,
+                                                                     rp[0].frame))]
         all_shown.extend(shown)
         doc["resets"] = [_json_ready(s.to_dict()) for s in shown]
         doc["summary"]["resets"] = len(shown)
@@ -317,12 +318,6 @@ def analyze(
         for s in all_shown:
             if "any" in wanted_origins or s.origin in wanted_origins:
                 raise SystemExit(EXIT_FAIL_ON)
-
-
-def _reset_order(r: ResetRecord) -> tuple[int, int, int]:
-    """Time order, then frame (several files: their order, then time), as the table's
-    ``sort_resets``."""
-    return (r.file_id or 0, r.ts_ns or 0, r.frame or 0)
 
 
 def _count_origins(shown: Sequence[ShownReset]) -> dict[str, int]:

@@ -126,10 +126,17 @@ def detail_text(r: dict[str, Any], room: int | None = None, guess: str = "") -> 
     return " ".join(p for p in (causes[-1], *(e[-1] for e in extras)) if p)
 
 
+def reset_order(file_id: int | None, ts_ns: int | None, frame: int | None
+                ) -> tuple[int, int, int]:
+    """The order resets are shown in: several files in their order, then time, then
+    frame.  One key for the table's dicts and for the CLI's typed records."""
+    return (file_id or 0, ts_ns or 0, frame or 0)
+
+
 def sort_resets(resets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Time order, then frame (several files: their order, then time)."""
-    return sorted(resets, key=lambda r: (r.get("file_id") or 0, r.get("ts_ns") or 0,
-                                         r.get("frame") or 0))
+    return sorted(resets, key=lambda r: reset_order(r.get("file_id"), r.get("ts_ns"),
+                                                    r.get("frame")))
 
 
 def summary_lines(doc: dict[str, Any], width: int | None = None) -> list[str]:
@@ -227,4 +234,4 @@ def _stalls(doc: dict[str, Any], out: TextIO, limit: int, tz: str, wide: bool) -
 
 
 __all__ = ["ROOMY_WIDTH", "SHORT_CAUSES", "action_text", "clip", "conn_text", "detail_text",
-           "origin_label", "render", "short_cause", "sort_resets", "summary_lines"]
+           "origin_label", "render", "reset_order", "short_cause", "sort_resets", "summary_lines"]
