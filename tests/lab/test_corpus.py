@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rstscope.lab import corpus
-from rstscope.lab.sweep import run_case, run_sweep
+from rstscope.lab.sweep import draw_case, run_case, run_sweep
 
 ORIGINS = {"client", "server", "load-balancer", "firewall"}
 IS_ROOT = sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0
@@ -88,6 +88,16 @@ def test_existing_seeds_draw_exactly_as_before():
         assert all(corpus.seed_draw(s) == ("default", 350) for s in group)
         blob = json.dumps([asdict(c) for c in cases], sort_keys=True)
         assert hashlib.sha256(blob.encode()).hexdigest() == want, group
+
+
+def test_twin_seeds_draw_the_twin_set_in_both_parts():
+    table = corpus.seed_table()
+    twins = set(table["families"]["twins"]["seeds"])
+    assert twins & set(corpus.seeds("dev")) and twins & set(corpus.seeds("heldout"))
+    for s in twins:
+        assert corpus.seed_draw(s) == ("twins", table["families"]["twins"]["max_timeout_s"])
+        assert corpus.draw(s, 0) == draw_case(s, 0, max_timeout_s=corpus.seed_draw(s)[1],
+                                              families="twins")
 
 
 def test_a_seed_digested_alone_replaces_only_its_rows():
