@@ -14,6 +14,7 @@ from __future__ import annotations
 
 # Importing the family registers its scenarios in SCENARIOS.
 from rstscope.lab import everyday as _everyday  # noqa: F401
+from rstscope.lab import twins as _twins  # noqa: F401
 from rstscope.lab.runner import VANTAGES, LabResult, VantageResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS, Plan, Scenario
 

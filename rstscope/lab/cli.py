@@ -78,8 +78,12 @@ def run_cmd(scenario: str, sets: Sequence[str], out_dir: str, vantages: Sequence
               help="Index of the first case (extend a sweep without redoing it).")
 @click.option("--max-timeout-s", type=int, default=350, show_default=True,
               help="Longest timeout a case may draw (long cases take that long to run).")
+@click.option("--families", type=click.Choice(["default", "twins"]), default="default",
+              show_default=True,
+              help="Scenario set: 'twins' draws the everyday look-alikes of the middlebox "
+                   "scenarios beside them (docs/lab.md, 'Calibration corpus').")
 def sweep_cmd(seed: int, count: int, out_dir: str, jobs: int, start: int,
-              max_timeout_s: int) -> None:
+              max_timeout_s: int, families: str) -> None:
     """Run COUNT random lab cases of SEED: path lengths, firewall placement, device TTLs,
     timeouts on and off the catalog, IPv4/IPv6 (docs/lab.md, "Sweeps")."""
     # lazy: the sweep machinery loads only for 'lab sweep'
@@ -90,7 +94,8 @@ def sweep_cmd(seed: int, count: int, out_dir: str, jobs: int, start: int,
         click.echo(f"[{done}/{total}] {oc.stem}  {oc.wall_s:g}s  {what}")
 
     outcomes = run_sweep(seed, count, out_dir, jobs=jobs, start=start,
-                         max_timeout_s=max_timeout_s, progress=progress)
+                         max_timeout_s=max_timeout_s, families=families,
+                         progress=progress)
     failed = [o for o in outcomes if not o.ok]
     click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} cases ok, "
                f"{sum(sum(o.rsts.values()) for o in outcomes)} labelled RSTs in {out_dir}")

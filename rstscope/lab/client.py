@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--on-done", choices=("abort", "graceful", "close"), default="graceful")
     ap.add_argument("--close-after-bytes", type=int, default=0,
                     help="stop reading after this many bytes and close with data unread")
+    ap.add_argument("--done-delay-s", type=float, default=0.0,
+                    help="after a complete response wait this long before closing "
+                         "(a pool that closes the connection a moment later)")
     ap.add_argument("--linger-s", type=float, default=0.0,
                     help="after the last step keep the process alive (sockets closed) this long")
     args = ap.parse_args(argv)
@@ -128,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         how = "close"
     else:
         how = args.on_done
+        time.sleep(args.done_delay_s)
     if how == "abort":
         abort(conn)
     elif how == "graceful":

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rstscope.errors import UsageError
-from rstscope.lab.sweep import CaseOutcome, draw_case, run_case, run_sweeps
+from rstscope.lab.sweep import Case, CaseOutcome, draw_case, run_case, run_sweeps
 from rstscope.lab.topology import path_for
 
 PARTS: tuple[str, ...] = ("dev", "heldout")
@@ -54,6 +54,23 @@ def seeds(part: str) -> tuple[int, ...]:
     if part not in PARTS:
         raise UsageError(f"corpus part must be one of {', '.join(PARTS)}")
     return tuple(int(s) for s in seed_table()[part])
+
+
+def seed_draw(seed: int) -> tuple[str, int]:
+    """How ``seed``'s cases are drawn: (family set, longest timeout).  A seed listed
+    under ``families`` in seeds.json draws that set with its own longest timeout;
+    every other seed draws the default set, exactly as before sets existed."""
+    table = seed_table()
+    for name, fam in table.get("families", {}).items():
+        if seed in fam["seeds"]:
+            return str(name), int(fam.get("max_timeout_s", table["max_timeout_s"]))
+    return "default", int(table["max_timeout_s"])
+
+
+def draw(seed: int, index: int) -> Case:
+    """Case ``index`` of corpus seed ``seed``, drawn as seeds.json says for that seed."""
+    families, max_s = seed_draw(seed)
+    return draw_case(seed, index, max_timeout_s=max_s, families=families)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +122,12 @@ def digest_case(manifest: Path) -> dict[str, Any]:
     return {"case": stem, "seed": sw["seed"], "index": sw["index"], "labels": labels}
 
 
-def digest_part(root: str | Path, part: str) -> list[dict[str, Any]]:
+def digest_part(root: str | Path, part: str, *,
+                only: Sequence[int] | None = None) -> list[dict[str, Any]]:
     out = []
     for seed in seeds(part):
+        if only is not None and seed not in only:
+            continue
         d = part_dir(root, part, seed)
         index = json.loads((d / f"sweep-{seed}.json").read_text())
         ok = {c["stem"] for c in index["cases"] if c["ok"]}
@@ -131,9 +151,8 @@ def read_digest(part: str, *, with_variables: bool = False) -> list[dict[str, An
     path = digest_path(part)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if with_variables:
-        max_s = int(seed_table()["max_timeout_s"])
         for r in rows:
-            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+            r["variables"] = draw(r["seed"], r["index"]).variables
     return rows
 
 
@@ -166,13 +185,12 @@ def ttl_mismatches(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 def rerun(part: str, root: str | Path, cases: Sequence[str], *, jobs: int = 24) -> None:
     """Run these cases of ``part`` again (same draw), replacing their files and their
     rows in the seed's index."""
-    max_s = int(seed_table()["max_timeout_s"])
     todo = []
     for stem in cases:
         seed, index = int(stem.split("-")[0][1:]), int(stem.split("-")[1])
         if seed not in seeds(part):
             raise UsageError(f"{stem} is not a case of the {part} part")
-        todo.append((draw_case(seed, index, max_timeout_s=max_s), part_dir(root, part, seed)))
+        todo.append((draw(seed, index), part_dir(root, part, seed)))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         outcomes = list(pool.map(lambda cd: run_case(*cd), todo))
     for (case, d), oc in zip(todo, outcomes, strict=True):
@@ -238,6 +256,54 @@ def iter_committed(dest: str | Path) -> Iterator[CorpusItem]:
             yield CorpusItem(PACKED_PART, row["case"], v, pcap, labels, row["variables"])
 
 
+def unpack(root: str | Path) -> int:
+    """Lay the committed dev captures out as a built dev part under ``root``
+    (``root/dev/seed-<S>/``): each case's client and server captures, its labels (the
+    digest's fields) and a manifest with its drawn variables and path.  That is what
+    ``iter_part`` and the calibration script read, so the committed part can be
+    analysed, and extended by a newly built seed beside it, without rebuilding it
+    (no root).  Returns the number of cases laid out."""
+    n = 0
+    tmp = Path(root) / PACKED_PART
+    for item in iter_committed(tmp):
+        d = part_dir(root, PACKED_PART, int(item.case.split("-")[0][1:]))
+        labels = d / f"{item.case}.{item.vantage}.labels.json"
+        labels.write_text(json.dumps(item.labels, indent=1) + "\n")
+        manifest = d / f"{item.case}.manifest.json"
+        if manifest.exists():
+            continue
+        v = item.variables
+        path = path_for(v["hops_client"], v["hops_server"], v["fw_at"],
+                        with_rtr=v["inject_ttl"] is not None or v["hops_client"] >= 2)
+        ttl = {"client": v["ttl_client"], "fw": v["ttl_fw"], "lb": v["ttl_lb"],
+               "srv": v["ttl_srv"], "rtr": v["inject_ttl"]}
+        manifest.write_text(json.dumps({
+            "scenario": v["scenario"],
+            "unpacked": "from the committed digest and captures (labels hold the digest's "
+                        "fields only)",
+            "path": [{"node": node, "role": path.role(node), "ttl": ttl.get(node),
+                      "hops_from_client": path.hops_between("client", node)
+                      if node != "client" else 0,
+                      "hops_to_server": path.hops_between(node, "srv") if node != "srv" else 0}
+                     for node in path.nodes],
+            "vantages": [{"name": vn, "labels": f"{item.case}.{vn}.labels.json"}
+                         for vn in PACKED_VANTAGES],
+            "sweep": {"seed": int(item.case.split("-")[0][1:]),
+                      "index": int(item.case.split("-")[1]), "variables": v},
+        }, indent=1) + "\n")
+        n += 1
+    return n
+
+
+def merge_digest(part: str, rows: list[dict[str, Any]], only: Sequence[int]) -> list[dict[str, Any]]:
+    """The committed digest of ``part`` with the rows of the ``only`` seeds replaced by
+    ``rows``' (a seed built alone, beside the others' committed rows), in seed order."""
+    keep = [r for r in read_digest(part) if r["seed"] not in only]
+    new = [r for r in rows if r["seed"] in only]
+    order = {s: i for i, s in enumerate(seeds(part))}
+    return sorted(keep + new, key=lambda r: (order[r["seed"]], r["index"]))
+
+
 def build(part: str, root: str | Path, *, jobs: int = 24,
           only: Sequence[int] | None = None) -> None:
     """Run every seed of ``part`` (``all``: both parts, in one pool) or the ``only``
@@ -258,7 +324,8 @@ def build(part: str, root: str | Path, *, jobs: int = 24,
         return
     run_sweeps([(seed, part_dir(root, p, seed)) for p, seed in todo],
                int(table["count_per_seed"]), jobs=jobs,
-               max_timeout_s=int(table["max_timeout_s"]), progress=progress)
+               max_timeout_s=int(table["max_timeout_s"]), progress=progress,
+               draws={seed: seed_draw(seed) for _, seed in todo})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("digest", help="rewrite the committed label digest from a built part")
     d.add_argument("part", choices=PARTS)
     d.add_argument("root", type=Path)
+    d.add_argument("--seeds", type=int, nargs="*", default=None,
+                   help="only these seeds' rows (built under ROOT); the others' "
+                        "committed rows stay as they are")
+    up = sub.add_parser("unpack", help="lay the committed dev captures, labels and "
+                        "variables out as a built dev part (no root)")
+    up.add_argument("root", type=Path)
     pk = sub.add_parser("pack", help="rewrite the committed dev captures from a built dev part")
     pk.add_argument("root", type=Path)
     rp = sub.add_parser("repair", help="rerun the cases of a built part whose labels "
@@ -282,19 +355,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("check", help="compare a built part with the committed digest")
     c.add_argument("part", choices=PARTS)
     c.add_argument("root", type=Path)
+    for sp in (rp, c):
+        sp.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="only these seeds of the part (default: all)")
     args = ap.parse_args(argv)
     if args.cmd == "build":
         build(args.part, args.root, jobs=args.jobs, only=args.seeds)
+        return 0
+    if args.cmd == "unpack":
+        print(f"{unpack(args.root)} committed dev cases under {args.root}")
         return 0
     if args.cmd == "pack":
         out = pack(args.root)
         print(f"{out.name}: {out.stat().st_size} bytes")
         return 0
-    rows = digest_part(args.root, args.part)
+    only = getattr(args, "seeds", None)
+    rows = digest_part(args.root, args.part, only=only)
     if args.cmd == "repair":
-        max_s = int(seed_table()["max_timeout_s"])
         for r in rows:
-            r["variables"] = draw_case(r["seed"], r["index"], max_timeout_s=max_s).variables
+            r["variables"] = draw(r["seed"], r["index"]).variables
         bad = sorted({case for case, _, _ in ttl_mismatches(rows)}
                      | {r["case"] for r in rows if "failed" in r})
         print(f"{len(bad)} case(s) to rerun: {' '.join(bad)}", flush=True)
@@ -302,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rerun(args.part, args.root, bad)
         return 0
     if args.cmd == "digest":
+        if only:
+            rows = merge_digest(args.part, rows, only)
         write_digest(args.part, rows)
         print(f"{args.part}: {len(rows)} cases, {count_rsts(rows)} labelled RSTs "
               f"(client + server vantages), {count_rsts(rows, vantages=('client-any',))} "

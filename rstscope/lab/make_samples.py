@@ -20,6 +20,7 @@ from rstscope.lab.everyday import LOOK_FOR as EVERYDAY_LOOK_FOR
 from rstscope.lab.everyday import STALL_SCENARIOS, stall_truth
 from rstscope.lab.runner import LabResult, run_scenario
 from rstscope.lab.scenarios import SCENARIOS
+from rstscope.lab.twins import LOOK_FOR as TWIN_LOOK_FOR
 
 #: What an analyst should look for in each scenario (the README's last column).
 LOOK_FOR: dict[str, str] = {
@@ -54,6 +55,7 @@ LOOK_FOR: dict[str, str] = {
                            "(lb's TTL)",
     "graceful-close": "control: close_notify + FIN both ways, no RST",
     **EVERYDAY_LOOK_FOR,
+    **TWIN_LOOK_FOR,
 }
 
 
@@ -82,9 +84,15 @@ def _record_story(story: str, out: Path) -> LabResult:
 #: README and index.  ``proxy-backend``: the full-proxy backend failures, kept out of
 #: the top-level golden/accuracy set until the classifier names the proxy for them
 #: (issue 13, section 3); moving them up is a ``git mv`` plus a golden bless.
-SUBDIR: dict[str, str] = {f"{proxy}-backend-{kind}": "proxy-backend"
-                          for proxy in ("haproxy", "nginx")
-                          for kind in ("refused", "connect-timeout", "abort")}
+#: ``twins``: the everyday look-alikes of middlebox scenarios (rstscope.lab.twins),
+#: samples for reading, not (yet) goldens: the classifier's verdicts on them are the
+#: calibration corpus's business (its twin seeds).
+SUBDIR: dict[str, str] = {
+    **{f"{proxy}-backend-{kind}": "proxy-backend"
+       for proxy in ("haproxy", "nginx")
+       for kind in ("refused", "connect-timeout", "abort")},
+    **{name: "twins" for name in TWIN_LOOK_FOR},
+}
 
 
 def sample_dir(samples: Path, name: str) -> Path:
@@ -117,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     by_dir: dict[Path, list[str]] = {}
     for name in names:
         by_dir.setdefault(sample_dir(args.out, name), []).append(name)
+    heads = {"proxy-backend": PROXY_BACKEND_HEAD, "twins": TWINS_HEAD}
     for out, group in by_dir.items():
-        _record(out, group, head=README_HEAD if out == args.out else PROXY_BACKEND_HEAD)
+        _record(out, group, head=README_HEAD if out == args.out else heads[out.name])
 
 
 def _record(out: Path, names: list[str], *, head: str) -> None:
@@ -193,6 +202,28 @@ Regenerate (root, Linux, haproxy and nginx installed):
     sudo .venv/bin/python -m rstscope.lab.make_samples samples/ --only haproxy-backend-refused \\
         haproxy-backend-connect-timeout haproxy-backend-abort nginx-backend-refused \\
         nginx-backend-connect-timeout nginx-backend-abort
+
+| scenario | vantage | file | truth (frame emitter (origin, cause)) | what to look for |
+|---|---|---|---|---|
+"""
+
+
+TWINS_HEAD = """\
+# Everyday look-alikes of middlebox resets (lab samples)
+
+Each of these RSTs is made by an endpoint, yet from one side it looks like a
+scenario whose RST a middlebox made (`docs/lab.md`, "Calibration corpus"): a
+closed port like a firewall's REJECT, a server closing before the client's late
+data like a proxy whose backend aborted, a client on the server's own link timing
+out like haproxy's `timeout server`.  The keep-alive races are in `samples/`.
+Labels are by provenance, like `samples/README.md` describes.  These samples stay
+out of the top-level golden and accuracy set; the calibration corpus's twin seeds
+hold many runs of each.
+
+Regenerate (root, Linux):
+
+    sudo .venv/bin/python -m rstscope.lab.make_samples samples/ --only server-port-closed \\
+        server-close-then-late-data lan-client-read-timeout-abort
 
 | scenario | vantage | file | truth (frame emitter (origin, cause)) | what to look for |
 |---|---|---|---|---|

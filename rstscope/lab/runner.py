@@ -81,6 +81,11 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
     # is checked or created.
     path = topology.path_for(hops_client, int(p["hops_server"]), str(p["fw_at"]),
                              with_rtr=plan.middlebox.startswith("inject-") or hops_client >= 2)
+    if "lb" not in path.nodes and (plan.target != "srv" or plan.middlebox != "none"
+                                   or plan.setup is not None or p["front"] != "none"):
+        # The client on the server's link: nothing can sit between them.
+        raise UsageError(f"scenario {name} needs a middlebox, so it cannot run with "
+                         "hops_client=0 hops_server=0 (the client on the server's link)")
     require_root()
     tools = list(BASE_TOOLS) + list(scen.tools)
     require_tools(tools)
@@ -244,6 +249,8 @@ def relabel(manifest: Path) -> list[str]:
 def _setup_middlebox(session: Session, topo: topology.Topology, plan: Plan,
                      p: Mapping[str, int | float | str], ip_v: int) -> None:
     mb = plan.middlebox
+    if mb == "none" and not _l4_front(plan, p) and plan.backend != "blackhole":
+        return  # nothing to set up (and a path may have no lb slot: the LAN path)
     vip = topo.addr_toward_client("lb", ip_v)
     if mb in ("fw-reject", "fw-drop", "fw-snat"):
         middlebox.conntrack_timeout(session, topo.ns["fw"], plan.timeouts["fw"])
@@ -299,6 +306,8 @@ def _start_frontends(session: Session, topo: topology.Topology, plan: Plan,
                      p: Mapping[str, int | float | str], ip_v: int, cert: Path,
                      key: Path) -> None:
     mb = plan.middlebox
+    if mb == "none":
+        return
     vip = topo.addr_toward_client("lb", ip_v)
     # A backend that refuses: the proxy is pointed at a port nothing listens on.
     srv_port = SERVER_PORT + 1 if plan.backend == "refused" else SERVER_PORT

@@ -13,6 +13,9 @@ The schedule says what to do for each request, step by step:
                  one every 0.05 s); keeps long event streams short on the command line
 ``s<seconds>``   stay silent (the idle gaps middleboxes time out on)
 ``end``          finish the response (terminating chunk) and wait for the next request
+``close``        finish the response and close at once (the response says
+                 ``Connection: close``): close_notify and FIN, without waiting for
+                 the peer, so whatever the client sends next meets a closed socket
 ``graceful``     TLS close_notify then FIN
 ``abort``        SO_LINGER 0 then close: the kernel sends a RST
 ``idle-abort<seconds>``  stay silent, then abort (a server idle timeout)
@@ -30,10 +33,12 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from rstscope.lab.socket_ends import abort, close_gracefully, log_event
+from rstscope.lab.socket_ends import abort, close_gracefully, close_now, log_event
 
 HEADER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
           b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
+#: The same head for a response after which the server closes.
+HEADER_CLOSE = HEADER.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 
 
 def _read_request(conn: ssl.SSLSocket) -> bool:
@@ -75,7 +80,7 @@ def serve_connection(conn: ssl.SSLSocket, steps: Sequence[str]) -> None:
             conn.close()
             return
         log_event("request")
-        conn.sendall(HEADER)
+        conn.sendall(HEADER_CLOSE if "close" in steps else HEADER)
         n = 0
         for step in _expand(steps):
             if step == "d" or (step.startswith("d") and step[1:].isdigit()):
@@ -91,6 +96,12 @@ def serve_connection(conn: ssl.SSLSocket, steps: Sequence[str]) -> None:
                 conn.sendall(b"0\r\n\r\n")
                 log_event("response-end")
                 break
+            elif step == "close":
+                conn.sendall(b"0\r\n\r\n")
+                log_event("response-end")
+                close_now(conn)
+                log_event("closed", how="close-after-response")
+                return
             elif step == "graceful":
                 close_gracefully(conn)
                 log_event("closed", how="graceful")

@@ -40,3 +40,15 @@ def close_gracefully(sock: socket.socket, wait_s: float = 1.0) -> None:
         while time.monotonic() < deadline and raw.recv(4096):
             pass
     raw.close()
+
+
+def close_now(sock: ssl.SSLSocket) -> None:
+    """close_notify, then close() at once (FIN) without waiting for the peer's answer,
+    as an HTTP server does after a ``Connection: close`` response.  The socket is then
+    gone: data the peer sends afterwards is answered by the kernel with a RST."""
+    sock.setblocking(False)
+    with contextlib.suppress(OSError, ssl.SSLError, ValueError):
+        # Sends close_notify; the peer's has not come yet, so this "fails" with
+        # SSLWantReadError once our alert is written, which is all we want.
+        sock.unwrap()
+    sock.close()

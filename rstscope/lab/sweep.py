@@ -65,6 +65,34 @@ FAMILIES: Mapping[str, tuple[float, str | None, str | None]] = {
     "graceful-close": (1, None, None),
 }
 
+#: The everyday look-alikes (rstscope.lab.twins; the keep-alive races are in
+#: rstscope.lab.everyday) beside the middlebox scenarios each one looks like, about
+#: as many cases on each side of every pair: the traffic a middlebox rule must not
+#: catch, next to what it must.  Drawn only for seeds that ask for this set (the
+#: calibration corpus's twin seeds), so no other seed's draw changes.
+TWIN_FAMILIES: Mapping[str, tuple[float, str | None, str | None]] = {
+    # Client vantage: a RST answering the SYN, no baseline before it.
+    "server-port-closed": (4, None, None),
+    "fw-policy-reject": (4, None, None),
+    # Client vantage: an idle connection, the client's next request, a RST.
+    "keepalive-race-fin-first": (2, "keepalive_s", "server"),
+    "keepalive-race-request-first": (2, "keepalive_s", "server"),
+    "l4lb-idle-expiry": (2, "conntrack_timeout_s", "load-balancer"),
+    "fw-idle-expiry-client-next": (2, "conntrack_timeout_s", "firewall"),
+    # Client vantage: a complete exchange, a FIN from the far side, then its RST.
+    "server-close-then-late-data": (4, None, None),
+    "haproxy-backend-abort": (2, None, None),
+    "nginx-backend-abort": (2, None, None),
+    # Server vantage: a silence, then a RST from a peer with no router in between.
+    "lan-client-read-timeout-abort": (4, "read_timeout_s", "client"),
+    "haproxy-timeout": (4, "proxy_timeout_s", "proxy"),
+}
+#: The scenario sets a sweep can draw from (``--families``).
+FAMILY_SETS: Mapping[str, Mapping[str, tuple[float, str | None, str | None]]] = {
+    "default": FAMILIES,
+    "twins": TWIN_FAMILIES,
+}
+
 #: The timeout draw: (weight, pool).  A pool names where the value comes from.
 TIMEOUT_POOLS: tuple[tuple[float, str], ...] = (
     (0.40, "off-catalog"),   # short values no catalog row has
@@ -149,11 +177,19 @@ def _draw_timeout(rng: random.Random, category: str, max_s: int) -> tuple[int, s
     return rng.choice([v for v in OFF_CATALOG_S if v <= max_s] or [2]), "fallback"
 
 
-def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S) -> Case:
-    """Case ``index`` of sweep ``seed``: a pure function of its arguments."""
+def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S,
+              families: str = "default") -> Case:
+    """Case ``index`` of sweep ``seed``: a pure function of its arguments.
+
+    ``families`` names the scenario set (:data:`FAMILY_SETS`).  Everything a twin
+    set adds to the draw comes after the draws every case makes, and only for its
+    own scenarios, so the default set draws exactly what it always drew."""
+    if families not in FAMILY_SETS:
+        raise UsageError(f"families must be one of {', '.join(FAMILY_SETS)}")
+    table = FAMILY_SETS[families]
     rng = random.Random(f"rstscope-sweep:{seed}:{index}")
-    scenario = _weighted(rng, [(w, name) for name, (w, _, _) in FAMILIES.items()])
-    _, tparam, category = FAMILIES[scenario]
+    scenario = _weighted(rng, [(w, name) for name, (w, _, _) in table.items()])
+    _, tparam, category = table[scenario]
     scen = SCENARIOS[scenario]
     plan = scen.plan(scen.params())
     needs_rtr = plan.middlebox.startswith("inject-")
@@ -161,6 +197,11 @@ def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT
     hops_server = rng.randint(1, 6)
     placements = ["client-edge", "before-lb"] + (["mid-path"] if hops_client >= 3 else [])
     fw_at = rng.choice(placements)
+    # The client on the server's own link (its scenario's defaults say so): no router,
+    # no firewall, no balancer between them.  The draws above are made all the same.
+    lan = (scen.defaults.get("hops_client"), scen.defaults.get("hops_server")) == (0, 0)
+    if lan:
+        hops_client, hops_server, fw_at = 0, 0, "client-edge"
     ttl = {n: rng.choice(TTLS) for n in ("client", "fw", "lb", "srv")}
     params: dict[str, str] = {
         "ip_v": str(rng.choice((4, 6))),
@@ -168,7 +209,7 @@ def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT
         **{f"ttl_{n}": str(v) for n, v in ttl.items()},
     }
     lb_kind = {"l4lb": "l4", "haproxy": "haproxy", "nginx": "nginx"}.get(plan.middlebox, "none")
-    if plan.target == "srv" and rng.random() < 0.3:
+    if plan.target == "srv" and not lan and rng.random() < 0.3:
         params["front"] = "l4"
         lb_kind = "l4"
     if needs_rtr:
@@ -187,6 +228,8 @@ def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT
     if "fw_action" in scen.defaults and rng.random() < 0.2:
         # A firewall that drops silently: no firewall RST, the client gives up and resets.
         params["fw_action"] = "drop"
+    if families != "default":
+        hops_server = _draw_twin_extras(rng, scenario, scen.defaults, params, hops_server)
     cats = catalog_categories(timeout_s) if timeout_s is not None else []
     variables: dict[str, Any] = {
         "scenario": scenario,
@@ -209,9 +252,29 @@ def draw_case(seed: int, index: int, *, max_timeout_s: int = DEFAULT_MAX_TIMEOUT
     return Case(seed=seed, index=index, scenario=scenario, params=params, variables=variables)
 
 
+def _draw_twin_extras(rng: random.Random, scenario: str,
+                      defaults: Mapping[str, int | float | str], params: dict[str, str],
+                      hops_server: int) -> int:
+    """The twin set's own draws (made after every common one); returns hops_server."""
+    if scenario == "haproxy-timeout" and rng.random() < 0.5:
+        # Half the haproxy cases sit right in front of the server, as the LAN client
+        # does: the pair then differs in nothing a path length shows.
+        hops_server = 1
+        params["hops_server"] = "1"
+    if "late_s" in defaults:
+        params["late_s"] = f"{rng.uniform(0.1, 1.0):.2f}"
+    if "early_s" in defaults:
+        params["early_s"] = f"{rng.uniform(0.1, 0.5):.2f}"
+    if "late" in defaults:
+        params["late"] = rng.choice(("close-notify", "request"))
+    return hops_server
+
+
 def draw_cases(seed: int, count: int, *, start: int = 0,
-               max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S) -> list[Case]:
-    return [draw_case(seed, i, max_timeout_s=max_timeout_s) for i in range(start, start + count)]
+               max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S,
+               families: str = "default") -> list[Case]:
+    return [draw_case(seed, i, max_timeout_s=max_timeout_s, families=families)
+            for i in range(start, start + count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,21 +303,26 @@ def run_case(case: Case, out: Path) -> CaseOutcome:
 
 def run_sweep(seed: int, count: int, out_dir: str | Path, *, jobs: int = 16,
               start: int = 0, max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S,
+              families: str = "default",
               progress: Callable[[CaseOutcome, int, int], None] | None = None
               ) -> list[CaseOutcome]:
     """Draw ``count`` cases of ``seed`` and run them, ``jobs`` at a time (root)."""
     if count < 1:
         raise UsageError("--count must be at least 1")
     return run_sweeps([(seed, Path(out_dir))], count, jobs=jobs, start=start,
-                      max_timeout_s=max_timeout_s, progress=progress)[seed]
+                      max_timeout_s=max_timeout_s, progress=progress,
+                      draws={seed: (families, max_timeout_s)})[seed]
 
 
 def run_sweeps(sweeps: Sequence[tuple[int, Path]], count: int, *, jobs: int = 16,
                start: int = 0, max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S,
-               progress: Callable[[CaseOutcome, int, int], None] | None = None
+               progress: Callable[[CaseOutcome, int, int], None] | None = None,
+               draws: Mapping[int, tuple[str, int]] | None = None
                ) -> dict[int, list[CaseOutcome]]:
     """Run several seeds' cases in one pool (so one seed's long cases overlap the
-    next seed's short ones), each seed into its own directory with its index."""
+    next seed's short ones), each seed into its own directory with its index.
+    ``draws`` gives a seed its own (family set, longest timeout); the others draw
+    the default set up to ``max_timeout_s``."""
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     require_root()
@@ -264,7 +332,9 @@ def run_sweeps(sweeps: Sequence[tuple[int, Path]], count: int, *, jobs: int = 16
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create {out}: {exc.strerror}") from exc
-    cases = {seed: draw_cases(seed, count, start=start, max_timeout_s=max_timeout_s)
+    how = {seed: (draws or {}).get(seed, ("default", max_timeout_s)) for seed, _ in sweeps}
+    cases = {seed: draw_cases(seed, count, start=start, max_timeout_s=how[seed][1],
+                              families=how[seed][0])
              for seed, _ in sweeps}
     dirs = dict(sweeps)
     order = sorted(((c, dirs[seed]) for seed, cs in cases.items() for c in cs),
@@ -297,7 +367,8 @@ def run_sweeps(sweeps: Sequence[tuple[int, Path]], count: int, *, jobs: int = 16
     for seed, cs in cases.items():
         result[seed] = [outcomes[c.stem] for c in cs]
         index = {
-            "seed": seed, "start": start, "count": count, "max_timeout_s": max_timeout_s,
+            "seed": seed, "start": start, "count": count, "max_timeout_s": how[seed][1],
+            **({"families": how[seed][0]} if how[seed][0] != "default" else {}),
             "wall_s": wall_s, "jobs": jobs,
             "cases": [asdict(c) | asdict(o) for c, o in zip(cs, result[seed], strict=True)],
         }

@@ -121,10 +121,11 @@ def chain(nodes: tuple[str, ...], roles: Mapping[str, str] | None = None) -> Pat
     The client link is always 192.0.2.0/29 (client .2) and 2001:db8:1::/64, the
     server link 203.0.113.0/29 (server .2) and 2001:db8:4::/64; link ``j`` in
     between is 198.51.100.8j/29 (.8j+1 toward the client, .8j+2 toward the
-    server) and a /64 of its own.
+    server) and a /64 of its own.  With no forwarding node (:data:`LAN_PATH`) the
+    one link is the server's: the client is a host on the server's LAN (.1 / ::1).
     """
-    if len(nodes) < 3 or nodes[0] != "client" or nodes[-1] != "srv":
-        raise UsageError("a lab path runs client, at least one forwarding node, srv")
+    if len(nodes) < 2 or nodes[0] != "client" or nodes[-1] != "srv":
+        raise UsageError("a lab path runs client, forwarding nodes, srv")
     if len(set(nodes)) != len(nodes):
         raise UsageError(f"a lab path names each node once: {nodes}")
     if len(nodes) - 2 > MAX_FORWARDERS:
@@ -133,10 +134,10 @@ def chain(nodes: tuple[str, ...], roles: Mapping[str, str] | None = None) -> Pat
     links = []
     for k, (a, b) in enumerate(zip(nodes, nodes[1:], strict=False)):
         a_if, b_if = _ifnames(a, b)
-        if k == 0:
-            addrs = ("192.0.2.2", "192.0.2.1", "2001:db8:1::2", "2001:db8:1::1")
-        elif k == last:
+        if k == last:
             addrs = ("203.0.113.1", "203.0.113.2", "2001:db8:4::1", "2001:db8:4::2")
+        elif k == 0:
+            addrs = ("192.0.2.2", "192.0.2.1", "2001:db8:1::2", "2001:db8:1::1")
         else:
             j = k - 1
             net6 = _v6_net(j)
@@ -147,6 +148,9 @@ def chain(nodes: tuple[str, ...], roles: Mapping[str, str] | None = None) -> Pat
 
 
 DEFAULT_PATH: PathSpec = chain(NODES)
+#: A client on the server's own link: no router, no middlebox between them
+#: (``hops_client=0``, ``hops_server=0``).  Its one link is the server link.
+LAN_PATH: PathSpec = chain(("client", "srv"))
 LINKS: tuple[Link, ...] = DEFAULT_PATH.links
 
 #: The address the client uses for the lb (VIP / proxy) and for the server, on the
@@ -171,10 +175,14 @@ def path_for(hops_client: int = 2, hops_server: int = 1, fw_at: str = "client-ed
     both sides (``mid-path``, needs ``hops_client >= 3``).  The transit router
     ``rtr`` (the injector's host) takes the slot after the firewall, or the one
     before it when the firewall is last; other slots are plain routers ``c1``....
-    ``path_for()`` is the default path.
+    ``path_for()`` is the default path.  ``hops_client=0, hops_server=0`` is
+    :data:`LAN_PATH` (the client on the server's link; ``fw_at`` does not apply).
     """
+    if (hops_client, hops_server) == (0, 0) and not with_rtr:
+        return LAN_PATH
     if not 1 <= hops_client <= 6 or not 1 <= hops_server <= 6:
-        raise UsageError("hops_client and hops_server must be 1..6")
+        raise UsageError("hops_client and hops_server must be 1..6 "
+                         "(or both 0: the client on the server's link)")
     if fw_at not in FW_PLACEMENTS:
         raise UsageError(f"fw_at must be one of {', '.join(FW_PLACEMENTS)}")
     if fw_at == "mid-path" and hops_client < 3:
@@ -232,10 +240,16 @@ class Topology:
         return {n: self.path.role(n) for n in self.path.nodes}
 
     def addresses(self, ip_v: int) -> dict[str, str]:
-        """The addresses a manifest records (same keys as before paths were variable)."""
-        return {"client": CLIENT_ADDR[ip_v], "lb": self.addr_toward_client("lb", ip_v),
-                "srv": SRV_ADDR[ip_v], "lb_inner": self.addr_toward_server("lb", ip_v),
-                "fw_outer": self.addr_toward_server("fw", ip_v)}
+        """The addresses a manifest records (same keys as before paths were variable;
+        a path without an lb or fw has no such keys)."""
+        first = self.path.links[0]
+        out = {"client": first.a6 if ip_v == 6 else first.a4, "srv": SRV_ADDR[ip_v]}
+        if "lb" in self.path.nodes:
+            out |= {"lb": self.addr_toward_client("lb", ip_v),
+                    "lb_inner": self.addr_toward_server("lb", ip_v)}
+        if "fw" in self.path.nodes:
+            out["fw_outer"] = self.addr_toward_server("fw", ip_v)
+        return out
 
 
 def build(session: Session, ttl: dict[str, int], path: PathSpec = DEFAULT_PATH) -> Topology:
@@ -276,6 +290,8 @@ def _routes(session: Session, ns: dict[str, str], path: PathSpec) -> None:
     forwarding node gets a route to each link that is not its own, via the
     neighbour on that link's side."""
     links = path.links
+    if len(links) == 1:
+        return  # the client on the server's link: the connected route is all there is
     _route(session, ns["client"], "default", links[0].b4, links[0].b6)
     _route(session, ns["srv"], "default", links[-1].a4, links[-1].a6)
     for i in range(1, len(path.nodes) - 1):

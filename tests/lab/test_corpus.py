@@ -43,8 +43,8 @@ def test_digest_is_current_against_the_draw(part):
     want = {(s, i) for s in corpus.seeds(part) for i in range(int(table["count_per_seed"]))}
     assert {(r["seed"], r["index"]) for r in rows} == want
     for r in rows:
-        case = draw_case(r["seed"], r["index"], max_timeout_s=int(table["max_timeout_s"]))
-        assert r["case"] == case.stem
+        # Each seed as seeds.json draws it (a twin seed draws its own family set).
+        assert r["case"] == corpus.draw(r["seed"], r["index"]).stem
     assert corpus.count_rsts(rows) > 0
     assert corpus.ttl_mismatches(rows) == []
 
@@ -65,6 +65,71 @@ def test_digest_labels_are_well_formed(part):
                 assert isinstance(cause, str) and 1 <= ttl <= 255
                 origins[origin] += 1
     assert set(origins) == ORIGINS
+
+
+#: sha256 of every case (``dataclasses.asdict``, JSON with sorted keys) the corpus's
+#: default-set seeds draw, 60 per seed, longest timeout 350 s: the draws their
+#: committed digests and captures were built from.  A change to the draw (a new family
+#: set, new parameters) must leave these seeds' cases exactly as they were.
+OLD_SEEDS_SHA256 = {
+    (101, 102, 103, 104): "e0041fc7f6c9a3fd11e6a893db6200f6b1418a48b284efc6957438c49cd828e7",
+    (201, 202, 203, 204, 205, 206):
+        "1a28ddb69f84b85ccacefb471a061325a1096469c6013a7e9cb1c20f392aa598",
+}
+
+
+def test_existing_seeds_draw_exactly_as_before():
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    for group, want in OLD_SEEDS_SHA256.items():
+        cases = [corpus.draw(s, i) for s in group for i in range(60)]
+        assert all(corpus.seed_draw(s) == ("default", 350) for s in group)
+        blob = json.dumps([asdict(c) for c in cases], sort_keys=True)
+        assert hashlib.sha256(blob.encode()).hexdigest() == want, group
+
+
+def test_twin_seeds_draw_the_twin_set_in_both_parts():
+    table = corpus.seed_table()
+    twins = set(table["families"]["twins"]["seeds"])
+    assert twins & set(corpus.seeds("dev")) and twins & set(corpus.seeds("heldout"))
+    for s in twins:
+        assert corpus.seed_draw(s) == ("twins", table["families"]["twins"]["max_timeout_s"])
+        assert corpus.draw(s, 0) == draw_case(s, 0, max_timeout_s=corpus.seed_draw(s)[1],
+                                              families="twins")
+
+
+def test_a_seed_digested_alone_replaces_only_its_rows():
+    rows = corpus.read_digest("dev")
+    seed = corpus.seeds("dev")[-1]
+    mine = [dict(r, labels={}) for r in rows if r["seed"] == seed]
+    merged = corpus.merge_digest("dev", mine, [seed])
+    assert [r["case"] for r in merged] == [r["case"] for r in rows]
+    assert [r for r in merged if r["seed"] != seed] == [r for r in rows if r["seed"] != seed]
+    assert [r for r in merged if r["seed"] == seed] == mine
+
+
+def test_committed_dev_part_unpacks_into_the_built_layout(tmp_path: Path):
+    """``unpack`` lays the committed dev part out as a build would, so ``iter_part``
+    (and the calibration script) read it, and a seed built beside it joins it."""
+    import json
+
+    n = corpus.unpack(tmp_path)
+    rows = [r for r in corpus.read_digest("dev", with_variables=True) if "failed" not in r]
+    assert n == len(rows)
+    items = list(corpus.iter_part(tmp_path, "dev", vantages=("client", "server")))
+    assert len(items) == 2 * n
+    by_case = {r["case"]: r for r in rows}
+    for it in items:
+        r = by_case[it.case]
+        assert it.variables == r["variables"]
+        assert [[lab[k] for k in corpus.DIGEST_FIELDS] for lab in it.labels] == (
+            r["labels"][it.vantage])
+        m = json.loads((it.pcap.parent / f"{it.case}.manifest.json").read_text())
+        hops = {p["node"]: p["hops_to_server"] for p in m["path"]}
+        v = r["variables"]
+        assert (hops["srv"], hops["client"]) == (0, v["hops_client"] + v["hops_server"])
 
 
 def test_corpus_is_big_enough():
@@ -123,9 +188,8 @@ def _summary(row: dict) -> dict[str, list[tuple]]:
 def test_regenerated_cases_match_the_digest(tmp_path: Path):
     picks = _stable_rows(corpus.read_digest("dev", with_variables=True))[:3]
     assert len(picks) == 3
-    table = corpus.seed_table()
     for r in picks:
-        case = draw_case(r["seed"], r["index"], max_timeout_s=int(table["max_timeout_s"]))
+        case = corpus.draw(r["seed"], r["index"])
         out = run_case(case, tmp_path)
         assert out.ok, out.error
         again = corpus.digest_case(tmp_path / f"{case.stem}.manifest.json")

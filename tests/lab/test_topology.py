@@ -88,5 +88,27 @@ def test_bad_paths_are_usage_errors():
             t.path_for(*args)
     with pytest.raises(UsageError):
         t.path_for(1, 1, "client-edge", with_rtr=True)  # no slot for the injector's router
+    # Two nodes is the LAN path (the client on the server's link); fewer, or ends in
+    # the wrong order, are no path.
+    for nodes in (("client",), ("srv", "client"), ("client", "fw")):
+        with pytest.raises(UsageError):
+            t.chain(nodes)
+    for args in ((0, 1, "client-edge"), (1, 0, "client-edge")):
+        with pytest.raises(UsageError):  # only both 0 together mean the LAN path
+            t.path_for(*args, with_rtr=False)
     with pytest.raises(UsageError):
-        t.chain(("client", "srv"))
+        t.path_for(0, 0, "client-edge", with_rtr=True)  # no router on a LAN
+
+
+def test_lan_path_puts_the_client_on_the_servers_link():
+    p = t.path_for(0, 0, "client-edge", with_rtr=False)
+    assert p is t.LAN_PATH and p.nodes == ("client", "srv") and p.forwarders == ()
+    assert p.hops_between("client", "srv") == 0
+    (link,) = p.links
+    # The server keeps its address (every endpoint binds it); the client is a host on
+    # the server's /29 and /64, with the interface names the vantages capture on.
+    assert (link.b4, link.b6) == (t.SRV_ADDR[4], t.SRV_ADDR[6])
+    assert (link.a4, link.a6) == ("203.0.113.1", "2001:db8:4::1")
+    assert (link.a_if, link.b_if) == ("eth0", "eth0")
+    topo = t.Topology(ns={"client": "c", "srv": "s"}, ttl={"client": 64, "srv": 64}, path=p)
+    assert topo.addresses(6) == {"client": "2001:db8:4::1", "srv": "2001:db8:4::2"}
