@@ -16,6 +16,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -59,6 +60,8 @@ PMTU_HOLE_MIN_S = 2.0
 #: Other connections to the same service within this time make unanswered SYNs
 #: and silent accepts look like overload rather than a dead service or a filter.
 OVERLOAD_WINDOW_S = 10.0
+#: Flows whose tails :func:`find_stalls` screens at once (at most ~4.8 MB of rows).
+SCREEN_CHUNK_FLOWS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,34 +549,38 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     :func:`screen_tails`, no :class:`BusyIndex`); the tests compare the two."""
     found: list[tuple[Flow, str, _Side, str, int | None, int, tuple[int, int]]] = []
     per_service: dict[tuple[bytes, int], list[tuple[int, int, int, bool]]] = defaultdict(list)
-    live, rows, lens = (_generation_rows_plain if reference else _generation_rows)(flows, ledger)
-    maybe: list[int] = []
-    for i, flow in enumerate(live):
-        served = flow.dirs[1].get(BYTES) > 0
-        per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
-                                                          flow.last_ts_ns, served))
-        if _maybe_stalled(flow, capture_end_ns):
-            maybe.append(i)
-    ends = np.cumsum(lens).tolist()
-    # Each flow's rows: a slice of the concatenation.
-    spans = [(ends[i] - int(lens[i]), ends[i]) for i in maybe]
-    if reference:
-        screened = [True] * len(maybe)
-    else:
-        is_maybe = np.zeros(len(live), dtype=bool)
-        is_maybe[maybe] = True
-        pick = np.repeat(is_maybe, lens)
-        screened = screen_tails([live[i] for i in maybe], rows[pick], lens[maybe],
-                                capture_end_ns).tolist()
-    for i, (a, b), keep in zip(maybe, spans, screened, strict=True):
-        if not keep:
-            continue
-        flow = live[i]
-        ma, mb = ledger.max_payload_len(flow.key)
-        mp = (ma, mb) if flow.orig_is_a else (mb, ma)
-        hit = _finding(flow, rows[a:b], mp, capture_end_ns)
-        if hit is not None:
-            found.append((flow, *hit, mp))
+    gather = _generation_rows_plain if reference else _generation_rows
+    pending = iter(flows)
+    # A chunk of flows at a time: the joined tails and the screen's columns stay a
+    # few MB however many flows are live.
+    while chunk := list(islice(pending, SCREEN_CHUNK_FLOWS)):
+        live, rows, lens = gather(chunk, ledger)
+        maybe: list[int] = []
+        for i, flow in enumerate(live):
+            served = flow.dirs[1].get(BYTES) > 0
+            per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
+                                                              flow.last_ts_ns, served))
+            if _maybe_stalled(flow, capture_end_ns):
+                maybe.append(i)
+        ends = np.cumsum(lens).tolist()
+        # Each flow's rows: a slice of the concatenation.
+        spans = [(ends[i] - int(lens[i]), ends[i]) for i in maybe]
+        if reference:
+            screened = [True] * len(maybe)
+        else:
+            is_maybe = np.zeros(len(live), dtype=bool)
+            is_maybe[maybe] = True
+            screened = screen_tails([live[i] for i in maybe], rows[np.repeat(is_maybe, lens)],
+                                    lens[maybe], capture_end_ns).tolist()
+        for i, (a, b), keep in zip(maybe, spans, screened, strict=True):
+            if not keep:
+                continue
+            flow = live[i]
+            ma, mb = ledger.max_payload_len(flow.key)
+            mp = (ma, mb) if flow.orig_is_a else (mb, ma)
+            hit = _finding(flow, rows[a:b], mp, capture_end_ns)
+            if hit is not None:
+                found.append((flow, *hit, mp))
     out = []
     busy_of: dict[tuple[bytes, int], BusyIndex] = {}
     for flow, kind, side, end, end_frame, start_ns, mp in found:

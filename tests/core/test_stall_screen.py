@@ -242,3 +242,17 @@ def test_syn_only_flows_reach_the_screen() -> None:
         tr.feed(w.batch())
         tr.finish()
         assert _same_stalls(tr) == want
+
+
+def test_chunks_of_flows_find_what_one_chunk_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # find_stalls screens a chunk of flows at a time (memory stays flat however many
+    # are live); where the chunks are cut must not matter.  Two flows per chunk here,
+    # so every sample with several flows is cut somewhere.
+    import rstscope.core.stalls as stalls
+
+    whole = [analyze(str(cap)).tracker.stalls() for cap in SAMPLES]
+    monkeypatch.setattr(stalls, "SCREEN_CHUNK_FLOWS", 2)
+    cut = [analyze(str(cap)).tracker for cap in SAMPLES]
+    assert [t.stalls() for t in cut] == whole
+    assert [t.stalls(reference=True) for t in cut] == whole
+    assert sum(map(len, whole)) >= 10
