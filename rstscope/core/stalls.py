@@ -60,8 +60,8 @@ PMTU_HOLE_MIN_S = 2.0
 #: Other connections to the same service within this time make unanswered SYNs
 #: and silent accepts look like overload rather than a dead service or a filter.
 OVERLOAD_WINDOW_S = 10.0
-#: Flows whose tails :func:`find_stalls` screens at once (at most ~4.8 MB of rows).
-SCREEN_CHUNK_FLOWS = 4096
+#: Flows whose tails :func:`find_stalls` screens at once (at most ~1.2 MB of rows).
+SCREEN_CHUNK_FLOWS = 1024
 
 
 @dataclass(frozen=True, slots=True)
