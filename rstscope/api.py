@@ -287,9 +287,12 @@ def _jsonable(obj: Any) -> Any:
     """Make a record JSON-safe: NaN/inf become null, numpy scalars become Python."""
     if type(obj) is dict:
         # Fast path for the records' plain dicts (thousands per capture): values of
-        # exactly these types are returned as they are by the general case below.
+        # exactly these types, and finite floats, are returned as they are by the
+        # general case below (a flow record has seven floats: no call for each).
         scalars = _JSON_SCALARS
-        return {k: v if type(v) in scalars else _jsonable(v) for k, v in obj.items()}
+        isfinite = math.isfinite
+        return {k: v if type(v) in scalars or (type(v) is float and isfinite(v))
+                else _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -13,6 +13,7 @@ on IPv6), and addresses as 16 raw bytes (IPv4 as the IPv4-mapped IPv6 form
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Final
 
@@ -83,8 +84,12 @@ def addr_bytes(addr: str) -> bytes:
     return ip.packed
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def addr_text(raw: bytes, ip_v: int) -> str:
-    """16-byte column form to text.  numpy strips trailing NULs from ``S16``; pad back."""
+    """16-byte column form to text.  numpy strips trailing NULs from ``S16``; pad back.
+
+    Memoised: the output stage names both ends of thousands of flows, mostly the
+    same few hosts, and ``ipaddress`` takes ~3 us per address."""
     raw = raw.ljust(16, b"\x00")
     if ip_v == 4:
         return str(ipaddress.IPv4Address(raw[12:16]))

@@ -126,3 +126,21 @@ def test_core_stays_pure():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_json_ready_nulls_non_finite_floats_in_plain_and_nested_values():
+    # The records' fast path keeps finite floats as they are; NaN and inf become null
+    # there as in nested lists and dicts, and numpy scalars become Python numbers.
+    import math
+
+    import numpy as np
+
+    from rstscope.api import json_ready
+
+    rec = {"a": 1.5, "b": math.nan, "c": math.inf, "d": -math.inf, "e": [1.0, math.nan],
+           "f": {"g": math.inf}, "h": np.float64(math.nan), "i": np.int64(3), "j": "x",
+           "k": None, "l": True}
+    out = json_ready(rec)
+    assert out == {"a": 1.5, "b": None, "c": None, "d": None, "e": [1.0, None],
+                   "f": {"g": None}, "h": None, "i": 3, "j": "x", "k": None, "l": True}
+    assert type(out["i"]) is int

@@ -346,12 +346,13 @@ class Tracker:
     def resets(self) -> list[ResetRecord]:
         return list(self._resets)
 
-    def stalls(self) -> list[StallRecord]:
+    def stalls(self, *, reference: bool = False) -> list[StallRecord]:
         """Findings for live flows that stalled without a RST to explain it
-        (rstscope.core.stalls); empty when records are not kept."""
+        (rstscope.core.stalls); empty when records are not kept.  ``reference``:
+        the plain per-flow path the vectorised one is tested against."""
         if self._tails is None:
             return []
-        return find_stalls(self._flows.values(), self._tails, self._now)
+        return find_stalls(self._flows.values(), self._tails, self._now, reference=reference)
 
     @property
     def stats(self) -> TrackerStats:
