@@ -11,7 +11,10 @@
     python scripts/calibrate.py twins SCRATCH_DIR --committed   # the committed dev captures
         group the labelled RSTs by their wire signature (scripts/wire_twins.py, read from
         the captures alone): per scenario the RSTs, the wire twins (a signature that
-        holds several truths) and the ceiling any decision on the signature can reach
+        holds several truths) and the ceiling any decision on the signature can reach;
+        --groups lists the twin groups, --nearest what sets each miss apart from the
+        nearest RST of another truth, --reference DIR the RSTs of unlabelled real
+        captures that share a miss's signature, --doc [--check] the docs' section
 
 THE RULE (rstscope/lab/calibration/seeds.json): tune only while looking at the
 ``dev`` part.  The ``heldout`` part is run once to report, never to tune.

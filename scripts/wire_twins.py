@@ -16,7 +16,9 @@ the timeout catalog are shared):
   else, ``n`` a first nonzero ID) and, when at least 1 s of silence came before it,
   that silence as the catalog categories whose rows match it (``…`` 1–5 s, below
   any timeout the catalog is matched against).  A run of identical tokens is one
-  token with ``*``: how many segments a response took is not evidence;
+  token with ``*``: how many segments a response took is not evidence.  ``tail``
+  repeats the last four tokens, so that a coarser signature without ``seq``
+  (``--without seq``) still holds what came right before the RST;
 * ``rst``: the RST's own class: initial TTL, hops from the capture point (0, 1,
   2+), where the TTLs place it on the path when baselines exist (``edge``: 1 hop
   from the client, ``near-server``: 1 hop before the server, ``server-half`` /
