@@ -7,6 +7,14 @@
         print the figures of a part (accuracy, wrong at >= 0.8, truth in top 2, bins)
     python scripts/calibrate.py doc            # rewrite the calibration section
     python scripts/calibrate.py doc --check    # exit 1 if it is out of date
+    python scripts/calibrate.py twins CORPUS_ROOT [--part dev] [--without FIELD ...]
+    python scripts/calibrate.py twins SCRATCH_DIR --committed   # the committed dev captures
+        group the labelled RSTs by their wire signature (scripts/wire_twins.py, read from
+        the captures alone): per scenario the RSTs, the wire twins (a signature that
+        holds several truths) and the ceiling any decision on the signature can reach;
+        --groups lists the twin groups, --nearest what sets each miss apart from the
+        nearest RST of another truth, --reference DIR the RSTs of unlabelled real
+        captures that share a miss's signature, --doc [--check] the docs' section
 
 THE RULE (rstscope/lab/calibration/seeds.json): tune only while looking at the
 ``dev`` part.  The ``heldout`` part is run once to report, never to tune.
@@ -153,8 +161,8 @@ def part_table(part: str, rows: Sequence[dict[str, Any]]) -> str:
     out.append("| confidence | verdicts | right | observed accuracy |")
     out.append("|---|---:|---:|---:|")
     for lo, hi, n, ok in fig["bins"]:
-        acc = _pct(ok / n) if n else "–"
-        out.append(f"| {lo:.1f}–{hi:.1f} | {n} | {ok} | {acc} |")
+        shown = _pct(ok / n) if n else "–"
+        out.append(f"| {lo:.1f}–{hi:.1f} | {n} | {ok} | {shown} |")
     out.append("")
     out.append("| variable | value | RSTs | accuracy |")
     out.append("|---|---|---:|---:|")
@@ -193,6 +201,50 @@ def write(part: str, rows: Iterable[dict[str, Any]]) -> None:
                                           + "\n" for r in rows))
 
 
+def twins(args: argparse.Namespace) -> int:
+    import wire_twins as wt
+
+    unknown = set(args.without) - set(wt.FIELDS)
+    if unknown:
+        raise SystemExit(f"unknown field(s) {sorted(unknown)}; fields: {', '.join(wt.FIELDS)}")
+    rows: list[wt.Row] = []
+    for part in (["dev"] if args.committed else args.part or ["dev"]):
+        if args.committed:
+            from rstscope.lab.corpus import iter_committed
+
+            items: Iterable[Any] = iter_committed(args.root)
+        else:
+            items = _items(args.root, part, None)
+        # The committed verdicts name the classifier's answer (the coarseness check);
+        # only of the part asked for.
+        said = {(r["case"], r["vantage"], r["frame"]): r["origin"] for r in load(part)}
+        rows += wt.rows_of((it for it in items if it.labels), said)
+    without = frozenset(args.without)
+    if args.doc:
+        from gen_verdicts_doc import render
+
+        if not args.committed or without:
+            raise SystemExit("--doc describes the committed dev part with the whole signature")
+        old = DOC.read_text("utf-8")
+        new = render(old, {"twins": wt.doc_block(rows)})
+        if args.check:
+            return 0 if new == old else 1
+        DOC.write_text(new, "utf-8")
+        return 0
+    print(wt.report(rows, without=without, show_groups=args.groups))
+    if args.nearest:
+        print()
+        print(wt.nearest_report(rows))
+    if args.reference is not None:
+        paths = sorted(p for p in args.reference.rglob("*")
+                       if p.is_file() and ".pcap" in p.name)
+        ref = wt.reference_rows(paths)
+        print()
+        print(f"Reference: {len(ref)} RSTs in {len({r.case for r in ref})} captures")
+        print(wt.reference_report(rows, ref, without))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "scripts"))
     from gen_verdicts_doc import render
@@ -209,6 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--misses", action="store_true")
     d = sub.add_parser("doc")
     d.add_argument("--check", action="store_true")
+    tw = sub.add_parser("twins")
+    tw.add_argument("root", type=Path, help="a built corpus, or with --committed a scratch "
+                    "directory to unpack the committed dev captures into")
+    tw.add_argument("--part", action="append", choices=("dev", "heldout"))
+    tw.add_argument("--committed", action="store_true")
+    tw.add_argument("--without", nargs="*", default=[], metavar="FIELD",
+                    help="leave these signature fields out (a coarser signature)")
+    tw.add_argument("--groups", action="store_true", help="list the twin groups")
+    tw.add_argument("--nearest", action="store_true", help="per miss of the classifier, the "
+                    "fields that set it apart from the nearest RST of another truth")
+    tw.add_argument("--doc", action="store_true", help="rewrite the twins section of "
+                    "docs/verdicts.md (the committed dev part only)")
+    tw.add_argument("--check", action="store_true", help="with --doc: exit 1 if it is stale")
+    tw.add_argument("--reference", type=Path, default=None, metavar="DIR",
+                    help="unlabelled real captures (e.g. the public set): per miss, the RSTs "
+                    "there that share its signature")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         for part in args.part or ["dev"]:
@@ -226,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{row['truth']}, said {row['origin']} {row['confidence']} "
                           f"alt {row['alt']} {row['tags']}")
         return 0
+    if args.cmd == "twins":
+        return twins(args)
     old = DOC.read_text("utf-8")
     new = render(old, {"calibration": doc_section()})
     if args.check:
