@@ -50,8 +50,8 @@ def test_heldout_every_populated_bin_is_at_least_its_lower_edge() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13's bar is NOT met: held-out origin accuracy is 88.3 % (2026-12-07; 85.4 % on "
-    "2026-12-06).  The misses are cases the wire does not separate (a REJECT vs a closed "
+    "issue 13's bar is NOT met: held-out origin accuracy is 85.7 % with the twin seed 207 "
+    "(88.3 % on seeds 201-206 alone, 2026-12-07; 85.4 % on 2026-12-06).  The misses are cases the wire does not separate (a REJECT vs a closed "
     "port with no baseline of the server's anywhere in the capture, a load balancer vs a "
     "firewall expiry at the same place on the path, a proxy whose backend failed "
     "mid-response vs a server ending a response, a balancer's timeout vs a client's read "
@@ -62,11 +62,24 @@ def test_heldout_origin_accuracy() -> None:
     assert fig["accuracy"] >= 0.95, f"held-out origin accuracy {fig['accuracy']:.3f}"
 
 
+#: The seeds of the held-out part before the twin seed (207) was added.
+FIRST_HELDOUT_SEEDS = ("s201-", "s202-", "s203-", "s204-", "s205-", "s206-")
+
+
 def test_heldout_origin_accuracy_does_not_regress() -> None:
-    # The figure reached (88.3 % on 2026-12-07; 85.4 % when the held-out part was first
-    # run): a change to the classifier must not make it worse.  Raise, never lower.
-    fig = calibrate.figures(_heldout())
-    assert fig["accuracy"] >= 0.88, f"held-out origin accuracy {fig['accuracy']:.3f}"
+    # The figures reached: a change to the classifier must not make them worse.  Raise,
+    # never lower.  The first six seeds keep their own floor (88.3 % on 2026-12-07,
+    # 85.4 % when the held-out part was first run; a rebuild of them on 2026-12-07
+    # scored 88.3 % again).  The twin seed 207 draws the hard middlebox scenarios beside
+    # their everyday look-alikes, so the whole part scores lower (85.7 %): that is a
+    # harder part, not a worse classifier, and it has its own floor.
+    rows = _heldout()
+    first = [r for r in rows if str(r["case"]).startswith(FIRST_HELDOUT_SEEDS)]
+    assert len(first) >= 600
+    fig_first = calibrate.figures(first)
+    assert fig_first["accuracy"] >= 0.88, f"seeds 201-206: {fig_first['accuracy']:.3f}"
+    fig = calibrate.figures(rows)
+    assert fig["accuracy"] >= 0.857, f"held-out origin accuracy {fig['accuracy']:.3f}"
 
 
 def test_heldout_truth_is_origin_or_first_alternative() -> None:
