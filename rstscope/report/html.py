@@ -38,6 +38,7 @@ from rstscope.results import EnrichedReset
 from rstscope.textfit import sure_wordings_of
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from rstscope.core.records import Evidence, ResetRecord
@@ -283,7 +284,8 @@ class _Timelines:
 
 
 def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
-                   limits: ReportLimits, budget: _Budget, packets: pd.DataFrame | None,
+                   limits: ReportLimits, budget: _Budget,
+                   packets: npt.NDArray[Any] | pd.DataFrame | None,
                    drawn: dict[str, str], timelines: _Timelines) -> str:
     conf_s = f"{float(r.confidence):.0%}"
     head = (f'<h3>RST {n} \u00b7 frame {esc(r.frame)} \u00b7 '
@@ -413,8 +415,10 @@ def _discard(_value: object) -> None:
     return None
 
 
-def _flow_packets(analysis: RecordSource, flow_ids: set[str]) -> pd.DataFrame | None:
-    """The packets of the given flows only, read again from the source in one streaming pass."""
+def _flow_packets(analysis: RecordSource, flow_ids: set[str]
+                  ) -> npt.NDArray[Any] | pd.DataFrame | None:
+    """The packets of the given flows only, read again from the source in one streaming
+    pass (packed rows: no pandas on the report's path)."""
     try:
         return select_flow_packets(analysis, flow_ids)
     except ValueError:
