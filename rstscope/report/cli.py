@@ -53,8 +53,8 @@ from rstscope.report.html import DEFAULT_TIMELINES, ReportLimits, build_report
               help="SSLKEYLOGFILE to decrypt TLS so HTTP/2 frames show (implies --enrich).")
 @join_option
 def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
-           max_sections: int, max_timelines: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
-           keylog: str | None, do_join: bool = False, **shared: Any) -> None:
+           max_sections: int, max_timelines: int, max_size: str, image_format: str, tls: bool,
+           tls_alias: bool, keylog: str | None, do_join: bool = False, **shared: Any) -> None:
     """Write one self-contained HTML report (no external resources) for the FILES.
 
     With --join, FILES are two captures of one incident (near the client, then near

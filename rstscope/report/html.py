@@ -315,8 +315,8 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
                f"the section above</a>.</p>")
     elif flow_key not in to_draw:
         fig = (f'<p class="note timeline-capped">Timeline not drawn: the report draws '
-               f"{limits.max_timelines} per capture (<code>--max-timelines</code>); plot this "
-               f"one with <code>rstscope plot FILE --flow {esc(flow_key)}</code>.</p>")
+               f"{limits.max_timelines or 'none'} per capture (<code>--max-timelines</code>); "
+               f"plot this one with <code>rstscope plot FILE --flow {esc(flow_key)}</code>.</p>")
     elif packets is None:
         fig = '<p class="note">Timeline unavailable: packets cannot be re-read from this source.</p>'
     else:
@@ -433,7 +433,8 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
 
 def _timelines_note(idx: int, limits: ReportLimits, n_drawn: int, n_flows: int) -> str:
     """Said once above the sections: not every section's flow has its timeline."""
-    first = f"the first {n_drawn} flows" if n_drawn else "none of the flows"
+    first = ("none of the flows" if n_drawn == 0 else "the first flow" if n_drawn == 1
+             else f"the first {n_drawn} flows")
     return (f'<p class="note" id="timelines-capped-{idx}">Timelines are drawn for {first} '
             f"of the {n_flows} in the sections below (cap: {limits.max_timelines}, as each "
             "takes a moment to draw); raise it with <code>--max-timelines</code>, or plot one "

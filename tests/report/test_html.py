@@ -81,13 +81,15 @@ def test_timeline_cap_says_so_and_keeps_the_sections(report_analysis):
     second = html.split('id="reset-1-2"')[1].split("</section>")[0]
     flow = second.split("flow ")[1].split(" ")[0]
     assert "Timeline not drawn" in second and f"--flow {flow}</code>" in second
-    assert "--max-timelines" in html.split('id="timelines-capped-1"')[1].split("</p>")[0]
+    note = html.split('id="timelines-capped-1"')[1].split("</p>")[0]
+    assert "for the first flow of the 2 " in note and "--max-timelines" in note
     assert offline_problems(html) == []
     # None drawn: no figure and no packets read again, every section still there.
     html = build_report([report_analysis], limits=ReportLimits(max_timelines=0))
     page = parse(html)
     assert len(page.all("figure", "timeline")) == 0 and len(page.all("p", "timeline-capped")) == 2
     assert "none of the flows" in html and len(page.all("section", "reset")) == 2
+    assert "the report draws none per capture" in html
     # Under the cap: no note at all.
     html = build_report([report_analysis], limits=ReportLimits(max_timelines=2))
     assert "timelines-capped" not in html and "timeline-capped" not in html
