@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
-from rstscope.schema import addr_bytes
+from rstscope.schema import PACKET_DTYPE, addr_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,15 +59,43 @@ class FlowPackets:
         cached = self.loaded() if self.loaded is not None else None
         if cached is not None:
             return cached
-        return _read_flows(self.source, self.index, flows)
+        batches = _batches_of(self.source, self.index, flows)
+        # lazy: pandas, only when a DataFrame is asked for
+        from rstscope.ingest import batches_to_dataframe
+
+        result: pd.DataFrame = batches_to_dataframe(batches)
+        return result
+
+    def rows_of_flows(self, flows: Sequence[FlowRecord]) -> npt.NDArray[Any]:
+        """The same packets as :meth:`of_flows`, as packed rows of
+        ``rstscope.schema.PACKET_DTYPE`` in capture order, always re-read from the
+        source (no pandas: the report draws its timelines from these).
+
+        Raises:
+            ValueError: the source cannot be re-read (stdin, a stream).
+        """
+        parts = list(_batches_of(self.source, self.index, flows))
+        if not parts:
+            return np.zeros(0, dtype=PACKET_DTYPE)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _read_flows(source: Any, index: PacketIndex | None, flows: Sequence[FlowRecord]
-                ) -> pd.DataFrame:
+def _batches_of(source: Any, index: PacketIndex | None, flows: Sequence[FlowRecord]
+                ) -> Iterator[npt.NDArray[Any]]:
+    """The rows of every batch that may belong to ``flows`` (ports, addresses, time).
+
+    Raises:
+        ValueError: at once (not on the first batch) when ``source`` cannot be re-read.
+    """
     if source is None or not _rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
-    # lazy: pandas, only when a DataFrame is asked for
-    from rstscope.ingest import batches_to_dataframe, open_capture
+    return _filtered(source, index, flows)
+
+
+def _filtered(source: Any, index: PacketIndex | None, flows: Sequence[FlowRecord]
+              ) -> Iterator[npt.NDArray[Any]]:
+    # lazy: the reader and the index, only when packets are read again
+    from rstscope.ingest import open_capture
     from rstscope.ingest.index import read_spans
 
     ports = np.unique(np.asarray([f.orig_p for f in flows] + [f.resp_p for f in flows],
@@ -84,19 +113,15 @@ def _read_flows(source: Any, index: PacketIndex | None, flows: Sequence[FlowReco
         with open_capture(source) as reader:
             yield from reader
 
-    def batches() -> Iterator[Any]:
-        for batch in every_batch():
-            keep = (np.isin(batch["sport"], ports) & np.isin(batch["dport"], ports)
-                    & (batch["ts_ns"] >= t_lo) & (batch["ts_ns"] <= t_hi))
-            if keep.any():
-                sub = batch[keep]
-                # numpy strips trailing NULs of S16 on both sides alike, so isin holds.
-                sub = sub[np.isin(sub["src"], hosts) & np.isin(sub["dst"], hosts)]
-                if len(sub):
-                    yield sub
-
-    result: pd.DataFrame = batches_to_dataframe(batches())
-    return result
+    for batch in every_batch():
+        keep = (np.isin(batch["sport"], ports) & np.isin(batch["dport"], ports)
+                & (batch["ts_ns"] >= t_lo) & (batch["ts_ns"] <= t_hi))
+        if keep.any():
+            sub = batch[keep]
+            # numpy strips trailing NULs of S16 on both sides alike, so isin holds.
+            sub = sub[np.isin(sub["src"], hosts) & np.isin(sub["dst"], hosts)]
+            if len(sub):
+                yield sub
 
 
 def _rereadable(source: object) -> bool:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rstscope.core.records import FlowRecord, ResetRecord
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from rstscope.core.stalls import StallRecord
@@ -103,6 +104,10 @@ class FlowPacketSource(Protocol):
 
     def of_flows(self, flows: Sequence[FlowRecord]) -> pd.DataFrame:
         """Packets that may belong to ``flows`` (a superset: callers pick by 5-tuple)."""
+        ...
+
+    def rows_of_flows(self, flows: Sequence[FlowRecord]) -> npt.NDArray[Any]:
+        """The same packets as packed ``PACKET_DTYPE`` rows, re-read without pandas."""
         ...
 
 

@@ -65,6 +65,7 @@ ANALYZE = {
 PLOT = {**COMMON, "--reset": number_text, "--frame": number_text, "-o": outputs,
         "--axis": st.sampled_from(["auto", "broken", "linear", "x"]), "--dpi": number_text}
 REPORT = {**COMMON, "-o": outputs, "-r": captures, "--max-sections": number_text,
+          "--max-timelines": number_text,
           "--max-size": number_text, "--image-format": st.sampled_from(["png", "svg", "gif"]),
           "--keylog": st.sampled_from(["missing.keylog", str(REPO / "README.md")])}
 # watch reads only live interfaces (no -r): it is driven on an interface that does not

@@ -9,12 +9,15 @@ last packet).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.errors import UsageError
+from rstscope.schema import addr_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,3 +141,60 @@ def packets_of_flow(
     out["direction"] = np.where(fwd[fwd | rev], "orig", "resp")
     result: pd.DataFrame = out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
     return result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FlowRows:
+    """One flow's packets as the numpy columns a timeline draws, in time order.
+
+    What :func:`packets_of_flow` gives, without pandas: the report draws its
+    timelines from the packed rows it re-read (importing pandas and building
+    a frame cost ~0.3 s of a report, more than two timelines).
+    """
+
+    ts_ns: npt.NDArray[np.int64]
+    flags: npt.NDArray[np.int64]
+    payload_len: npt.NDArray[np.float64]
+    ttl: npt.NDArray[np.int64]
+    orig: npt.NDArray[np.bool_]  # sent by the flow's originator (else the responder)
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def where(self, keep: npt.NDArray[np.bool_]) -> FlowRows:
+        """The rows where ``keep`` is true."""
+        return FlowRows(self.ts_ns[keep], self.flags[keep], self.payload_len[keep],
+                        self.ttl[keep], self.orig[keep])
+
+
+def flow_rows(records: RecordSource, flow: FlowRecord,
+              packets: pd.DataFrame | npt.NDArray[Any] | None = None) -> FlowRows:
+    """The packets of ``flow`` as :class:`FlowRows`.
+
+    ``packets`` is a per-packet frame (filtered by :func:`packets_of_flow`),
+    packed rows of ``rstscope.schema.PACKET_DTYPE`` that hold the flow's
+    packets (filtered here the same way: 5-tuple in either direction, within
+    the flow's time range, stable time order), or None to read them.
+    """
+    if packets is None or not isinstance(packets, np.ndarray):
+        pk = packets_of_flow(records, flow.flow_id, packets=packets)
+        return FlowRows(pk["ts_ns"].to_numpy(dtype=np.int64), pk["flags"].to_numpy(dtype=np.int64),
+                        pk["payload_len"].to_numpy(dtype=np.float64),
+                        pk["ttl"].to_numpy(dtype=np.int64),
+                        (pk["direction"] == "orig").to_numpy(dtype=bool))
+    op, rp = flow.orig_p, flow.resp_p
+    sport, dport, ts = packets["sport"], packets["dport"], packets["ts_ns"]
+    ports = ((sport == op) & (dport == rp)) | ((sport == rp) & (dport == op))
+    cand = packets[ports & (ts >= flow.first_ts_ns) & (ts <= flow.last_ts_ns)]
+    # numpy strips trailing NULs of S16 on both sides alike, so == holds.
+    oh, rh = addr_bytes(str(flow.orig_h)), addr_bytes(str(flow.resp_h))
+    src, dst, cs, cd = cand["src"], cand["dst"], cand["sport"], cand["dport"]
+    fwd = (src == oh) & (dst == rh) & (cs == op) & (cd == rp)
+    rev = (src == rh) & (dst == oh) & (cs == rp) & (cd == op)
+    keep = fwd | rev
+    rows, orig = cand[keep], fwd[keep]
+    order = np.argsort(rows["ts_ns"], kind="stable")
+    rows, orig = rows[order], orig[order]
+    return FlowRows(rows["ts_ns"].astype(np.int64), rows["flags"].astype(np.int64),
+                    rows["payload_len"].astype(np.float64), rows["ttl"].astype(np.int64),
+                    np.ascontiguousarray(orig, dtype=bool))

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from rstscope.errors import UsageError
 from rstscope.plot.axis import TimeAxis, build_time_axis
 from rstscope.plot.gaps import IdleGap, find_idle_gaps
-from rstscope.plot.select import packets_of_flow, resets_of_flow, resolve
+from rstscope.plot.select import FlowRows, flow_rows, resets_of_flow, resolve
 from rstscope.plot.style import (
     GAP_COLOR,
     LANE_COLORS,
@@ -80,7 +80,7 @@ def timeline(
     axis: str = "auto",
     max_ticks: int = 3000,
     min_gap_s: float | None = None,
-    packets: pd.DataFrame | None = None,
+    packets: pd.DataFrame | npt.NDArray[Any] | None = None,
 ) -> Axes:
     """Plot one flow's timeline and return the lanes Axes.
 
@@ -99,7 +99,9 @@ def timeline(
         max_ticks: above this many packets, lanes are binned.
         min_gap_s: shade silences at least this long (default: 1 s, or 20x
             the median inter-packet time).
-        packets: the capture's packet frame, to reuse one read for many plots.
+        packets: the capture's packet frame, to reuse one read for many plots, or
+            packed rows (``rstscope.schema.PACKET_DTYPE``) that hold the flow's
+            packets (the report's re-read, without pandas).
 
     Returns:
         The lanes Axes; the TTL Axes (if any) has label ``"rstscope-ttl"`` and
@@ -109,10 +111,10 @@ def timeline(
         raise UsageError(f"axis must be auto, broken or linear, not {axis!r}")
     flow, highlight = resolve(analysis, flow_or_reset)
     resets = resets_of_flow(analysis, flow.flow_id)
-    pk = packets_of_flow(analysis, flow.flow_id, packets=packets)
+    pk = flow_rows(analysis, flow, packets)
     ax, ttl_ax = _make_axes(ax, ttl_ax, ttl_track)
 
-    ts = pk["ts_ns"].to_numpy(dtype=np.int64)
+    ts = pk.ts_ns
     rst_ts = [r.ts_ns for r in resets]
     t0 = int(min([flow.first_ts_ns, *ts[:1].tolist(), *rst_ts]))
     t_end = int(max([flow.last_ts_ns, *ts[-1:].tolist(), *rst_ts]))
@@ -149,8 +151,8 @@ def timeline(
 
     _draw_gaps(ax, taxis, gaps, {(g.start_ns, g.end_ns) for g in squeeze})
     for direction in ("orig", "resp"):
-        sel = (pk["direction"] == direction).to_numpy(dtype=bool)
-        _draw_lane(ax, taxis, pk[sel], direction, max_ticks)
+        _draw_lane(ax, taxis, pk.where(pk.orig if direction == "orig" else ~pk.orig),
+                   direction, max_ticks)
     _draw_resets(ax, taxis, resets, highlight)
     _draw_timeouts(ax, taxis, resets, highlight)
     _decorate(ax, taxis, flow, resets, len(pk), squeeze)
@@ -208,15 +210,14 @@ def _tick_half_height(payload: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     return h
 
 
-def _draw_lane(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, direction: str, max_ticks: int) -> None:
+def _draw_lane(ax: Axes, taxis: TimeAxis, pk: FlowRows, direction: str, max_ticks: int) -> None:
     # lazy: matplotlib loads only when something is drawn
     from matplotlib.collections import LineCollection
 
     y = LANE_Y[direction]
-    flags = pk["flags"].to_numpy(dtype=np.int64)
-    body = pk[(flags & TH_RST) == 0]  # RSTs get their own markers
-    x = taxis.to_x(body["ts_ns"].to_numpy(dtype=np.int64)) if len(body) else np.empty(0)
-    payload = body["payload_len"].to_numpy(dtype=np.float64)
+    body = pk.where((pk.flags & TH_RST) == 0)  # RSTs get their own markers
+    x = taxis.to_x(body.ts_ns) if len(body) else np.empty(0)
+    payload = body.payload_len
     binned = len(body) > max_ticks
     if binned and len(x):
         lo, hi = float(x.min()), float(x.max())
@@ -236,10 +237,9 @@ def _draw_lane(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, direction: str, max_
     ax.add_collection(lc)
     # Handshake and close markers: few, and they anchor the reading of the lane.
     for bit, marker, gid in ((TH_SYN, ">", "syn-marker"), (TH_FIN, "s", "fin-marker")):
-        fl = body["flags"].to_numpy(dtype=np.int64)
-        sel = (fl & bit) != 0
+        sel = (body.flags & bit) != 0
         if sel.any():
-            xs = taxis.to_x(body["ts_ns"].to_numpy(dtype=np.int64)[sel][:50])
+            xs = taxis.to_x(body.ts_ns[sel][:50])
             ax.plot(xs, np.full(len(xs), y + 0.42), ls="none", marker=marker, ms=5,
                     color=LANE_COLORS[direction], gid=gid)
 
@@ -638,13 +638,13 @@ def _segment_ticks(taxis: TimeAxis, n_total: int = 8) -> dict[float, str]:
 # -- TTL track ---------------------------------------------------------------
 
 
-def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: FlowRecord,
+def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: FlowRows, flow: FlowRecord,
               resets: Sequence[ResetRecord], max_ticks: int) -> None:
-    flags = pk["flags"].to_numpy(dtype=np.int64)
+    not_rst = (pk.flags & TH_RST) == 0
     for direction in ("orig", "resp"):
-        sel = ((pk["direction"] == direction).to_numpy(dtype=bool)) & ((flags & TH_RST) == 0)
-        x = taxis.to_x(pk["ts_ns"].to_numpy(dtype=np.int64)[sel])
-        ttl = pk["ttl"].to_numpy(dtype=np.int64)[sel]
+        sel = (pk.orig if direction == "orig" else ~pk.orig) & not_rst
+        x = taxis.to_x(pk.ts_ns[sel])
+        ttl = pk.ttl[sel]
         if len(x) > max_ticks:
             # One point per (display bin, TTL value): a TTL change still shows.
             lo, hi = float(x.min()), float(x.max())
@@ -669,7 +669,7 @@ def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: pd.DataFrame, flow: FlowRecord,
         ax.plot([xr], [r.ttl], ls="none", marker="X", ms=8,
                 color=origin_color(r.origin), markeredgecolor="black",
                 markeredgewidth=0.5, gid="rst-ttl")
-    ttls = pk["ttl"].to_numpy(dtype=np.int64)
+    ttls = pk.ttl
     if len(ttls):
         lo_t, hi_t = int(ttls.min()), int(ttls.max())
         ax.set_ylim(lo_t - 3 - 0.1 * (hi_t - lo_t), hi_t + 3 + 0.1 * (hi_t - lo_t))

@@ -25,7 +25,7 @@ from rstscope.errors import OutputError, UsageError
 from rstscope.flowsubset import FlowSubset
 from rstscope.plot.cli import default_output
 from rstscope.report.files import write_report
-from rstscope.report.html import ReportLimits, build_report
+from rstscope.report.html import DEFAULT_TIMELINES, ReportLimits, build_report
 
 
 @click.command("report", epilog=exit_codes_epilog())
@@ -36,6 +36,10 @@ from rstscope.report.html import ReportLimits, build_report
               help="HTML file to write. Default: <first capture>-report.html here.")
 @click.option("--max-sections", type=click.IntRange(0, 10_000), default=20, show_default=True,
               help="Resets per capture shown in full (timeline, evidence, advice).")
+@click.option("--max-timelines", type=click.IntRange(0, 10_000), default=DEFAULT_TIMELINES,
+              show_default=True,
+              help="Flows of those sections whose timeline is drawn (each takes ~0.1 s); the "
+                   "others say how to plot theirs.")
 @click.option("--max-size", "max_size", default="8", show_default=True, metavar="SIZE",
               help="Stop embedding figures once the page reaches this size (millions of "
                    "bytes, or k/m/g suffix as tcpdump -C).")
@@ -49,8 +53,8 @@ from rstscope.report.html import ReportLimits, build_report
               help="SSLKEYLOGFILE to decrypt TLS so HTTP/2 frames show (implies --enrich).")
 @join_option
 def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | None,
-           max_sections: int, max_size: str, image_format: str, tls: bool, tls_alias: bool,
-           keylog: str | None, do_join: bool = False, **shared: Any) -> None:
+           max_sections: int, max_timelines: int, max_size: str, image_format: str, tls: bool,
+           tls_alias: bool, keylog: str | None, do_join: bool = False, **shared: Any) -> None:
     """Write one self-contained HTML report (no external resources) for the FILES.
 
     With --join, FILES are two captures of one incident (near the client, then near
@@ -70,7 +74,8 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
     if max_bytes < 100_000:
         raise UsageError(f"--max-size {max_size}: at least 100k is needed for one figure")
     out = Path(output) if output else default_output(files[0], "report", "html")
-    limits = ReportLimits(max_sections=max_sections, image_format=image_format,
+    limits = ReportLimits(max_sections=max_sections, max_timelines=max_timelines,
+                          image_format=image_format,
                           max_report_bytes=max_bytes, tls=tls or tls_alias or bool(keylog),
                           keylog=keylog)
     if keylog:

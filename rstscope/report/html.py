@@ -8,8 +8,9 @@ put into markup; fragments are never escaped again.  The page has no script,
 no external CSS, fonts or images: figures are ``data:`` URIs, and a
 Content-Security-Policy (``default-src 'none'``) makes the browser refuse any
 fetch that might slip in.  Size is capped: at most ``max_sections`` resets get
-a full section, images are capped in bytes, and once the page budget is
-spent, later figures are replaced by a note.
+a full section, the first ``max_timelines`` flows of those sections get a
+timeline (the others say so and how to draw theirs), images are capped in
+bytes, and once the page budget is spent, later figures are replaced by a note.
 """
 
 from __future__ import annotations
@@ -38,10 +39,18 @@ from rstscope.results import EnrichedReset
 from rstscope.textfit import sure_wordings_of
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from rstscope.core.records import Evidence, ResetRecord
     from rstscope.results import RecordSource
+
+
+# Timelines drawn per capture by default (``--max-timelines``).  A timeline costs
+# ~0.1 s of CPU (matplotlib, mostly text); with the overview, the histogram and
+# matplotlib's import (~0.55 s together) four keep `rstscope report` within
+# ~1 s of `rstscope analyze` on the 1M-packet capture (docs/performance.md).
+DEFAULT_TIMELINES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +65,14 @@ class ReportLimits:
     dpi: int = 72
     tls: bool = False  # add TLS/HTTP2 context (SNI, last records, alerts) via rstscope.enrich
     keylog: str | None = None  # SSLKEYLOGFILE for that context (decrypts HTTP/2)
+    # Flows of the sections whose timeline is drawn, per capture (in section order);
+    # sections past it keep their text and say how to draw theirs.
+    max_timelines: int = DEFAULT_TIMELINES
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
             raise UsageError(f"image format must be png or svg, not {self.image_format!r}")
-        if self.max_sections < 0 or self.max_table_rows < 0:
+        if self.max_sections < 0 or self.max_table_rows < 0 or self.max_timelines < 0:
             raise UsageError("report limits must not be negative")
 
 
@@ -283,8 +295,9 @@ class _Timelines:
 
 
 def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
-                   limits: ReportLimits, budget: _Budget, packets: pd.DataFrame | None,
-                   drawn: dict[str, str], timelines: _Timelines) -> str:
+                   limits: ReportLimits, budget: _Budget,
+                   packets: npt.NDArray[Any] | pd.DataFrame | None,
+                   drawn: dict[str, str], to_draw: set[str], timelines: _Timelines) -> str:
     conf_s = f"{float(r.confidence):.0%}"
     head = (f'<h3>RST {n} \u00b7 frame {esc(r.frame)} \u00b7 '
             f'{esc(r.src)}:{esc(r.sport)} \u2192 {esc(r.dst)}:{esc(r.dport)}'
@@ -300,6 +313,10 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
     if flow_key in drawn:
         fig = (f'<p class="note">Timeline: same flow as <a href="#{esc(drawn[flow_key])}">'
                f"the section above</a>.</p>")
+    elif flow_key not in to_draw:
+        fig = (f'<p class="note timeline-capped">Timeline not drawn: the report draws '
+               f"{limits.max_timelines or 'none'} per capture (<code>--max-timelines</code>); "
+               f"plot this one with <code>rstscope plot FILE --flow {esc(flow_key)}</code>.</p>")
     elif packets is None:
         fig = '<p class="note">Timeline unavailable: packets cannot be re-read from this source.</p>'
     else:
@@ -395,11 +412,16 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
         parts.append('<p class="note">No TCP resets in this capture.</p>')
     else:
         parts.append(_reset_table(resets, idx, limits, set(range(1, len(shown) + 1))))
-    packets = _flow_packets(analysis, {str(r.flow_id) for r in shown}) if shown else None
+    flows = list(dict.fromkeys(str(r.flow_id) for r in shown))
+    to_draw = set(flows[: limits.max_timelines])
+    if len(flows) > len(to_draw):
+        parts.append(_timelines_note(idx, limits, len(to_draw), len(flows)))
+    packets = _flow_packets(analysis, to_draw) if to_draw else None
     drawn: dict[str, str] = {}
     timelines = _Timelines()
     for n, r in enumerate(shown, 1):
-        parts.append(_reset_section(analysis, r, n, idx, limits, budget, packets, drawn, timelines))
+        parts.append(_reset_section(analysis, r, n, idx, limits, budget, packets, drawn, to_draw,
+                                    timelines))
     if len(resets) > len(shown):
         parts.append(f'<p class="omitted" id="omitted-{idx}">{len(resets) - len(shown)} more '
                      f"resets are in the table above but not shown in detail (cap: "
@@ -409,12 +431,24 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
     return "\n".join(parts)
 
 
+def _timelines_note(idx: int, limits: ReportLimits, n_drawn: int, n_flows: int) -> str:
+    """Said once above the sections: not every section's flow has its timeline."""
+    first = ("none of the flows" if n_drawn == 0 else "the first flow" if n_drawn == 1
+             else f"the first {n_drawn} flows")
+    return (f'<p class="note" id="timelines-capped-{idx}">Timelines are drawn for {first} '
+            f"of the {n_flows} in the sections below (cap: {limits.max_timelines}, as each "
+            "takes a moment to draw); raise it with <code>--max-timelines</code>, or plot one "
+            "flow with <code>rstscope plot FILE --flow ID</code>.</p>")
+
+
 def _discard(_value: object) -> None:
     return None
 
 
-def _flow_packets(analysis: RecordSource, flow_ids: set[str]) -> pd.DataFrame | None:
-    """The packets of the given flows only, read again from the source in one streaming pass."""
+def _flow_packets(analysis: RecordSource, flow_ids: set[str]
+                  ) -> npt.NDArray[Any] | pd.DataFrame | None:
+    """The packets of the given flows only, read again from the source in one streaming
+    pass (packed rows: no pandas on the report's path)."""
     try:
         return select_flow_packets(analysis, flow_ids)
     except ValueError:

@@ -4,20 +4,27 @@ itself is the analysis's one packet provider, rstscope.flowpackets)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from rstscope.results import RecordSource
 
 
-def select_flow_packets(records: RecordSource, flow_ids: Iterable[str]) -> pd.DataFrame:
-    """Packets (the ``Analysis.packets`` columns) of the flows with these ids.
+def select_flow_packets(records: RecordSource, flow_ids: Iterable[str]
+                        ) -> npt.NDArray[Any] | pd.DataFrame:
+    """Packets of the flows with these ids: packed ``PACKET_DTYPE`` rows re-read from
+    the source (no pandas on the report's path), or the analysis' packet frame when
+    the source cannot be read again but a notebook already loaded its packets.
 
     Raises:
-        ValueError: the analysis' source cannot be re-read (stdin, a stream).
+        ValueError: the packets can neither be re-read (stdin, a stream) nor were loaded.
     """
     wanted = {str(f) for f in flow_ids}
     flows = [f for f in records.typed_flows() if str(f.flow_id) in wanted]
-    return records.flow_packets.of_flows(flows)
+    try:
+        return records.flow_packets.rows_of_flows(flows)
+    except ValueError:
+        return records.flow_packets.of_flows(flows)  # the loaded frame, or ValueError

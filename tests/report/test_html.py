@@ -68,6 +68,35 @@ def test_section_cap_and_note(report_analysis):
     assert html.count('href="#reset-1-') == 1
 
 
+def test_timeline_cap_says_so_and_keeps_the_sections(report_analysis):
+    """Past --max-timelines a section keeps its text and says how to draw its timeline;
+    the page says once, above the sections, that not every flow was drawn."""
+    html = build_report([report_analysis], limits=ReportLimits(max_timelines=1))
+    page = parse(html)
+    assert len(page.all("section", "reset")) == 2
+    assert len(page.all("figure", "timeline")) == 1
+    assert "timelines-capped-1" in page.ids
+    capped = page.all("p", "timeline-capped")
+    assert len(capped) == 1
+    second = html.split('id="reset-1-2"')[1].split("</section>")[0]
+    flow = second.split("flow ")[1].split(" ")[0]
+    assert "Timeline not drawn" in second and f"--flow {flow}</code>" in second
+    note = html.split('id="timelines-capped-1"')[1].split("</p>")[0]
+    assert "for the first flow of the 2 " in note and "--max-timelines" in note
+    assert offline_problems(html) == []
+    # None drawn: no figure and no packets read again, every section still there.
+    html = build_report([report_analysis], limits=ReportLimits(max_timelines=0))
+    page = parse(html)
+    assert len(page.all("figure", "timeline")) == 0 and len(page.all("p", "timeline-capped")) == 2
+    assert "none of the flows" in html and len(page.all("section", "reset")) == 2
+    assert "the report draws none per capture" in html
+    # Under the cap: no note at all.
+    html = build_report([report_analysis], limits=ReportLimits(max_timelines=2))
+    assert "timelines-capped" not in html and "timeline-capped" not in html
+    with pytest.raises(UsageError):
+        ReportLimits(max_timelines=-1)
+
+
 def test_report_size_cap_drops_figures_not_content(report_analysis):
     html = build_report([report_analysis], limits=ReportLimits(max_report_bytes=5_000))
     page = parse(html)

@@ -23,6 +23,18 @@ def test_report_command_writes_one_file(report_capture, tmp_path):
     assert "data:image/svg+xml;base64," in html
 
 
+def test_report_max_timelines(report_capture, tmp_path):
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(report, [str(report_capture.path), "-o", str(out),
+                                      "--max-timelines", "1"])
+    assert res.exit_code == 0, res.output
+    page = parse(out.read_text())
+    assert len(page.all("figure", "timeline")) == 1 and len(page.all("p", "timeline-capped")) == 1
+    res = CliRunner().invoke(report, [str(report_capture.path), "-o", str(out),
+                                      "--max-timelines", "-1"])
+    assert res.exit_code == 2
+
+
 def test_report_default_name(report_capture, tmp_path):
     cwd = os.getcwd()
     try:

@@ -6,7 +6,9 @@ committed sample's first reset is drawn both ways: into a fresh figure, and into
 the report's figure right after a different flow (the mixed capture's) was drawn
 into it; the PNGs must be byte-identical.  The fixed layout must also keep every
 text inside the figure and free of overlaps, as tests/plot/test_no_overlap.py
-asks of the constrained one.
+asks of the constrained one; those boxes are measured under the report's own
+matplotlib settings (report_rc: unhinted text, a little wider than hinted), as
+the report draws them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rstscope.plot.gaps import idle_gap_histogram  # noqa: E402
 from rstscope.plot.overview import overview  # noqa: E402
 from rstscope.plot.timeline import timeline  # noqa: E402
 from rstscope.report.html import _Timelines  # noqa: E402
-from rstscope.report.images import render_data_uri  # noqa: E402
+from rstscope.report.images import render_data_uri, report_rc  # noqa: E402
 from tests.plot.test_no_overlap import _overlaps, _text_boxes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,8 +65,9 @@ def test_recycled_figure_renders_the_pixels_of_a_fresh_one(cap: Path, report_ana
     want = render_data_uri(draw_fresh, **kw)  # type: ignore[arg-type]
     assert want is not None
     fig = fresh["fig"]
-    assert not _overlaps(fig), _overlaps(fig)
-    assert not _outside(fig), _outside(fig)
+    with report_rc():
+        assert not _overlaps(fig), _overlaps(fig)
+        assert not _outside(fig), _outside(fig)
 
     # Something else first: another capture's reset, with other labels and limits.
     reused = _Timelines()
@@ -97,5 +100,6 @@ def test_overview_and_histogram_fit_without_a_layout_engine(report_analysis) -> 
         assert render_data_uri(keep(draw), width_in=10.5, height_in=height, fixed_layout=True,
                                max_bytes=10**7) is not None
     for fig in figs:
-        assert not _overlaps(fig), _overlaps(fig)
-        assert not _outside(fig), _outside(fig)
+        with report_rc():
+            assert not _overlaps(fig), _overlaps(fig)
+            assert not _outside(fig), _outside(fig)
