@@ -7,8 +7,6 @@ the committed samples to the same expectations).
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,14 +14,9 @@ import pytest
 from rstscope.api import analyze
 from rstscope.join import join
 from rstscope.lab import LabResult, run_scenario  # noqa: F401 - run_scenario: maxconn test
+from tests.lab.marks import LAB_ROOT_MARKS
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lab needs Linux namespaces"),
-    pytest.mark.skipif(os.geteuid() != 0 if hasattr(os, "geteuid") else True,
-                       reason="lab needs root (network namespaces)"),
-]
+pytestmark = LAB_ROOT_MARKS
 
 
 def _run(tmp: Path, name: str, ip_v: int = 4) -> LabResult:

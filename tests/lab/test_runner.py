@@ -9,8 +9,6 @@ configured timeout, where it is *not* seen.  When the analyzer API exists
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,9 @@ import pytest
 from rstscope.lab import LabResult, run_scenario
 from rstscope.lab.truth import read_segments
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN
+from tests.lab.marks import LAB_ROOT_MARKS
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lab needs Linux namespaces"),
-    pytest.mark.skipif(os.geteuid() != 0 if hasattr(os, "geteuid") else True,
-                       reason="lab needs root (network namespaces)"),
-]
+pytestmark = LAB_ROOT_MARKS
 
 _RESULTS: dict[tuple[str, int, tuple[tuple[str, str], ...]], LabResult] = {}
 

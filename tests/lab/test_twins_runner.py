@@ -6,8 +6,6 @@ the scenario claims: who made it, after what, and what the capture shows before 
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +14,9 @@ import pytest
 from rstscope.lab import LabResult, run_scenario
 from rstscope.lab.truth import Seg, read_segments
 from rstscope.schema import TH_ACK, TH_FIN, TH_RST, TH_SYN
+from tests.lab.marks import LAB_ROOT_MARKS
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lab needs Linux namespaces"),
-    pytest.mark.skipif(os.geteuid() != 0 if hasattr(os, "geteuid") else True,
-                       reason="lab needs root (network namespaces)"),
-]
+pytestmark = LAB_ROOT_MARKS
 
 # Default path: srv -> client crosses lb, rtr, fw (3 routers); TTLs of the defaults.
 TTL_SRV, TTL_CLIENT = 64, 128
