@@ -1,7 +1,8 @@
 """Live-capture benchmark: a port-443 burst replayed into a veth pair, tcpdump and rstscope together.
 
 Usage (from the repository root, as root; needs ``tcpreplay``, ``tcpdump`` and
-``ip``: ``apt-get install tcpreplay``; benchmarks are not run by CI)::
+``ip``: ``apt-get install tcpreplay``; ``--senders`` also needs ``editcap``, from
+wireshark-common; benchmarks are not run by CI)::
 
     .venv/bin/python benchmarks/bench_live.py --packets 300000 --rates 300000,600000
 
@@ -154,7 +155,51 @@ def tcpdump_counts(text: str) -> tuple[int, int]:
     return (int(cap.group(1)) if cap else -1, int(drop.group(1)) if drop else -1)
 
 
-def replay_once(pair: Pair, capture: Path, rate: str, tool: str, snaplen: int,
+def split_capture(capture: Path, parts: int, out_dir: Path) -> list[Path]:
+    """``capture`` cut into ``parts`` consecutive pieces of (nearly) equal packet count,
+    for as many tcpreplay processes: one sender tops out at a few hundred thousand
+    packets/s on a small machine, below twice the issue's rate."""
+    if parts == 1:
+        return [capture]
+    total = count_packets(capture)
+    per = -(-total // parts)
+    stem = out_dir / "part.pcap"
+    subprocess.run(["editcap", "-F", "pcap", "-c", str(per), str(capture), str(stem)],
+                   check=True, capture_output=True)
+    pieces = sorted(out_dir.glob("part_*.pcap"))
+    if len(pieces) != parts:
+        raise RuntimeError(f"editcap made {len(pieces)} pieces, not {parts}")
+    return pieces
+
+
+def _replay(pair: Pair, pieces: list[Path], rate: str) -> str:
+    """Replay every piece at once, one tcpreplay each (``rate`` shared between them);
+    the packets sent and the summed rate reached."""
+    pace = (["--topspeed"] if rate == "topspeed"
+            else [f"--pps={max(1, int(rate) // len(pieces))}"])
+    procs = [subprocess.Popen(["ip", "netns", "exec", pair.snd, "tcpreplay", "-K", "-i",
+                               "snd0", *pace, str(piece)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for piece in pieces]
+    sent_total, pps_total, rates = 0, 0.0, []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tcpreplay failed: {err or out}")
+        m = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", out)
+        sent = re.search(r"Actual: (\d+) packets", out)
+        if not (m and sent):
+            return out.strip()
+        sent_total += int(sent.group(1))
+        pps_total += float(m.group(1))
+        rates.append(f"{float(m.group(1)) / 1000:.0f}k")
+    # Each sender's rate is over its own run; they start together and carry equal
+    # shares, so the sum is the rate the receiver saw while all of them were sending.
+    how = f" ({' + '.join(rates)}, {len(pieces)} senders)" if len(pieces) > 1 else ""
+    return f"{sent_total} packets at {pps_total / 1000:.0f}k pps{how}"
+
+
+def replay_once(pair: Pair, pieces: list[Path], rate: str, tool: str, snaplen: int,
                 buffer_kib: int, work: Path,
                 mode: str = "ring") -> tuple[str, Outcome, Outcome, list[float]]:
     """One replay with tcpdump and ``rstscope TOOL`` listening; their outcomes."""
@@ -181,22 +226,14 @@ def replay_once(pair: Pair, capture: Path, rate: str, tool: str, snaplen: int,
     td_err.wait("listening on")
     rs_err.wait("listening on")
     time.sleep(0.5)
-    pace = ["--topspeed"] if rate == "topspeed" else [f"--pps={rate}"]
-    rep = subprocess.run(["ip", "netns", "exec", pair.snd, "tcpreplay", "-K", "-i", "snd0", *pace,
-                          str(capture)], capture_output=True, text=True, timeout=600)
-    if rep.returncode != 0:
-        raise RuntimeError(f"tcpreplay failed: {rep.stderr or rep.stdout}")
+    replay = _replay(pair, pieces, rate)
     time.sleep(2.0)  # both rings drain; a partly filled block is handed over after its timeout
-    for p in (td, rs):
-        p.send_signal(signal.SIGINT)
-    for p in (td, rs):
-        p.wait(timeout=120)
+    for proc in (td, rs):
+        proc.send_signal(signal.SIGINT)
+    for proc in (td, rs):
+        proc.wait(timeout=120)
     for lines in (td_err, rs_out, rs_err):
         lines.join()
-    m = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", rep.stdout)
-    sent = re.search(r"Actual: (\d+) packets", rep.stdout)
-    replay = (f"{int(sent.group(1)) if sent else '?'} packets at "
-              f"{float(m.group(1)) / 1000:.0f}k pps" if m else rep.stdout.strip())
 
     t = Outcome("tcpdump")
     t.captured, t.dropped = tcpdump_counts(td_err.text)
@@ -236,10 +273,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--snaplen", type=int, default=256)
     ap.add_argument("--buffer-kib", type=int, default=16384)
+    ap.add_argument("--senders", type=int, default=1,
+                    help="tcpreplay processes sending the burst's consecutive parts at once, "
+                         "the rate shared between them (needs editcap)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_live.py needs root (namespaces, packet capture)")
-    for tool in ("tcpreplay", "tcpdump", "ip"):
+    for tool in ("tcpreplay", "tcpdump", "ip", *(("editcap",) if args.senders > 1 else ())):
         if not shutil.which(tool):
             sys.exit(f"bench_live.py needs {tool} (apt-get install {tool})")
     with tempfile.TemporaryDirectory(prefix="rstscope-bench-live-") as tmp:
@@ -250,6 +290,9 @@ def main() -> None:
             capture = Path(tmp, "burst.pcap")
             subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"),
                             str(args.packets), str(capture)], check=True)
+        parts_dir = Path(tmp, "parts")
+        parts_dir.mkdir()
+        pieces = split_capture(capture, max(1, args.senders), parts_dir)
         print(f"burst: {capture.name}, {args.packets:,} packets from make_capture.py "
               f"(seed 443); snaplen {args.snaplen}, -B {args.buffer_kib}, filter '{FILTER}'")
         print(f"load average before: {loadavg()} ({os.cpu_count()} cores)")
@@ -261,7 +304,7 @@ def main() -> None:
                 for tool, mode, _ in itertools.product(args.tools.split(","),
                                                        args.modes.split(","),
                                                        range(args.repeat)):
-                        replay, t, r, lat = replay_once(pair, capture, rate, tool, args.snaplen,
+                        replay, t, r, lat = replay_once(pair, pieces, rate, tool, args.snaplen,
                                                         args.buffer_kib, work, mode)
                         delay = f"{max(lat):.3f} s ({len(lat)} RSTs)" if lat else ""
                         if mode != "ring":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from string import Template
@@ -316,7 +317,8 @@ def _reset_section(analysis: RecordSource, r: ResetRecord, n: int, idx: int,
     elif flow_key not in to_draw:
         fig = (f'<p class="note timeline-capped">Timeline not drawn: the report draws '
                f"{limits.max_timelines or 'none'} per capture (<code>--max-timelines</code>); "
-               f"plot this one with <code>rstscope plot FILE --flow {esc(flow_key)}</code>.</p>")
+               f"plot this one with <code>rstscope plot {esc(_shell_file(analysis))} --flow "
+               f"{esc(flow_key)}</code>.</p>")
     elif packets is None:
         fig = '<p class="note">Timeline unavailable: packets cannot be re-read from this source.</p>'
     else:
@@ -415,7 +417,7 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
     flows = list(dict.fromkeys(str(r.flow_id) for r in shown))
     to_draw = set(flows[: limits.max_timelines])
     if len(flows) > len(to_draw):
-        parts.append(_timelines_note(idx, limits, len(to_draw), len(flows)))
+        parts.append(_timelines_note(analysis, idx, limits, len(to_draw), len(flows)))
     packets = _flow_packets(analysis, to_draw) if to_draw else None
     drawn: dict[str, str] = {}
     timelines = _Timelines()
@@ -426,19 +428,27 @@ def _capture_section(analysis: RecordSource, idx: int, limits: ReportLimits, bud
         parts.append(f'<p class="omitted" id="omitted-{idx}">{len(resets) - len(shown)} more '
                      f"resets are in the table above but not shown in detail (cap: "
                      f"{limits.max_sections}); raise it with <code>--max-sections</code> or plot "
-                     "one with <code>rstscope plot FILE --reset N</code>.</p>")
+                     f"one with <code>rstscope plot {esc(_shell_file(analysis))} --reset N</code>."
+                     "</p>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _timelines_note(idx: int, limits: ReportLimits, n_drawn: int, n_flows: int) -> str:
+def _shell_file(analysis: RecordSource) -> str:
+    """The capture's name as the user gave it, quoted for a shell: the report's
+    "plot this one with ..." lines are commands to copy, not templates to fill in."""
+    return shlex.quote(str(analysis.file))
+
+
+def _timelines_note(analysis: RecordSource, idx: int, limits: ReportLimits, n_drawn: int,
+                    n_flows: int) -> str:
     """Said once above the sections: not every section's flow has its timeline."""
     first = ("none of the flows" if n_drawn == 0 else "the first flow" if n_drawn == 1
              else f"the first {n_drawn} flows")
     return (f'<p class="note" id="timelines-capped-{idx}">Timelines are drawn for {first} '
             f"of the {n_flows} in the sections below (cap: {limits.max_timelines}, as each "
             "takes a moment to draw); raise it with <code>--max-timelines</code>, or plot one "
-            "flow with <code>rstscope plot FILE --flow ID</code>.</p>")
+            f"flow with <code>rstscope plot {esc(_shell_file(analysis))} --flow ID</code>.</p>")
 
 
 def _discard(_value: object) -> None:

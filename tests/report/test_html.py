@@ -5,8 +5,10 @@ Frame numbers of the resets are checked against tshark, not rstscope.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+from html import escape as html_escape
 
 import pytest
 
@@ -83,6 +85,10 @@ def test_timeline_cap_says_so_and_keeps_the_sections(report_analysis):
     assert "Timeline not drawn" in second and f"--flow {flow}</code>" in second
     note = html.split('id="timelines-capped-1"')[1].split("</p>")[0]
     assert "for the first flow of the 2 " in note and "--max-timelines" in note
+    # The commands name the capture itself (shell-quoted, HTML-escaped), ready to copy.
+    cmd = f"rstscope plot {html_escape(shlex.quote(str(report_analysis.file)))} --flow"
+    assert f"{cmd} {flow}</code>" in second and f"{cmd} ID</code>" in note
+    assert "plot FILE" not in html
     assert offline_problems(html) == []
     # None drawn: no figure and no packets read again, every section still there.
     html = build_report([report_analysis], limits=ReportLimits(max_timelines=0))
