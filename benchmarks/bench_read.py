@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+from typing import Any
 
 from harness import loadavg, measure, params_line, tshark_fields_cmd
 
@@ -91,7 +92,7 @@ def count_packets(path: str) -> int:
     return int(out.split()[-1])
 
 
-def bench(path: str, repeat: int, sample: int, only: set[str] | None) -> list[dict]:
+def bench(path: str, repeat: int, sample: int, only: set[str] | None) -> list[dict[str, Any]]:
     py = sys.executable
     n = count_packets(path)
     tools = {
@@ -104,7 +105,7 @@ def bench(path: str, repeat: int, sample: int, only: set[str] | None) -> list[di
     if only:
         tools = {k: v for k, v in tools.items() if k.split()[0] in only}
     res = measure(tools, repeat)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, t in res.items():
         walls, cpus, note = list(t.walls), list(t.cpus), ""
         if name.startswith("scapy"):
@@ -134,7 +135,7 @@ TARGETS = (("tshark -T fields", "faster", 20.0), ("scapy PcapReader", "faster", 
 RSS_LIMIT_MB = 400
 
 
-def targets(rows: list[dict]) -> list[str]:
+def targets(rows: list[dict[str, Any]]) -> list[str]:
     by = {r["tool"]: r for r in rows}
     me = by.get("rstscope")
     if me is None:

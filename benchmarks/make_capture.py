@@ -26,6 +26,7 @@ import argparse
 import json
 import random
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -39,13 +40,13 @@ TS_OPTS_LEN = 12
 
 
 def _flow_packets(rng: random.Random, fid: int, t0: float, n_target: int, kind: str,
-                  has_ts: bool, idle: float) -> list[tuple]:
+                  has_ts: bool, idle: float) -> list[tuple[Any, ...]]:
     """Packets of one flow as tuples (ts, dir, flags, seq, ack, plen, opt, tls, ttl_kind)."""
     cseq = rng.getrandbits(32)
     sseq = rng.getrandbits(32)
     rtt = rng.uniform(0.002, 0.08)
     t = t0
-    out: list[tuple] = []
+    out: list[tuple[Any, ...]] = []
     # dir 0 = client->server, 1 = server->client; opt: 0 none, 1 SYN options, 2 TS.
     ts_opt = 2 if has_ts else 0
     out.append((t, 0, 0x02, cseq, 0, 0, 1, 0, 0))
@@ -107,7 +108,7 @@ def _flow_packets(rng: random.Random, fid: int, t0: float, n_target: int, kind: 
     return out
 
 
-def generate(n: int, seed: int) -> tuple[list[tuple], list[dict]]:
+def generate(n: int, seed: int) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     rng = random.Random(seed)
     n_flows = max(1, n // 200)
     span = max(60.0, n / 680.0)

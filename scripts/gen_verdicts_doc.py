@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "verdicts.md"
@@ -53,13 +54,21 @@ def scoring_table() -> str:
 SECTIONS = {"evidence": evidence_table, "scoring": scoring_table}
 
 
+def _keep_marks(body: str) -> Callable[[re.Match[str]], str]:
+    """A replacement that keeps the begin/end marks around ``body`` (a function, not a
+    template: ``body`` may hold backslashes)."""
+    def sub(m: re.Match[str]) -> str:
+        return m.group(1) + body + "\n" + m.group(2)
+    return sub
+
+
 def render(text: str, sections: dict[str, object] | None = None) -> str:
     for name, make in (sections or SECTIONS).items():
         pat = re.compile(rf"(<!-- begin {name} -->\n)(?:.*?\n)?(<!-- end {name} -->)", re.S)
         if not pat.search(text):
             raise SystemExit(f"docs/verdicts.md has no '<!-- begin {name} -->' section")
         body = make() if callable(make) else str(make)
-        text = pat.sub(lambda m, b=body: m.group(1) + b + "\n" + m.group(2), text)
+        text = pat.sub(_keep_marks(body), text)
     return text
 
 
