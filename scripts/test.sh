@@ -36,8 +36,8 @@ echo "== installing rstscope with test extras"
   | grep -v '^WARNING: Location' || true
 
 echo "== ruff"
-.venv/bin/ruff check rstscope tests benchmarks
+.venv/bin/ruff check rstscope tests benchmarks scripts
 echo "== mypy"
-.venv/bin/mypy rstscope
+.venv/bin/mypy rstscope scripts benchmarks
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"
