@@ -18,6 +18,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The lab's labelled captures, committed with the repository (samples/README.md).
 SAMPLES = REPO_ROOT / "samples"
+#: The shipped JSON Schema of ``analyze --format json``, read once for every test that
+#: validates against it.
+ANALYZE_SCHEMA: dict[str, Any] = json.loads(
+    (REPO_ROOT / "rstscope" / "data" / "analyze.schema.json").read_text())
 
 
 def sample_labels(pcap: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import ANALYZE_SCHEMA, SAMPLES
 from tests.test_cli import run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,12 +210,11 @@ def test_csv_has_alternatives_best_guess_and_action(capsys):
 def test_json_has_one_shape_for_one_and_two_files(capsys):
     import jsonschema
 
-    schema = json.loads((REPO / "rstscope" / "data" / "analyze.schema.json").read_text())
     _, one, _ = run(["analyze", "--format", "json", str(LLM)], capsys)
     _, two, _ = run(["analyze", "--format", "json", str(LLM), str(L4LB)], capsys)
     d1, d2 = json.loads(one), json.loads(two)
-    jsonschema.validate(d1, schema)
-    jsonschema.validate(d2, schema)
+    jsonschema.validate(d1, ANALYZE_SCHEMA)
+    jsonschema.validate(d2, ANALYZE_SCHEMA)
 
     def shape(v: object) -> object:
         if isinstance(v, dict):

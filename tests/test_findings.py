@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
+
+import jsonschema
 
 from rstscope.api import analyze
 from rstscope.findings import render_stalls, stalls_summary
 from rstscope.table import render
-
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+from tests.conftest import ANALYZE_SCHEMA, SAMPLES
 
 
 def _table(name: str, width: int = 80) -> str:
@@ -66,20 +71,19 @@ def test_report_shows_stalls_beside_the_resets(tmp_path: Path) -> None:
     assert "Stalls (no RST" not in plain
 
 
-def test_json_envelope_with_stalls_validates_against_the_shipped_schema() -> None:
-    import json
-    import subprocess
-    import sys
-
-    import jsonschema
-
-    schema = json.loads((SAMPLES.parent / "rstscope" / "data" / "analyze.schema.json").read_text())
+def _validated_json(*names: str) -> dict[str, Any]:
+    """``rstscope analyze --format json`` of these samples (its own process, as a user
+    runs it), checked against the shipped schema."""
     out = subprocess.run([sys.executable, "-m", "rstscope", "analyze", "--format", "json",
-                          str(SAMPLES / "accept-overflow.client.pcap"),
-                          str(SAMPLES / "worker-timeout.client.pcap")],
+                          *(str(SAMPLES / n) for n in names)],
                          capture_output=True, text=True, check=True).stdout
-    doc = json.loads(out)
-    jsonschema.validate(doc, schema)
+    doc: dict[str, Any] = json.loads(out)
+    jsonschema.validate(doc, ANALYZE_SCHEMA)
+    return doc
+
+
+def test_json_envelope_with_stalls_validates_against_the_shipped_schema() -> None:
+    doc = _validated_json("accept-overflow.client.pcap", "worker-timeout.client.pcap")
     assert len(doc["stalls"]) == 4 and {s["file"] for s in doc["stalls"]} == {
         str(SAMPLES / "accept-overflow.client.pcap"), str(SAMPLES / "worker-timeout.client.pcap")}
     assert all(r["cause_id"] == "accept-overflow" for r in doc["resets"])
@@ -88,19 +92,7 @@ def test_json_envelope_with_stalls_validates_against_the_shipped_schema() -> Non
 def test_new_stall_kind_and_cause_alternatives_validate_against_the_schema() -> None:
     # Issue 17: the receiver's view of a black hole (kind data-hole) and a verdict that
     # names the cause it cannot rule out (cause_alternatives) are in the schema.
-    import json
-    import subprocess
-    import sys
-
-    import jsonschema
-
-    schema = json.loads((SAMPLES.parent / "rstscope" / "data" / "analyze.schema.json").read_text())
-    out = subprocess.run([sys.executable, "-m", "rstscope", "analyze", "--format", "json",
-                          str(SAMPLES / "pmtu-blackhole.client.pcap"),
-                          str(SAMPLES / "proxy-buffering.client.pcap")],
-                         capture_output=True, text=True, check=True).stdout
-    doc = json.loads(out)
-    jsonschema.validate(doc, schema)
+    doc = _validated_json("pmtu-blackhole.client.pcap", "proxy-buffering.client.pcap")
     assert [s["kind"] for s in doc["stalls"]] == ["data-hole"]
     alts = {r["cause_id"]: r["cause_alternatives"] for r in doc["resets"]}
     assert alts == {"pmtu-blackhole": [], "proxy-buffering": ["idle-timeout"]}

@@ -20,11 +20,11 @@ import pytest
 
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord
+from tests.conftest import ANALYZE_SCHEMA as SCHEMA
 from tests.conftest import SAMPLES
 from tests.test_cli import run
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((REPO / "rstscope" / "data" / "analyze.schema.json").read_text())
 #: Fields the CLI adds to a reset record beside the dataclass's: always, then only
 #: with --enrich or --probe.
 RESET_EXTRA = {"file", "best_guess", "sure"}

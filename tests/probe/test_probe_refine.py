@@ -14,6 +14,7 @@ from rstscope import api
 from rstscope.core.vocab import Origin, Sender
 from rstscope.probe.hop_evidence import judge
 from rstscope.probe.model import result_from_dict
+from tests.conftest import ANALYZE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -39,9 +40,8 @@ def analyze(capture: str, *probes: str) -> dict:
 def test_agreeing_probe_raises_confidence(capture: str, probe: str) -> None:
     import jsonschema
 
-    schema = json.loads((ROOT / "rstscope" / "data" / "analyze.schema.json").read_text())
     doc = analyze(capture, probe)
-    jsonschema.validate(doc, schema)  # the probe's additions keep the documented envelope
+    jsonschema.validate(doc, ANALYZE_SCHEMA)  # the probe's additions keep the documented envelope
     before = analyze(capture)["resets"]
     after = doc["resets"]
     assert len(before) == len(after) >= 1
