@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,15 +201,27 @@ def _listener() -> socket.socket:
     return srv
 
 
-def _hello_then_server_abort(path: Path, sni: bytes) -> Exchange:
-    """The client sends a ClientHello with ``sni``; the server answers with a RST
-    (SO_LINGER 0 close), the pattern of SNI filtering."""
+@contextlib.contextmanager
+def _captured_connection(path: Path, snaplen: int
+                         ) -> Iterator[tuple[int, socket.socket, socket.socket]]:
+    """(server port, client socket, server socket) of one loopback connection that
+    tcpdump writes to ``path``; the listener and the capture end with the block."""
     srv = _listener()
     port = srv.getsockname()[1]
-    dump = Tcpdump(path, f"tcp port {port}", snaplen=256)
+    dump = Tcpdump(path, f"tcp port {port}", snaplen=snaplen)
     try:
         c = socket.create_connection(("127.0.0.1", port))
         conn, _ = srv.accept()
+        yield port, c, conn
+    finally:
+        srv.close()
+        dump.stop()
+
+
+def _hello_then_server_abort(path: Path, sni: bytes) -> Exchange:
+    """The client sends a ClientHello with ``sni``; the server answers with a RST
+    (SO_LINGER 0 close), the pattern of SNI filtering."""
+    with _captured_connection(path, snaplen=256) as (port, c, conn):
         c.sendall(client_hello(sni))
         conn.recv(4096)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
@@ -218,9 +230,6 @@ def _hello_then_server_abort(path: Path, sni: bytes) -> Exchange:
             c.recv(100)
         cport = c.getsockname()[1] if c.fileno() >= 0 else 0
         c.close()
-    finally:
-        srv.close()
-        dump.stop()
     return Exchange(path, port, (cport,), 0.0, "server")
 
 
@@ -228,12 +237,7 @@ def _pingpong_then_abort(path: Path, *, rounds: int = 50_000, idle_s: float = 1.
     """One flow of ``rounds`` request/echo round trips (TCP_NODELAY, so each is its own
     segment with the ACK piggybacked: ~2 packets per round), then ``idle_s`` of
     silence and a client abort.  50k rounds make a 100k-packet flow in ~3 s."""
-    srv = _listener()
-    port = srv.getsockname()[1]
-    dump = Tcpdump(path, f"tcp port {port}", snaplen=80)
-    try:
-        c = socket.create_connection(("127.0.0.1", port))
-        conn, _ = srv.accept()
+    with _captured_connection(path, snaplen=80) as (port, c, conn):
         for s in (c, conn):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -252,9 +256,6 @@ def _pingpong_then_abort(path: Path, *, rounds: int = 50_000, idle_s: float = 1.
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
         c.close()
         conn.close()
-    finally:
-        srv.close()
-        dump.stop()
     return Exchange(path, port, (cport,), idle_s, "client")
 
 
