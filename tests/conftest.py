@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,20 @@ SAMPLES = REPO_ROOT / "samples"
 #: validates against it.
 ANALYZE_SCHEMA: dict[str, Any] = json.loads(
     (REPO_ROOT / "rstscope" / "data" / "analyze.schema.json").read_text())
+
+
+def make_capture(out: Path, packets: int, *, seed: int = 443, fmt: str = "pcap") -> Path:
+    """A deterministic generated capture (benchmarks/make_capture.py, run as its CLI;
+    ``seed`` and ``fmt`` default as the CLI does)."""
+    path = REPO_ROOT / "benchmarks" / "make_capture.py"
+    if not path.exists():
+        pytest.fail("benchmarks/make_capture.py (the ingestion engineer's generator) is missing")
+    cmd = [sys.executable, str(path), str(packets), str(out), "--seed", str(seed),
+           "--format", fmt]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"make_capture failed: {' '.join(cmd)}\n{proc.stderr}")
+    return out
 
 
 def sample_labels(pcap: Path) -> list[dict[str, Any]]:

@@ -13,19 +13,16 @@ import pytest
 
 from rstscope.errors import EXIT_DATAERR, EXIT_NOINPUT, CaptureError, InputMissingError
 from rstscope.ingest import open_capture
+from tests.conftest import make_capture
 from tests.ingest.helpers import read_all
 from tests.ingest.tshark_ref import compare, tshark_count, tshark_rows
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic pcap (2,000 packets) from the benchmark generator."""
     out = tmp_path_factory.mktemp("bad") / "good.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "2000",
-                    str(out)], check=True, capture_output=True)
-    return out
+    return make_capture(out, 2000)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +11,15 @@ import pytest
 from rstscope.ingest import batches_to_dataframe, read_packets
 from rstscope.ingest.dataframe import DATAFRAME_COLUMNS
 from rstscope.schema import PACKET_COLUMNS, PACKET_DTYPE
+from tests.conftest import make_capture
 from tests.ingest.helpers import idb, shb
 from tests.ingest.tshark_ref import tshark_rows
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("df") / "d.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "800",
-                    str(out), "--seed", "3"], check=True, capture_output=True)
-    return out
+    return make_capture(out, 800, seed=3)
 
 
 def _dtypes(df: pd.DataFrame) -> dict[str, str]:

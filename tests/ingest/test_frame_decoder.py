@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rstscope.ingest import FrameDecoder
+from tests.conftest import make_capture
 from tests.ingest.helpers import read_all
 from tests.ingest.tshark_ref import compare, tshark_rows
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("frames") / "f.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "1500",
-                    str(out), "--seed", "7"], check=True, capture_output=True)
-    return out
+    return make_capture(out, 1500, seed=7)
 
 
 def _frames_via_scapy(path: Path):

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_capture
+
 from .conftest import LiveProc, child_env, needs_root, start_tcpdump
 from .netlab import Net
 from .test_capture import tshark_rows
 
 pytestmark = [pytest.mark.root, needs_root]
 
-ROOT = Path(__file__).resolve().parents[2]
 BURST = 20_000
 
 # Sends every frame of a classic pcap out of one interface through a packet socket;
@@ -63,8 +64,7 @@ SENDER = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def burst(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("burst") / "burst.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), str(BURST),
-                    str(path)], check=True, capture_output=True)
+    make_capture(path, BURST)
     os.chmod(path.parent, 0o755)
     return path
 

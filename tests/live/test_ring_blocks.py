@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +19,7 @@ from rstscope.live.block import frames_to_block
 from rstscope.live.encode import encode_block
 from rstscope.live.ring import packet_offsets, ring_geometry, walk_offsets
 from rstscope.live.writer import Interface, RotatingWriter, RotationPolicy
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import make_capture
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +27,7 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, byt
     """3,000 frames of the benchmark generator's port-443 traffic, cut to 256 bytes like a
     live capture, plus odd sizes (tiny, unpadded, 1-3 bytes past a multiple of 4)."""
     path = tmp_path_factory.mktemp("gen") / "g.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "3000",
-                    str(path)], check=True, capture_output=True)
+    make_capture(path, 3000)
     raw = path.read_bytes()
     out = []
     off = 24

@@ -4,8 +4,6 @@ packed rows re-read without pandas (what the report draws from)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from rstscope.ingest import read_packets
 from rstscope.plot import packets_of_flow
 from rstscope.plot.select import FlowRows, flow_rows
 from rstscope.schema import PACKET_DTYPE
+from tests.conftest import make_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "samples").glob("*.pcap"))
@@ -24,8 +23,7 @@ SAMPLES = sorted((ROOT / "samples").glob("*.pcap"))
 
 def test_one_flow_without_reading_every_packet(tmp_path: Path) -> None:
     cap = tmp_path / "g.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "4000",
-                    str(cap)], check=True, capture_output=True)
+    make_capture(cap, 4000)
     a = analyze(cap)
     everything = read_packets(cap)
     flows = a.flow_records()
@@ -68,8 +66,7 @@ def test_packed_rows_of_a_generated_capture(tmp_path: Path) -> None:
     """Thousands of flows on reused ports and addresses: rows through the sparse index
     match the frame's for a spread of flows, reset flows included."""
     cap = tmp_path / "g.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "20000",
-                    str(cap)], check=True, capture_output=True)
+    make_capture(cap, 20000)
     a = analyze(cap)
     flows = a.typed_flows()
     reset_ids = {r.flow_id for r in a.typed_resets()}

@@ -6,16 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SAMPLES
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import SAMPLES, make_capture
 
 
 def need_tool(name: str) -> str:
@@ -38,24 +35,11 @@ def samples() -> list[Path]:
     return found
 
 
-def make_capture(out: Path, packets: int, *, seed: int = 7, fmt: str = "pcap") -> Path:
-    """A deterministic generated capture (benchmarks/make_capture.py, run as its CLI)."""
-    path = ROOT / "benchmarks" / "make_capture.py"
-    if not path.exists():
-        pytest.fail("benchmarks/make_capture.py (the ingestion engineer's generator) is missing")
-    cmd = [sys.executable, str(path), str(packets), str(out), "--seed", str(seed),
-           "--format", fmt]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0:
-        pytest.fail(f"make_capture failed: {' '.join(cmd)}\n{proc.stderr}")
-    return out
-
-
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 60,000-packet generated capture (~50 MB; thousands of flows, ~RST flows)."""
     d = tmp_path_factory.mktemp("gen")
-    return make_capture(d / "gen.pcap", 60_000)
+    return make_capture(d / "gen.pcap", 60_000, seed=7)
 
 
 def tcpdump_cmd() -> list[str]:
