@@ -8,7 +8,7 @@ last packet).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,19 +128,35 @@ def packets_of_flow(
     # Already read, or else only this flow's packets kept while streaming the
     # capture, instead of materialising every packet of it.
     pk = packets if packets is not None else records.flow_packets.of_flows([flow])
-    oh, op, rh, rp = flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p
-    # Cheap integer tests first; string compares only on the rows they leave.
-    ports = ((pk["sport"] == op) & (pk["dport"] == rp)) | ((pk["sport"] == rp) & (pk["dport"] == op))
-    in_time = (pk["ts_ns"] >= flow.first_ts_ns) & (pk["ts_ns"] <= flow.last_ts_ns)
-    cand = pk[ports & in_time]
-    fwd = ((cand["src"] == oh) & (cand["dst"] == rh) & (cand["sport"] == op)
-           & (cand["dport"] == rp)).to_numpy(dtype=bool)
-    rev = ((cand["src"] == rh) & (cand["dst"] == oh) & (cand["sport"] == rp)
-           & (cand["dport"] == op)).to_numpy(dtype=bool)
-    out = cand[fwd | rev].copy()
-    out["direction"] = np.where(fwd[fwd | rev], "orig", "resp")
+    rows, orig = _match(flow, pk["sport"].to_numpy(), pk["dport"].to_numpy(),
+                        pk["ts_ns"].to_numpy(),
+                        lambda i: (pk["src"].iloc[i].to_numpy(), pk["dst"].iloc[i].to_numpy()),
+                        flow.orig_h, flow.resp_h)
+    out = pk.iloc[rows].copy()
+    out["direction"] = np.where(orig, "orig", "resp")
     result: pd.DataFrame = out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
     return result
+
+
+def _match(flow: FlowRecord, sport: npt.NDArray[Any], dport: npt.NDArray[Any],
+           ts_ns: npt.NDArray[Any],
+           addrs: Callable[[npt.NDArray[np.intp]], tuple[npt.NDArray[Any], npt.NDArray[Any]]],
+           orig_h: object, resp_h: object) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Which packets are ``flow``'s: its 5-tuple in either direction within its time
+    range.  (Positions of those rows in their order, and which of them its originator
+    sent.)  ``addrs`` gives the source and destination addresses of the rows at some
+    positions, compared with ``orig_h``/``resp_h`` in the same form (text for a
+    frame, raw bytes for packed rows): the cheap integer tests go first, so
+    addresses are read only for the rows those leave."""
+    op, rp = flow.orig_p, flow.resp_p
+    ports = ((sport == op) & (dport == rp)) | ((sport == rp) & (dport == op))
+    cand = np.flatnonzero(ports & (ts_ns >= flow.first_ts_ns) & (ts_ns <= flow.last_ts_ns))
+    src, dst = addrs(cand)
+    cs, cd = sport[cand], dport[cand]
+    fwd = np.asarray((src == orig_h) & (dst == resp_h) & (cs == op) & (cd == rp), dtype=bool)
+    rev = np.asarray((src == resp_h) & (dst == orig_h) & (cs == rp) & (cd == op), dtype=bool)
+    keep = fwd | rev
+    return cand[keep], fwd[keep]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -182,17 +198,11 @@ def flow_rows(records: RecordSource, flow: FlowRecord,
                         pk["payload_len"].to_numpy(dtype=np.float64),
                         pk["ttl"].to_numpy(dtype=np.int64),
                         (pk["direction"] == "orig").to_numpy(dtype=bool))
-    op, rp = flow.orig_p, flow.resp_p
-    sport, dport, ts = packets["sport"], packets["dport"], packets["ts_ns"]
-    ports = ((sport == op) & (dport == rp)) | ((sport == rp) & (dport == op))
-    cand = packets[ports & (ts >= flow.first_ts_ns) & (ts <= flow.last_ts_ns)]
     # numpy strips trailing NULs of S16 on both sides alike, so == holds.
-    oh, rh = addr_bytes(str(flow.orig_h)), addr_bytes(str(flow.resp_h))
-    src, dst, cs, cd = cand["src"], cand["dst"], cand["sport"], cand["dport"]
-    fwd = (src == oh) & (dst == rh) & (cs == op) & (cd == rp)
-    rev = (src == rh) & (dst == oh) & (cs == rp) & (cd == op)
-    keep = fwd | rev
-    rows, orig = cand[keep], fwd[keep]
+    idx, orig = _match(flow, packets["sport"], packets["dport"], packets["ts_ns"],
+                       lambda i: (packets["src"][i], packets["dst"][i]),
+                       addr_bytes(str(flow.orig_h)), addr_bytes(str(flow.resp_h)))
+    rows = packets[idx]
     order = np.argsort(rows["ts_ns"], kind="stable")
     rows, orig = rows[order], orig[order]
     return FlowRows(rows["ts_ns"].astype(np.int64), rows["flags"].astype(np.int64),
