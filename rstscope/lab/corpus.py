@@ -281,11 +281,7 @@ def unpack(root: str | Path) -> int:
             "scenario": v["scenario"],
             "unpacked": "from the committed digest and captures (labels hold the digest's "
                         "fields only)",
-            "path": [{"node": node, "role": path.role(node), "ttl": ttl.get(node),
-                      "hops_from_client": path.hops_between("client", node)
-                      if node != "client" else 0,
-                      "hops_to_server": path.hops_between(node, "srv") if node != "srv" else 0}
-                     for node in path.nodes],
+            "path": path.manifest_rows(ttl),
             "vantages": [{"name": vn, "labels": f"{item.case}.{vn}.labels.json"}
                          for vn in PACKED_VANTAGES],
             "sweep": {"seed": int(item.case.split("-")[0][1:]),

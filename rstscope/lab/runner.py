@@ -171,12 +171,7 @@ def run_scenario(name: str, params: Mapping[str, str] | None = None,
             "initial_ttl": topo.ttl,
             "addresses": topo.addresses(ip_v),
             "dialled": dest,
-            # Per node in path order: its role, initial TTL and where it sits (forwarding
-            # nodes strictly between it and each end), for position checks.
-            "path": [{"node": n, "role": path.role(n), "ttl": topo.ttl[n],
-                      "hops_from_client": path.hops_between("client", n) if n != "client" else 0,
-                      "hops_to_server": path.hops_between(n, "srv") if n != "srv" else 0}
-                     for n in path.nodes],
+            "path": path.manifest_rows(topo.ttl),
             "causes": dict(plan.causes),
             "stall_causes": dict(plan.stall_causes),
             "timeouts_s": dict(plan.timeouts),

@@ -22,6 +22,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rstscope.core.vocab import Origin
 from rstscope.errors import UsageError
@@ -83,6 +84,15 @@ class PathSpec:
 
     def role(self, node: str) -> str:
         return self.roles.get(node, ROLE.get(node, ROUTER_ROLE))
+
+    def manifest_rows(self, ttl: Mapping[str, int | None]) -> list[dict[str, Any]]:
+        """The path as a lab manifest records it, for position checks: per node in
+        path order its role, initial TTL and where it sits (forwarding nodes strictly
+        between it and each end)."""
+        return [{"node": n, "role": self.role(n), "ttl": ttl.get(n),
+                 "hops_from_client": self.hops_between("client", n) if n != "client" else 0,
+                 "hops_to_server": self.hops_between(n, "srv") if n != "srv" else 0}
+                for n in self.nodes]
 
     @property
     def forwarders(self) -> tuple[str, ...]:
