@@ -67,6 +67,12 @@ def seed_draw(seed: int) -> tuple[str, int]:
     return "default", int(table["max_timeout_s"])
 
 
+def case_seed_index(case: str) -> tuple[int, int]:
+    """(seed, index) of a case's stem, ``s<seed>-<index>-<scenario>``."""
+    seed, index = case.split("-")[:2]
+    return int(seed[1:]), int(index)
+
+
 def draw(seed: int, index: int) -> Case:
     """Case ``index`` of corpus seed ``seed``, drawn as seeds.json says for that seed."""
     families, max_s = seed_draw(seed)
@@ -187,7 +193,7 @@ def rerun(part: str, root: str | Path, cases: Sequence[str], *, jobs: int = 24) 
     rows in the seed's index."""
     todo = []
     for stem in cases:
-        seed, index = int(stem.split("-")[0][1:]), int(stem.split("-")[1])
+        seed, index = case_seed_index(stem)
         if seed not in seeds(part):
             raise UsageError(f"{stem} is not a case of the {part} part")
         todo.append((draw(seed, index), part_dir(root, part, seed)))
@@ -266,7 +272,8 @@ def unpack(root: str | Path) -> int:
     n = 0
     tmp = Path(root) / PACKED_PART
     for item in iter_committed(tmp):
-        d = part_dir(root, PACKED_PART, int(item.case.split("-")[0][1:]))
+        seed, index = case_seed_index(item.case)
+        d = part_dir(root, PACKED_PART, seed)
         labels = d / f"{item.case}.{item.vantage}.labels.json"
         labels.write_text(json.dumps(item.labels, indent=1) + "\n")
         manifest = d / f"{item.case}.manifest.json"
@@ -284,8 +291,7 @@ def unpack(root: str | Path) -> int:
             "path": path.manifest_rows(ttl),
             "vantages": [{"name": vn, "labels": f"{item.case}.{vn}.labels.json"}
                          for vn in PACKED_VANTAGES],
-            "sweep": {"seed": int(item.case.split("-")[0][1:]),
-                      "index": int(item.case.split("-")[1]), "variables": v},
+            "sweep": {"seed": seed, "index": index, "variables": v},
         }, indent=1) + "\n")
         n += 1
     return n
