@@ -3,7 +3,7 @@
 Theory of operation.  Most packets of a long capture belong to established flows
 and change nothing but counters: packets, bytes, first/last time, the TTL
 histogram, IP-ID steps, the highest sequence number, the last packet's header
-fields and the longest silence.  :func:`apply` computes those per
+fields, the longest silence and the first ClientHello/ServerHello times.  :func:`apply` computes those per
 (flow, direction) with a few numpy sorts and reductions, then touches each
 affected :class:`~rstscope.core.flow.Dir` once.  The tracker routes a flow's
 packets here only when none of them needs ordered handling (see
@@ -64,7 +64,7 @@ _BIG = np.iinfo(np.int64).max
 # (unaligned, 111-byte stride) records is several times slower, and a batch is
 # gathered from once per round.
 FIELDS_READ = ("ts_ns", "frame", "flags", "seq", "ack", "payload_len", "ip_len", "ttl", "ip_id",
-               "win", "tsval")
+               "win", "tsval", "tls_hs")
 
 
 def columns(batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -209,6 +209,18 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         inv_og = np.empty(n, dtype=np.int64)
         inv_og[og] = ar
         last_gap = gapg[inv_og[last]]
+
+    # Each flow's first ClientHello / ServerHello (frame order) if it had none yet:
+    # a later RST's context reads them.  Most runs hold no handshake record.
+    hs_in = batch["tls_hs"][idx]
+    if bool((hs_in > 0).any()):
+        hsg = hs_in if grouped else hs_in[og]
+        for tls_hs, attr in ((1, "client_hello_ts_ns"), (2, "server_hello_ts_ns")):
+            first_hs = np.minimum.reduceat(np.where(hsg == tls_hs, ar, _BIG), gstarts)
+            for j in np.flatnonzero(first_hs != _BIG).tolist():
+                flow = flows[ug_l[j]]
+                if getattr(flow, attr) < 0:
+                    setattr(flow, attr, int(tsg[first_hs[j]]))
 
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
     col[NONRST_TS_NS] = ts_ns_sorted[ends]

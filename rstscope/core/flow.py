@@ -2,7 +2,7 @@
 
 The tracker's vectorised bulk path (:mod:`rstscope.core.bulk`) updates the same
 fields for packets of quiet established flows; anything that changes state or
-needs packet order (SYN/FIN/RST, TLS handshake records, zero windows, flows in
+needs packet order (SYN/FIN/RST, TLS alerts, zero windows, flows in
 their handshake or awaiting a verdict) comes through :meth:`Flow.packet`.
 """
 

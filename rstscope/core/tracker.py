@@ -4,7 +4,7 @@ Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
 with one ``np.unique``.  A flow's packets take the per-packet path
 (:meth:`Flow.packet`) when order matters for it in this batch: it is new, in
 its handshake, awaiting a RST verdict, or one of its packets carries SYN, FIN,
-RST, a TLS handshake/alert record or a zero window.  All other packets are
+RST, a TLS alert record or a zero window.  All other packets are
 folded in by :func:`rstscope.core.bulk.apply` with vectorised numpy.  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
@@ -215,7 +215,10 @@ class Tracker:
         hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
         if len(hs):
             self.note_handshakes(batch[hs])
-        ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
+        # TLS handshake records (ct 22) are not control packets: they only time a
+        # flow's first ClientHello/ServerHello, which bulk.apply does too, so the
+        # hellos right after the handshake need no per-packet step.
+        ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
         self._created = []  # flows (and generations) this batch creates: renumbered below
