@@ -32,17 +32,14 @@ class TailLedger:
         # current tail owner (a new SYN generation starts a fresh tail).
         self._max_payload_len: dict[bytes, tuple[int, int]] = {}
 
-    def feed(self, batch: np.ndarray, inv: np.ndarray, swap: np.ndarray,
+    def feed(self, batch: np.ndarray, o: np.ndarray, starts: np.ndarray, swap: np.ndarray,
              key_bytes: list[bytes]) -> None:
-        """Add a batch: ``inv`` maps packets to groups, ``key_bytes`` names each
-        group's flow key, ``swap`` is True where the sender is the key's B end."""
+        """Add a batch: ``o`` lists its packets by group (file order inside a
+        group), group j starting at ``o[starts[j]]`` and named by ``key_bytes[j]``
+        (its flow key); ``swap`` is True where the sender is the key's B end."""
         n = len(batch)
         if n == 0:
             return
-        # Order by group, keeping file order inside a group.
-        o = np.argsort(inv, kind="stable")
-        g = inv[o]
-        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         ends = np.r_[starts[1:], n]
         payload_len = batch["payload_len"][o].astype(np.int64)
         from_a = ~swap[o]
@@ -68,10 +65,8 @@ class TailLedger:
         r_start = r_end - cnt
         tails = self._tails
         maxp = self._max_payload_len
-        gk = g[starts].tolist()
-        for j, (rs, re_, ma, mb) in enumerate(zip(r_start.tolist(), r_end.tolist(),
-                                                  max_a.tolist(), max_b.tolist(), strict=True)):
-            key = key_bytes[gk[j]]
+        for key, rs, re_, ma, mb in zip(key_bytes, r_start.tolist(), r_end.tolist(),
+                                        max_a.tolist(), max_b.tolist(), strict=True):
             seg = rows[rs:re_]
             old = tails.get(key)
             tails[key] = seg if old is None else np.concatenate((old, seg))[-keep:]

@@ -196,10 +196,13 @@ class Tracker:
         cols = [words[:, j] for j in range(_KEY_WORDS - 1, -1, -1)]
         varying = [c for c in cols if c[0] != c[-1] or bool((c != c[0]).any())]
         o = np.lexsort(varying) if varying else np.arange(n)
-        ws = words[o]
-        brk = np.empty(n, dtype=bool)
+        # A group starts where any varying word changes (one 1-D test per word:
+        # comparing whole sorted rows costs several times more).
+        brk = np.zeros(n, dtype=bool)
         brk[0] = True
-        np.any(ws[1:] != ws[:-1], axis=1, out=brk[1:])
+        for c in varying:
+            cs = c[o]
+            brk[1:] |= cs[1:] != cs[:-1]
         gst = np.flatnonzero(brk)
         ng = len(gst)
         inv = np.empty(n, dtype=np.int64)
@@ -208,7 +211,7 @@ class Tracker:
         key_bytes = [kb[j:j + _KEY_LEN] for j in range(0, ng * _KEY_DTYPE.itemsize,
                                                          _KEY_DTYPE.itemsize)]
         if self._tails is not None:
-            self._tails.feed(batch, inv, swap, key_bytes)
+            self._tails.feed(batch, o, gst, swap, key_bytes)
         flags = batch["flags"]
         # Every handshake of the batch before any of its packets: a RST's per-address
         # baseline then reads the handshakes before it whatever the batch cuts.
