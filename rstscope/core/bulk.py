@@ -15,6 +15,7 @@ both ways and compares.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -219,10 +220,12 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         hsg = hs_in if grouped else hs_in[og]
         for tls_hs, attr in ((1, "client_hello_ts_ns"), (2, "server_hello_ts_ns")):
             first_hs = np.minimum.reduceat(np.where(hsg == tls_hs, ar, _BIG), gstarts)
-            for j in np.flatnonzero(first_hs != _BIG).tolist():
-                flow = flows[ug_l[j]]
+            sel = np.flatnonzero(first_hs != _BIG)
+            for u, hello_ts_ns in zip(gs[gstarts[sel]].tolist(), tsg[first_hs[sel]].tolist(),
+                                      strict=True):
+                flow = flows[u]
                 if getattr(flow, attr) < 0:
-                    setattr(flow, attr, int(tsg[first_hs[j]]))
+                    setattr(flow, attr, hello_ts_ns)
 
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
     col[NONRST_TS_NS] = ts_ns_sorted[ends]
@@ -255,15 +258,13 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     silent_opp = opp_sl[~has_opp]
     A[silent_opp, SINCE] = 0  # a direction that just spoke resets its peer's count
 
-    letters: list[tuple[int, Flow, int, str]] = []
-    for i in np.flatnonzero(new_a).tolist():
-        u = ufd_l[i]
-        letters.append((int(o[first_pa[i]]), flows[u >> 1], u & 1, "A"))
-    for i in np.flatnonzero(new_d).tolist():
-        u = ufd_l[i]
-        letters.append((int(o[first_data[i]]), flows[u >> 1], u & 1, "D"))
-    for t_p, t_fd in zip(t_pos.tolist(), sfd[t_pos].tolist(), strict=True):
-        letters.append((int(o[t_p]), flows[t_fd >> 1], t_fd & 1, "T"))
+    # (input position, flow*2 + direction, letter); positions gathered per kind
+    # in one go rather than one numpy scalar per letter.
+    letters: list[tuple[int, int, str]] = []
+    for mask, first, letter in ((new_a, first_pa, "A"), (new_d, first_data, "D")):
+        sel = np.flatnonzero(mask)
+        letters.extend(zip(o[first[sel]].tolist(), ufd[sel].tolist(), repeat(letter)))
+    letters.extend(zip(o[t_pos].tolist(), sfd[t_pos].tolist(), repeat("T")))
 
     # TTL histogram per (flow, direction), TTLs ascending within a direction.
     # Runs of equal TTL first (a direction's TTL rarely changes), then a sort of
@@ -291,6 +292,6 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
             flow.max_gap_ns = gap
         flow.last_ts_ns = t_last
         flow.last_non_rst_ts_ns = t_last
-    letters.sort(key=lambda x: x[0])
-    for _, flow, dd, letter in letters:
-        flow.add_letter(dd, letter)
+    letters.sort(key=lambda x: x[0])  # stable: A, D, T on one packet stay in that order
+    for _, u, letter in letters:
+        flows[u >> 1].add_letter(u & 1, letter)

@@ -65,6 +65,9 @@ FIELDS: Final = (
  RXMIT, SINCE, UNACKED, TSOPT, HIST, NONRST_TS_NS, NONRST_FRAME, NONRST_SEQ, NONRST_ACK,
  NONRST_FLAGS, NONRST_PAYLOAD_LEN, NONRST_TTL, NONRST_IPID, NONRST_WIN,
  NONRST_GAP_NS) = range(len(FIELDS))
+_NONRST: Final = (NONRST_TS_NS, NONRST_FRAME, NONRST_SEQ, NONRST_ACK, NONRST_FLAGS,
+                  NONRST_PAYLOAD_LEN, NONRST_TTL, NONRST_IPID, NONRST_WIN, NONRST_GAP_NS)
+assert list(range(NONRST_TS_NS, NONRST_GAP_NS + 1)) == list(_NONRST)  # Flow.packet's slice
 _UNSEEN = (FIRST, LAST, LASTPL, LASTID, WIN, SNDNXT, MAXACK, UNACKED, NONRST_TS_NS, NONRST_IPID)
 DEFAULT_COLUMN: Final = [(-1 if i in _UNSEEN else 0) for i in range(len(FIELDS))]
 
@@ -404,17 +407,10 @@ class Flow:
                         table[ps, UNACKED] = -1
             if payload_len:
                 m[UNACKED] = ts_ns
-            m[NONRST_TS_NS] = ts_ns
-            m[NONRST_FRAME] = frame
-            m[NONRST_SEQ] = seq
-            m[NONRST_ACK] = ack
-            m[NONRST_FLAGS] = flags
-            m[NONRST_PAYLOAD_LEN] = payload_len
-            m[NONRST_TTL] = ttl
-            m[NONRST_IPID] = ip_id
-            m[NONRST_WIN] = win
-            m[NONRST_GAP_NS] = (ts_ns - self.last_non_rst_ts_ns if self.last_non_rst_ts_ns >= 0
-                                else 0)
+            # The snapshot columns are consecutive (see FIELDS): one slice store.
+            m[NONRST_TS_NS:NONRST_GAP_NS + 1] = (
+                ts_ns, frame, seq, ack, flags, payload_len, ttl, ip_id, win,
+                ts_ns - self.last_non_rst_ts_ns if self.last_non_rst_ts_ns >= 0 else 0)
             self.last_non_rst_ts_ns = ts_ns
         if flags & TH_SYN:
             me.isn = seq
@@ -450,7 +446,7 @@ class Flow:
     def _history(self, direction: int, me: Dir, hist: int, flags: int, seq: int,
                  payload_len: int, win: int) -> int:
         """Append this packet's history letters; return the updated letter bits."""
-        ctl = states.control_letter(flags)
+        ctl = states.CONTROL_LETTER[flags & states.LETTER_FLAGS]
         if ctl is not None:
             bit, letter = ctl
             if letter in states.REPEATABLE:

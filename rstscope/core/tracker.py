@@ -424,7 +424,7 @@ class Tracker:
             np.maximum.at(last_wake, g[wpos], wpos)
         pkt_cand = cand[g]
         events: list[Event] = []
-        to_bulk = [np.flatnonzero(~pkt_cand)]
+        to_bulk = ~pkt_cand  # by position in run: a mask keeps run order without a sort
         if pkt_cand.any():
             cpos = np.flatnonzero(pkt_cand)
             cpos = cpos[np.argsort(g[cpos], kind="stable")]  # by flow, frame order within
@@ -450,7 +450,7 @@ class Tracker:
                 rows2 = self._rows(batch, run[cpos[h:b1]], swap)
                 self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
                                  events, to_bulk, b1)
-        rest = np.sort(np.concatenate(to_bulk))
+        rest = np.flatnonzero(to_bulk)
         if len(rest):
             gr = g[rest]
             dr = (swap[run[rest]] == self._b_orient[gr]).astype(np.int64)
@@ -463,16 +463,16 @@ class Tracker:
 
     def _hot_prefix(self, rows: list[tuple[Any, ...]], k0: int, b0: int, b1: int,
                     cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
-                    flows: list[Flow | None], events: list[Event], to_bulk: list[np.ndarray],
+                    flows: list[Flow | None], events: list[Event], to_bulk: np.ndarray,
                     end: int) -> bool:
         """Packets cpos[b0:b1] of flow u one by one until the flow cools down; then
-        hand cpos[j:end] to the bulk path and return True."""
+        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True."""
         for j in range(b0, b1):
             f = flows[u]
             row = rows[k0 + j - b0]
             if (f is not None and int(cpos[j]) > last_wake
                     and not f.needs_packet_path(row[0])):
-                to_bulk.append(cpos[j:end])
+                to_bulk[cpos[j:end]] = True
                 return True
             self._one(row, u, key_bytes, flows, events)
         return False
@@ -624,8 +624,9 @@ class Tracker:
             return []
         self._last_evict_check = now
         limit = int(self.config.evict_idle_s * NS)
+        # The time test first: it rules out almost every flow.
         stale = [f for f in self._flows.values()
-                 if not f.pending and f.last_ts_ns >= 0 and now - f.last_ts_ns > limit]
+                 if now - f.last_ts_ns > limit and f.last_ts_ns >= 0 and not f.pending]
         return [self._evict(f, "idle") for f in stale]
 
     def _evict_oldest(self) -> bool:
