@@ -95,7 +95,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     n = len(idx)
     if n == 0:
         return
-    fd = g.astype(np.int64) * 2 + direction
+    fd = g.astype(np.int64, copy=False) * 2 + direction
     # A stable sort on a two-byte key is a radix sort: much faster, same order.
     o = np.argsort(fd.astype(np.uint16) if len(flows) < 1 << 15 else fd, kind="stable")
     sfd = fd[o]
@@ -111,7 +111,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     rows = idx[o]
     ts_in = batch["ts_ns"][idx]
     ts_ns_sorted = ts_in[o]
-    payload_len_sorted = batch["payload_len"][rows].astype(np.int64)
+    payload_len_sorted = batch["payload_len"][rows].astype(np.int64, copy=False)
     last = o[ends]  # input position of each direction's last packet
     lrow = rows[ends]  # that packet's row in the batch
     ufd_l = ufd.tolist()
@@ -122,7 +122,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
 
     col[PKTS] += counts
     col[BYTES] += np.add.reduceat(payload_len_sorted, starts)
-    col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64), starts)
+    col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64, copy=False), starts)
     col[FIRST] = np.where(col[FIRST] < 0, ts_ns_sorted[starts], col[FIRST])
     col[LAST] = ts_ns_sorted[ends]
     last_payload = np.maximum.reduceat(np.where(payload_len_sorted > 0, ts_ns_sorted, -1), starts)
@@ -132,7 +132,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     col[TSOPT] |= np.maximum.reduceat(batch["tsval"][rows] >= 0, starts)
 
     # IP-ID steps (IPv4 only; -1 marks IPv6).
-    ip_id_sorted = batch["ip_id"][rows].astype(np.int64)
+    ip_id_sorted = batch["ip_id"][rows].astype(np.int64, copy=False)
     prev = np.empty(n, dtype=np.int64)
     prev[1:] = ip_id_sorted[:-1]
     prev[starts] = col[LASTID]
@@ -151,7 +151,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     # Highest sequence number and retransmissions, relative to a per-direction
     # reference half a sequence space below the previous high-water mark, so that
     # wrap-around within a batch is harmless.
-    seq_sorted = batch["seq"][rows].astype(np.int64)
+    seq_sorted = batch["seq"][rows].astype(np.int64, copy=False)
     known = col[SNDNXT] >= 0
     ref = np.where(known, col[SNDNXT], seq_sorted[starts]) - HALF
     rel_end = (seq_sorted - ref[grp]) % SEQ_MOD + payload_len_sorted
@@ -177,7 +177,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     else:
         t_pos = rx_pos
 
-    ack_sorted = batch["ack"][rows].astype(np.int64)
+    ack_sorted = batch["ack"][rows].astype(np.int64, copy=False)
     has_ack = (batch["flags"][rows] & TH_ACK) != 0
     aknown = col[MAXACK] >= 0
     first_ack = np.minimum.reduceat(np.where(has_ack, ar, _BIG), starts)
@@ -189,7 +189,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
 
     # Silences are per flow (either direction), in frame order within the flow.
     # Input already grouped by flow (the tracker's case) needs no second sort.
-    gi = g.astype(np.int64)
+    gi = g.astype(np.int64, copy=False)
     grouped = bool(np.all(gi[1:] >= gi[:-1]))
     if grouped:
         gs = gi

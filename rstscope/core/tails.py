@@ -21,6 +21,8 @@ TAIL_LEN = 32
 TAIL_DTYPE = np.dtype([("ts_ns", "i8"), ("frame", "u8"), ("from_a", "?"), ("flags", "u2"),
                        ("seq", "u4"), ("ack", "u4"), ("payload_len", "u4"), ("tls_ct", "i2")])
 
+_ITEM = TAIL_DTYPE.itemsize
+
 
 class TailLedger:
     """Per-flow-key ring of the last :data:`TAIL_LEN` packets (pure, no I/O)."""
@@ -69,7 +71,13 @@ class TailLedger:
                                         max_a.tolist(), max_b.tolist(), strict=True):
             seg = rows[rs:re_]
             old = tails.get(key)
-            tails[key] = seg if old is None else np.concatenate((old, seg))[-keep:]
+            if old is None:
+                tails[key] = seg
+            else:
+                # Joined as raw bytes: concatenating record arrays promotes their
+                # dtype field by field first, several times slower.
+                joined = np.concatenate((old.view(np.uint8), seg.view(np.uint8)))
+                tails[key] = joined[-keep * _ITEM:].view(TAIL_DTYPE)
             pa, pb = maxp.get(key, (0, 0))
             maxp[key] = (ma if ma > pa else pa, mb if mb > pb else pb)
 
