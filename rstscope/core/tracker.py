@@ -396,18 +396,14 @@ class Tracker:
         (creation, the handshake's last ACK, a silent side's first packet, the
         settle window of a RST)."""
         g = inv[run]
-        ts_ns = batch["ts_ns"][run]
         nf = len(flows)
         orient = self._b_orient
-        first_of = np.full(nf, -1, dtype=np.int64)
-        first_of[g[::-1]] = np.arange(len(g) - 1, -1, -1)  # last write wins: the first
-        ug = np.flatnonzero(first_of >= 0)
-        first = first_of[ug]
+        first = bulk.group_starts(g)  # each flow's first packet in the run
         inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
         cand = np.zeros(nf, dtype=bool)
-        for u, i in zip(ug.tolist(), first.tolist(), strict=True):
+        for u, ts_ns in zip(g[first].tolist(), batch["ts_ns"][run[first]].tolist(), strict=True):
             f = flows[u]
-            if f is None or f.needs_packet_path(int(ts_ns[i])):
+            if f is None or f.needs_packet_path(ts_ns):
                 cand[u] = True
                 continue
             o_in = f.dirs[0].ep.state == INACTIVE
