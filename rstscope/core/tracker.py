@@ -46,20 +46,6 @@ _KEY_DTYPE = np.dtype({"names": ["a", "b", "pa", "pb"],
                        "offsets": [0, 16, 32, 34], "itemsize": 40})
 _KEY_LEN = 36
 _KEY_WORDS = _KEY_DTYPE.itemsize // 8
-# The two addresses as 8-byte words, read in place: big-endian words compare like
-# the bytes (the S16 order), native ones are the key's own words.
-_OFF_SRC: int = PACKET_DTYPE.fields["src"][1]  # type: ignore[index]
-_OFF_DST: int = PACKET_DTYPE.fields["dst"][1]  # type: ignore[index]
-
-
-def _addr_view(order: str) -> np.dtype:
-    return np.dtype({"names": ["s0", "s1", "d0", "d1"], "formats": [order + "u8"] * 4,
-                     "offsets": [_OFF_SRC, _OFF_SRC + 8, _OFF_DST, _OFF_DST + 8],
-                     "itemsize": PACKET_DTYPE.itemsize})
-
-
-_ADDR_BE = _addr_view(">")
-_ADDR_NATIVE = _addr_view("=")
 _CONTROL = TH_SYN | TH_FIN | TH_RST
 _EVICT_CHECK_NS = 60 * NS
 _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
@@ -72,32 +58,29 @@ def canonical_keys(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(swap, words) of a PACKET_DTYPE batch: ``swap`` is True where the sender is
     the key's B end (its (address, port) sorts after the receiver's, addresses
     compared bytewise); ``words`` is the canonical key (:data:`_KEY_DTYPE`: A, B,
-    then both ports big-endian) as five native uint64 words per packet."""
+    then both ports big-endian) as five native uint64 words per packet (an (n, 5)
+    view of word-major storage: the tracker reads it a word at a time)."""
     n = len(batch)
     sport, dport = batch["sport"], batch["dport"]
-    # Addresses compare as two big-endian words each, which orders them as their
-    # bytes do (and is much faster than comparing S16 strings).
-    be = batch.view(_ADDR_BE)
-    s0, d0 = be["s0"], be["d0"]
-    s1, d1 = be["s1"], be["d1"]
+    # Each address as its two native 8-byte words, copied out of the packed
+    # records once; (2, n) views, one row per word.
+    src = np.ascontiguousarray(batch["src"]).view(np.uint64).reshape(n, 2).T
+    dst = np.ascontiguousarray(batch["dst"]).view(np.uint64).reshape(n, 2).T
+    # Big-endian words compare like the bytes (much faster than comparing S16
+    # strings).
+    s0, s1 = src.byteswap() if sys.byteorder == "little" else src
+    d0, d1 = dst.byteswap() if sys.byteorder == "little" else dst
     swap = (s0 > d0) | ((s0 == d0) & ((s1 > d1) | ((s1 == d1) & (sport > dport))))
-    nat = batch.view(_ADDR_NATIVE)
-    words = np.empty((n, _KEY_WORDS), dtype=np.uint64)
-    np.copyto(words[:, 0], nat["s0"])
-    np.copyto(words[:, 1], nat["s1"])
-    np.copyto(words[:, 2], nat["d0"])
-    np.copyto(words[:, 3], nat["d1"])
-    np.copyto(words[:, 0], nat["d0"], where=swap)
-    np.copyto(words[:, 1], nat["d1"], where=swap)
-    np.copyto(words[:, 2], nat["s0"], where=swap)
-    np.copyto(words[:, 3], nat["s1"], where=swap)
+    words = np.empty((_KEY_WORDS, n), dtype=np.uint64)
+    words[0:2] = np.where(swap, dst, src)
+    words[2:4] = np.where(swap, src, dst)
     pa = np.where(swap, dport, sport).astype(">u2").view(np.uint16).astype(np.uint64)
     pb = np.where(swap, sport, dport).astype(">u2").view(np.uint16).astype(np.uint64)
     if sys.byteorder == "little":
-        words[:, 4] = pa | (pb << np.uint64(16))
+        words[4] = pa | (pb << np.uint64(16))
     else:
-        words[:, 4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
-    return swap, words
+        words[4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
+    return swap, words.T
 
 
 @dataclass(frozen=True, slots=True)
