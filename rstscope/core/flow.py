@@ -314,13 +314,24 @@ class Flow:
         A still-INACTIVE side is checked by the tracker: it matters only if that
         side sends (one-sided captures would otherwise never leave this path).
         """
+        return self.holds_order(ts_ns) or self.awaits_handshake_ack()
+
+    def holds_order(self, ts_ns: int) -> bool:
+        """A RST's settle window or the handshake itself is in progress."""
         if self.pending and ts_ns <= self.hot_until_ns:
             return True
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
-        if o in _HANDSHAKING or r in _HANDSHAKING:
-            return True
-        # The handshake's third packet (a plain ACK) times the client-side RTT.
+        return o in _HANDSHAKING or r in _HANDSHAKING
+
+    def awaits_handshake_ack(self) -> bool:
+        """The handshake's third packet (a plain ACK) is still to come: it times
+        the client-side RTT."""
         return self.synack_ts_ns >= 0 and self.handshake_ack_ts_ns < 0
+
+    def handshake_acked(self, ts_ns: int) -> None:
+        """The handshake's third packet, seen at ``ts_ns``."""
+        self.handshake_ack_ts_ns = ts_ns
+        self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
 
     def conn_state(self) -> str:
         o, r = self.dirs
@@ -480,10 +491,9 @@ class Flow:
             self.synack_ts_ns = ts_ns
             if self.syn_ts_ns >= 0:
                 self.rtt_side_ns[1] = ts_ns - self.syn_ts_ns
-        elif (not syn and ackf and direction == 0 and self.synack_ts_ns >= 0
-              and self.handshake_ack_ts_ns < 0 and not flags & TH_RST):
-            self.handshake_ack_ts_ns = ts_ns
-            self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
+        elif (not syn and ackf and direction == 0 and self.awaits_handshake_ack()
+              and not flags & TH_RST):
+            self.handshake_acked(ts_ns)
 
     def _reset_context(self, direction: int, m: list[int], p: list[int], ts_ns: int,
                        frame: int, file_id: int, flags: int, seq: int, ack: int,

@@ -27,7 +27,18 @@ from rstscope.core.causes import name_path
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
-from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
+from rstscope.core.flow import (
+    BYTES,
+    INC,
+    IPB,
+    PKTS,
+    RAND,
+    UNACKED,
+    WIN,
+    DirTable,
+    Flow,
+    ResetContext,
+)
 from rstscope.core.hosts import HostBaselines
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord, find_stalls
@@ -381,19 +392,35 @@ class Tracker:
         g = inv[run]
         nf = len(flows)
         orient = self._b_orient
+        direction = (swap[run] == orient[g]).astype(np.int64)
         first = bulk.group_starts(g)  # each flow's first packet in the run
+        orig_ack = ((direction[first] == 0)
+                    & ((batch["flags"][run[first]] & TH_ACK) != 0)).tolist()
+        unacked = self._table.a[:, UNACKED]
         inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
         cand = np.zeros(nf, dtype=bool)
-        for u, ts_ns in zip(g[first].tolist(), batch["ts_ns"][run[first]].tolist(), strict=True):
+        for u, ts_ns, is_ack in zip(g[first].tolist(), batch["ts_ns"][run[first]].tolist(),
+                                    orig_ack, strict=True):
             f = flows[u]
-            if f is None or f.needs_packet_path(ts_ns):
+            if f is None or f.holds_order(ts_ns):
                 cand[u] = True
                 continue
             o_in = f.dirs[0].ep.state == INACTIVE
             r_in = f.dirs[1].ep.state == INACTIVE
+            if f.awaits_handshake_ack():
+                # A run that opens with that ACK: all Flow.packet would add to the
+                # fold is timing it, as long as no side wakes with it, no RST is
+                # collecting evidence and the responder has no data in flight (an
+                # RTT sample).  Then time it here and fold the whole run; the
+                # flow's state is the same as the per-packet path leaves it.
+                if (is_ack and not (o_in or r_in or f.pending)
+                        and unacked[f.dirs[1].slot] < 0):
+                    f.handshake_acked(ts_ns)
+                else:
+                    cand[u] = True
+                    continue
             if o_in or r_in:
                 inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
-        direction = (swap[run] == orient[g]).astype(np.int64)
         ia = inactive[g]
         wakes = (ia == 2) | (ia == direction)  # a silent side's first packet changes its state
         last_wake = np.full(nf, -1, dtype=np.int64)
