@@ -62,6 +62,7 @@ _EVICT_CHECK_NS = 60 * NS
 _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
          "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport", "ip_v")
 _MAX_ROUNDS = 32
+_LAST_ROUND = _MAX_ROUNDS + 1  # the batch's closing fold (see feed)
 _HEAD = 3  # packets per hot flow read eagerly in a run  # flows with more control packets in one batch go one by one
 
 
@@ -234,7 +235,17 @@ class Tracker:
         seg_sorted = cum - np.repeat(cum[gst], np.diff(np.append(gst, n)))
         seg = np.empty(n, dtype=np.int64)
         seg[o] = seg_sorted
-        nctl = np.bincount(inv, weights=ctl, minlength=ng)
+        nctl = np.bincount(inv, weights=ctl, minlength=ng).astype(np.int64)
+        # A flow's packets after its last control packet of the batch wait for one
+        # fold at the end of the batch instead of a fold per round: nothing in
+        # between touches that flow.  Only for flows that exist by then anyway
+        # (tracked already, or opened by a control packet of this batch), so that
+        # flows are still created in the same order, and only while no flow can
+        # be evicted to make room in this batch (the victim is chosen by every
+        # flow's last packet time).
+        if len(self._flows) + ng <= self.config.max_flows:
+            known = np.array([f is not None for f in flows], dtype=bool) | ctl[o[gst]]
+            seg[known[inv] & ~ctl & (seg == nctl[inv])] = _LAST_ROUND
         forced_g = nctl > _MAX_ROUNDS  # RST storms etc.: the whole flow goes one by one
         if self.config.packet_path_only:
             forced_g[:] = True
@@ -246,7 +257,7 @@ class Tracker:
         # is all that order means inside a round and spares bulk.apply a sort.
         rest = o[~forced[o]]
         if len(rest):
-            # seg <= _MAX_ROUNDS here: a one-byte key makes the stable sort a radix sort.
+            # seg <= _LAST_ROUND here: a one-byte key makes the stable sort a radix sort.
             order = rest[np.argsort(seg[rest].astype(np.uint8), kind="stable")]
             seg_r = seg[order]
             ctl_r = ctl[order]

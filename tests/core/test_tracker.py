@@ -246,6 +246,24 @@ def test_handshake_ack_outside_the_packet_path(batch_size: int):
     assert all(f.rtt_s is not None for f in slow.flows() if f.history.startswith("Sh"))
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
+def test_flows_keep_their_creation_order(batch_size: int):
+    """A flow first seen midstream is created by the fold of its batch's first
+    round, before the flows that batch opens with a SYN: flows() lists it first
+    however the batches are cut, as the packet-path-only tracker does."""
+    w = FakeWire(cport=42999, t0_s=1_700_000_000.0 - 0.05)
+    w.exchange(3, gap_s=0.1)
+    cap = merge(w.batch(), _handshake_variants())
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    order = [(f.flow_id, f.orig_p) for f in fast.flows()]
+    assert order == [(f.flow_id, f.orig_p) for f in slow.flows()]
+    assert order[0] == (1, 42999) and len(order) == 6
+
+
 def test_plain_handshake_ack_is_timed_by_the_fold():
     w = FakeWire().handshake().exchange(2)
     w.fin("c")
