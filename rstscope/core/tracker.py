@@ -46,7 +46,7 @@ from rstscope.core.states import INACTIVE, conn_state
 from rstscope.core.tails import TailLedger
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
-from rstscope.core.vantage import flow_vantage
+from rstscope.core.vantage import flow_vantage, vantage_from
 from rstscope.schema import PACKET_DTYPE, TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
 
 NS = 1_000_000_000
@@ -678,7 +678,8 @@ class Tracker:
         rc = self._table.a[r.slot].tolist()
         om = ttl_mode_spread(o.ttl_counts)
         rm = ttl_mode_spread(r.ttl_counts)
-        v, _ = flow_vantage(f, self.config.vantage)
+        v = (self.config.vantage if self.config.vantage != "auto"
+             else vantage_from(om, rm, f.rtt_side_ns)[0])
         ro, rr = f.rtt_side_ns
         first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
         last = f.last_ts_ns if f.last_ts_ns >= 0 else first
