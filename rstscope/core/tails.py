@@ -29,7 +29,9 @@ class TailLedger:
 
     def __init__(self, tail_len: int = TAIL_LEN) -> None:
         self.tail_len = tail_len
-        self._tails: dict[bytes, np.ndarray] = {}
+        # Per key: the tail's records as bytes (joining two bytes objects is much
+        # cheaper than joining record arrays, done once per flow per batch).
+        self._tails: dict[bytes, bytes] = {}
         # Per key: largest payload seen either way, and first packet time of the
         # current tail owner (a new SYN generation starts a fresh tail).
         self._max_payload_len: dict[bytes, tuple[int, int]] = {}
@@ -67,22 +69,20 @@ class TailLedger:
         r_start = r_end - cnt
         tails = self._tails
         maxp = self._max_payload_len
-        for key, rs, re_, ma, mb in zip(key_bytes, r_start.tolist(), r_end.tolist(),
-                                        max_a.tolist(), max_b.tolist(), strict=True):
-            seg = rows[rs:re_]
+        raw = rows.tobytes()
+        keep_bytes = keep * _ITEM
+        for key, rs, re_, ma, mb in zip(key_bytes, (r_start * _ITEM).tolist(),
+                                        (r_end * _ITEM).tolist(), max_a.tolist(),
+                                        max_b.tolist(), strict=True):
             old = tails.get(key)
-            if old is None:
-                tails[key] = seg
-            else:
-                # Joined as raw bytes: concatenating record arrays promotes their
-                # dtype field by field first, several times slower.
-                joined = np.concatenate((old.view(np.uint8), seg.view(np.uint8)))
-                tails[key] = joined[-keep * _ITEM:].view(TAIL_DTYPE)
+            tails[key] = raw[rs:re_] if old is None else (old + raw[rs:re_])[-keep_bytes:]
             pa, pb = maxp.get(key, (0, 0))
             maxp[key] = (ma if ma > pa else pa, mb if mb > pb else pb)
 
     def tail(self, key: bytes) -> np.ndarray | None:
-        return self._tails.get(key)
+        """The flow's last packets, oldest first (a read-only record array)."""
+        raw = self._tails.get(key)
+        return None if raw is None else np.frombuffer(raw, dtype=TAIL_DTYPE)
 
     def max_payload_len(self, key: bytes) -> tuple[int, int]:
         """(largest payload sent by the key's A end, by its B end) over the whole flow."""
