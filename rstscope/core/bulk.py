@@ -117,7 +117,6 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     payload_len_sorted = batch["payload_len"][rows].astype(np.int64, copy=False)
     last = o[ends]  # input position of each direction's last packet
     lrow = rows[ends]  # that packet's row in the batch
-    ufd_l = ufd.tolist()
     sl = slots[ufd >> 1, ufd & 1]
     opp_sl = slots[ufd >> 1, (ufd & 1) ^ 1]
     A = table.a
@@ -250,24 +249,27 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     after_opp = np.add.reduceat(o > opp_last[grp], starts, dtype=np.int64)
     col[SINCE] = np.where(has_opp, after_opp, col[SINCE] + counts)
 
-    # First pure ACK / first data packet (history letters 'A' / 'D').
-    first_pa = np.minimum.reduceat(np.where(has_ack & (payload_len_sorted == 0), ar, _BIG), starts)
-    first_data = np.minimum.reduceat(np.where(payload_len_sorted > 0, ar, _BIG), starts)
-    new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
-    new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
-    col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
+    # History letters, as (input position, flow*2 + direction, letter); positions
+    # gathered per kind in one go rather than one numpy scalar per letter.
+    letters: list[tuple[int, int, str]] = []
+    # First pure ACK / first data packet ('A' / 'D'), looked for only when some
+    # direction has not had both yet (most runs are of flows well past that).
+    both = states.H_ACK | states.H_DATA
+    if bool(((col[HIST] & both) != both).any()):
+        first_pa = np.minimum.reduceat(np.where(has_ack & (payload_len_sorted == 0), ar, _BIG),
+                                       starts)
+        first_data = np.minimum.reduceat(np.where(payload_len_sorted > 0, ar, _BIG), starts)
+        new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
+        new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
+        col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
+        for mask, first, letter in ((new_a, first_pa, "A"), (new_d, first_data, "D")):
+            sel = np.flatnonzero(mask)
+            letters.extend(zip(o[first[sel]].tolist(), ufd[sel].tolist(), repeat(letter)))
+    letters.extend(zip(o[t_pos].tolist(), sfd[t_pos].tolist(), repeat("T")))
 
     A[sl] = col.T
     silent_opp = opp_sl[~has_opp]
     A[silent_opp, SINCE] = 0  # a direction that just spoke resets its peer's count
-
-    # (input position, flow*2 + direction, letter); positions gathered per kind
-    # in one go rather than one numpy scalar per letter.
-    letters: list[tuple[int, int, str]] = []
-    for mask, first, letter in ((new_a, first_pa, "A"), (new_d, first_data, "D")):
-        sel = np.flatnonzero(mask)
-        letters.extend(zip(o[first[sel]].tolist(), ufd[sel].tolist(), repeat(letter)))
-    letters.extend(zip(o[t_pos].tolist(), sfd[t_pos].tolist(), repeat("T")))
 
     # TTL histogram per (flow, direction), TTLs ascending within a direction.
     # Runs of equal TTL first (a direction's TTL rarely changes), then a sort of
@@ -279,11 +281,8 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     if len(rb) != k:
         tk, tinv = np.unique(tk, return_inverse=True)
         tc = np.bincount(tinv, weights=tc).astype(np.int64)
-    pos = np.searchsorted(ufd, tk >> 8)
-    for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist(), strict=True):
-        u = ufd_l[p]
+    for u, ttl, cnt in zip((tk >> 8).tolist(), (tk & 0xFF).tolist(), tc.tolist(), strict=True):
         tc_ = flows[u >> 1].dirs[u & 1].ttl_counts
-        ttl = key_ & 0xFF
         tc_[ttl] = tc_.get(ttl, 0) + cnt
 
     for u, t_first, gap, t_last in zip(ug_l, tsg[gstarts].tolist(), maxgap.tolist(),
