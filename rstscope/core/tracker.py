@@ -211,7 +211,7 @@ class Tracker:
                                                          _KEY_DTYPE.itemsize)]
         if self._tails is not None:
             self._tails.feed(batch, o, gst, swap, key_bytes)
-        flags = batch["flags"]
+        flags = np.ascontiguousarray(batch["flags"])  # read twice below: copied out once
         # Every handshake of the batch before any of its packets: a RST's per-address
         # baseline then reads the handshakes before it whatever the batch cuts.
         hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
