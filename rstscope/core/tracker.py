@@ -1,11 +1,12 @@
 """The sans-IO flow tracker: ``feed(batch)``, ``advance(now_ns)``, ``finish()``.
 
 Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
-with one ``np.unique``.  A flow's packets take the per-packet path
-(:meth:`Flow.packet`) when order matters for it in this batch: it is new, in
-its handshake, awaiting a RST verdict, or one of its packets carries SYN, FIN,
-RST, a TLS alert record or a zero window.  All other packets are
-folded in by :func:`rstscope.core.bulk.apply` with vectorised numpy.  Each RST
+with one ``np.lexsort`` over the key's words.  A flow's packets take the
+per-packet path (:meth:`Flow.packet`) when order matters for it in this batch:
+it is new, in its handshake, awaiting a RST verdict, or the packet carries SYN,
+FIN, RST, a TLS alert record or a zero window.  All other packets are folded in
+by :func:`rstscope.core.bulk.apply` with vectorised numpy, in rounds between
+each flow's control packets (see ``feed``).  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
 or at ``finish``.  The tracker never reads a clock or does I/O.
