@@ -3,7 +3,7 @@
 Theory of operation.  Most packets of a long capture belong to established flows
 and change nothing but counters: packets, bytes, first/last time, the TTL
 histogram, IP-ID steps, the highest sequence number, the last packet's header
-fields and the longest silence.  :func:`apply` computes those per
+fields, the longest silence and the first ClientHello/ServerHello times.  :func:`apply` computes those per
 (flow, direction) with a few numpy sorts and reductions, then touches each
 affected :class:`~rstscope.core.flow.Dir` once.  The tracker routes a flow's
 packets here only when none of them needs ordered handling (see
@@ -15,6 +15,7 @@ both ways and compares.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -58,18 +59,23 @@ from rstscope.schema import TH_ACK
 
 _POW10 = np.array([10**k for k in range(12)], dtype=np.int64)
 _BIG = np.iinfo(np.int64).max
+# x % SEQ_MOD for int64 x, as a mask (SEQ_MOD is 2**32): the same value, negative
+# x included, for a tenth of the cost of an integer modulo.
+_SEQ_MASK = SEQ_MOD - 1
 
 
 # Fields apply() reads, as contiguous int64 columns: gathering from the packed
 # (unaligned, 111-byte stride) records is several times slower, and a batch is
 # gathered from once per round.
 FIELDS_READ = ("ts_ns", "frame", "flags", "seq", "ack", "payload_len", "ip_len", "ttl", "ip_id",
-               "win", "tsval")
+               "win", "tsval", "tls_hs")
 
 
 def columns(batch: np.ndarray) -> dict[str, np.ndarray]:
     """The fields apply() reads, each as a contiguous int64 array."""
-    return {name: np.array(batch[name], dtype=np.int64) for name in FIELDS_READ}
+    # astype, not np.array(..., dtype=): the latter takes a slow path for a
+    # strided field that needs a conversion.
+    return {name: batch[name].astype(np.int64) for name in FIELDS_READ}
 
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -92,7 +98,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     n = len(idx)
     if n == 0:
         return
-    fd = g.astype(np.int64) * 2 + direction
+    fd = g.astype(np.int64, copy=False) * 2 + direction
     # A stable sort on a two-byte key is a radix sort: much faster, same order.
     o = np.argsort(fd.astype(np.uint16) if len(flows) < 1 << 15 else fd, kind="stable")
     sfd = fd[o]
@@ -108,10 +114,9 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     rows = idx[o]
     ts_in = batch["ts_ns"][idx]
     ts_ns_sorted = ts_in[o]
-    payload_len_sorted = batch["payload_len"][rows].astype(np.int64)
+    payload_len_sorted = batch["payload_len"][rows].astype(np.int64, copy=False)
     last = o[ends]  # input position of each direction's last packet
     lrow = rows[ends]  # that packet's row in the batch
-    ufd_l = ufd.tolist()
     sl = slots[ufd >> 1, ufd & 1]
     opp_sl = slots[ufd >> 1, (ufd & 1) ^ 1]
     A = table.a
@@ -119,7 +124,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
 
     col[PKTS] += counts
     col[BYTES] += np.add.reduceat(payload_len_sorted, starts)
-    col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64), starts)
+    col[IPB] += np.add.reduceat(batch["ip_len"][rows].astype(np.int64, copy=False), starts)
     col[FIRST] = np.where(col[FIRST] < 0, ts_ns_sorted[starts], col[FIRST])
     col[LAST] = ts_ns_sorted[ends]
     last_payload = np.maximum.reduceat(np.where(payload_len_sorted > 0, ts_ns_sorted, -1), starts)
@@ -129,18 +134,18 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     col[TSOPT] |= np.maximum.reduceat(batch["tsval"][rows] >= 0, starts)
 
     # IP-ID steps (IPv4 only; -1 marks IPv6).
-    ip_id_sorted = batch["ip_id"][rows].astype(np.int64)
+    ip_id_sorted = batch["ip_id"][rows].astype(np.int64, copy=False)
     prev = np.empty(n, dtype=np.int64)
     prev[1:] = ip_id_sorted[:-1]
     prev[starts] = col[LASTID]
-    valid = (ip_id_sorted >= 0) & (prev >= 0)
     step = (ip_id_sorted - prev) & 0xFFFF
-    zero = valid & (ip_id_sorted == 0)
-    nonzero = valid & ~zero
-    col[INC] += np.add.reduceat(nonzero & (step > 0) & (step <= 1024), starts, dtype=np.int64)
-    col[ZERO] += np.add.reduceat(zero, starts, dtype=np.int64)
-    col[CONST] += np.add.reduceat(nonzero & (step == 0), starts, dtype=np.int64)
-    col[RAND] += np.add.reduceat(nonzero & (step > 1024), starts, dtype=np.int64)
+    # Each step's kind as flow.ipid_kind gives it (INC, ZERO, CONST, RAND are
+    # consecutive columns), 4 where there is no step; counted in one bincount.
+    kind = np.where(step == 0, CONST - INC, np.where(step <= 1024, 0, RAND - INC))
+    kind[ip_id_sorted == 0] = ZERO - INC
+    kind[(ip_id_sorted < 0) | (prev < 0)] = 4
+    per_kind = np.bincount(grp * 5 + kind, minlength=k * 5).reshape(k, 5)
+    col[INC:RAND + 1] += per_kind[:, :4].T
     ar = np.arange(n)
     last_valid = np.maximum.reduceat(np.where(ip_id_sorted >= 0, ar, -1), starts)
     col[LASTID] = np.where(last_valid >= 0, ip_id_sorted[np.maximum(last_valid, 0)], col[LASTID])
@@ -148,10 +153,10 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     # Highest sequence number and retransmissions, relative to a per-direction
     # reference half a sequence space below the previous high-water mark, so that
     # wrap-around within a batch is harmless.
-    seq_sorted = batch["seq"][rows].astype(np.int64)
+    seq_sorted = batch["seq"][rows].astype(np.int64, copy=False)
     known = col[SNDNXT] >= 0
     ref = np.where(known, col[SNDNXT], seq_sorted[starts]) - HALF
-    rel_end = (seq_sorted - ref[grp]) % SEQ_MOD + payload_len_sorted
+    rel_end = ((seq_sorted - ref[grp]) & _SEQ_MASK) + payload_len_sorted
     prior0 = np.where(known, HALF, -1)
     keyed = grp * (1 << 34) + rel_end
     cm = np.maximum.accumulate(keyed)
@@ -162,7 +167,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     prior = np.maximum(prior_in, prior0[grp])
     rx = (payload_len_sorted > 0) & (rel_end <= prior)
     max_end = np.maximum.reduceat(rel_end, starts)
-    col[SNDNXT] = np.where(max_end > prior0, (ref + max_end) % SEQ_MOD, col[SNDNXT])
+    col[SNDNXT] = np.where(max_end > prior0, (ref + max_end) & _SEQ_MASK, col[SNDNXT])
     rx_pos = np.flatnonzero(rx)
     if len(rx_pos):
         rx_cum = np.cumsum(rx)
@@ -174,19 +179,19 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     else:
         t_pos = rx_pos
 
-    ack_sorted = batch["ack"][rows].astype(np.int64)
+    ack_sorted = batch["ack"][rows].astype(np.int64, copy=False)
     has_ack = (batch["flags"][rows] & TH_ACK) != 0
     aknown = col[MAXACK] >= 0
     first_ack = np.minimum.reduceat(np.where(has_ack, ar, _BIG), starts)
     aref = np.where(aknown, col[MAXACK], ack_sorted[np.minimum(first_ack, n - 1)]) - HALF
-    rel_ack = np.where(has_ack, (ack_sorted - aref[grp]) % SEQ_MOD, -1)
+    rel_ack = np.where(has_ack, (ack_sorted - aref[grp]) & _SEQ_MASK, -1)
     max_ack = np.maximum.reduceat(rel_ack, starts)
     col[MAXACK] = np.where((max_ack >= 0) & (~aknown | (max_ack > HALF)),
-                           (aref + max_ack) % SEQ_MOD, col[MAXACK])
+                           (aref + max_ack) & _SEQ_MASK, col[MAXACK])
 
     # Silences are per flow (either direction), in frame order within the flow.
     # Input already grouped by flow (the tracker's case) needs no second sort.
-    gi = g.astype(np.int64)
+    gi = g.astype(np.int64, copy=False)
     grouped = bool(np.all(gi[1:] >= gi[:-1]))
     if grouped:
         gs = gi
@@ -210,6 +215,20 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
         inv_og[og] = ar
         last_gap = gapg[inv_og[last]]
 
+    # Each flow's first ClientHello / ServerHello (frame order) if it had none yet:
+    # a later RST's context reads them.  Most runs hold no handshake record.
+    hs_in = batch["tls_hs"][idx]
+    if bool((hs_in > 0).any()):
+        hsg = hs_in if grouped else hs_in[og]
+        for tls_hs, attr in ((1, "client_hello_ts_ns"), (2, "server_hello_ts_ns")):
+            first_hs = np.minimum.reduceat(np.where(hsg == tls_hs, ar, _BIG), gstarts)
+            sel = np.flatnonzero(first_hs != _BIG)
+            for u, hello_ts_ns in zip(gs[gstarts[sel]].tolist(), tsg[first_hs[sel]].tolist(),
+                                      strict=True):
+                flow = flows[u]
+                if getattr(flow, attr) < 0:
+                    setattr(flow, attr, hello_ts_ns)
+
     # Snapshot of each direction's last packet (a later RST's trigger candidate).
     col[NONRST_TS_NS] = ts_ns_sorted[ends]
     col[NONRST_FRAME] = batch["frame"][lrow]
@@ -230,26 +249,27 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     after_opp = np.add.reduceat(o > opp_last[grp], starts, dtype=np.int64)
     col[SINCE] = np.where(has_opp, after_opp, col[SINCE] + counts)
 
-    # First pure ACK / first data packet (history letters 'A' / 'D').
-    first_pa = np.minimum.reduceat(np.where(has_ack & (payload_len_sorted == 0), ar, _BIG), starts)
-    first_data = np.minimum.reduceat(np.where(payload_len_sorted > 0, ar, _BIG), starts)
-    new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
-    new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
-    col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
+    # History letters, as (input position, flow*2 + direction, letter); positions
+    # gathered per kind in one go rather than one numpy scalar per letter.
+    letters: list[tuple[int, int, str]] = []
+    # First pure ACK / first data packet ('A' / 'D'), looked for only when some
+    # direction has not had both yet (most runs are of flows well past that).
+    both = states.H_ACK | states.H_DATA
+    if bool(((col[HIST] & both) != both).any()):
+        first_pa = np.minimum.reduceat(np.where(has_ack & (payload_len_sorted == 0), ar, _BIG),
+                                       starts)
+        first_data = np.minimum.reduceat(np.where(payload_len_sorted > 0, ar, _BIG), starts)
+        new_a = ((col[HIST] & states.H_ACK) == 0) & (first_pa != _BIG)
+        new_d = ((col[HIST] & states.H_DATA) == 0) & (first_data != _BIG)
+        col[HIST] |= np.where(new_a, states.H_ACK, 0) | np.where(new_d, states.H_DATA, 0)
+        for mask, first, letter in ((new_a, first_pa, "A"), (new_d, first_data, "D")):
+            sel = np.flatnonzero(mask)
+            letters.extend(zip(o[first[sel]].tolist(), ufd[sel].tolist(), repeat(letter)))
+    letters.extend(zip(o[t_pos].tolist(), sfd[t_pos].tolist(), repeat("T")))
 
     A[sl] = col.T
     silent_opp = opp_sl[~has_opp]
     A[silent_opp, SINCE] = 0  # a direction that just spoke resets its peer's count
-
-    letters: list[tuple[int, Flow, int, str]] = []
-    for i in np.flatnonzero(new_a).tolist():
-        u = ufd_l[i]
-        letters.append((int(o[first_pa[i]]), flows[u >> 1], u & 1, "A"))
-    for i in np.flatnonzero(new_d).tolist():
-        u = ufd_l[i]
-        letters.append((int(o[first_data[i]]), flows[u >> 1], u & 1, "D"))
-    for t_p, t_fd in zip(t_pos.tolist(), sfd[t_pos].tolist(), strict=True):
-        letters.append((int(o[t_p]), flows[t_fd >> 1], t_fd & 1, "T"))
 
     # TTL histogram per (flow, direction), TTLs ascending within a direction.
     # Runs of equal TTL first (a direction's TTL rarely changes), then a sort of
@@ -261,11 +281,8 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     if len(rb) != k:
         tk, tinv = np.unique(tk, return_inverse=True)
         tc = np.bincount(tinv, weights=tc).astype(np.int64)
-    pos = np.searchsorted(ufd, tk >> 8)
-    for key_, cnt, p in zip(tk.tolist(), tc.tolist(), pos.tolist(), strict=True):
-        u = ufd_l[p]
+    for u, ttl, cnt in zip((tk >> 8).tolist(), (tk & 0xFF).tolist(), tc.tolist(), strict=True):
         tc_ = flows[u >> 1].dirs[u & 1].ttl_counts
-        ttl = key_ & 0xFF
         tc_[ttl] = tc_.get(ttl, 0) + cnt
 
     for u, t_first, gap, t_last in zip(ug_l, tsg[gstarts].tolist(), maxgap.tolist(),
@@ -277,6 +294,6 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
             flow.max_gap_ns = gap
         flow.last_ts_ns = t_last
         flow.last_non_rst_ts_ns = t_last
-    letters.sort(key=lambda x: x[0])
-    for _, flow, dd, letter in letters:
-        flow.add_letter(dd, letter)
+    letters.sort(key=lambda x: x[0])  # stable: A, D, T on one packet stay in that order
+    for _, u, letter in letters:
+        flows[u >> 1].add_letter(u & 1, letter)

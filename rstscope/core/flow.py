@@ -2,7 +2,7 @@
 
 The tracker's vectorised bulk path (:mod:`rstscope.core.bulk`) updates the same
 fields for packets of quiet established flows; anything that changes state or
-needs packet order (SYN/FIN/RST, TLS handshake records, zero windows, flows in
+needs packet order (SYN/FIN/RST, TLS alerts, zero windows, flows in
 their handshake or awaiting a verdict) comes through :meth:`Flow.packet`.
 """
 
@@ -65,6 +65,9 @@ FIELDS: Final = (
  RXMIT, SINCE, UNACKED, TSOPT, HIST, NONRST_TS_NS, NONRST_FRAME, NONRST_SEQ, NONRST_ACK,
  NONRST_FLAGS, NONRST_PAYLOAD_LEN, NONRST_TTL, NONRST_IPID, NONRST_WIN,
  NONRST_GAP_NS) = range(len(FIELDS))
+_NONRST: Final = (NONRST_TS_NS, NONRST_FRAME, NONRST_SEQ, NONRST_ACK, NONRST_FLAGS,
+                  NONRST_PAYLOAD_LEN, NONRST_TTL, NONRST_IPID, NONRST_WIN, NONRST_GAP_NS)
+assert list(range(NONRST_TS_NS, NONRST_GAP_NS + 1)) == list(_NONRST)  # Flow.packet's slice
 _UNSEEN = (FIRST, LAST, LASTPL, LASTID, WIN, SNDNXT, MAXACK, UNACKED, NONRST_TS_NS, NONRST_IPID)
 DEFAULT_COLUMN: Final = [(-1 if i in _UNSEEN else 0) for i in range(len(FIELDS))]
 
@@ -311,13 +314,24 @@ class Flow:
         A still-INACTIVE side is checked by the tracker: it matters only if that
         side sends (one-sided captures would otherwise never leave this path).
         """
+        return self.holds_order(ts_ns) or self.awaits_handshake_ack()
+
+    def holds_order(self, ts_ns: int) -> bool:
+        """A RST's settle window or the handshake itself is in progress."""
         if self.pending and ts_ns <= self.hot_until_ns:
             return True
         o, r = self.dirs[0].ep.state, self.dirs[1].ep.state
-        if o in _HANDSHAKING or r in _HANDSHAKING:
-            return True
-        # The handshake's third packet (a plain ACK) times the client-side RTT.
+        return o in _HANDSHAKING or r in _HANDSHAKING
+
+    def awaits_handshake_ack(self) -> bool:
+        """The handshake's third packet (a plain ACK) is still to come: it times
+        the client-side RTT."""
         return self.synack_ts_ns >= 0 and self.handshake_ack_ts_ns < 0
+
+    def handshake_acked(self, ts_ns: int) -> None:
+        """The handshake's third packet, seen at ``ts_ns``."""
+        self.handshake_ack_ts_ns = ts_ns
+        self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
 
     def conn_state(self) -> str:
         o, r = self.dirs
@@ -404,17 +418,10 @@ class Flow:
                         table[ps, UNACKED] = -1
             if payload_len:
                 m[UNACKED] = ts_ns
-            m[NONRST_TS_NS] = ts_ns
-            m[NONRST_FRAME] = frame
-            m[NONRST_SEQ] = seq
-            m[NONRST_ACK] = ack
-            m[NONRST_FLAGS] = flags
-            m[NONRST_PAYLOAD_LEN] = payload_len
-            m[NONRST_TTL] = ttl
-            m[NONRST_IPID] = ip_id
-            m[NONRST_WIN] = win
-            m[NONRST_GAP_NS] = (ts_ns - self.last_non_rst_ts_ns if self.last_non_rst_ts_ns >= 0
-                                else 0)
+            # The snapshot columns are consecutive (see FIELDS): one slice store.
+            m[NONRST_TS_NS:NONRST_GAP_NS + 1] = (
+                ts_ns, frame, seq, ack, flags, payload_len, ttl, ip_id, win,
+                ts_ns - self.last_non_rst_ts_ns if self.last_non_rst_ts_ns >= 0 else 0)
             self.last_non_rst_ts_ns = ts_ns
         if flags & TH_SYN:
             me.isn = seq
@@ -450,7 +457,7 @@ class Flow:
     def _history(self, direction: int, me: Dir, hist: int, flags: int, seq: int,
                  payload_len: int, win: int) -> int:
         """Append this packet's history letters; return the updated letter bits."""
-        ctl = states.control_letter(flags)
+        ctl = states.CONTROL_LETTER[flags & states.LETTER_FLAGS]
         if ctl is not None:
             bit, letter = ctl
             if letter in states.REPEATABLE:
@@ -484,10 +491,9 @@ class Flow:
             self.synack_ts_ns = ts_ns
             if self.syn_ts_ns >= 0:
                 self.rtt_side_ns[1] = ts_ns - self.syn_ts_ns
-        elif (not syn and ackf and direction == 0 and self.synack_ts_ns >= 0
-              and self.handshake_ack_ts_ns < 0 and not flags & TH_RST):
-            self.handshake_ack_ts_ns = ts_ns
-            self.rtt_side_ns[0] = ts_ns - self.synack_ts_ns
+        elif (not syn and ackf and direction == 0 and self.awaits_handshake_ack()
+              and not flags & TH_RST):
+            self.handshake_acked(ts_ns)
 
     def _reset_context(self, direction: int, m: list[int], p: list[int], ts_ns: int,
                        frame: int, file_id: int, flags: int, seq: int, ack: int,

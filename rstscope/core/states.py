@@ -117,12 +117,8 @@ for _rule in RULES:
         _BY_ENTRY[(_state, _rule.on)] = _BY_ENTRY.get((_state, _rule.on), ()) + (_rule,)
 
 
-def step(ep: Endpoint, peer: Endpoint, orig: Endpoint, is_orig: bool, flags: int,
-         length: int) -> None:
-    """Apply one packet from ``ep`` (towards ``peer``) to both endpoint states."""
-    entry = ep.state
-    if not flags & (TH_SYN | TH_FIN | TH_RST) and entry != INACTIVE:
-        return  # the common case: no rule for plain packets of an active endpoint
+def _events(flags: int) -> tuple[str, ...]:
+    """The rule blocks one packet runs, in order (see RULES)."""
     events: list[str] = []
     if flags & TH_SYN:
         events.append("synack" if flags & TH_ACK else "syn")
@@ -131,7 +127,20 @@ def step(ep: Endpoint, peer: Endpoint, orig: Endpoint, is_orig: bool, flags: int
     if flags & TH_RST:
         events.append("rst")
     events.append("plain")
-    for on in events:
+    return tuple(events)
+
+
+_EVENT_FLAGS: Final = TH_SYN | TH_FIN | TH_RST | TH_ACK
+_EVENTS: Final = tuple(_events(f) for f in range(_EVENT_FLAGS + 1))
+
+
+def step(ep: Endpoint, peer: Endpoint, orig: Endpoint, is_orig: bool, flags: int,
+         length: int) -> None:
+    """Apply one packet from ``ep`` (towards ``peer``) to both endpoint states."""
+    entry = ep.state
+    if not flags & (TH_SYN | TH_FIN | TH_RST) and entry != INACTIVE:
+        return  # the common case: no rule for plain packets of an active endpoint
+    for on in _EVENTS[flags & _EVENT_FLAGS]:
         if on == "plain" and ep.state != INACTIVE:
             break  # the fall-through rule only applies while nothing moved us
         for rule in _BY_ENTRY.get((entry, on), ()):
@@ -199,6 +208,11 @@ def control_letter(flags: int) -> tuple[int, str] | None:
         return H_RST, "R"
     return None
 
+
+#: The flags control_letter reads, and its answer for each of their combinations
+#: (a table lookup on the per-packet path).
+LETTER_FLAGS: Final = TH_SYN | TH_FIN | TH_RST | TH_ACK
+CONTROL_LETTER: Final = tuple(control_letter(f) for f in range(LETTER_FLAGS + 1))
 
 REPEATABLE: Final = frozenset({"S", "H", "F", "R"})
 

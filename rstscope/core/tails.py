@@ -21,28 +21,29 @@ TAIL_LEN = 32
 TAIL_DTYPE = np.dtype([("ts_ns", "i8"), ("frame", "u8"), ("from_a", "?"), ("flags", "u2"),
                        ("seq", "u4"), ("ack", "u4"), ("payload_len", "u4"), ("tls_ct", "i2")])
 
+_ITEM = TAIL_DTYPE.itemsize
+
 
 class TailLedger:
     """Per-flow-key ring of the last :data:`TAIL_LEN` packets (pure, no I/O)."""
 
     def __init__(self, tail_len: int = TAIL_LEN) -> None:
         self.tail_len = tail_len
-        self._tails: dict[bytes, np.ndarray] = {}
+        # Per key: the tail's records as bytes (joining two bytes objects is much
+        # cheaper than joining record arrays, done once per flow per batch).
+        self._tails: dict[bytes, bytes] = {}
         # Per key: largest payload seen either way, and first packet time of the
         # current tail owner (a new SYN generation starts a fresh tail).
         self._max_payload_len: dict[bytes, tuple[int, int]] = {}
 
-    def feed(self, batch: np.ndarray, inv: np.ndarray, swap: np.ndarray,
+    def feed(self, batch: np.ndarray, o: np.ndarray, starts: np.ndarray, swap: np.ndarray,
              key_bytes: list[bytes]) -> None:
-        """Add a batch: ``inv`` maps packets to groups, ``key_bytes`` names each
-        group's flow key, ``swap`` is True where the sender is the key's B end."""
+        """Add a batch: ``o`` lists its packets by group (file order inside a
+        group), group j starting at ``o[starts[j]]`` and named by ``key_bytes[j]``
+        (its flow key); ``swap`` is True where the sender is the key's B end."""
         n = len(batch)
         if n == 0:
             return
-        # Order by group, keeping file order inside a group.
-        o = np.argsort(inv, kind="stable")
-        g = inv[o]
-        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         ends = np.r_[starts[1:], n]
         payload_len = batch["payload_len"][o].astype(np.int64)
         from_a = ~swap[o]
@@ -68,18 +69,20 @@ class TailLedger:
         r_start = r_end - cnt
         tails = self._tails
         maxp = self._max_payload_len
-        gk = g[starts].tolist()
-        for j, (rs, re_, ma, mb) in enumerate(zip(r_start.tolist(), r_end.tolist(),
-                                                  max_a.tolist(), max_b.tolist(), strict=True)):
-            key = key_bytes[gk[j]]
-            seg = rows[rs:re_]
+        raw = rows.tobytes()
+        keep_bytes = keep * _ITEM
+        for key, rs, re_, ma, mb in zip(key_bytes, (r_start * _ITEM).tolist(),
+                                        (r_end * _ITEM).tolist(), max_a.tolist(),
+                                        max_b.tolist(), strict=True):
             old = tails.get(key)
-            tails[key] = seg if old is None else np.concatenate((old, seg))[-keep:]
+            tails[key] = raw[rs:re_] if old is None else (old + raw[rs:re_])[-keep_bytes:]
             pa, pb = maxp.get(key, (0, 0))
             maxp[key] = (ma if ma > pa else pa, mb if mb > pb else pb)
 
     def tail(self, key: bytes) -> np.ndarray | None:
-        return self._tails.get(key)
+        """The flow's last packets, oldest first (a read-only record array)."""
+        raw = self._tails.get(key)
+        return None if raw is None else np.frombuffer(raw, dtype=TAIL_DTYPE)
 
     def max_payload_len(self, key: bytes) -> tuple[int, int]:
         """(largest payload sent by the key's A end, by its B end) over the whole flow."""

@@ -1,11 +1,12 @@
 """The sans-IO flow tracker: ``feed(batch)``, ``advance(now_ns)``, ``finish()``.
 
 Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
-with one ``np.unique``.  A flow's packets take the per-packet path
-(:meth:`Flow.packet`) when order matters for it in this batch: it is new, in
-its handshake, awaiting a RST verdict, or one of its packets carries SYN, FIN,
-RST, a TLS handshake/alert record or a zero window.  All other packets are
-folded in by :func:`rstscope.core.bulk.apply` with vectorised numpy.  Each RST
+with one ``np.lexsort`` over the key's words.  A flow's packets take the
+per-packet path (:meth:`Flow.packet`) when order matters for it in this batch:
+it is new, in its handshake, awaiting a RST verdict, or the packet carries SYN,
+FIN, RST, a TLS alert record or a zero window.  All other packets are folded in
+by :func:`rstscope.core.bulk.apply` with vectorised numpy, in rounds between
+each flow's control packets (see ``feed``).  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
 or at ``finish``.  The tracker never reads a clock or does I/O.
@@ -27,7 +28,18 @@ from rstscope.core.causes import name_path
 from rstscope.core.classify import classify
 from rstscope.core.config import TrackerConfig
 from rstscope.core.events import Event, FlowEvicted, FlowOpened, IdleWarning, ResetVerdict
-from rstscope.core.flow import BYTES, INC, IPB, PKTS, RAND, WIN, DirTable, Flow, ResetContext
+from rstscope.core.flow import (
+    BYTES,
+    INC,
+    IPB,
+    PKTS,
+    RAND,
+    UNACKED,
+    WIN,
+    DirTable,
+    Flow,
+    ResetContext,
+)
 from rstscope.core.hosts import HostBaselines
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.core.stalls import StallRecord, find_stalls
@@ -35,7 +47,7 @@ from rstscope.core.states import INACTIVE, conn_state
 from rstscope.core.tails import TailLedger
 from rstscope.core.timeouts import nearing
 from rstscope.core.ttl import hops, initial_ttl, ttl_mode_spread
-from rstscope.core.vantage import flow_vantage
+from rstscope.core.vantage import flow_vantage, vantage_from
 from rstscope.schema import PACKET_DTYPE, TH_ACK, TH_FIN, TH_RST, TH_SYN, addr_text
 
 NS = 1_000_000_000
@@ -46,58 +58,46 @@ _KEY_DTYPE = np.dtype({"names": ["a", "b", "pa", "pb"],
                        "offsets": [0, 16, 32, 34], "itemsize": 40})
 _KEY_LEN = 36
 _KEY_WORDS = _KEY_DTYPE.itemsize // 8
-# The two addresses as 8-byte words, read in place: big-endian words compare like
-# the bytes (the S16 order), native ones are the key's own words.
-_OFF_SRC: int = PACKET_DTYPE.fields["src"][1]  # type: ignore[index]
-_OFF_DST: int = PACKET_DTYPE.fields["dst"][1]  # type: ignore[index]
-
-
-def _addr_view(order: str) -> np.dtype:
-    return np.dtype({"names": ["s0", "s1", "d0", "d1"], "formats": [order + "u8"] * 4,
-                     "offsets": [_OFF_SRC, _OFF_SRC + 8, _OFF_DST, _OFF_DST + 8],
-                     "itemsize": PACKET_DTYPE.itemsize})
-
-
-_ADDR_BE = _addr_view(">")
-_ADDR_NATIVE = _addr_view("=")
 _CONTROL = TH_SYN | TH_FIN | TH_RST
 _EVICT_CHECK_NS = 60 * NS
 _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_len", "ttl",
          "ip_id", "df", "win", "wscale", "tsval", "tls_ct", "tls_hs", "sport", "dport", "ip_v")
-_MAX_ROUNDS = 32
-_HEAD = 3  # packets per hot flow read eagerly in a run  # flows with more control packets in one batch go one by one
+_MAX_ROUNDS = 32  # flows with more control packets in one batch go one by one
+_LAST_ROUND = _MAX_ROUNDS + 1  # the batch's closing fold (see feed)
+_HEAD = 3  # packets per hot flow read eagerly in a run
 
 
 def canonical_keys(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(swap, words) of a PACKET_DTYPE batch: ``swap`` is True where the sender is
     the key's B end (its (address, port) sorts after the receiver's, addresses
     compared bytewise); ``words`` is the canonical key (:data:`_KEY_DTYPE`: A, B,
-    then both ports big-endian) as five native uint64 words per packet."""
+    then both ports big-endian) as five native uint64 words per packet (an (n, 5)
+    view of word-major storage: the tracker reads it a word at a time)."""
     n = len(batch)
-    sport, dport = batch["sport"], batch["dport"]
-    # Addresses compare as two big-endian words each, which orders them as their
-    # bytes do (and is much faster than comparing S16 strings).
-    be = batch.view(_ADDR_BE)
-    s0, d0 = be["s0"], be["d0"]
-    s1, d1 = be["s1"], be["d1"]
+    # Each address as its two native 8-byte words, one contiguous row per word,
+    # and the ports, copied out of the packed records once: every test and
+    # selection below then reads contiguous memory (several times faster).
+    src = np.ascontiguousarray(np.ascontiguousarray(batch["src"]).view(np.uint64)
+                               .reshape(n, 2).T)
+    dst = np.ascontiguousarray(np.ascontiguousarray(batch["dst"]).view(np.uint64)
+                               .reshape(n, 2).T)
+    sport = np.ascontiguousarray(batch["sport"])
+    dport = np.ascontiguousarray(batch["dport"])
+    # Big-endian words compare like the bytes (much faster than comparing S16
+    # strings).
+    s0, s1 = src.byteswap() if sys.byteorder == "little" else src
+    d0, d1 = dst.byteswap() if sys.byteorder == "little" else dst
     swap = (s0 > d0) | ((s0 == d0) & ((s1 > d1) | ((s1 == d1) & (sport > dport))))
-    nat = batch.view(_ADDR_NATIVE)
-    words = np.empty((n, _KEY_WORDS), dtype=np.uint64)
-    np.copyto(words[:, 0], nat["s0"])
-    np.copyto(words[:, 1], nat["s1"])
-    np.copyto(words[:, 2], nat["d0"])
-    np.copyto(words[:, 3], nat["d1"])
-    np.copyto(words[:, 0], nat["d0"], where=swap)
-    np.copyto(words[:, 1], nat["d1"], where=swap)
-    np.copyto(words[:, 2], nat["s0"], where=swap)
-    np.copyto(words[:, 3], nat["s1"], where=swap)
+    words = np.empty((_KEY_WORDS, n), dtype=np.uint64)
+    words[0:2] = np.where(swap, dst, src)
+    words[2:4] = np.where(swap, src, dst)
     pa = np.where(swap, dport, sport).astype(">u2").view(np.uint16).astype(np.uint64)
     pb = np.where(swap, sport, dport).astype(">u2").view(np.uint16).astype(np.uint64)
     if sys.byteorder == "little":
-        words[:, 4] = pa | (pb << np.uint64(16))
+        words[4] = pa | (pb << np.uint64(16))
     else:
-        words[:, 4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
-    return swap, words
+        words[4] = (pa << np.uint64(48)) | (pb << np.uint64(32))
+    return swap, words.T
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +196,13 @@ class Tracker:
         cols = [words[:, j] for j in range(_KEY_WORDS - 1, -1, -1)]
         varying = [c for c in cols if c[0] != c[-1] or bool((c != c[0]).any())]
         o = np.lexsort(varying) if varying else np.arange(n)
-        ws = words[o]
-        brk = np.empty(n, dtype=bool)
+        # A group starts where any varying word changes (one 1-D test per word:
+        # comparing whole sorted rows costs several times more).
+        brk = np.zeros(n, dtype=bool)
         brk[0] = True
-        np.any(ws[1:] != ws[:-1], axis=1, out=brk[1:])
+        for c in varying:
+            cs = c[o]
+            brk[1:] |= cs[1:] != cs[:-1]
         gst = np.flatnonzero(brk)
         ng = len(gst)
         inv = np.empty(n, dtype=np.int64)
@@ -208,14 +211,17 @@ class Tracker:
         key_bytes = [kb[j:j + _KEY_LEN] for j in range(0, ng * _KEY_DTYPE.itemsize,
                                                          _KEY_DTYPE.itemsize)]
         if self._tails is not None:
-            self._tails.feed(batch, inv, swap, key_bytes)
-        flags = batch["flags"]
+            self._tails.feed(batch, o, gst, swap, key_bytes)
+        flags = np.ascontiguousarray(batch["flags"])  # read twice below: copied out once
         # Every handshake of the batch before any of its packets: a RST's per-address
         # baseline then reads the handshakes before it whatever the batch cuts.
         hs = np.flatnonzero(((flags & TH_SYN) != 0) & ((flags & TH_RST) == 0))
         if len(hs):
             self.note_handshakes(batch[hs])
-        ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21) | (batch["tls_ct"] == 22)
+        # TLS handshake records (ct 22) are not control packets: they only time a
+        # flow's first ClientHello/ServerHello, which bulk.apply does too, so the
+        # hellos right after the handshake need no per-packet step.
+        ctl = ((flags & _CONTROL) != 0) | (batch["tls_ct"] == 21)
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
         self._created = []  # flows (and generations) this batch creates: renumbered below
@@ -234,7 +240,17 @@ class Tracker:
         seg_sorted = cum - np.repeat(cum[gst], np.diff(np.append(gst, n)))
         seg = np.empty(n, dtype=np.int64)
         seg[o] = seg_sorted
-        nctl = np.bincount(inv, weights=ctl, minlength=ng)
+        nctl = np.bincount(inv, weights=ctl, minlength=ng).astype(np.int64)
+        # A flow's packets after its last control packet of the batch wait for one
+        # fold at the end of the batch instead of a fold per round: nothing in
+        # between touches that flow.  Only for flows that exist by then anyway
+        # (tracked already, or opened by a control packet of this batch), so that
+        # flows are still created in the same order, and only while no flow can
+        # be evicted to make room in this batch (the victim is chosen by every
+        # flow's last packet time).
+        if len(self._flows) + ng <= self.config.max_flows:
+            known = np.array([f is not None for f in flows], dtype=bool) | ctl[o[gst]]
+            seg[known[inv] & ~ctl & (seg == nctl[inv])] = _LAST_ROUND
         forced_g = nctl > _MAX_ROUNDS  # RST storms etc.: the whole flow goes one by one
         if self.config.packet_path_only:
             forced_g[:] = True
@@ -246,7 +262,7 @@ class Tracker:
         # is all that order means inside a round and spares bulk.apply a sort.
         rest = o[~forced[o]]
         if len(rest):
-            # seg <= _MAX_ROUNDS here: a one-byte key makes the stable sort a radix sort.
+            # seg <= _LAST_ROUND here: a one-byte key makes the stable sort a radix sort.
             order = rest[np.argsort(seg[rest].astype(np.uint8), kind="stable")]
             seg_r = seg[order]
             ctl_r = ctl[order]
@@ -390,25 +406,37 @@ class Tracker:
         (creation, the handshake's last ACK, a silent side's first packet, the
         settle window of a RST)."""
         g = inv[run]
-        ts_ns = batch["ts_ns"][run]
         nf = len(flows)
         orient = self._b_orient
-        first_of = np.full(nf, -1, dtype=np.int64)
-        first_of[g[::-1]] = np.arange(len(g) - 1, -1, -1)  # last write wins: the first
-        ug = np.flatnonzero(first_of >= 0)
-        first = first_of[ug]
+        direction = (swap[run] == orient[g]).astype(np.int64)
+        first = bulk.group_starts(g)  # each flow's first packet in the run
+        orig_ack = ((direction[first] == 0)
+                    & ((batch["flags"][run[first]] & TH_ACK) != 0)).tolist()
+        unacked = self._table.a[:, UNACKED]
         inactive = np.full(nf, -1, dtype=np.int64)  # side still INACTIVE: 0/1, 2 = both
         cand = np.zeros(nf, dtype=bool)
-        for u, i in zip(ug.tolist(), first.tolist(), strict=True):
+        for u, ts_ns, is_ack in zip(g[first].tolist(), batch["ts_ns"][run[first]].tolist(),
+                                    orig_ack, strict=True):
             f = flows[u]
-            if f is None or f.needs_packet_path(int(ts_ns[i])):
+            if f is None or f.holds_order(ts_ns):
                 cand[u] = True
                 continue
             o_in = f.dirs[0].ep.state == INACTIVE
             r_in = f.dirs[1].ep.state == INACTIVE
+            if f.awaits_handshake_ack():
+                # A run that opens with that ACK: all Flow.packet would add to the
+                # fold is timing it, as long as no side wakes with it, no RST is
+                # collecting evidence and the responder has no data in flight (an
+                # RTT sample).  Then time it here and fold the whole run; the
+                # flow's state is the same as the per-packet path leaves it.
+                if (is_ack and not (o_in or r_in or f.pending)
+                        and unacked[f.dirs[1].slot] < 0):
+                    f.handshake_acked(ts_ns)
+                else:
+                    cand[u] = True
+                    continue
             if o_in or r_in:
                 inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
-        direction = (swap[run] == orient[g]).astype(np.int64)
         ia = inactive[g]
         wakes = (ia == 2) | (ia == direction)  # a silent side's first packet changes its state
         last_wake = np.full(nf, -1, dtype=np.int64)
@@ -418,7 +446,7 @@ class Tracker:
             np.maximum.at(last_wake, g[wpos], wpos)
         pkt_cand = cand[g]
         events: list[Event] = []
-        to_bulk = [np.flatnonzero(~pkt_cand)]
+        to_bulk = ~pkt_cand  # by position in run: a mask keeps run order without a sort
         if pkt_cand.any():
             cpos = np.flatnonzero(pkt_cand)
             cpos = cpos[np.argsort(g[cpos], kind="stable")]  # by flow, frame order within
@@ -444,7 +472,7 @@ class Tracker:
                 rows2 = self._rows(batch, run[cpos[h:b1]], swap)
                 self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
                                  events, to_bulk, b1)
-        rest = np.sort(np.concatenate(to_bulk))
+        rest = np.flatnonzero(to_bulk)
         if len(rest):
             gr = g[rest]
             dr = (swap[run[rest]] == self._b_orient[gr]).astype(np.int64)
@@ -457,16 +485,16 @@ class Tracker:
 
     def _hot_prefix(self, rows: list[tuple[Any, ...]], k0: int, b0: int, b1: int,
                     cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
-                    flows: list[Flow | None], events: list[Event], to_bulk: list[np.ndarray],
+                    flows: list[Flow | None], events: list[Event], to_bulk: np.ndarray,
                     end: int) -> bool:
         """Packets cpos[b0:b1] of flow u one by one until the flow cools down; then
-        hand cpos[j:end] to the bulk path and return True."""
+        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True."""
         for j in range(b0, b1):
             f = flows[u]
             row = rows[k0 + j - b0]
             if (f is not None and int(cpos[j]) > last_wake
                     and not f.needs_packet_path(row[0])):
-                to_bulk.append(cpos[j:end])
+                to_bulk[cpos[j:end]] = True
                 return True
             self._one(row, u, key_bytes, flows, events)
         return False
@@ -618,8 +646,9 @@ class Tracker:
             return []
         self._last_evict_check = now
         limit = int(self.config.evict_idle_s * NS)
+        # The time test first: it rules out almost every flow.
         stale = [f for f in self._flows.values()
-                 if not f.pending and f.last_ts_ns >= 0 and now - f.last_ts_ns > limit]
+                 if now - f.last_ts_ns > limit and f.last_ts_ns >= 0 and not f.pending]
         return [self._evict(f, "idle") for f in stale]
 
     def _evict_oldest(self) -> bool:
@@ -654,7 +683,8 @@ class Tracker:
         rc = self._table.a[r.slot].tolist()
         om = ttl_mode_spread(o.ttl_counts)
         rm = ttl_mode_spread(r.ttl_counts)
-        v, _ = flow_vantage(f, self.config.vantage)
+        v = (self.config.vantage if self.config.vantage != "auto"
+             else vantage_from(om, rm, f.rtt_side_ns)[0])
         ro, rr = f.rtt_side_ns
         first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
         last = f.last_ts_ns if f.last_ts_ns >= 0 else first

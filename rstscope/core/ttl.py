@@ -26,5 +26,8 @@ def ttl_mode_spread(counts: dict[int, int]) -> tuple[int, int] | None:
     """(mode, max - min) of a TTL histogram; None if empty."""
     if not counts:
         return None
+    if len(counts) == 1:  # most directions keep one TTL: nothing to rank
+        (ttl,) = counts
+        return ttl, 0
     mode = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return mode, max(counts) - min(counts)

@@ -16,15 +16,21 @@ def flow_vantage(flow: Flow, override: str = "auto") -> tuple[str, str]:
     """
     if override != "auto":
         return override, "set by the user"
-    o = ttl_mode_spread(flow.dirs[0].ttl_counts)
-    r = ttl_mode_spread(flow.dirs[1].ttl_counts)
+    return vantage_from(ttl_mode_spread(flow.dirs[0].ttl_counts),
+                        ttl_mode_spread(flow.dirs[1].ttl_counts), flow.rtt_side_ns)
+
+
+def vantage_from(o: tuple[int, int] | None, r: tuple[int, int] | None,
+                 rtt_side_ns: list[int]) -> tuple[str, str]:
+    """:func:`flow_vantage` from the (mode, spread) of each side's TTLs and the
+    flow's ``rtt_side_ns``, for a caller that has the modes already."""
     o_local = o is not None and o[0] in INITIAL_TTLS
     r_local = r is not None and r[0] in INITIAL_TTLS
     if o_local and not r_local:
         return "client", f"originator TTL {o[0] if o else '?'} is undecremented (local host)"
     if r_local and not o_local:
         return "server", f"responder TTL {r[0] if r else '?'} is undecremented (local host)"
-    ro, rr = flow.rtt_side_ns
+    ro, rr = rtt_side_ns
     if ro >= 0 and rr >= 0 and (ro > 0 or rr > 0):
         if rr > 3 * ro:
             return "client", (f"SYN->SYN/ACK {rr / 1e6:.1f} ms >> SYN/ACK->ACK "

@@ -26,7 +26,10 @@ def _established(n_flows: int) -> tuple[np.ndarray, np.ndarray]:
         w = FakeWire(cport=41000 + i, t0_s=1_700_000_000.0 + i * 0.003,
                      server_ip_id=(i * 7919) & 0xFFFF)
         w.handshake().exchange(1, gap_s=0.05)
+        if i % 2:  # a flow that had its hellos before: later ones must not move them
+            _hellos(w)
         cut = len(w.rows)
+        _hellos(w)
         w.exchange(6, gap_s=0.01 + 0.002 * i)
         w.wait(0.5 + i)  # a silence of its own per flow
         w.data("s", 700)
@@ -35,6 +38,14 @@ def _established(n_flows: int) -> tuple[np.ndarray, np.ndarray]:
         heads.append(b[:cut])
         tails.append(b[cut:])
     return merge(*heads), merge(*tails)
+
+
+def _hellos(w: FakeWire) -> None:
+    """A TLS ClientHello and the ServerHello answering it."""
+    w.data("c", 517, tls_ct=22, tls_hs=1)
+    w.wait(0.02)
+    w.data("s", 1400, tls_ct=22, tls_hs=2)
+    w.wait(0.001)
 
 
 Endpoints = tuple[tuple[bytes, int], tuple[bytes, int]]
@@ -73,7 +84,7 @@ def _state(table: DirTable, flows: list[Flow]) -> list[object]:
     out: list[object] = []
     for f in flows:
         out.append((f.first_ts_ns, f.last_ts_ns, f.last_non_rst_ts_ns, f.max_gap_ns,
-                    "".join(f.history)))
+                    f.client_hello_ts_ns, f.server_hello_ts_ns, "".join(f.history)))
         for dr in f.dirs:
             out.append((dict(zip(FIELDS, dr.col(), strict=True)), sorted(dr.ttl_counts.items())))
     return out
@@ -120,8 +131,12 @@ def test_apply_equals_packet_path_whatever_the_layout(layout: str, as_columns: b
     got = _by_bulk(head, tail, layout, as_columns)
     assert got == want
     # The scenario really exercises what apply() computes: a silence, a 'T' letter.
-    histories = [x[4] for x in want if isinstance(x, tuple) and len(x) == 5]
-    assert len(histories) == 5 and all("T" in h for h in histories)
+    flows = [x for x in want if isinstance(x, tuple) and len(x) == 7]
+    assert len(flows) == 5 and all("T" in x[6] for x in flows)
+    # ... and the hellos' times: set in the tail, kept from the head.
+    head_hello_ns = int(head[head["tls_hs"] == 1]["ts_ns"].min())
+    assert all(x[4] >= 0 and x[5] > x[4] for x in flows)
+    assert head_hello_ns in [x[4] for x in flows]
 
 
 def test_columns_are_contiguous_int64_copies() -> None:

@@ -203,6 +203,79 @@ def test_bulk_path_equals_packet_path(batch_size: int):
     assert fast.resets() == slow.resets()
 
 
+def _handshake_variants() -> np.ndarray:
+    """Flows whose handshake ACK the tracker may time without Flow.packet, and
+    flows where it must not: a SYN/ACK carrying data (the ACK is an RTT sample),
+    a missed SYN (the client side wakes with the ACK), a RST pending when the
+    ACK comes (its evidence), data from the server before the ACK."""
+    wires = []
+    for i, variant in enumerate(("plain", "synack-data", "no-syn", "rst-first", "data-first")):
+        w = FakeWire(cport=43000 + i, t0_s=1_700_000_000.0 + i * 0.2)
+        if variant != "no-syn":
+            w.pkt("c", TH_SYN)
+        w.wait(0.04)
+        w.pkt("s", TH_SYN | TH_ACK, 10 if variant == "synack-data" else 0)
+        w.wait(0.001)
+        if variant == "rst-first":  # the ACK after the settle window, before the verdict
+            w.rst("s", ttl=60)
+            w.wait(1.0)
+        if variant == "data-first":
+            w.data("s", 300)
+            w.wait(0.003)
+        w.ack("c")
+        w.exchange(2, gap_s=0.1)
+        w.fin("c")
+        w.fin("s")
+        w.ack("c")
+        wires.append(w.batch())
+    return merge(*wires)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
+def test_handshake_ack_outside_the_packet_path(batch_size: int):
+    cap = _handshake_variants()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    fast.finish()
+    slow.finish()
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
+    assert all(f.rtt_s is not None for f in slow.flows() if f.history.startswith("Sh"))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
+def test_flows_keep_their_creation_order(batch_size: int):
+    """A flow first seen midstream is created by the fold of its batch's first
+    round, before the flows that batch opens with a SYN: flows() lists it first
+    however the batches are cut, as the packet-path-only tracker does."""
+    w = FakeWire(cport=42999, t0_s=1_700_000_000.0 - 0.05)
+    w.exchange(3, gap_s=0.1)
+    cap = merge(w.batch(), _handshake_variants())
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    order = [(f.flow_id, f.orig_p) for f in fast.flows()]
+    assert order == [(f.flow_id, f.orig_p) for f in slow.flows()]
+    assert order[0] == (1, 42999) and len(order) == 6
+
+
+def test_plain_handshake_ack_is_timed_by_the_fold():
+    w = FakeWire().handshake().exchange(2)
+    w.fin("c")
+    w.fin("s")
+    w.ack("c")
+    tr = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    tr.feed(w.batch())
+    (f,) = tr.flows()
+    assert tr.stats.packet_path == 4  # SYN, SYN/ACK and the FINs; not the handshake ACK
+    assert f.rtt_orig_side_s == pytest.approx(0.001) and f.conn_state == "SF"
+
+
 def test_flow_record_counts_against_hand_count():
     w = FakeWire().handshake().exchange(2)
     tr = Tracker()

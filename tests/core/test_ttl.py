@@ -14,4 +14,5 @@ def test_initial_ttl_and_hops(ttl: int, base: int, n: int):
 
 def test_mode_spread():
     assert ttl_mode_spread({}) is None
+    assert ttl_mode_spread({61: 4}) == (61, 0)
     assert ttl_mode_spread({52: 10, 51: 2, 60: 1}) == (52, 9)
