@@ -20,7 +20,7 @@ import numpy as np
 
 from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
-from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.records import FlowRecord, ResetRecord, field_names, field_value
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
 from rstscope.flowpackets import FlowPackets
@@ -207,7 +207,7 @@ class Analysis:
             "schema_version": SCHEMA_VERSION,
             "file": self.file,
             "summary": self.summary(),
-            "flows": [_jsonable(f) for f in self.flow_records()],
+            "flows": [_flow_json(f) for f in self.typed_flows()],
             "resets": [_jsonable(r) for r in self.reset_records()],
             "stalls": [_jsonable(s) for s in self.stall_records()],
         }
@@ -302,6 +302,27 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+_JSON_EXACT = frozenset({str, int, bool, type(None)})
+
+
+def _flow_json(flow: FlowRecord) -> dict[str, Any]:
+    """``_jsonable(flow.to_dict())`` in one pass over the fields instead of two: the
+    document holds one per flow (thousands), and this halves their cost."""
+    exact = _JSON_EXACT
+    isfinite = math.isfinite
+    out: dict[str, Any] = {}
+    for name in field_names(FlowRecord):
+        v = getattr(flow, name)
+        t = type(v)
+        if t in exact:
+            out[name] = v
+        elif t is float:
+            out[name] = v if isfinite(v) else None
+        else:
+            out[name] = _jsonable(field_value(v))
+    return out
 
 
 def json_ready(record: dict[str, Any]) -> dict[str, Any]:
