@@ -14,9 +14,7 @@ import csv
 import importlib
 import json
 import os
-import shutil
 import sys
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -330,6 +328,8 @@ def _count_origins(shown: Sequence[ShownReset]) -> dict[str, int]:
 def terminal_width() -> int:
     """Columns to lay the table out in: the terminal's, or ``COLUMNS`` when piped
     (80 if neither says)."""
+    import shutil  # lazy: only the table needs it, and it is ~2 ms of start-up
+
     return shutil.get_terminal_size((80, 24)).columns
 
 
@@ -481,6 +481,7 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so, without hiding the details
+        import traceback  # lazy: only a bug needs it, and it is ~2 ms of start-up
 
         traceback.print_exc()
         _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)
