@@ -308,29 +308,52 @@ def _hole_side(sd: _Side, h: Hole) -> _Side:
                  h.hole_bytes, h.dupacks)
 
 
-def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
-    """A cheap pre-check on the flow's running state: could any stall kind apply?
+#: The counter-table columns the running-state check reads, in this order.
+_STATE_COLUMNS = [RXMIT, SNDNXT, MAXACK, LASTPL, BYTES]
+
+
+def _state_rows(flows: Sequence[Flow]) -> list[list[int]]:
+    """Each flow's two directions' :data:`_STATE_COLUMNS` (orig, resp, orig, ...).
+
+    The flows of one tracker share its table: one read of the five columns for
+    them all costs a fifth of reading each direction's whole row (29 columns made
+    Python ints) one by one."""
+    if not flows:
+        return []
+    table = flows[0].dirs[0].table
+    if all(d.table is table for f in flows for d in f.dirs):
+        slots = [d.slot for f in flows for d in f.dirs]
+        out: list[list[int]] = table.a[np.ix_(slots, _STATE_COLUMNS)].tolist()
+        return out
+    return [[d.get(c) for c in _STATE_COLUMNS] for f in flows for d in f.dirs]
+
+
+def _maybe_stalled(flow: Flow, oc: Sequence[int], rc: Sequence[int],
+                   capture_end_ns: int) -> bool:
+    """A cheap pre-check on the flow's running state (``oc``/``rc``: each direction's
+    :data:`_STATE_COLUMNS`): could any stall kind apply?
     (Most flows are healthy; reading their tails would cost more than the analysis.)"""
     o, r = flow.dirs
-    oc, rc = o.col(), r.col()
-    if oc[RXMIT] or rc[RXMIT]:
+    o_rxmit, o_nxt, o_maxack, o_lastpl, _ = oc
+    r_rxmit, r_nxt, r_maxack, r_lastpl, _ = rc
+    if o_rxmit or r_rxmit:
         return True  # data-unacked
-    for snd, rcv in ((rc, oc), (oc, rc)):
-        if (snd[SNDNXT] >= 0 and rcv[MAXACK] >= 0
-                and seq_diff(int(snd[SNDNXT]), int(rcv[MAXACK])) >= PMTU_MIN_STUCK):
+    for snd_nxt, rcv_maxack in ((r_nxt, o_maxack), (o_nxt, r_maxack)):
+        if (snd_nxt >= 0 and rcv_maxack >= 0
+                and seq_diff(snd_nxt, rcv_maxack) >= PMTU_MIN_STUCK):
             return True  # data-hole: data seen past what the receiver acknowledged
     if flow.syn_ts_ns >= 0 and flow.synack_ts_ns < 0:
         return True  # syn-unanswered
-    if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
-            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - oc[LASTPL]
+    if (o_lastpl >= 0 and r_lastpl < o_lastpl
+            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - o_lastpl
             >= MIN_SILENCE_S * NS):
         return True  # request-unanswered
-    if (o.fin_ts_ns >= 0 and rc[LASTPL] > o.fin_ts_ns and oc[LASTPL] >= 0
-            and o.fin_ts_ns - oc[LASTPL] >= MIN_SILENCE_S * NS):
+    if (o.fin_ts_ns >= 0 and r_lastpl > o.fin_ts_ns and o_lastpl >= 0
+            and o.fin_ts_ns - o_lastpl >= MIN_SILENCE_S * NS):
         return True  # request-unanswered until the originator gave up
     return (r.fin_ts_ns >= 0 and flow.client_hello_ts_ns >= 0 and r.tls_alert_ts_ns < 0
-            and rc[LASTPL] >= 0
-            and r.fin_ts_ns - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r_lastpl >= 0
+            and r.fin_ts_ns - r_lastpl <= CUT_ACTIVE_S * NS
             and r.fin_ts_ns - flow.first_ts_ns >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
 
 
@@ -556,11 +579,13 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     while chunk := list(islice(pending, SCREEN_CHUNK_FLOWS)):
         live, rows, lens = gather(chunk, ledger)
         maybe: list[int] = []
+        cols = _state_rows(live)
         for i, flow in enumerate(live):
-            served = flow.dirs[1].get(BYTES) > 0
+            oc, rc = cols[2 * i], cols[2 * i + 1]
+            served = rc[-1] > 0  # the responder sent payload bytes
             per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
                                                               flow.last_ts_ns, served))
-            if _maybe_stalled(flow, capture_end_ns):
+            if _maybe_stalled(flow, oc, rc, capture_end_ns):
                 maybe.append(i)
         ends = np.cumsum(lens).tolist()
         # Each flow's rows: a slice of the concatenation.
