@@ -201,14 +201,18 @@ class Analysis:
             "vantage_reason": vantage_reason,
         }
 
-    def to_document(self) -> dict[str, Any]:
-        """The JSON document of ``rstscope analyze --format json`` (docs/schema.md)."""
+    def to_document(self, *, resets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The JSON document of ``rstscope analyze --format json`` (docs/schema.md).
+
+        ``resets``: JSON-ready reset dicts to hold instead of this analysis's own
+        (the CLI's, as shown), so that a capture's resets are not made twice."""
         return {
             "schema_version": SCHEMA_VERSION,
             "file": self.file,
             "summary": self.summary(),
             "flows": [_flow_json(f) for f in self.typed_flows()],
-            "resets": [_jsonable(r) for r in self.reset_records()],
+            "resets": ([_jsonable(r) for r in self.reset_records()] if resets is None
+                       else resets),
             "stalls": [_jsonable(s) for s in self.stall_records()],
         }
 

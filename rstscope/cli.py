@@ -278,27 +278,28 @@ def analyze(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # said above, in one line
                 result.enrich(keylog=keylog)
-        doc = result.to_document()
         flows = result.typed_flows()
         warn = vantage_warning(flows, sel.vantage)
         if warn:
-            doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
             click.echo(f"rstscope: warning: {warn}", err=True)
         resets: Sequence[ResetRecord] = result.typed_resets()
         if sel.flows:
-            check_flows(sel.flows, [f.flow_id for f in flows], doc["file"])
+            check_flows(sel.flows, [f.flow_id for f in flows], result.file)
             wanted = set(sel.flows)
             resets = [r for r in resets if r.flow_id in wanted]
             flows = [f for f in flows if f.flow_id in wanted]
-            doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
         probed: list[tuple[ResetRecord, dict[str, Any] | None]] = (
             apply_probes(resets, flows, probes) if probes else [(r, None) for r in resets])
         # Typed up to here; the document's dicts are made from the shown records.
-        shown = [apply_min_confidence(r, sel.min_confidence, file=doc["file"], probe=p)
+        shown = [apply_min_confidence(r, sel.min_confidence, file=result.file, probe=p)
                  for r, p in sorted(probed, key=lambda rp: reset_order(rp[0].file_id, rp[0].ts_ns,
                                                                      rp[0].frame))]
         all_shown.extend(shown)
-        doc["resets"] = [_json_ready(s.to_dict()) for s in shown]
+        doc = result.to_document(resets=[_json_ready(s.to_dict()) for s in shown])
+        if sel.flows:
+            doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
+        if warn:
+            doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
         doc["summary"]["resets"] = len(shown)
         doc["summary"]["resets_by_origin"] = _count_origins(shown)
         docs.append(doc)
