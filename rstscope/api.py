@@ -201,19 +201,22 @@ class Analysis:
             "vantage_reason": vantage_reason,
         }
 
-    def to_document(self, *, resets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def to_document(self, *, resets: list[dict[str, Any]] | None = None,
+                    flows: bool = True, stalls: bool = True) -> dict[str, Any]:
         """The JSON document of ``rstscope analyze --format json`` (docs/schema.md).
 
-        ``resets``: JSON-ready reset dicts to hold instead of this analysis's own
-        (the CLI's, as shown), so that a capture's resets are not made twice."""
+        For the CLI's other outputs, which print only some parts: ``resets``, the
+        JSON-ready reset dicts to hold instead of this analysis's own (the CLI's, as
+        shown), so that they are not made twice; ``flows`` / ``stalls`` False leave
+        those lists empty (a record per connection is most of the document's cost)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "file": self.file,
             "summary": self.summary(),
-            "flows": [_flow_json(f) for f in self.typed_flows()],
+            "flows": [_flow_json(f) for f in self.typed_flows()] if flows else [],
             "resets": ([_jsonable(r) for r in self.reset_records()] if resets is None
                        else resets),
-            "stalls": [_jsonable(s) for s in self.stall_records()],
+            "stalls": [_jsonable(s) for s in self.stall_records()] if stalls else [],
         }
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> Path:

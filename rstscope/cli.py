@@ -278,7 +278,14 @@ def analyze(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # said above, in one line
                 result.enrich(keylog=keylog)
-        flows = result.typed_flows()
+        # What this output prints: the JSON document every part, the table no flows,
+        # CSV, JSON lines and --summary neither flows nor stalls.  Their records cost
+        # most of the output stage, so only what is printed or checked is made (a
+        # stated --vantage is checked against the flows' TTLs).
+        prints_flows = flow_table or (fmt == "json" and not grouped)
+        prints_stalls = fmt in ("json", "table") and not (flow_table or grouped)
+        flows = (result.typed_flows()
+                 if prints_flows or sel.flows or probes or sel.vantage != "auto" else [])
         warn = vantage_warning(flows, sel.vantage)
         if warn:
             click.echo(f"rstscope: warning: {warn}", err=True)
@@ -295,8 +302,9 @@ def analyze(
                  for r, p in sorted(probed, key=lambda rp: reset_order(rp[0].file_id, rp[0].ts_ns,
                                                                      rp[0].frame))]
         all_shown.extend(shown)
-        doc = result.to_document(resets=[_json_ready(s.to_dict()) for s in shown])
-        if sel.flows:
+        doc = result.to_document(resets=[_json_ready(s.to_dict()) for s in shown],
+                                 flows=prints_flows and not sel.flows, stalls=prints_stalls)
+        if sel.flows and prints_flows:
             doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
         if warn:
             doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
