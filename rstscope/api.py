@@ -23,7 +23,6 @@ from rstscope.core import Tracker, TrackerConfig
 from rstscope.core.records import FlowRecord, ResetRecord, field_names, field_value
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
-from rstscope.flowpackets import FlowPackets
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.packet_filter import PacketFilter
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rstscope.core.stalls import StallRecord
+    from rstscope.flowpackets import FlowPackets
 
 Source = str | os.PathLike[str] | IO[bytes]
 Sources = Source | Sequence[Source]
@@ -119,6 +119,9 @@ class Analysis:
     def flow_packets(self) -> FlowPackets:
         """The packets of some flows, streamed from the source (seeking through the
         sparse index when there is one); the frame of :attr:`packets` once it is read."""
+        # lazy: only plots, reports and notebooks re-read packets, not analyze's output
+        from rstscope.flowpackets import FlowPackets
+
         return FlowPackets(self._source, self.packet_index, lambda: self._packets_df)
 
     # -- records as dicts (JSON-ready; the notebook's and the JSON's shape) --
