@@ -20,10 +20,9 @@ import numpy as np
 
 from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
-from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.records import FlowRecord, ResetRecord, field_names, field_value
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
-from rstscope.flowpackets import FlowPackets
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.packet_filter import PacketFilter
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rstscope.core.stalls import StallRecord
+    from rstscope.flowpackets import FlowPackets
 
 Source = str | os.PathLike[str] | IO[bytes]
 Sources = Source | Sequence[Source]
@@ -119,6 +119,9 @@ class Analysis:
     def flow_packets(self) -> FlowPackets:
         """The packets of some flows, streamed from the source (seeking through the
         sparse index when there is one); the frame of :attr:`packets` once it is read."""
+        # lazy: only plots, reports and notebooks re-read packets, not analyze's output
+        from rstscope.flowpackets import FlowPackets
+
         return FlowPackets(self._source, self.packet_index, lambda: self._packets_df)
 
     # -- records as dicts (JSON-ready; the notebook's and the JSON's shape) --
@@ -201,15 +204,22 @@ class Analysis:
             "vantage_reason": vantage_reason,
         }
 
-    def to_document(self) -> dict[str, Any]:
-        """The JSON document of ``rstscope analyze --format json`` (docs/schema.md)."""
+    def to_document(self, *, resets: list[dict[str, Any]] | None = None,
+                    flows: bool = True, stalls: bool = True) -> dict[str, Any]:
+        """The JSON document of ``rstscope analyze --format json`` (docs/schema.md).
+
+        For the CLI's other outputs, which print only some parts: ``resets``, the
+        JSON-ready reset dicts to hold instead of this analysis's own (the CLI's, as
+        shown), so that they are not made twice; ``flows`` / ``stalls`` False leave
+        those lists empty (a record per connection is most of the document's cost)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "file": self.file,
             "summary": self.summary(),
-            "flows": [_jsonable(f) for f in self.flow_records()],
-            "resets": [_jsonable(r) for r in self.reset_records()],
-            "stalls": [_jsonable(s) for s in self.stall_records()],
+            "flows": [_flow_json(f) for f in self.typed_flows()] if flows else [],
+            "resets": ([_jsonable(r) for r in self.reset_records()] if resets is None
+                       else resets),
+            "stalls": [_jsonable(s) for s in self.stall_records()] if stalls else [],
         }
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> Path:
@@ -302,6 +312,24 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def _flow_json(flow: FlowRecord) -> dict[str, Any]:
+    """``_jsonable(flow.to_dict())`` in one pass over the fields instead of two: the
+    document holds one per flow (thousands), and this halves their cost."""
+    exact = _JSON_SCALARS
+    isfinite = math.isfinite
+    out: dict[str, Any] = {}
+    for name in field_names(FlowRecord):
+        v = getattr(flow, name)
+        t = type(v)
+        if t in exact:
+            out[name] = v
+        elif t is float:
+            out[name] = v if isfinite(v) else None
+        else:
+            out[name] = _jsonable(field_value(v))
+    return out
 
 
 def json_ready(record: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import pkgutil
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,19 @@ class Prevalence:
     stacks: tuple[str, ...]
 
 
+def _packaged(name: str) -> str:
+    """A file of ``rstscope/data``, read through the package's loader (so from a
+    wheel or a zip too).  Not importlib.resources: its import and traversal cost
+    ~8 ms of every command's start-up, as much as the rest of this module."""
+    data = pkgutil.get_data("rstscope", f"data/{name}")
+    assert data is not None  # None only for a loader without get_data; rstscope's has it
+    return data.decode("utf-8")
+
+
 @lru_cache(maxsize=1)
 def load_prevalence() -> tuple[Prevalence, ...]:
     """The packaged prevalence ranking, longest prefix first (so it matches first)."""
-    text = resources.files("rstscope").joinpath("data/prevalence.csv").read_text("utf-8")
+    text = _packaged("prevalence.csv")
     rows = [Prevalence(r["product_prefix"], int(r["rank"]),
                        tuple(s.strip() for s in r["stacks"].split(",") if s.strip()))
             for r in csv.DictReader(io.StringIO(text))]
@@ -82,7 +91,7 @@ def parse_timeouts(text: str, *, origin: str = "catalog",
 @lru_cache(maxsize=1)
 def load_timeouts() -> tuple[TimeoutEntry, ...]:
     """The packaged catalog."""
-    text = resources.files("rstscope").joinpath("data/idle-timeouts.csv").read_text("utf-8")
+    text = _packaged("idle-timeouts.csv")
     return parse_timeouts(text, origin="idle-timeouts.csv")
 
 

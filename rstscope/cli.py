@@ -14,9 +14,7 @@ import csv
 import importlib
 import json
 import os
-import shutil
 import sys
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -46,7 +44,6 @@ from rstscope.errors import (
     UsageError,
     require,
 )
-from rstscope.grouping import GROUP_COLUMNS, group_resets, render_groups
 from rstscope.progress import ProgressBar
 from rstscope.results import ShownReset
 from rstscope.table import action_text, reset_order
@@ -281,27 +278,36 @@ def analyze(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # said above, in one line
                 result.enrich(keylog=keylog)
-        doc = result.to_document()
-        flows = result.typed_flows()
+        # What this output prints: the JSON document every part, the table no flows,
+        # CSV, JSON lines and --summary neither flows nor stalls.  Their records cost
+        # most of the output stage, so only what is printed or checked is made (a
+        # stated --vantage is checked against the flows' TTLs).
+        prints_flows = flow_table or (fmt == "json" and not grouped)
+        prints_stalls = fmt in ("json", "table") and not (flow_table or grouped)
+        flows = (result.typed_flows()
+                 if prints_flows or sel.flows or probes or sel.vantage != "auto" else [])
         warn = vantage_warning(flows, sel.vantage)
         if warn:
-            doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
             click.echo(f"rstscope: warning: {warn}", err=True)
         resets: Sequence[ResetRecord] = result.typed_resets()
         if sel.flows:
-            check_flows(sel.flows, [f.flow_id for f in flows], doc["file"])
+            check_flows(sel.flows, [f.flow_id for f in flows], result.file)
             wanted = set(sel.flows)
             resets = [r for r in resets if r.flow_id in wanted]
             flows = [f for f in flows if f.flow_id in wanted]
-            doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
         probed: list[tuple[ResetRecord, dict[str, Any] | None]] = (
             apply_probes(resets, flows, probes) if probes else [(r, None) for r in resets])
         # Typed up to here; the document's dicts are made from the shown records.
-        shown = [apply_min_confidence(r, sel.min_confidence, file=doc["file"], probe=p)
+        shown = [apply_min_confidence(r, sel.min_confidence, file=result.file, probe=p)
                  for r, p in sorted(probed, key=lambda rp: reset_order(rp[0].file_id, rp[0].ts_ns,
                                                                      rp[0].frame))]
         all_shown.extend(shown)
-        doc["resets"] = [_json_ready(s.to_dict()) for s in shown]
+        doc = result.to_document(resets=[_json_ready(s.to_dict()) for s in shown],
+                                 flows=prints_flows and not sel.flows, stalls=prints_stalls)
+        if sel.flows and prints_flows:
+            doc["flows"] = [_json_ready(f.to_dict()) for f in flows]
+        if warn:
+            doc["summary"]["warnings"] = [warn, *doc["summary"].get("warnings", [])]
         doc["summary"]["resets"] = len(shown)
         doc["summary"]["resets_by_origin"] = _count_origins(shown)
         docs.append(doc)
@@ -330,6 +336,8 @@ def _count_origins(shown: Sequence[ShownReset]) -> dict[str, int]:
 def terminal_width() -> int:
     """Columns to lay the table out in: the terminal's, or ``COLUMNS`` when piped
     (80 if neither says)."""
+    import shutil  # lazy: only the table needs it, and it is ~2 ms of start-up
+
     return shutil.get_terminal_size((80, 24)).columns
 
 
@@ -346,6 +354,9 @@ def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None,
         if flow_table:
             write_flow_table(docs, fmt, fh)
         elif grouped:
+            # lazy: only --summary groups (~1.5 ms of every other command's start-up)
+            from rstscope.grouping import group_resets, render_groups
+
             groups = group_resets([r for d in docs for r in d["resets"]])
             if fmt == "table":
                 render_groups(groups, fh, width=terminal_width(), wide=wide)
@@ -365,6 +376,8 @@ def _write_text_output(docs: list[dict[str, Any]], fmt: str, output: str | None,
 
 
 def write_groups(groups: list[Any], fmt: str, out: Any) -> None:
+    from rstscope.grouping import GROUP_COLUMNS  # lazy: as group_resets above
+
     rows = [g.to_dict() for g in groups]
     if fmt == "json":
         out.write(json.dumps({"schema_version": ENVELOPE_VERSION, "groups": rows}) + "\n")
@@ -481,6 +494,7 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so, without hiding the details
+        import traceback  # lazy: only a bug needs it, and it is ~2 ms of start-up
 
         traceback.print_exc()
         _die(f"internal error ({type(exc).__name__}: {exc}); please report it", EXIT_SOFTWARE)

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as _dt
 import ipaddress
 import re
-import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -106,6 +105,9 @@ def parse_host(text: str) -> tuple[str, ...]:
     if "/" in t or not _HOSTNAME_RE.match(t) or t.replace(".", "").isdigit():
         raise UsageError(f"bad --host {text!r}: expected an address, a CIDR network "
                          "(192.0.2.0/24) or a host name")
+    # lazy: only a host name needs the resolver (its module is ~2 ms of start-up)
+    import socket
+
     try:
         infos = socket.getaddrinfo(t, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:

@@ -8,7 +8,6 @@ action); :func:`stalls_html` is the report's table.
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from typing import TYPE_CHECKING, Any
 
 from rstscope.textfit import (
@@ -64,6 +63,8 @@ def stalls_html(analysis: RecordSource) -> str:
     stalls = analysis.typed_stalls()
     if not stalls:
         return ""
+    import html  # lazy: only the report escapes; the table would pay ~1.5 ms to load it
+
     esc = html.escape
     head = ("start", "flow", "kind", "end", "side", "silence", "retrans.", "through / stuck",
             "cause")

@@ -144,3 +144,28 @@ def test_json_ready_nulls_non_finite_floats_in_plain_and_nested_values():
     assert out == {"a": 1.5, "b": None, "c": None, "d": None, "e": [1.0, None],
                    "f": {"g": None}, "h": None, "i": 3, "j": "x", "k": None, "l": True}
     assert type(out["i"]) is int
+
+
+def test_document_flows_are_the_flow_records_made_json_ready():
+    # to_document makes each flow's dict in one pass; it must be json_ready(to_dict()),
+    # non-finite floats included.
+    import dataclasses
+    import math
+
+    from rstscope.api import _flow_json, json_ready
+
+    a = rs.analyze(FW_CLIENT)
+    flows = a.typed_flows()
+    assert a.to_document()["flows"] == [json_ready(f.to_dict()) for f in flows]
+    odd = dataclasses.replace(flows[0], rtt_s=math.nan, duration_s=math.inf)
+    assert _flow_json(odd) == json_ready(odd.to_dict())
+    assert list(_flow_json(odd)) == list(odd.to_dict())
+
+
+def test_document_leaves_out_the_parts_an_output_does_not_print():
+    a = rs.analyze(SAMPLES / "pmtu-blackhole.client.pcap")
+    doc = a.to_document()
+    assert doc["flows"] and doc["resets"] and doc["stalls"]
+    shown = [{"frame": 1}]
+    assert a.to_document(resets=shown, flows=False, stalls=False) == {
+        **doc, "flows": [], "resets": shown, "stalls": []}

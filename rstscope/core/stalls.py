@@ -308,29 +308,55 @@ def _hole_side(sd: _Side, h: Hole) -> _Side:
                  h.hole_bytes, h.dupacks)
 
 
-def _maybe_stalled(flow: Flow, capture_end_ns: int) -> bool:
-    """A cheap pre-check on the flow's running state: could any stall kind apply?
+#: The counter-table columns the running-state check reads, in this order.
+_STATE_COLUMNS = [RXMIT, SNDNXT, MAXACK, LASTPL, BYTES]
+
+
+def _state_columns(flows: Sequence[Flow]) -> np.ndarray:
+    """Each flow's orig and resp :data:`_STATE_COLUMNS`: an (n, 2, 5) array.
+
+    The flows of one tracker share its table: one read of the five columns for
+    them all, not a small read (or a whole 29-column row made Python ints) per
+    flow and direction."""
+    if not flows:
+        return np.zeros((0, 2, len(_STATE_COLUMNS)), dtype=np.int64)
+    table = flows[0].dirs[0].table
+    if all(f.dirs[0].table is table and f.dirs[1].table is table for f in flows):
+        slots = [d.slot for f in flows for d in f.dirs]
+        cols = table.a[np.ix_(slots, _STATE_COLUMNS)]
+    else:
+        cols = np.array([[d.get(c) for c in _STATE_COLUMNS] for f in flows for d in f.dirs],
+                        dtype=np.int64)
+    out: np.ndarray = cols.reshape(len(flows), 2, len(_STATE_COLUMNS))
+    return out
+
+
+def _maybe_stalled(flow: Flow, oc: Sequence[int], rc: Sequence[int],
+                   capture_end_ns: int) -> bool:
+    """A cheap pre-check on the flow's running state (``oc``/``rc``: each direction's
+    :data:`_STATE_COLUMNS`): could any stall kind apply?
     (Most flows are healthy; reading their tails would cost more than the analysis.)"""
     o, r = flow.dirs
-    oc, rc = o.col(), r.col()
-    if oc[RXMIT] or rc[RXMIT]:
+    o_rxmit, o_nxt, o_maxack, o_lastpl, _ = oc
+    r_rxmit, r_nxt, r_maxack, r_lastpl, _ = rc
+    if o_rxmit or r_rxmit:
         return True  # data-unacked
-    for snd, rcv in ((rc, oc), (oc, rc)):
-        if (snd[SNDNXT] >= 0 and rcv[MAXACK] >= 0
-                and seq_diff(int(snd[SNDNXT]), int(rcv[MAXACK])) >= PMTU_MIN_STUCK):
+    for snd_nxt, rcv_maxack in ((r_nxt, o_maxack), (o_nxt, r_maxack)):
+        if (snd_nxt >= 0 and rcv_maxack >= 0
+                and seq_diff(snd_nxt, rcv_maxack) >= PMTU_MIN_STUCK):
             return True  # data-hole: data seen past what the receiver acknowledged
     if flow.syn_ts_ns >= 0 and flow.synack_ts_ns < 0:
         return True  # syn-unanswered
-    if (oc[LASTPL] >= 0 and rc[LASTPL] < oc[LASTPL]
-            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - oc[LASTPL]
+    if (o_lastpl >= 0 and r_lastpl < o_lastpl
+            and (flow.last_ts_ns if flow.ended() else capture_end_ns) - o_lastpl
             >= MIN_SILENCE_S * NS):
         return True  # request-unanswered
-    if (o.fin_ts_ns >= 0 and rc[LASTPL] > o.fin_ts_ns and oc[LASTPL] >= 0
-            and o.fin_ts_ns - oc[LASTPL] >= MIN_SILENCE_S * NS):
+    if (o.fin_ts_ns >= 0 and r_lastpl > o.fin_ts_ns and o_lastpl >= 0
+            and o.fin_ts_ns - o_lastpl >= MIN_SILENCE_S * NS):
         return True  # request-unanswered until the originator gave up
     return (r.fin_ts_ns >= 0 and flow.client_hello_ts_ns >= 0 and r.tls_alert_ts_ns < 0
-            and rc[LASTPL] >= 0
-            and r.fin_ts_ns - rc[LASTPL] <= CUT_ACTIVE_S * NS
+            and r_lastpl >= 0
+            and r.fin_ts_ns - r_lastpl <= CUT_ACTIVE_S * NS
             and r.fin_ts_ns - flow.first_ts_ns >= CUT_MIN_ELAPSED_S * NS)  # cut-mid-stream
 
 
@@ -361,10 +387,11 @@ def _rel_seq(values: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def screen_tails(flows: Sequence[Flow], rows: np.ndarray, lens: np.ndarray,
-                 capture_end_ns: int) -> np.ndarray:
+                 capture_end_ns: int, state: np.ndarray | None = None) -> np.ndarray:
     """Which of ``flows`` :func:`_finding` can find stalled: one vectorised pass over
     their tails at once (``rows``: each flow's tail rows, ``lens[i]`` > 0 of them,
-    one flow after another).
+    one flow after another; ``state``: their :func:`_state_columns`, when the
+    caller has read them).
 
     A necessary condition per stall kind, read from the same rows as
     :func:`_finding` reads them: where this is False, :func:`_finding` returns None,
@@ -382,8 +409,9 @@ def screen_tails(flows: Sequence[Flow], rows: np.ndarray, lens: np.ndarray,
     gid = np.repeat(np.arange(n, dtype=np.int64), lens)
     orig_is_a = np.fromiter((f.orig_is_a for f in flows), dtype=bool, count=n)
     hello = np.fromiter((f.client_hello_ts_ns >= 0 for f in flows), dtype=bool, count=n)
-    rxmit = np.fromiter((bool(f.dirs[0].get(RXMIT) or f.dirs[1].get(RXMIT)) for f in flows),
-                        dtype=bool, count=n)
+    if state is None:
+        state = _state_columns(flows)
+    rxmit = state[:, :, 0].any(axis=1)  # RXMIT, either direction
     resp = rows["from_a"] != orig_is_a[gid]  # direction 1 (the responder's packets)
     fl = rows["flags"].astype(np.int64)
     pl = rows["payload_len"].astype(np.int64)
@@ -555,30 +583,25 @@ def find_stalls(flows: Iterable[Flow], ledger: TailLedger, capture_end_ns: int,
     # few MB however many flows are live.
     while chunk := list(islice(pending, SCREEN_CHUNK_FLOWS)):
         live, rows, lens = gather(chunk, ledger)
-        maybe: list[int] = []
-        for i, flow in enumerate(live):
-            served = flow.dirs[1].get(BYTES) > 0
+        state = _state_columns(live)
+        served = (state[:, 1, -1] > 0).tolist()  # the responder sent payload bytes
+        for flow, ok in zip(live, served, strict=True):
             per_service[(flow.resp_raw, flow.resp_p)].append((flow.flow_id, flow.first_ts_ns,
-                                                              flow.last_ts_ns, served))
-            if _maybe_stalled(flow, capture_end_ns):
-                maybe.append(i)
+                                                              flow.last_ts_ns, ok))
+        # Both checks are necessary conditions of a finding: the tails' vectorised
+        # screen first, as it leaves few flows for the running-state check's Python.
+        candidates = (range(len(live)) if reference else np.flatnonzero(
+            screen_tails(live, rows, lens, capture_end_ns, state)).tolist())
         ends = np.cumsum(lens).tolist()
-        # Each flow's rows: a slice of the concatenation.
-        spans = [(ends[i] - int(lens[i]), ends[i]) for i in maybe]
-        if reference:
-            screened = [True] * len(maybe)
-        else:
-            is_maybe = np.zeros(len(live), dtype=bool)
-            is_maybe[maybe] = True
-            screened = screen_tails([live[i] for i in maybe], rows[np.repeat(is_maybe, lens)],
-                                    lens[maybe], capture_end_ns).tolist()
-        for i, (a, b), keep in zip(maybe, spans, screened, strict=True):
-            if not keep:
-                continue
+        for i in candidates:
             flow = live[i]
+            oc, rc = state[i].tolist()
+            if not _maybe_stalled(flow, oc, rc, capture_end_ns):
+                continue
             ma, mb = ledger.max_payload_len(flow.key)
             mp = (ma, mb) if flow.orig_is_a else (mb, ma)
-            hit = _finding(flow, rows[a:b], mp, capture_end_ns)
+            # Each flow's rows: a slice of the concatenation.
+            hit = _finding(flow, rows[ends[i] - int(lens[i]):ends[i]], mp, capture_end_ns)
             if hit is not None:
                 found.append((flow, *hit, mp))
     out = []
