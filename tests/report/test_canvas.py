@@ -85,3 +85,26 @@ def test_a_figure_keeps_its_report_canvas() -> None:
     assert isinstance(canvas, ReportCanvas)
     assert report_canvas(fig) is canvas
     assert canvas.get_renderer() is canvas.get_renderer()
+
+
+def test_report_canvas_measures_texts_as_matplotlib_does() -> None:
+    """Layout (the fit, the overlap checks) sees the very boxes matplotlib's canvas gives:
+    the report renderer caches font heights and bitmaps, not different numbers."""
+    fig_want, fig_got = _figure(), _figure()
+    _, want = _ink(fig_want, FigureCanvasAgg(fig_want))
+    _, got = _ink(fig_got, report_canvas(fig_got))
+    assert [(t, tuple(b.bounds)) for t, b in got] == [(t, tuple(b.bounds)) for t, b in want]
+
+
+def test_a_string_drawn_again_is_not_rendered_again() -> None:
+    fig = _figure()
+    canvas = report_canvas(fig)
+    first = _ink(fig, canvas)[0]
+    renderer = canvas.get_renderer()
+    cached = dict(renderer._bitmaps)
+    assert cached
+    again = _ink(fig, canvas)[0]
+    # Nothing new to render: the same entries, the same bitmaps.
+    assert renderer._bitmaps.keys() == cached.keys()
+    assert all(renderer._bitmaps[k] is v for k, v in cached.items())
+    assert np.array_equal(first, again)
