@@ -23,6 +23,7 @@ from rstscope.cliopts import (
 )
 from rstscope.errors import OutputError, UsageError
 from rstscope.flowsubset import FlowSubset
+from rstscope.plot.backend import without_artist_docstrings
 from rstscope.plot.cli import default_output
 from rstscope.report.files import write_report
 from rstscope.report.html import DEFAULT_TIMELINES, ReportLimits, build_report
@@ -87,7 +88,9 @@ def report(files: tuple[str, ...], read_files: tuple[str, ...], output: str | No
         cut = keylog_warning([f for f in files if f != "-"])
         if cut:
             click.echo(f"rstscope: warning: {cut}", err=True)
-    with warnings.catch_warnings():
+    # The command draws a few PNGs and exits: matplotlib loads without the property
+    # tables of its artists' docstrings (~0.07 s of CPU).
+    with warnings.catch_warnings(), without_artist_docstrings():
         if keylog:
             warnings.simplefilter("ignore", UserWarning)  # said above
         if do_join:
