@@ -39,7 +39,7 @@ from rstscope.report.html import DEFAULT_TIMELINES, ReportLimits, build_report
               help="Resets per capture shown in full (timeline, evidence, advice).")
 @click.option("--max-timelines", type=click.IntRange(0, 10_000), default=DEFAULT_TIMELINES,
               show_default=True,
-              help="Flows of those sections whose timeline is drawn (each takes ~0.1 s); the "
+              help="Flows of those sections whose timeline is drawn (each takes ~0.05 s); the "
                    "others say how to plot theirs.")
 @click.option("--max-size", "max_size", default="8", show_default=True, metavar="SIZE",
               help="Stop embedding figures once the page reaches this size (millions of "
