@@ -86,10 +86,18 @@ def _addr_codes(raw: np.ndarray, ip_v: np.ndarray) -> tuple[np.ndarray, list[str
     return codes, texts
 
 
-def _addr_series(raw: np.ndarray, ip_v: np.ndarray) -> pd.Series:
-    """The address column as pandas' ``str`` dtype, built without an object array
-    when that dtype is stored in Arrow (then only the final strings are made)."""
+def _addr_series(cols: dict[str, object], name: str, ip_v: np.ndarray) -> pd.Series:
+    """The address column ``name`` of ``cols`` as pandas' ``str`` dtype, built without
+    an object array when that dtype is stored in Arrow (then only the final strings
+    are made).
+
+    The 16-byte column is taken out of ``cols`` and dropped as soon as the codes
+    exist, before the text column is made: holding both was ``read_packets``' peak.
+    """
+    raw = cols.pop(name)
+    assert isinstance(raw, np.ndarray)
     codes, texts = _addr_codes(raw, ip_v)
+    del raw
     dtype = pd.Series([], dtype="str").dtype
     if getattr(dtype, "storage", None) == "pyarrow":
         # lazy: pyarrow backs pandas' str dtype here; it is not needed otherwise
@@ -145,11 +153,7 @@ def batches_to_dataframe(batches: Iterable[np.ndarray]) -> pd.DataFrame:
     ip_v = arrays["ip_v"]
     del arrays
     for name in ("src", "dst"):
-        raw = cols.pop(name)
-        assert isinstance(raw, np.ndarray)
-        # The 16-byte addresses are freed as soon as their text column exists.
-        cols[name] = _addr_series(raw, ip_v)
-        del raw
+        cols[name] = _addr_series(cols, name, ip_v)
     df = pd.DataFrame({n: cols[n] for n in DATAFRAME_COLUMNS}, copy=False)
     df.index = pd.RangeIndex(len(df))
     return df

@@ -20,7 +20,7 @@ from rstscope.cliopts import (
     verdict_options,
 )
 from rstscope.errors import OutputError, UsageError
-from rstscope.plot.backend import new_figure
+from rstscope.plot.backend import new_figure, without_artist_docstrings
 from rstscope.plot.select import find_flow, reset_by_frame, reset_by_number
 from rstscope.plot.timeline import timeline
 
@@ -103,13 +103,15 @@ def plot(files: tuple[str, ...], read_file: str | None, reset_n: int | None,
         fid, target = rst.flow_id, rst
     if out is None:
         out = default_output(file, f"flow{fid}", "png")
-    fig = new_figure(11, 5.5)
-    lanes, ttl = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
-    timeline(analysis, target, lanes, ttl_ax=ttl, axis=axis)
-    try:
-        fig.savefig(out, dpi=dpi)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write image ({exc.strerror})") from exc
+    # One image and exit: matplotlib loads without its artists' docstring tables.
+    with without_artist_docstrings():
+        fig = new_figure(11, 5.5)
+        lanes, ttl = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+        timeline(analysis, target, lanes, ttl_ax=ttl, axis=axis)
+        try:
+            fig.savefig(out, dpi=dpi)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write image ({exc.strerror})") from exc
     click.echo(str(out))
 
 

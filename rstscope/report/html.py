@@ -48,9 +48,10 @@ if TYPE_CHECKING:
 
 
 # Timelines drawn per capture by default (``--max-timelines``).  A timeline costs
-# ~0.1 s of CPU (matplotlib, mostly text); with the overview, the histogram and
-# matplotlib's import (~0.55 s together) four keep `rstscope report` within
-# ~1 s of `rstscope analyze` on the 1M-packet capture (docs/performance.md).
+# ~0.05 s of CPU (matplotlib: ticks, artists, text); with the overview, the
+# histogram and matplotlib's import (~0.5 s together) four keep `rstscope report`
+# within ~0.8 s of `rstscope analyze` on the 1M-packet capture
+# (docs/performance.md).
 DEFAULT_TIMELINES = 4
 
 
