@@ -3,10 +3,11 @@
 Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
 with one ``np.lexsort`` over the key's words.  A flow's packets take the
 per-packet path (:meth:`Flow.packet`) when order matters for it in this batch:
-it is new, in its handshake, awaiting a RST verdict, or the packet carries SYN,
-FIN, RST, a TLS alert record or a zero window.  All other packets are folded in
-by :func:`rstscope.core.bulk.apply` with vectorised numpy, in rounds between
-each flow's control packets (see ``feed``).  Each RST
+it is new, in its handshake, awaiting a RST verdict, a side of it still silent
+speaks, or the packet carries SYN, FIN, RST, a TLS alert record or a zero
+window.  All other packets are folded in by :func:`rstscope.core.bulk.apply`
+with vectorised numpy, in rounds between each flow's control packets (see
+``feed``).  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
 or at ``finish``.  The tracker never reads a clock or does I/O.
@@ -439,11 +440,13 @@ class Tracker:
                 inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
         ia = inactive[g]
         wakes = (ia == 2) | (ia == direction)  # a silent side's first packet changes its state
-        last_wake = np.full(nf, -1, dtype=np.int64)
         if wakes.any():
-            wpos = np.flatnonzero(wakes)
-            cand[g[wpos]] = True
-            np.maximum.at(last_wake, g[wpos], wpos)
+            cand[g[wakes]] = True
+        # Per flow: the run position up to which packets go one by one, because a
+        # still-silent side speaks there (found by _hot_prefix as it goes: a flow
+        # created in this run has a silent side only once it exists).
+        wake = np.full(nf, -1, dtype=np.int64)
+        sw = swap[run]
         pkt_cand = cand[g]
         events: list[Event] = []
         to_bulk = ~pkt_cand  # by position in run: a mask keeps run order without a sort
@@ -462,16 +465,24 @@ class Tracker:
             unfinished: list[tuple[int, int]] = []
             for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist(), strict=True):
                 u = int(cg[b0])
-                done = self._hot_prefix(rows, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
+                done = self._hot_prefix(rows, k, b0, h, cpos, u, wake, sw, key_bytes,
                                         flows, events, to_bulk, b1)
                 k += h - b0
                 if not done and h < b1:
                     unfinished.append((h, b1))
             for h, b1 in unfinished:
                 u = int(cg[h])
-                rows2 = self._rows(batch, run[cpos[h:b1]], swap)
-                self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
-                                 events, to_bulk, b1)
+                # In growing chunks: a flow usually cools down within a few more
+                # packets (a midstream flow once its silent side has spoken), and
+                # reading all of a long flow's rows would cost more than the rest.
+                a, step = h, 8
+                while a < b1:
+                    z = min(b1, a + step)
+                    rows2 = self._rows(batch, run[cpos[a:z]], swap)
+                    if self._hot_prefix(rows2, 0, a, z, cpos, u, wake, sw, key_bytes, flows,
+                                        events, to_bulk, b1):
+                        break
+                    a, step = z, step * 4
         rest = np.flatnonzero(to_bulk)
         if len(rest):
             gr = g[rest]
@@ -484,18 +495,23 @@ class Tracker:
         return events
 
     def _hot_prefix(self, rows: list[tuple[Any, ...]], k0: int, b0: int, b1: int,
-                    cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
-                    flows: list[Flow | None], events: list[Event], to_bulk: np.ndarray,
-                    end: int) -> bool:
+                    cpos: np.ndarray, u: int, wake: np.ndarray, sw: np.ndarray,
+                    key_bytes: list[bytes], flows: list[Flow | None], events: list[Event],
+                    to_bulk: np.ndarray, end: int) -> bool:
         """Packets cpos[b0:b1] of flow u one by one until the flow cools down; then
-        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True."""
+        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True.
+        ``sw``: whether each run packet's sender is its key's B end; ``wake[u]``:
+        the run position of the flow's last packet that must go one by one."""
         for j in range(b0, b1):
             f = flows[u]
             row = rows[k0 + j - b0]
-            if (f is not None and int(cpos[j]) > last_wake
+            if (f is not None and int(cpos[j]) > wake[u]
                     and not f.needs_packet_path(row[0])):
-                to_bulk[cpos[j:end]] = True
-                return True
+                k = _first_wake(f, sw, cpos, j, end)
+                if k < 0:
+                    to_bulk[cpos[j:end]] = True
+                    return True
+                wake[u] = cpos[k]
             self._one(row, u, key_bytes, flows, events)
         return False
 
@@ -524,22 +540,13 @@ class Tracker:
         """One packet through :meth:`Flow.packet` (creating/renewing its flow)."""
         self._n_packet += 1
         fl = row[3]
-        sport, dport, ip_v, src, dst, swapped = row[16:]
-        key = key_bytes[u]
-        from_a = not swapped
+        from_a = not row[21]  # the sender is the key's A end
         flow = flows[u]
-        if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
-                flow, row[4]):
-            events.extend(self._retire(flow))
-            flow = None
-        if flow is None:
-            first_is_orig, why = _orientation(fl, sport, dport)
-            flow = self._new_flow(key, from_a == first_is_orig, why, not first_is_orig,
-                                  ip_v, src, sport, dst, dport, first_is_orig)
-            flows[u] = flow
-            self._created.append(((row[2], row[1]), flow))  # (file_id, frame) of its first packet
-            self._b_orient[u] = flow.orig_is_a
-            self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
+        if flow is None or (fl & TH_SYN and not fl & TH_ACK and self._new_generation(
+                flow, row[4])):
+            self._one_new(row, u, key_bytes, flows, events)
+            flow = flows[u]
+            assert flow is not None
         direction = 0 if from_a == flow.orig_is_a else 1
         ctx = flow.packet(direction, *row[:16])
         if ctx is not None:
@@ -552,6 +559,24 @@ class Tracker:
             deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until_ns = max(flow.hot_until_ns, deadline)
             heapq.heappush(self._pending, (deadline, self._seq, ctx))
+
+    def _one_new(self, row: tuple[Any, ...], u: int, key_bytes: list[bytes],
+                 flows: list[Flow | None], events: list[Event]) -> None:
+        """Create the flow (or its next generation, retiring the current one) that
+        packet ``row`` opens."""
+        fl = row[3]
+        sport, dport, ip_v, src, dst, swapped = row[16:]
+        pos = (row[2], row[1])  # (file_id, frame) of its first packet
+        old = flows[u]
+        if old is not None:
+            events.extend(self._retire(old))
+        first_is_orig, why = _orientation(fl, sport, dport)
+        flow = self._new_flow(key_bytes[u], (not swapped) == first_is_orig, why,
+                              not first_is_orig, ip_v, src, sport, dst, dport, first_is_orig)
+        flows[u] = flow
+        self._created.append((pos, flow))
+        self._b_orient[u] = flow.orig_is_a
+        self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
         """A SYN starts a new generation after the flow ended or with a new ISN."""
@@ -712,6 +737,21 @@ class Tracker:
             rtt_orig_side_s=ro / NS if ro >= 0 else None,
             rtt_resp_side_s=rr / NS if rr >= 0 else None,
             vantage=v, max_idle_gap_s=f.max_gap_ns / NS, resets=f.resets, evicted=f.evicted)
+
+
+def _first_wake(f: Flow, sw: np.ndarray, cpos: np.ndarray, j: int, end: int) -> int:
+    """Index in ``cpos[j:end]`` (flow f's remaining run packets) of the first packet
+    from a side of f still INACTIVE, -1 if none: its state moves with that packet
+    (Flow.packet), after which plain packets change no state and may be folded."""
+    o_in = f.dirs[0].ep.state == INACTIVE
+    r_in = f.dirs[1].ep.state == INACTIVE
+    if not (o_in or r_in):
+        return -1
+    if o_in and r_in:
+        return j
+    # The responder sends with swap == orig_is_a (direction 1; see _one).
+    hits = np.flatnonzero(sw[cpos[j:end]] == (f.orig_is_a if r_in else not f.orig_is_a))
+    return j + int(hits[0]) if len(hits) else -1
 
 
 def _ipid_label(counts: list[int], ip_v: int) -> str:

@@ -264,6 +264,103 @@ def test_flows_keep_their_creation_order(batch_size: int):
     assert order[0] == (1, 42999) and len(order) == 6
 
 
+def _midstream_capture() -> np.ndarray:
+    """Flows first seen midstream (the capture started while they ran): no
+    handshake, so the responder's first packet wakes its side and data/ACK pairs
+    are the only RTT samples.  A request/response exchange, a streamed response
+    (an LLM answer: many small server segments, the client ACKing every other
+    one), one seen from the server's side first, a one-sided one, and a stream
+    cut by a RST."""
+    wires = []
+    w = FakeWire(cport=44000)
+    w.exchange(3)
+    wires.append(w.batch())
+    w = FakeWire(cport=44001, t0_s=1_700_000_000.01)
+    w.data("c", 300)
+    w.wait(0.03)
+    for i in range(40):
+        w.data("s", 60 + i)
+        w.wait(0.002)
+        if i % 2:
+            w.ack("c")
+        w.wait(0.018)
+    w.data("c", 50)
+    w.wait(0.025)
+    w.ack("s")
+    wires.append(w.batch())
+    w = FakeWire(cport=44002, t0_s=1_700_000_000.02)
+    w.data("s", 500)
+    w.wait(0.003)
+    w.ack("c")
+    w.wait(0.01)
+    w.exchange(2, rtt_s=0.02)
+    wires.append(w.batch())
+    w = FakeWire(cport=44003, t0_s=1_700_000_000.03)
+    for _ in range(5):
+        w.data("s", 1400)
+        w.wait(0.01)
+    wires.append(w.batch())
+    w = FakeWire(cport=44004, t0_s=1_700_000_000.04)
+    for i in range(10):
+        w.data("s", 200)
+        w.wait(0.004)
+        if i % 3 == 0:
+            w.ack("c")
+        w.wait(0.01)
+    w.rst("c", ttl=60)
+    w.wait(0.002)
+    w.data("s", 200)
+    wires.append(w.batch())
+    return merge(*wires)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 1000])
+def test_midstream_flows_fold_like_the_packet_path(batch_size: int):
+    """The fold wakes the responder's side with its first packet and takes RTT
+    samples from data/ACK pairs exactly as Flow.packet does, however the
+    batches are cut."""
+    cap = _midstream_capture()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    fast.finish()
+    slow.finish()
+    if batch_size > 1:
+        assert fast.stats.bulk_path > 0  # the fold really ran
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
+    first = slow.flows()[0]
+    assert first.resp_state == "PARTIAL" and first.rtt_s == pytest.approx(0.041)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_silence_before_a_trigger_counts_from_the_last_non_rst_packet(batch_size: int):
+    """A RST, a packet folded in after its settle window, then a RST answering that
+    packet: the trigger's silence is measured from the last packet before it that
+    was not a RST (Flow.packet), not from the first RST."""
+    w = FakeWire().handshake().exchange(1)
+    w.data("s", 100)
+    w.wait(0.5)
+    w.rst("c", ttl=60)
+    w.wait(5.0)
+    w.data("s", 100)  # folded: the first RST has settled by now
+    w.wait(0.001)
+    w.rst("c", ttl=60)
+    cap = w.batch()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    fast.finish()
+    slow.finish()
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
+    assert slow.resets()[1].idle_before_trigger_s == pytest.approx(5.5)
+
+
 def test_plain_handshake_ack_is_timed_by_the_fold():
     w = FakeWire().handshake().exchange(2)
     w.fin("c")
