@@ -10,7 +10,10 @@ with vectorised numpy, in rounds between each flow's control packets (see
 ``feed``).  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
-or at ``finish``.  The tracker never reads a clock or does I/O.
+or at ``finish``.  The packet path (``TrackerConfig(packet_path_only=True)``)
+is the reference: whatever the rounds do, flows, verdicts and their order come
+out as it leaves them (the records and verdicts a round adds are put back in
+packet order, see ``_frame_order``).  The tracker never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import heapq
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,6 +69,7 @@ _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_
 _MAX_ROUNDS = 32  # flows with more control packets in one batch go one by one
 _LAST_ROUND = _MAX_ROUNDS + 1  # the batch's closing fold (see feed)
 _HEAD = 3  # packets per hot flow read eagerly in a run
+_T = TypeVar("_T")
 
 
 def canonical_keys(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +159,11 @@ class Tracker:
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
         self._created: list[tuple[tuple[int, int], Flow]] = []  # see _renumber
+        # (file_id, frame) of the packet behind each record, verdict and event that
+        # retiring or creating a flow added during this batch's rounds (see _frame_order).
+        self._keys_done: list[tuple[int, int]] = []
+        self._keys_resets: list[tuple[int, int]] = []
+        self._keys_events: list[tuple[int, int]] = []
         self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
@@ -226,6 +235,8 @@ class Tracker:
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
         self._created = []  # flows (and generations) this batch creates: renumbered below
+        self._keys_done, self._keys_resets, self._keys_events = [], [], []
+        done0, resets0 = len(self._done), len(self._resets)
         # Per-group orientation and table slots, kept current as flows are created.
         self._b_orient = np.array([f.orig_is_a if f is not None else True for f in flows])
         self._b_slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) if f is not None
@@ -281,6 +292,7 @@ class Tracker:
                 cps = np.sort(sl[c])  # control packets of different flows: frame order
                 if len(cps):
                     events.extend(self._packet_path(batch, cps, inv, swap, key_bytes, flows))
+        events = self._frame_order(events, done0, resets0)
         self._now = max(self._now, int(batch["ts_ns"].max()))
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
@@ -293,6 +305,29 @@ class Tracker:
             events = opened + events
         self._created = []
         self._cols = None
+        return events
+
+    def _frame_order(self, events: list[Event], done0: int, resets0: int) -> list[Event]:
+        """Put what the rounds added in packet order, as the packet path leaves it.
+
+        Rounds keep each flow's packets in order, but take every flow's k-th
+        control packet together: a generation retired by its flow's third SYN
+        comes after one retired by another flow's first, even when that came
+        later.  So the records, verdicts and events that retiring (or creating)
+        flows added go back in the order of the packets that caused them, and
+        this batch's new live flows in the order of their first packets (the
+        flow table's order is flows()' order and the eviction scan's)."""
+        _by_packet(self._done, done0, self._keys_done)
+        _by_packet(self._resets, resets0, self._keys_resets)
+        _by_packet(events, 0, self._keys_events)
+        created = self._created
+        if len(created) > 1:
+            # This batch's new flows sit at the end of the table (only creating a
+            # flow inserts into it): re-insert the live ones by first packet.
+            live = [(pos, f) for pos, f in created if self._flows.get(f.key) is f]
+            if _unsorted([pos for pos, _ in live]):
+                for _, f in sorted(live, key=lambda pf: pf[0]):
+                    self._flows[f.key] = self._flows.pop(f.key)
         return events
 
     def _renumber(self, events: list[Event]) -> list[Event]:
@@ -563,11 +598,16 @@ class Tracker:
     def _one_new(self, row: tuple[Any, ...], u: int, key_bytes: list[bytes],
                  flows: list[Flow | None], events: list[Event]) -> None:
         """Create the flow (or its next generation, retiring the current one) that
-        packet ``row`` opens."""
+        packet ``row`` opens, noting what that adds for :meth:`_frame_order`."""
         fl = row[3]
         sport, dport, ip_v, src, dst, swapped = row[16:]
         pos = (row[2], row[1])  # (file_id, frame) of its first packet
         old = flows[u]
+        # Only retiring a generation, or evicting a flow to make room, adds records,
+        # verdicts or events.
+        noted = old is not None or len(self._flows) >= self.config.max_flows
+        if noted:
+            n_done, n_resets, n_events = len(self._done), len(self._resets), len(events)
         if old is not None:
             events.extend(self._retire(old))
         first_is_orig, why = _orientation(fl, sport, dport)
@@ -577,6 +617,10 @@ class Tracker:
         self._created.append((pos, flow))
         self._b_orient[u] = flow.orig_is_a
         self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
+        if noted:
+            self._keys_done.extend([pos] * (len(self._done) - n_done))
+            self._keys_resets.extend([pos] * (len(self._resets) - n_resets))
+            self._keys_events.extend([pos] * (len(events) - n_events))
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
         """A SYN starts a new generation after the flow ended or with a new ISN."""
@@ -737,6 +781,17 @@ class Tracker:
             rtt_orig_side_s=ro / NS if ro >= 0 else None,
             rtt_resp_side_s=rr / NS if rr >= 0 else None,
             vantage=v, max_idle_gap_s=f.max_gap_ns / NS, resets=f.resets, evicted=f.evicted)
+
+
+def _unsorted(keys: list[tuple[int, int]]) -> bool:
+    return any(a > b for a, b in zip(keys, keys[1:], strict=False))
+
+
+def _by_packet(store: list[_T], start: int, keys: list[tuple[int, int]]) -> None:
+    """Sort ``store[start:]`` (in place, stably) by ``keys``, one per item."""
+    if len(store) - start == len(keys) and _unsorted(keys):
+        tail = store[start:]
+        store[start:] = [tail[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def _first_wake(f: Flow, sw: np.ndarray, cpos: np.ndarray, j: int, end: int) -> int:

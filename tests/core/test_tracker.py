@@ -335,6 +335,55 @@ def test_midstream_flows_fold_like_the_packet_path(batch_size: int):
     assert first.resp_state == "PARTIAL" and first.rtt_s == pytest.approx(0.041)
 
 
+def _generations_capture() -> np.ndarray:
+    """Flows whose next generation starts at a different control packet of theirs:
+    x's at its third (SYN, RST, SYN) and, later in the capture, y's at its second
+    (midstream data, RST, SYN), so the tracker's rounds meet y's before x's; and a
+    midstream flow z whose first packet comes after x's SYN."""
+    wires = []
+    x = FakeWire(cport=45000, t0_s=1_700_000_000.0)
+    x.pkt("c", TH_SYN)
+    x.wait(0.01)
+    x.rst("s", with_ack=True)
+    x.wait(0.1)
+    x.nxt["c"] = 77_777
+    x.handshake()
+    x.exchange(1)
+    wires.append(x.batch())
+    y = FakeWire(cport=45001, t0_s=1_700_000_000.02)
+    y.data("c", 100)
+    y.wait(0.001)
+    y.rst("s")
+    y.wait(0.2)
+    y.nxt["c"] = 88_888
+    y.handshake()
+    y.exchange(1)
+    wires.append(y.batch())
+    z = FakeWire(cport=45002, t0_s=1_700_000_000.005)
+    z.exchange(2)
+    wires.append(z.batch())
+    return merge(*wires)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 1000])
+def test_flows_and_verdicts_keep_packet_order(batch_size: int):
+    """flows() (retired generations, then live flows) and resets() list flows and
+    verdicts in the order of the packets behind them, as the packet path does,
+    whatever round of the batch handled those packets."""
+    cap = _generations_capture()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    for i in range(0, len(cap), batch_size):
+        fast.feed(cap[i:i + batch_size])
+    slow.feed(cap)
+    fast.finish()
+    slow.finish()
+    assert [(f.orig_p, f.generation) for f in slow.flows()] == [
+        (45000, 1), (45001, 1), (45002, 1), (45000, 2), (45001, 2)]
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 1000])
 def test_silence_before_a_trigger_counts_from_the_last_non_rst_packet(batch_size: int):
     """A RST, a packet folded in after its settle window, then a RST answering that
