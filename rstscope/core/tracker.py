@@ -148,7 +148,11 @@ class Tracker:
         # Events raised while handling a packet (flow-table overflow) and returned by
         # the next feed()/advance().
         self._side_events: list[Event] = []
-        self._pending: list[tuple[int, int, ResetContext]] = []  # (deadline, seq, ctx)
+        # (deadline, packet position, seq, ctx).  Equal deadlines settle in packet
+        # order ((file_id, frame) as one int), not in the order the packets were
+        # handled: rounds handle a flow's k-th control packet with every other
+        # flow's, and verdicts must not depend on that.
+        self._pending: list[tuple[int, int, int, ResetContext]] = []
         self._seq = 0
         self._next_id = 1
         self._packets = 0
@@ -593,7 +597,7 @@ class Tracker:
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until_ns = max(flow.hot_until_ns, deadline)
-            heapq.heappush(self._pending, (deadline, self._seq, ctx))
+            heapq.heappush(self._pending, (deadline, (row[2] << 40) | row[1], self._seq, ctx))
 
     def _one_new(self, row: tuple[Any, ...], u: int, key_bytes: list[bytes],
                  flows: list[Flow | None], events: list[Event]) -> None:
@@ -653,12 +657,14 @@ class Tracker:
         """Close a generation: settle its RSTs now and keep its record."""
         events: list[Event] = []
         if flow.pending:
-            keep = []
+            keep: list[tuple[int, int, int, ResetContext]] = []
+            mine: list[tuple[int, int, int, ResetContext]] = []
             for item in self._pending:
-                if item[2].flow is flow:
-                    events.append(self._verdict(item[2]))
-                else:
-                    keep.append(item)
+                (mine if item[3].flow is flow else keep).append(item)
+            # In the order their windows would have closed (the heap's list order
+            # depends on how the pushes and pops were interleaved).
+            for item in sorted(mine, key=lambda it: it[:3]):
+                events.append(self._verdict(item[3]))
             heapq.heapify(keep)
             self._pending = keep
         flow.pending.clear()
@@ -687,7 +693,7 @@ class Tracker:
         # batch may hold more packets with that same timestamp.  Settling at ``<=``
         # made a verdict depend on where the batches were cut.
         while self._pending and (now is None or self._pending[0][0] < now):
-            _, _, ctx = heapq.heappop(self._pending)
+            ctx = heapq.heappop(self._pending)[3]
             events.append(self._verdict(ctx))
         return events
 

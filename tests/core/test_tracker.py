@@ -611,3 +611,54 @@ def test_conn_state_at_the_rst_is_batch_independent(later, cuts):
     assert _states_by_frame(batch, [c for c in cuts if c < len(batch)]) == whole
     upto = batch[batch["frame"] <= rst_frame]
     assert whole[rst_frame] == _states_by_frame(upto, [])[rst_frame]
+
+
+_MID_STEP = st.tuples(st.sampled_from(["data", "data", "ack", "ack", "rexmit", "rst", "syn",
+                                       "fin"]),
+                      st.sampled_from("cs"), st.integers(0, 1500),
+                      st.floats(-0.002, 0.05, allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_MID_STEP, min_size=1, max_size=40), min_size=1, max_size=3),
+       st.one_of(st.integers(0, (1 << 32) - 1),  # near the wrap half the time
+                 st.integers((1 << 32) - 20_000, (1 << 32) - 1)),
+       st.lists(st.integers(1, 90), max_size=6))
+def test_midstream_fold_equals_packet_path_whatever_the_cuts(convs, isn, cuts):
+    """Property over midstream conversations (data, ACKs, retransmissions, FINs,
+    RSTs and now and then a new generation's SYN or a SYN/ACK, from either side; sequence
+    numbers that may wrap, time that may step back a little) and the batch cuts:
+    the fold leaves flows and verdicts, in order, exactly as the packet path does."""
+    wires = []
+    for i, steps in enumerate(convs):
+        w = FakeWire(cport=46000 + i, t0_s=1_700_000_000.0 + i * 0.01,
+                     client_isn=(isn + i * 7919) % (1 << 32),
+                     server_isn=(isn * 3 + 12345) % (1 << 32))
+        for kind, side, size, dt in steps:
+            w.wait(dt)
+            if kind == "data":
+                w.data(side, max(size, 1))
+            elif kind == "ack":
+                w.ack(side)
+            elif kind == "rexmit":
+                w.data(side, max(size, 1), seq=(w.nxt[side] - max(size, 1)) % (1 << 32))
+            elif kind == "syn":  # a new generation's handshake (or a stray SYN/ACK)
+                w.nxt[side] = (w.nxt[side] + 10_000_000) % (1 << 32)
+                w.pkt(side, TH_SYN if side == "c" else TH_SYN | TH_ACK)
+            elif kind == "fin":
+                w.fin(side)
+            else:
+                w.rst(side)
+        wires.append(w.batch())
+    cap = merge(*wires)  # interleaved by time (a step back reorders that flow too)
+    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+    slow.feed(cap)
+    slow.finish()
+    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    bounds = [0, *sorted({c for c in cuts if c < len(cap)}), len(cap)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        if b > a:
+            fast.feed(cap[a:b])
+    fast.finish()
+    assert fast.flows() == slow.flows()
+    assert fast.resets() == slow.resets()
