@@ -44,18 +44,19 @@ def _track(packets: np.ndarray, batch_size: int, *, packet_path_only: bool) -> T
 
 
 def _assert_fold_equals_reference(packets: np.ndarray) -> None:
-    slow = _track(packets, max(len(packets), 1), packet_path_only=True)
-    want_flows, want_resets, want_stalls = slow.flows(), slow.resets(), slow.stalls()
-    want_vantage = slow.vantage
-    # Which path took a packet is the point of the comparison, not part of it.
-    want_stats = dataclasses.replace(slow.stats, packet_path=0, bulk_path=0)
     for bs in BATCH_SIZES:
+        # The same batches for both: verdicts settle at the end of a batch, so the
+        # cuts may order them differently on either path (see test_tracker's
+        # midstream property); this compares the fold with the packet path.
+        slow = _track(packets, bs, packet_path_only=True)
         fast = _track(packets, bs, packet_path_only=False)
-        assert fast.flows() == want_flows, f"flows differ at batch size {bs}"
-        assert fast.resets() == want_resets, f"resets differ at batch size {bs}"
-        assert fast.stalls() == want_stalls, f"stalls differ at batch size {bs}"
-        assert fast.vantage == want_vantage, f"vantage differs at batch size {bs}"
-        assert dataclasses.replace(fast.stats, packet_path=0, bulk_path=0) == want_stats
+        assert fast.flows() == slow.flows(), f"flows differ at batch size {bs}"
+        assert fast.resets() == slow.resets(), f"resets differ at batch size {bs}"
+        assert fast.stalls() == slow.stalls(), f"stalls differ at batch size {bs}"
+        assert fast.vantage == slow.vantage, f"vantage differs at batch size {bs}"
+        # Which path took a packet is the point of the comparison, not part of it.
+        assert (dataclasses.replace(fast.stats, packet_path=0, bulk_path=0)
+                == dataclasses.replace(slow.stats, packet_path=0, bulk_path=0))
 
 
 def _shared() -> list[Path]:
