@@ -665,3 +665,29 @@ def test_midstream_fold_equals_packet_path_whatever_the_cuts(convs, isn, cuts):
         tr.finish()
     assert fast.flows() == slow.flows()
     assert fast.resets() == slow.resets()
+
+
+@pytest.mark.xfail(strict=True, reason="the packet path itself (the reference) settles verdicts "
+                   "at the end of a batch, so a RST whose window closed before another flow's "
+                   "next generation began is listed after that generation's verdicts when both "
+                   "are in one batch and before them when a cut falls between")
+def test_verdict_order_does_not_depend_on_the_batch_cuts():
+    lone = FakeWire(cport=46000)
+    lone.rst("c")
+    w = FakeWire(cport=46001, t0_s=1_700_000_000.01)
+    for _ in range(12):  # past the lone RST's settle window (0.5 s) by the 12th
+        w.wait(0.045)
+        w.data("c", 1)
+    w.rst("c")
+    w.nxt["c"] += 10_000_000
+    w.pkt("c", TH_SYN)  # the next generation: its predecessor's RST settles now
+    cap = merge(lone.batch(), w.batch())
+    orders = []
+    for cuts in ([], [13]):
+        tr = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
+        bounds = [0, *cuts, len(cap)]
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            tr.feed(cap[a:b])
+        tr.finish()
+        orders.append([r.frame for r in tr.resets()])
+    assert orders[0] == orders[1]
