@@ -3,7 +3,9 @@
 Theory of operation.  Most packets of a long capture belong to established flows
 and change nothing but counters: packets, bytes, first/last time, the TTL
 histogram, IP-ID steps, the highest sequence number, the last packet's header
-fields, the longest silence and the first ClientHello/ServerHello times.  :func:`apply` computes those per
+fields, the longest silence and the first ClientHello/ServerHello times; and,
+for flows without a timed handshake (first seen midstream), the RTT samples
+Flow.packet takes from data/ACK pairs.  :func:`apply` computes those per
 (flow, direction) with a few numpy sorts and reductions, then touches each
 affected :class:`~rstscope.core.flow.Dir` once.  The tracker routes a flow's
 packets here only when none of them needs ordered handling (see
@@ -26,6 +28,7 @@ from rstscope.core.flow import (
     FIRST,
     HALF,
     HIST,
+    HS_TIMED,
     INC,
     IPB,
     LAST,
@@ -44,6 +47,7 @@ from rstscope.core.flow import (
     NONRST_WIN,
     PKTS,
     RAND,
+    RST_LAST,
     RXMIT,
     SEQ_MOD,
     SINCE,
@@ -120,7 +124,31 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     sl = slots[ufd >> 1, ufd & 1]
     opp_sl = slots[ufd >> 1, (ufd & 1) ^ 1]
     A = table.a
+    # Each flow's packets in frame order (either direction): input already
+    # grouped by flow (the tracker's case) needs no second sort.
+    gi = g.astype(np.int64, copy=False)
+    grouped = bool(np.all(gi[1:] >= gi[:-1]))
+    if grouped:
+        og = None
+        gs = gi
+        tsg = ts_in
+    else:
+        og = np.argsort(gi, kind="stable")
+        gs = gi[og]
+        tsg = ts_in[og]
+    gstarts = group_starts(gs)
+    gends = np.append(gstarts[1:], n) - 1
+    ug_l = gs[gstarts].tolist()
     col = A[sl].T  # gathered copy, seen as (fields, k)
+    # Flows without a timed handshake take RTT samples from data/ACK pairs
+    # (Flow.packet); read the table for them before this fold changes it.
+    if not col[HS_TIMED].all():
+        cleared = _rtt_from_data(batch, idx if og is None else idx[og], gs, gstarts,
+                                 direction if og is None else direction[og], flows, slots, A)
+    else:
+        cleared = None
+    # Flows whose last packet may have been a RST (either direction's was).
+    rst_last = ufd[(col[RST_LAST] | A[opp_sl, RST_LAST]) != 0] >> 1
 
     col[PKTS] += counts
     col[BYTES] += np.add.reduceat(payload_len_sorted, starts)
@@ -132,6 +160,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     col[UNACKED] = np.where(last_payload >= 0, last_payload, col[UNACKED])
     col[WIN] = batch["win"][lrow]
     col[TSOPT] |= np.maximum.reduceat(batch["tsval"][rows] >= 0, starts)
+    col[RST_LAST] = 0  # no RST is folded
 
     # IP-ID steps (IPv4 only; -1 marks IPv6).
     ip_id_sorted = batch["ip_id"][rows].astype(np.int64, copy=False)
@@ -190,25 +219,20 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
                            (aref + max_ack) & _SEQ_MASK, col[MAXACK])
 
     # Silences are per flow (either direction), in frame order within the flow.
-    # Input already grouped by flow (the tracker's case) needs no second sort.
-    gi = g.astype(np.int64, copy=False)
-    grouped = bool(np.all(gi[1:] >= gi[:-1]))
-    if grouped:
-        gs = gi
-        tsg = ts_in
-    else:
-        og = np.argsort(gi, kind="stable")
-        gs = gi[og]
-        tsg = ts_in[og]
-    gstarts = group_starts(gs)
-    gends = np.append(gstarts[1:], n) - 1
     gapg = np.empty(n, dtype=np.int64)
     gapg[1:] = tsg[1:] - tsg[:-1]
-    ug_l = gs[gstarts].tolist()
     flow_last = np.array([flows[u].last_ts_ns for u in ug_l], dtype=np.int64)
     gapg[gstarts] = np.where(flow_last >= 0, tsg[gstarts] - flow_last, 0)
     maxgap = np.maximum.reduceat(gapg, gstarts)
-    if grouped:
+    # The snapshot's silence counts from the flow's last non-RST packet (Flow.packet):
+    # it differs from the above only for a flow whose last packet was a RST.
+    if len(rst_last):
+        after_rst = np.searchsorted(gs[gstarts], np.unique(rst_last))
+        lnr = np.array([flows[ug_l[j]].last_non_rst_ts_ns for j in after_rst.tolist()],
+                       dtype=np.int64)
+        at = gstarts[after_rst]
+        gapg[at] = np.where(lnr >= 0, tsg[at] - lnr, 0)
+    if og is None:
         last_gap = gapg[last]
     else:
         inv_og = np.empty(n, dtype=np.int64)
@@ -219,7 +243,7 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     # a later RST's context reads them.  Most runs hold no handshake record.
     hs_in = batch["tls_hs"][idx]
     if bool((hs_in > 0).any()):
-        hsg = hs_in if grouped else hs_in[og]
+        hsg = hs_in if og is None else hs_in[og]
         for tls_hs, attr in ((1, "client_hello_ts_ns"), (2, "server_hello_ts_ns")):
             first_hs = np.minimum.reduceat(np.where(hsg == tls_hs, ar, _BIG), gstarts)
             sel = np.flatnonzero(first_hs != _BIG)
@@ -268,6 +292,8 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     letters.extend(zip(o[t_pos].tolist(), sfd[t_pos].tolist(), repeat("T")))
 
     A[sl] = col.T
+    if cleared is not None and len(cleared):
+        A[cleared, UNACKED] = -1  # data an RTT sample has used up (Flow.packet)
     silent_opp = opp_sl[~has_opp]
     A[silent_opp, SINCE] = 0  # a direction that just spoke resets its peer's count
 
@@ -297,3 +323,120 @@ def apply(batch: Mapping[str, np.ndarray] | np.ndarray, idx: np.ndarray, g: np.n
     letters.sort(key=lambda x: x[0])  # stable: A, D, T on one packet stay in that order
     for _, u, letter in letters:
         flows[u >> 1].add_letter(u & 1, letter)
+
+
+def _rtt_from_data(batch: Mapping[str, np.ndarray] | np.ndarray, rows: np.ndarray,
+                   gs: np.ndarray, gstarts: np.ndarray, direction: np.ndarray, flows: Sequence[Flow],
+                   slots: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Flow.packet's RTT samples from data/ACK pairs, for the fold's flows that have
+    no complete handshake (flows first seen midstream); ``A`` is the table before
+    the fold.  ``rows`` are the fold's packets in flow order (frame order within a
+    flow), ``gs`` their flows (``gstarts`` where each starts), ``direction``
+    their senders (0 originator, 1 responder).  Updates each flow's
+    ``rtt_side_ns``; returns the table slots whose ``data_unacked_ts_ns`` the
+    samples used up (to be set to -1 after the fold).
+
+    Flow.packet, packet by packet: a packet whose ACK advances its sender's
+    highest ACK and covers everything the peer has sent, while the peer's
+    newest data is not yet timed, is a sample (its time minus that data's), and
+    that data is then timed.  So each stretch between two data packets of the
+    peer (its *epoch*) gives one sample at most: the first such packet in it.
+    """
+    n = len(rows)
+    need = A[slots[gs[gstarts], 0], HS_TIMED] == 0
+    if not need.all():
+        keep = np.repeat(need, np.diff(np.append(gstarts, n)))
+        rows, gs, direction = rows[keep], gs[keep], direction[keep]
+        n = len(rows)
+        gstarts = group_starts(gs)
+    counts_f = np.diff(np.append(gstarts, n))
+    fstart = np.repeat(gstarts, counts_f)  # each packet's flow's first position
+    ar = np.arange(n)
+    ts_ns = batch["ts_ns"][rows].astype(np.int64, copy=False)
+    seq = batch["seq"][rows].astype(np.int64, copy=False)
+    ack = batch["ack"][rows].astype(np.int64, copy=False)
+    pl = batch["payload_len"][rows].astype(np.int64, copy=False)
+    has_ack = (batch["flags"][rows] & TH_ACK) != 0
+    d = direction.astype(np.int64, copy=False)
+    own_sl = slots[gs, d]
+    peer_sl = slots[gs, d ^ 1]
+
+    # Running values per (flow, direction), as apply() computes their final ones:
+    # relative to a reference half a sequence space below, so wrap is harmless.
+    fd = gs * 2 + d
+    o = np.argsort(fd, kind="stable")
+    st = group_starts(fd[o])
+    cnt = np.diff(np.append(st, n))
+    grp = np.repeat(np.arange(len(st)), cnt)
+    gslot = own_sl[o][st]
+    # The sender's highest sequence number after each packet.
+    nxt0 = A[gslot, SNDNXT]
+    seq_o = seq[o]
+    known = nxt0 >= 0
+    ref = np.where(known, nxt0, seq_o[st]) - HALF
+    rel_end = ((seq_o - ref[grp]) & _SEQ_MASK) + pl[o]
+    rel_end = np.maximum(rel_end, np.where(known, HALF, -1)[grp])
+    run_max = np.maximum.accumulate(grp * (1 << 34) + rel_end) - grp * (1 << 34)
+    nxt_after = np.empty(n, dtype=np.int64)
+    nxt_after[o] = (ref[grp] + run_max) & _SEQ_MASK
+    # Whether each packet's ACK advances its sender's highest ACK.
+    mack0 = A[gslot, MAXACK]
+    ack_o = ack[o]
+    ha_o = has_ack[o]
+    aknown = mack0 >= 0
+    first_ack = np.minimum.reduceat(np.where(ha_o, np.arange(n), _BIG), st)
+    aref = np.where(aknown, mack0, ack_o[np.minimum(first_ack, n - 1)]) - HALF
+    rel_ack = np.where(ha_o, (ack_o - aref[grp]) & _SEQ_MASK, -1)
+    cm = np.maximum.accumulate(grp * (1 << 34) + rel_ack)
+    before = np.empty(n, dtype=np.int64)
+    before[0] = -1
+    before[1:] = cm[:-1] - grp[1:] * (1 << 34)
+    before[st] = -1
+    adv = np.empty(n, dtype=bool)
+    adv[o] = ha_o & (rel_ack > np.maximum(before, np.where(aknown, HALF, -1)[grp]))
+
+    # The peer's last packet and last data packet before each packet (same flow).
+    last_by = [np.maximum.accumulate(np.where(d == x, ar, -1)) for x in (0, 1)]
+    data = pl > 0
+    data_by = [np.maximum.accumulate(np.where((d == x) & data, ar, -1)) for x in (0, 1)]
+    peer_last = np.where(d == 0, last_by[1], last_by[0])
+    pnxt = np.where(peer_last >= fstart, nxt_after[np.maximum(peer_last, 0)], A[peer_sl, SNDNXT])
+    epoch = np.where(d == 0, data_by[1], data_by[0])  # -1: the peer's data before the fold
+    epoch = np.where(epoch >= fstart, epoch, -1)
+    unacked = np.where(epoch >= 0, ts_ns[np.maximum(epoch, 0)], A[peer_sl, UNACKED])
+    q = adv & (unacked >= 0) & (pnxt >= 0) & (((ack - pnxt + HALF) & _SEQ_MASK) >= HALF)
+    if not q.any():
+        return np.zeros(0, dtype=np.int64)
+    # The first such packet of each (flow, direction, peer epoch) takes the sample.
+    # In (flow, direction) order a direction's epochs never decrease: the first of
+    # each is where the key changes.
+    qo = o[q[o]]  # the candidates, by (flow, direction), frame order within
+    ekey = fd[qo] * (n + 1) + epoch[qo] + 1
+    new_epoch = np.empty(len(qo), dtype=bool)
+    new_epoch[0] = True
+    np.not_equal(ekey[1:], ekey[:-1], out=new_epoch[1:])
+    spos = qo[new_epoch]
+    sample = ts_ns[spos] - unacked[spos]
+    sfd = fd[spos]
+    sst = group_starts(sfd)
+    mins = np.minimum.reduceat(sample, sst)
+    bounds = np.append(sst, len(spos)).tolist()
+    for j, (k, lo) in enumerate(zip(sfd[sst].tolist(), mins.tolist(), strict=True)):
+        side = flows[k >> 1].rtt_side_ns
+        if lo >= 0:
+            cur = side[k & 1]
+            if cur < 0 or lo < cur:
+                side[k & 1] = lo
+        else:  # time ran backwards somewhere: replay Flow.packet's test in order
+            for v in sample[bounds[j]:bounds[j + 1]].tolist():
+                if side[k & 1] < 0 or v < side[k & 1]:
+                    side[k & 1] = v
+    # A direction's data stays untimed after the fold unless the peer's last sample
+    # in it timed that direction's newest data (its epochs never decrease).
+    last = spos[np.append(sst[1:], len(spos)) - 1]  # each direction's last sample
+    peer = (sfd[sst] & 1) ^ 1
+    fend = np.repeat(np.append(gstarts[1:], n) - 1, counts_f)[last]
+    newest = np.where(peer == 0, data_by[0][fend], data_by[1][fend])
+    newest = np.where(newest >= fstart[last], newest, -1)
+    hit = epoch[last] == newest
+    return slots[gs[last][hit], peer[hit]]  # type: ignore[no-any-return]

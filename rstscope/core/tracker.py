@@ -3,13 +3,17 @@
 Theory of operation.  ``feed`` groups a batch's packets by canonical 5-tuple
 with one ``np.lexsort`` over the key's words.  A flow's packets take the
 per-packet path (:meth:`Flow.packet`) when order matters for it in this batch:
-it is new, in its handshake, awaiting a RST verdict, or the packet carries SYN,
-FIN, RST, a TLS alert record or a zero window.  All other packets are folded in
-by :func:`rstscope.core.bulk.apply` with vectorised numpy, in rounds between
-each flow's control packets (see ``feed``).  Each RST
+it is new, in its handshake, awaiting a RST verdict, a side of it still silent
+speaks, or the packet carries SYN, FIN, RST, a TLS alert record or a zero
+window.  All other packets are folded in by :func:`rstscope.core.bulk.apply`
+with vectorised numpy, in rounds between each flow's control packets (see
+``feed``).  Each RST
 becomes a pending :class:`ResetContext`; it collects the packets of its settle
 window and is classified when packet time (or ``advance``) passes the window,
-or at ``finish``.  The tracker never reads a clock or does I/O.
+or at ``finish``.  The packet path (``TrackerConfig(packet_path_only=True)``)
+is the reference: whatever the rounds do, flows, verdicts and their order come
+out as it leaves them (the records and verdicts a round adds are put back in
+packet order, see ``_frame_order``).  The tracker never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import heapq
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -65,6 +69,7 @@ _COLS = ("ts_ns", "frame", "file_id", "flags", "seq", "ack", "payload_len", "ip_
 _MAX_ROUNDS = 32  # flows with more control packets in one batch go one by one
 _LAST_ROUND = _MAX_ROUNDS + 1  # the batch's closing fold (see feed)
 _HEAD = 3  # packets per hot flow read eagerly in a run
+_T = TypeVar("_T")
 
 
 def canonical_keys(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +148,11 @@ class Tracker:
         # Events raised while handling a packet (flow-table overflow) and returned by
         # the next feed()/advance().
         self._side_events: list[Event] = []
-        self._pending: list[tuple[int, int, ResetContext]] = []  # (deadline, seq, ctx)
+        # (deadline, packet position, seq, ctx).  Equal deadlines settle in packet
+        # order ((file_id, frame) as one int), not in the order the packets were
+        # handled: rounds handle a flow's k-th control packet with every other
+        # flow's, and verdicts must not depend on that.
+        self._pending: list[tuple[int, int, int, ResetContext]] = []
         self._seq = 0
         self._next_id = 1
         self._packets = 0
@@ -154,6 +163,11 @@ class Tracker:
         self._last_evict_check = -1
         self._gen: dict[bytes, int] = {}  # generations seen per 5-tuple key
         self._created: list[tuple[tuple[int, int], Flow]] = []  # see _renumber
+        # (file_id, frame) of the packet behind each record, verdict and event that
+        # retiring or creating a flow added during this batch's rounds (see _frame_order).
+        self._keys_done: list[tuple[int, int]] = []
+        self._keys_resets: list[tuple[int, int]] = []
+        self._keys_events: list[tuple[int, int]] = []
         self._b_orient = np.zeros(0, dtype=bool)  # per batch group: orig is key end A
         self._b_slots = np.zeros((0, 2), dtype=np.int64)  # per batch group: table slots
         self._table = DirTable()
@@ -225,6 +239,8 @@ class Tracker:
         ctl |= (batch["win"] == 0)
         flows: list[Flow | None] = [self._flows.get(k) for k in key_bytes]
         self._created = []  # flows (and generations) this batch creates: renumbered below
+        self._keys_done, self._keys_resets, self._keys_events = [], [], []
+        done0, resets0 = len(self._done), len(self._resets)
         # Per-group orientation and table slots, kept current as flows are created.
         self._b_orient = np.array([f.orig_is_a if f is not None else True for f in flows])
         self._b_slots = np.array([(f.dirs[0].slot, f.dirs[1].slot) if f is not None
@@ -280,6 +296,7 @@ class Tracker:
                 cps = np.sort(sl[c])  # control packets of different flows: frame order
                 if len(cps):
                     events.extend(self._packet_path(batch, cps, inv, swap, key_bytes, flows))
+        events = self._frame_order(events, done0, resets0)
         self._now = max(self._now, int(batch["ts_ns"].max()))
         events.extend(self._settle(self._now))
         events.extend(self._maybe_evict(self._now))
@@ -292,6 +309,29 @@ class Tracker:
             events = opened + events
         self._created = []
         self._cols = None
+        return events
+
+    def _frame_order(self, events: list[Event], done0: int, resets0: int) -> list[Event]:
+        """Put what the rounds added in packet order, as the packet path leaves it.
+
+        Rounds keep each flow's packets in order, but take every flow's k-th
+        control packet together: a generation retired by its flow's third SYN
+        comes after one retired by another flow's first, even when that came
+        later.  So the records, verdicts and events that retiring (or creating)
+        flows added go back in the order of the packets that caused them, and
+        this batch's new live flows in the order of their first packets (the
+        flow table's order is flows()' order and the eviction scan's)."""
+        _by_packet(self._done, done0, self._keys_done)
+        _by_packet(self._resets, resets0, self._keys_resets)
+        _by_packet(events, 0, self._keys_events)
+        created = self._created
+        if len(created) > 1:
+            # This batch's new flows sit at the end of the table (only creating a
+            # flow inserts into it): re-insert the live ones by first packet.
+            live = [(pos, f) for pos, f in created if self._flows.get(f.key) is f]
+            if _unsorted([pos for pos, _ in live]):
+                for _, f in sorted(live, key=lambda pf: pf[0]):
+                    self._flows[f.key] = self._flows.pop(f.key)
         return events
 
     def _renumber(self, events: list[Event]) -> list[Event]:
@@ -439,11 +479,13 @@ class Tracker:
                 inactive[u] = 2 if (o_in and r_in) else (0 if o_in else 1)
         ia = inactive[g]
         wakes = (ia == 2) | (ia == direction)  # a silent side's first packet changes its state
-        last_wake = np.full(nf, -1, dtype=np.int64)
         if wakes.any():
-            wpos = np.flatnonzero(wakes)
-            cand[g[wpos]] = True
-            np.maximum.at(last_wake, g[wpos], wpos)
+            cand[g[wakes]] = True
+        # Per flow: the run position up to which packets go one by one, because a
+        # still-silent side speaks there (found by _hot_prefix as it goes: a flow
+        # created in this run has a silent side only once it exists).
+        wake = np.full(nf, -1, dtype=np.int64)
+        sw = swap[run]
         pkt_cand = cand[g]
         events: list[Event] = []
         to_bulk = ~pkt_cand  # by position in run: a mask keeps run order without a sort
@@ -462,16 +504,24 @@ class Tracker:
             unfinished: list[tuple[int, int]] = []
             for b0, h, b1 in zip(brk.tolist(), heads.tolist(), ends.tolist(), strict=True):
                 u = int(cg[b0])
-                done = self._hot_prefix(rows, k, b0, h, cpos, u, int(last_wake[u]), key_bytes,
+                done = self._hot_prefix(rows, k, b0, h, cpos, u, wake, sw, key_bytes,
                                         flows, events, to_bulk, b1)
                 k += h - b0
                 if not done and h < b1:
                     unfinished.append((h, b1))
             for h, b1 in unfinished:
                 u = int(cg[h])
-                rows2 = self._rows(batch, run[cpos[h:b1]], swap)
-                self._hot_prefix(rows2, 0, h, b1, cpos, u, int(last_wake[u]), key_bytes, flows,
-                                 events, to_bulk, b1)
+                # In growing chunks: a flow usually cools down within a few more
+                # packets (a midstream flow once its silent side has spoken), and
+                # reading all of a long flow's rows would cost more than the rest.
+                a, step = h, 8
+                while a < b1:
+                    z = min(b1, a + step)
+                    rows2 = self._rows(batch, run[cpos[a:z]], swap)
+                    if self._hot_prefix(rows2, 0, a, z, cpos, u, wake, sw, key_bytes, flows,
+                                        events, to_bulk, b1):
+                        break
+                    a, step = z, step * 4
         rest = np.flatnonzero(to_bulk)
         if len(rest):
             gr = g[rest]
@@ -484,18 +534,23 @@ class Tracker:
         return events
 
     def _hot_prefix(self, rows: list[tuple[Any, ...]], k0: int, b0: int, b1: int,
-                    cpos: np.ndarray, u: int, last_wake: int, key_bytes: list[bytes],
-                    flows: list[Flow | None], events: list[Event], to_bulk: np.ndarray,
-                    end: int) -> bool:
+                    cpos: np.ndarray, u: int, wake: np.ndarray, sw: np.ndarray,
+                    key_bytes: list[bytes], flows: list[Flow | None], events: list[Event],
+                    to_bulk: np.ndarray, end: int) -> bool:
         """Packets cpos[b0:b1] of flow u one by one until the flow cools down; then
-        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True."""
+        hand cpos[j:end] to the bulk path (mark them in ``to_bulk``) and return True.
+        ``sw``: whether each run packet's sender is its key's B end; ``wake[u]``:
+        the run position of the flow's last packet that must go one by one."""
         for j in range(b0, b1):
             f = flows[u]
             row = rows[k0 + j - b0]
-            if (f is not None and int(cpos[j]) > last_wake
+            if (f is not None and int(cpos[j]) > wake[u]
                     and not f.needs_packet_path(row[0])):
-                to_bulk[cpos[j:end]] = True
-                return True
+                k = _first_wake(f, sw, cpos, j, end)
+                if k < 0:
+                    to_bulk[cpos[j:end]] = True
+                    return True
+                wake[u] = cpos[k]
             self._one(row, u, key_bytes, flows, events)
         return False
 
@@ -524,22 +579,13 @@ class Tracker:
         """One packet through :meth:`Flow.packet` (creating/renewing its flow)."""
         self._n_packet += 1
         fl = row[3]
-        sport, dport, ip_v, src, dst, swapped = row[16:]
-        key = key_bytes[u]
-        from_a = not swapped
+        from_a = not row[21]  # the sender is the key's A end
         flow = flows[u]
-        if flow is not None and fl & TH_SYN and not fl & TH_ACK and self._new_generation(
-                flow, row[4]):
-            events.extend(self._retire(flow))
-            flow = None
-        if flow is None:
-            first_is_orig, why = _orientation(fl, sport, dport)
-            flow = self._new_flow(key, from_a == first_is_orig, why, not first_is_orig,
-                                  ip_v, src, sport, dst, dport, first_is_orig)
-            flows[u] = flow
-            self._created.append(((row[2], row[1]), flow))  # (file_id, frame) of its first packet
-            self._b_orient[u] = flow.orig_is_a
-            self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
+        if flow is None or (fl & TH_SYN and not fl & TH_ACK and self._new_generation(
+                flow, row[4])):
+            self._one_new(row, u, key_bytes, flows, events)
+            flow = flows[u]
+            assert flow is not None
         direction = 0 if from_a == flow.orig_is_a else 1
         ctx = flow.packet(direction, *row[:16])
         if ctx is not None:
@@ -551,7 +597,34 @@ class Tracker:
             self._seq += 1
             deadline = row[0] + int(self.config.settle_s * NS)
             flow.hot_until_ns = max(flow.hot_until_ns, deadline)
-            heapq.heappush(self._pending, (deadline, self._seq, ctx))
+            heapq.heappush(self._pending, (deadline, (row[2] << 40) | row[1], self._seq, ctx))
+
+    def _one_new(self, row: tuple[Any, ...], u: int, key_bytes: list[bytes],
+                 flows: list[Flow | None], events: list[Event]) -> None:
+        """Create the flow (or its next generation, retiring the current one) that
+        packet ``row`` opens, noting what that adds for :meth:`_frame_order`."""
+        fl = row[3]
+        sport, dport, ip_v, src, dst, swapped = row[16:]
+        pos = (row[2], row[1])  # (file_id, frame) of its first packet
+        old = flows[u]
+        # Only retiring a generation, or evicting a flow to make room, adds records,
+        # verdicts or events.
+        noted = old is not None or len(self._flows) >= self.config.max_flows
+        if noted:
+            n_done, n_resets, n_events = len(self._done), len(self._resets), len(events)
+        if old is not None:
+            events.extend(self._retire(old))
+        first_is_orig, why = _orientation(fl, sport, dport)
+        flow = self._new_flow(key_bytes[u], (not swapped) == first_is_orig, why,
+                              not first_is_orig, ip_v, src, sport, dst, dport, first_is_orig)
+        flows[u] = flow
+        self._created.append((pos, flow))
+        self._b_orient[u] = flow.orig_is_a
+        self._b_slots[u] = (flow.dirs[0].slot, flow.dirs[1].slot)
+        if noted:
+            self._keys_done.extend([pos] * (len(self._done) - n_done))
+            self._keys_resets.extend([pos] * (len(self._resets) - n_resets))
+            self._keys_events.extend([pos] * (len(events) - n_events))
 
     def _new_generation(self, flow: Flow, seq: int) -> bool:
         """A SYN starts a new generation after the flow ended or with a new ISN."""
@@ -584,12 +657,14 @@ class Tracker:
         """Close a generation: settle its RSTs now and keep its record."""
         events: list[Event] = []
         if flow.pending:
-            keep = []
+            keep: list[tuple[int, int, int, ResetContext]] = []
+            mine: list[tuple[int, int, int, ResetContext]] = []
             for item in self._pending:
-                if item[2].flow is flow:
-                    events.append(self._verdict(item[2]))
-                else:
-                    keep.append(item)
+                (mine if item[3].flow is flow else keep).append(item)
+            # In the order their windows would have closed (the heap's list order
+            # depends on how the pushes and pops were interleaved).
+            for item in sorted(mine, key=lambda it: it[:3]):
+                events.append(self._verdict(item[3]))
             heapq.heapify(keep)
             self._pending = keep
         flow.pending.clear()
@@ -618,7 +693,7 @@ class Tracker:
         # batch may hold more packets with that same timestamp.  Settling at ``<=``
         # made a verdict depend on where the batches were cut.
         while self._pending and (now is None or self._pending[0][0] < now):
-            _, _, ctx = heapq.heappop(self._pending)
+            ctx = heapq.heappop(self._pending)[3]
             events.append(self._verdict(ctx))
         return events
 
@@ -712,6 +787,32 @@ class Tracker:
             rtt_orig_side_s=ro / NS if ro >= 0 else None,
             rtt_resp_side_s=rr / NS if rr >= 0 else None,
             vantage=v, max_idle_gap_s=f.max_gap_ns / NS, resets=f.resets, evicted=f.evicted)
+
+
+def _unsorted(keys: list[tuple[int, int]]) -> bool:
+    return any(a > b for a, b in zip(keys, keys[1:], strict=False))
+
+
+def _by_packet(store: list[_T], start: int, keys: list[tuple[int, int]]) -> None:
+    """Sort ``store[start:]`` (in place, stably) by ``keys``, one per item."""
+    if len(store) - start == len(keys) and _unsorted(keys):
+        tail = store[start:]
+        store[start:] = [tail[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
+
+
+def _first_wake(f: Flow, sw: np.ndarray, cpos: np.ndarray, j: int, end: int) -> int:
+    """Index in ``cpos[j:end]`` (flow f's remaining run packets) of the first packet
+    from a side of f still INACTIVE, -1 if none: its state moves with that packet
+    (Flow.packet), after which plain packets change no state and may be folded."""
+    o_in = f.dirs[0].ep.state == INACTIVE
+    r_in = f.dirs[1].ep.state == INACTIVE
+    if not (o_in or r_in):
+        return -1
+    if o_in and r_in:
+        return j
+    # The responder sends with swap == orig_is_a (direction 1; see _one).
+    hits = np.flatnonzero(sw[cpos[j:end]] == (f.orig_is_a if r_in else not f.orig_is_a))
+    return j + int(hits[0]) if len(hits) else -1
 
 
 def _ipid_label(counts: list[int], ip_v: int) -> str:
