@@ -34,11 +34,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from harness import Timing, loadavg, measure, params_line, tshark_fields_cmd
+from harness import Timing, loadavg, measure_capture, tshark_fields_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +156,7 @@ def commands(cap: Path, tmp: str, args: argparse.Namespace) -> dict[str, list[st
         cmds["NFStream"] = [args.nfstream_python, "-c", NFSTREAM, str(cap)]
     if args.only:
         keep = set(args.only.split(","))
-        cmds = {k: v for k, v in cmds.items() if k.split()[-1] in keep or k.strip() in keep}
+        cmds = {k: v for k, v in cmds.items() if keep.intersection(k.split()) or k.strip() in keep}
     return cmds
 
 
@@ -219,12 +218,7 @@ def main() -> None:
             caps.append(cap)
     print(f"load average before: {loadavg()}")
     for cap in caps:
-        print(f"\n### {cap.name} ({cap.stat().st_size / 1e6:.1f} MB): {params_line(str(cap))}")
-        print(f"one warm-up run and {args.repeat} measured runs of every tool, interleaved\n")
-        with tempfile.TemporaryDirectory() as tmp:
-            res = measure(commands(cap, tmp, args), args.repeat)
-        report(res)
-        print(f"load average: {loadavg()}")
+        measure_capture(cap, args.repeat, lambda c, tmp: commands(c, tmp, args), report)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 from pathlib import Path
 
-from harness import Timing, loadavg, measure, params_line
+from harness import Timing, loadavg, measure_capture
 
 WALK = """
 import sys
@@ -175,15 +174,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="measured runs of every step")
     ap.add_argument("--numba-python", help="interpreter of a throwaway venv with numba")
     args = ap.parse_args()
-    cap = args.capture
     print(f"load average before: {loadavg()}")
-    print(f"\n### {cap.name} ({cap.stat().st_size / 1e6:.1f} MB): {params_line(str(cap))}")
-    print(f"one warm-up run and {args.repeat} measured runs of every step, interleaved\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        res = measure(commands(cap, tmp, args), args.repeat)
-    report(res)
-    print(f"load average: {loadavg()}")
-
+    measure_capture(args.capture, args.repeat, lambda cap, tmp: commands(cap, tmp, args), report)
 
 if __name__ == "__main__":
     main()

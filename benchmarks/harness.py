@@ -21,7 +21,9 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 # One tshark field per column of rstscope.schema.PACKET_DTYPE that comes from the
 # packet (frame numbering and file ids aside).
@@ -129,3 +131,17 @@ def params_line(capture: str) -> str:
         return f"generator parameters unknown (no {os.path.basename(capture)}.params.json)"
     return (f"{p['generator']} {p['packets']} --seed {p['seed']} --format {p['format']} "
             f"--payload {p['payload']} ({p['written']:,} packets, {p['flows']:,} flows)")
+
+
+def measure_capture(cap: Path, repeat: int,
+                    commands: Callable[[Path, str], dict[str, list[str]]],
+                    report: Callable[[dict[str, Timing]], None]) -> None:
+    """Measure ``commands(cap, tmpdir)`` on one capture and print the result with
+    the capture's generator parameters and the load average after the runs."""
+    print(f"\n### {cap.name} ({cap.stat().st_size / 1e6:.1f} MB): {params_line(str(cap))}")
+    print(f"one warm-up run and {repeat} measured runs of every tool, interleaved\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        res = measure(commands(cap, tmp), repeat)
+    report(res)
+    print(f"load average: {loadavg()}")
+
