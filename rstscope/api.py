@@ -20,12 +20,13 @@ import numpy as np
 
 from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
-from rstscope.core.records import FlowRecord, ResetRecord, field_names, field_value
+from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord, field_names, field_value
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.packet_filter import PacketFilter
+from rstscope.results import records_by_id, spans_of
 from rstscope.schema import SCHEMA_VERSION
 from rstscope.table import render
 
@@ -110,6 +111,24 @@ class Analysis:
 
     def typed_flows(self) -> list[FlowRecord]:
         return self.tracker.flows()
+
+    def flow_spans(self) -> list[FlowSpan]:
+        """Every flow's id, first and last packet time, in :meth:`typed_flows` order,
+        without building the flow records (a report picks its few flows by these)."""
+        if self._own_flows():
+            return self.tracker.flow_spans()
+        return spans_of(self.typed_flows())
+
+    def flows_by_id(self, ids: Iterable[int]) -> list[FlowRecord]:
+        """The records of the flows with these ids, in :meth:`typed_flows` order;
+        only those are built."""
+        if self._own_flows():
+            return self.tracker.flows_by_id(ids)
+        return records_by_id(self.typed_flows(), ids)
+
+    def _own_flows(self) -> bool:
+        # A subclass that changes typed_flows() is answered from its records.
+        return type(self).typed_flows is Analysis.typed_flows
 
     def typed_stalls(self) -> list[StallRecord]:
         """Flows that stalled without a RST to explain them (docs/schema.md)."""

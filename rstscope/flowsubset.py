@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rstscope.cliopts import check_flows
 
 if TYPE_CHECKING:
-    from rstscope.core.records import FlowRecord, ResetRecord
+    from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord
     from rstscope.core.stalls import StallRecord
     from rstscope.results import FlowPacketSource, RecordSource
 
@@ -35,7 +35,7 @@ class FlowSubset:
         """``analysis`` narrowed to ``flow_ids``; exit 2 naming the flows that exist
         when one of them is not in the capture."""
         wanted = frozenset(int(f) for f in flow_ids)
-        check_flows(sorted(wanted), [f.flow_id for f in analysis.typed_flows()], analysis.file)
+        check_flows(sorted(wanted), [s.flow_id for s in analysis.flow_spans()], analysis.file)
         return cls(analysis, wanted)
 
     @property
@@ -48,6 +48,12 @@ class FlowSubset:
 
     def typed_flows(self) -> list[FlowRecord]:
         return [f for f in self.whole.typed_flows() if f.flow_id in self.flow_ids]
+
+    def flow_spans(self) -> list[FlowSpan]:
+        return [s for s in self.whole.flow_spans() if s.flow_id in self.flow_ids]
+
+    def flows_by_id(self, ids: Iterable[int]) -> list[FlowRecord]:
+        return list(self.whole.flows_by_id(self.flow_ids.intersection(ids)))
 
     def typed_resets(self) -> list[ResetRecord]:
         return [r for r in self.whole.typed_resets() if r.flow_id in self.flow_ids]

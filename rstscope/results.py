@@ -17,11 +17,11 @@ Adapters name this protocol, not the facade, so they do not import it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -123,6 +123,16 @@ class RecordSource(Protocol):
         """Every flow, in the order the tracker reports them."""
         ...
 
+    def flow_spans(self) -> Sequence[FlowSpan]:
+        """Every flow's id, first and last packet time, in :meth:`typed_flows` order,
+        without building every record (views pick their few flows by these)."""
+        ...
+
+    def flows_by_id(self, ids: Iterable[int]) -> Sequence[FlowRecord]:
+        """The records of the flows with these ids, in :meth:`typed_flows` order and
+        equal to its; ids not in the capture are left out."""
+        ...
+
     def typed_resets(self) -> Sequence[ResetRecord]:
         """Every reset in capture order (:class:`EnrichedReset` once enriched)."""
         ...
@@ -141,4 +151,36 @@ class RecordSource(Protocol):
         ...
 
 
-__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource", "ShownReset"]
+def spans_of(flows: Iterable[FlowRecord]) -> list[FlowSpan]:
+    """:meth:`RecordSource.flow_spans` from the records, for a source whose flows
+    are not the tracker's."""
+    return [FlowSpan(f.flow_id, f.first_ts_ns, f.last_ts_ns) for f in flows]
+
+
+def records_by_id(flows: Iterable[FlowRecord], ids: Iterable[int]) -> list[FlowRecord]:
+    """:meth:`RecordSource.flows_by_id` from the records (see :func:`spans_of`)."""
+    wanted = set(ids)
+    return [f for f in flows if f.flow_id in wanted]
+
+
+def ids_matching(values: Iterable[object]) -> set[int]:
+    """The flow ids a user's values name: the ints ``k`` with ``k == value`` or
+    ``str(k) == str(value)`` (12, "12", numpy's 12 and 12.0 name flow 12)."""
+    out: set[int] = set()
+    for value in values:
+        for k in (_as_int(value), _as_int(str(value))):
+            if k is not None and (k == value or str(k) == str(value)):
+                out.add(k)
+    return out
+
+
+def _as_int(value: object) -> int | None:
+    anything: Any = value  # int() takes what a user may pass; errors say it is not an id
+    try:
+        return int(anything)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource", "ShownReset", "ids_matching",
+           "records_by_id", "spans_of"]

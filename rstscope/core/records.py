@@ -76,6 +76,17 @@ class Evidence(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
+class FlowSpan:
+    """A flow's id and the times of its first and last packets: what a view that
+    shows a few of many flows chooses them by, without building every record.
+    The times are the ones its :class:`FlowRecord` carries."""
+
+    flow_id: int
+    first_ts_ns: int
+    last_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class FlowRecord(_ToDict):
     """One TCP connection (5-tuple + generation)."""
 

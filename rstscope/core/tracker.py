@@ -22,6 +22,7 @@ import dataclasses
 import heapq
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,7 +46,7 @@ from rstscope.core.flow import (
     ResetContext,
 )
 from rstscope.core.hosts import HostBaselines
-from rstscope.core.records import FlowRecord, ResetRecord
+from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord
 from rstscope.core.stalls import StallRecord, find_stalls
 from rstscope.core.states import INACTIVE, conn_state
 from rstscope.core.tails import TailLedger
@@ -398,6 +399,23 @@ class Tracker:
         if self._live_records is None:
             self._live_records = [self._record(f) for f in self._flows.values()]
         return self._done + self._live_records
+
+    def flow_spans(self) -> list[FlowSpan]:
+        """Every flow's id, first and last packet time, in flows()' order, without
+        building the live flows' records (a report shows a few of thousands)."""
+        live = self._live_records
+        return ([FlowSpan(r.flow_id, r.first_ts_ns, r.last_ts_ns) for r in self._done]
+                + ([FlowSpan(r.flow_id, r.first_ts_ns, r.last_ts_ns) for r in live]
+                   if live is not None else [_span(f) for f in self._flows.values()]))
+
+    def flows_by_id(self, ids: Iterable[int]) -> list[FlowRecord]:
+        """The records of these flows, in flows()' order, equal to the ones flows()
+        gives; only these live flows' records are built (when flows() has not)."""
+        wanted = set(ids)
+        done = [r for r in self._done if r.flow_id in wanted]
+        if self._live_records is not None:
+            return done + [r for r in self._live_records if r.flow_id in wanted]
+        return done + [self._record(f) for f in self._flows.values() if f.flow_id in wanted]
 
     def resets(self) -> list[ResetRecord]:
         return list(self._resets)
@@ -787,6 +805,12 @@ class Tracker:
             rtt_orig_side_s=ro / NS if ro >= 0 else None,
             rtt_resp_side_s=rr / NS if rr >= 0 else None,
             vantage=v, max_idle_gap_s=f.max_gap_ns / NS, resets=f.resets, evicted=f.evicted)
+
+
+def _span(f: Flow) -> FlowSpan:
+    # The times _record puts in the flow's record.
+    first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
+    return FlowSpan(f.flow_id, first, f.last_ts_ns if f.last_ts_ns >= 0 else first)
 
 
 def _unsorted(keys: list[tuple[int, int]]) -> bool:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rstscope.core.records import FlowRecord
-from rstscope.plot.select import all_flows, all_resets
+from rstscope.core.records import FlowRecord, FlowSpan
+from rstscope.plot.select import all_resets
 from rstscope.plot.style import ORIGIN_COLORS, fmt_duration, origin_color
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rstscope.results import RecordSource
 
 
-def _death_ns(flow: FlowRecord, first_rst: dict[Any, int]) -> int:
+def _death_ns(flow: FlowRecord | FlowSpan, first_rst: dict[Any, int]) -> int:
     # A flow "dies" at its first RST; flows without one end at their last packet.
     return first_rst.get(str(flow.flow_id), flow.last_ts_ns)
 
@@ -45,7 +45,9 @@ def overview(
     Returns:
         The Axes.
     """
-    flows = all_flows(analysis)
+    # Lanes are chosen by id and times alone; only the chosen flows' records are
+    # built (a capture has thousands of flows, the chart shows max_flows).
+    flows = analysis.flow_spans()
     resets = all_resets(analysis)
     first_rst: dict[Any, int] = {}
     for r in resets:
@@ -55,11 +57,13 @@ def overview(
     without = [] if reset_flows_only else [f for f in flows if str(f.flow_id) not in first_rst]
     pool = with_rst + without
     # Keep reset flows first, then the latest-dying others; then order by death.
-    chosen = sorted(with_rst, key=lambda f: _death_ns(f, first_rst))[:max_flows]
-    room = max_flows - len(chosen)
+    spans = sorted(with_rst, key=lambda f: _death_ns(f, first_rst))[:max_flows]
+    room = max_flows - len(spans)
     if room > 0:
-        chosen += sorted(without, key=lambda f: -f.last_ts_ns)[:room]
-    chosen.sort(key=lambda f: (_death_ns(f, first_rst), f.first_ts_ns))
+        spans += sorted(without, key=lambda f: -f.last_ts_ns)[:room]
+    spans.sort(key=lambda f: (_death_ns(f, first_rst), f.first_ts_ns))
+    record_of = {f.flow_id: f for f in analysis.flows_by_id([s.flow_id for s in spans])}
+    chosen = [record_of[s.flow_id] for s in spans]
 
     if ax is None:
         # lazy: matplotlib loads only when something is drawn

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from rstscope.core.records import FlowRecord, ResetRecord
 from rstscope.errors import UsageError
+from rstscope.results import ids_matching
 from rstscope.schema import addr_bytes
 
 if TYPE_CHECKING:
@@ -37,11 +38,10 @@ def all_flows(records: RecordSource) -> list[FlowRecord]:
 
 def find_flow(records: RecordSource, flow_id: object) -> FlowRecord:
     """The flow record with this ``flow_id``; :class:`UsageError` if there is none."""
-    flows = records.typed_flows()
-    for f in flows:
-        if f.flow_id == flow_id or str(f.flow_id) == str(flow_id):
-            return f
-    ids = [f.flow_id for f in flows]
+    found = records.flows_by_id(ids_matching([flow_id]))
+    if found:
+        return found[0]
+    ids = [s.flow_id for s in records.flow_spans()]
     hint = f"flow ids are {ids[0]}..{ids[-1]}" if ids else "it has no TCP flows"
     raise UsageError(f"{records.file}: no flow {flow_id!s}; {hint}")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from rstscope.results import ids_matching
+
 if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
@@ -22,8 +24,7 @@ def select_flow_packets(records: RecordSource, flow_ids: Iterable[str]
     Raises:
         ValueError: the packets can neither be re-read (stdin, a stream) nor were loaded.
     """
-    wanted = {str(f) for f in flow_ids}
-    flows = [f for f in records.typed_flows() if str(f.flow_id) in wanted]
+    flows = list(records.flows_by_id(ids_matching({str(f) for f in flow_ids})))
     try:
         return records.flow_packets.rows_of_flows(flows)
     except ValueError:

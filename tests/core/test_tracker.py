@@ -691,3 +691,46 @@ def test_verdict_order_does_not_depend_on_the_batch_cuts():
         tr.finish()
         orders.append([r.frame for r in tr.resets()])
     assert orders[0] == orders[1]
+
+
+def _assert_spans_and_ids_agree(tr: Tracker) -> None:
+    """flow_spans() and flows_by_id() give what flows() gives: asked before flows()
+    (live records not built yet) and again after (built and kept)."""
+    for _ in range(2):
+        spans = tr.flow_spans()
+        ids = [s.flow_id for s in spans]
+        some = set(ids[::2]) | {-1}  # every other flow, and an id that is not there
+        by_id = tr.flows_by_id(some)
+        flows = tr.flows()
+        assert [(s.flow_id, s.first_ts_ns, s.last_ts_ns) for s in spans] == [
+            (f.flow_id, f.first_ts_ns, f.last_ts_ns) for f in flows]
+        assert by_id == [f for f in flows if f.flow_id in some]
+        assert tr.flows_by_id(ids) == flows
+        assert tr.flows_by_id([]) == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 1000])
+def test_spans_and_records_by_id_agree_with_flows_across_generations(batch_size: int):
+    # Finished generations (RST, then a new SYN) of two 4-tuples, and live flows.
+    cap = _generations_capture()
+    tr = Tracker(TrackerConfig(timeouts=load_timeouts()))
+    for i in range(0, len(cap), batch_size):
+        tr.feed(cap[i:i + batch_size])
+    _assert_spans_and_ids_agree(tr)  # mid-capture: verdicts still pending
+    tr.finish()
+    assert [f.generation for f in tr.flows()] == [1, 1, 1, 2, 2]
+    _assert_spans_and_ids_agree(tr)
+
+
+def test_spans_and_records_by_id_agree_with_flows_after_evictions():
+    tr = Tracker(TrackerConfig(max_flows=2))
+    for i in range(5):
+        w = FakeWire(cport=41000 + i, t0_s=1_700_000_000.0 + i).handshake().exchange(1)
+        tr.feed(w.batch())
+    tr.finish()
+    assert [f.evicted for f in tr.flows()] == [True, True, True, False, False]
+    _assert_spans_and_ids_agree(tr)
+
+
+def test_an_empty_tracker_has_no_spans():
+    assert Tracker().flow_spans() == [] and Tracker().flows_by_id([1]) == []
