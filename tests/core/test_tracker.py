@@ -187,16 +187,26 @@ def _mixed_capture() -> np.ndarray:
     return merge(*wires)
 
 
-@pytest.mark.parametrize("batch_size", [7, 64, 10_000])
-def test_bulk_path_equals_packet_path(batch_size: int):
-    cap = _mixed_capture()
+def _fold_and_reference(cap: np.ndarray, batch_size: int, *, finish: bool = True
+                        ) -> tuple[Tracker, Tracker]:
+    """The tracker as it runs (fed ``batch_size`` packets at a time, so the fold
+    does most of the work) and the packet-path-only reference fed the whole
+    capture at once, both finished unless ``finish`` is False."""
     fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
     slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
     for i in range(0, len(cap), batch_size):
         fast.feed(cap[i:i + batch_size])
     slow.feed(cap)
-    fast.finish()
-    slow.finish()
+    if finish:
+        fast.finish()
+        slow.finish()
+    return fast, slow
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 10_000])
+def test_bulk_path_equals_packet_path(batch_size: int):
+    cap = _mixed_capture()
+    fast, slow = _fold_and_reference(cap, batch_size)
     if batch_size < 10_000:
         assert fast.stats.bulk_path > 0  # the vectorised path really ran
     assert fast.flows() == slow.flows()
@@ -234,13 +244,7 @@ def _handshake_variants() -> np.ndarray:
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
 def test_handshake_ack_outside_the_packet_path(batch_size: int):
     cap = _handshake_variants()
-    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
-    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
-    for i in range(0, len(cap), batch_size):
-        fast.feed(cap[i:i + batch_size])
-    slow.feed(cap)
-    fast.finish()
-    slow.finish()
+    fast, slow = _fold_and_reference(cap, batch_size)
     assert fast.flows() == slow.flows()
     assert fast.resets() == slow.resets()
     assert all(f.rtt_s is not None for f in slow.flows() if f.history.startswith("Sh"))
@@ -254,11 +258,7 @@ def test_flows_keep_their_creation_order(batch_size: int):
     w = FakeWire(cport=42999, t0_s=1_700_000_000.0 - 0.05)
     w.exchange(3, gap_s=0.1)
     cap = merge(w.batch(), _handshake_variants())
-    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
-    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
-    for i in range(0, len(cap), batch_size):
-        fast.feed(cap[i:i + batch_size])
-    slow.feed(cap)
+    fast, slow = _fold_and_reference(cap, batch_size, finish=False)
     order = [(f.flow_id, f.orig_p) for f in fast.flows()]
     assert order == [(f.flow_id, f.orig_p) for f in slow.flows()]
     assert order[0] == (1, 42999) and len(order) == 6
@@ -320,13 +320,7 @@ def test_midstream_flows_fold_like_the_packet_path(batch_size: int):
     samples from data/ACK pairs exactly as Flow.packet does, however the
     batches are cut."""
     cap = _midstream_capture()
-    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
-    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
-    for i in range(0, len(cap), batch_size):
-        fast.feed(cap[i:i + batch_size])
-    slow.feed(cap)
-    fast.finish()
-    slow.finish()
+    fast, slow = _fold_and_reference(cap, batch_size)
     if batch_size > 1:
         assert fast.stats.bulk_path > 0  # the fold really ran
     assert fast.flows() == slow.flows()
@@ -371,13 +365,7 @@ def test_flows_and_verdicts_keep_packet_order(batch_size: int):
     verdicts in the order of the packets behind them, as the packet path does,
     whatever round of the batch handled those packets."""
     cap = _generations_capture()
-    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
-    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
-    for i in range(0, len(cap), batch_size):
-        fast.feed(cap[i:i + batch_size])
-    slow.feed(cap)
-    fast.finish()
-    slow.finish()
+    fast, slow = _fold_and_reference(cap, batch_size)
     assert [(f.orig_p, f.generation) for f in slow.flows()] == [
         (45000, 1), (45001, 1), (45002, 1), (45000, 2), (45001, 2)]
     assert fast.flows() == slow.flows()
@@ -398,13 +386,7 @@ def test_silence_before_a_trigger_counts_from_the_last_non_rst_packet(batch_size
     w.wait(0.001)
     w.rst("c", ttl=60)
     cap = w.batch()
-    fast = Tracker(TrackerConfig(timeouts=load_timeouts()))
-    slow = Tracker(TrackerConfig(timeouts=load_timeouts(), packet_path_only=True))
-    for i in range(0, len(cap), batch_size):
-        fast.feed(cap[i:i + batch_size])
-    slow.feed(cap)
-    fast.finish()
-    slow.finish()
+    fast, slow = _fold_and_reference(cap, batch_size)
     assert fast.flows() == slow.flows()
     assert fast.resets() == slow.resets()
     assert slow.resets()[1].idle_before_trigger_s == pytest.approx(5.5)
