@@ -20,13 +20,20 @@ import numpy as np
 
 from rstscope.catalog import make_config
 from rstscope.core import Tracker, TrackerConfig
-from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord, field_names, field_value
+from rstscope.core.records import (
+    FlowRecord,
+    FlowSpan,
+    ResetRecord,
+    field_names,
+    field_value,
+    records_by_id,
+    spans_of,
+)
 from rstscope.core.vocab import Origin, values
 from rstscope.errors import OutputError, require
 from rstscope.ingest import open_capture
 from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.packet_filter import PacketFilter
-from rstscope.results import records_by_id, spans_of
 from rstscope.schema import SCHEMA_VERSION
 from rstscope.table import render
 

@@ -151,18 +151,6 @@ class RecordSource(Protocol):
         ...
 
 
-def spans_of(flows: Iterable[FlowRecord]) -> list[FlowSpan]:
-    """:meth:`RecordSource.flow_spans` from the records, for a source whose flows
-    are not the tracker's."""
-    return [FlowSpan(f.flow_id, f.first_ts_ns, f.last_ts_ns) for f in flows]
-
-
-def records_by_id(flows: Iterable[FlowRecord], ids: Iterable[int]) -> list[FlowRecord]:
-    """:meth:`RecordSource.flows_by_id` from the records (see :func:`spans_of`)."""
-    wanted = set(ids)
-    return [f for f in flows if f.flow_id in wanted]
-
-
 def ids_matching(values: Iterable[object]) -> set[int]:
     """The flow ids a user's values name: the ints ``k`` with ``k == value`` or
     ``str(k) == str(value)`` (12, "12", numpy's 12 and 12.0 name flow 12)."""
@@ -182,5 +170,4 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource", "ShownReset", "ids_matching",
-           "records_by_id", "spans_of"]
+__all__ = ["EnrichedReset", "FlowPacketSource", "RecordSource", "ShownReset", "ids_matching"]

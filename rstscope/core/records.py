@@ -7,6 +7,7 @@ Field names follow Zeek's conn.log vocabulary (``orig_h``, ``resp_pkts``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Literal
@@ -84,6 +85,17 @@ class FlowSpan:
     flow_id: int
     first_ts_ns: int
     last_ts_ns: int
+
+
+def spans_of(flows: Iterable[FlowRecord]) -> list[FlowSpan]:
+    """The spans of these records (a source whose records are built already)."""
+    return [FlowSpan(f.flow_id, f.first_ts_ns, f.last_ts_ns) for f in flows]
+
+
+def records_by_id(flows: Iterable[FlowRecord], ids: Iterable[int]) -> list[FlowRecord]:
+    """The records among ``flows`` with these ids, in their order."""
+    wanted = set(ids)
+    return [f for f in flows if f.flow_id in wanted]
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from rstscope.core.flow import (
     ResetContext,
 )
 from rstscope.core.hosts import HostBaselines
-from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord
+from rstscope.core.records import FlowRecord, FlowSpan, ResetRecord, records_by_id, spans_of
 from rstscope.core.stalls import StallRecord, find_stalls
 from rstscope.core.states import INACTIVE, conn_state
 from rstscope.core.tails import TailLedger
@@ -404,18 +404,17 @@ class Tracker:
         """Every flow's id, first and last packet time, in flows()' order, without
         building the live flows' records (a report shows a few of thousands)."""
         live = self._live_records
-        return ([FlowSpan(r.flow_id, r.first_ts_ns, r.last_ts_ns) for r in self._done]
-                + ([FlowSpan(r.flow_id, r.first_ts_ns, r.last_ts_ns) for r in live]
-                   if live is not None else [_span(f) for f in self._flows.values()]))
+        return spans_of(self._done) + (spans_of(live) if live is not None
+                                       else [_span(f) for f in self._flows.values()])
 
     def flows_by_id(self, ids: Iterable[int]) -> list[FlowRecord]:
         """The records of these flows, in flows()' order, equal to the ones flows()
         gives; only these live flows' records are built (when flows() has not)."""
-        wanted = set(ids)
-        done = [r for r in self._done if r.flow_id in wanted]
         if self._live_records is not None:
-            return done + [r for r in self._live_records if r.flow_id in wanted]
-        return done + [self._record(f) for f in self._flows.values() if f.flow_id in wanted]
+            return records_by_id(self.flows(), ids)
+        wanted = set(ids)
+        return (records_by_id(self._done, wanted)
+                + [self._record(f) for f in self._flows.values() if f.flow_id in wanted])
 
     def resets(self) -> list[ResetRecord]:
         return list(self._resets)
@@ -779,8 +778,8 @@ class Tracker:
         v = (self.config.vantage if self.config.vantage != "auto"
              else vantage_from(om, rm, f.rtt_side_ns)[0])
         ro, rr = f.rtt_side_ns
-        first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
-        last = f.last_ts_ns if f.last_ts_ns >= 0 else first
+        span = _span(f)
+        first, last = span.first_ts_ns, span.last_ts_ns
         history = "".join(f.history)
         return FlowRecord(
             flow_id=f.flow_id, generation=f.generation,
@@ -808,7 +807,8 @@ class Tracker:
 
 
 def _span(f: Flow) -> FlowSpan:
-    # The times _record puts in the flow's record.
+    # A flow not yet given a packet's time reads as 0 (first) and its first (last);
+    # _record puts the same times in the flow's record.
     first = f.first_ts_ns if f.first_ts_ns >= 0 else 0
     return FlowSpan(f.flow_id, first, f.last_ts_ns if f.last_ts_ns >= 0 else first)
 
