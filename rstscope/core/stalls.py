@@ -551,11 +551,11 @@ def _generation_rows(flows: Iterable[Flow], ledger: TailLedger
     owners: list[Flow] = []
     tails: list[bytes] = []
     for flow in flows:
-        tail = ledger.tail(flow.key)
+        tail = ledger.tail_bytes(flow.key)
         if tail is None or flow.first_ts_ns < 0:
             continue
         owners.append(flow)
-        tails.append(tail.tobytes())
+        tails.append(tail)
     all_rows = np.frombuffer(b"".join(tails), dtype=TAIL_DTYPE)
     tail_lens = np.fromiter((len(t) for t in tails), dtype=np.int64,
                             count=len(tails)) // TAIL_DTYPE.itemsize

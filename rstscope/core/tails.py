@@ -84,6 +84,11 @@ class TailLedger:
         raw = self._tails.get(key)
         return None if raw is None else np.frombuffer(raw, dtype=TAIL_DTYPE)
 
+    def tail_bytes(self, key: bytes) -> bytes | None:
+        """:meth:`tail` as the :data:`TAIL_DTYPE` records' bytes, as kept (for a
+        caller that joins many flows' tails: no array made and copied back)."""
+        return self._tails.get(key)
+
     def max_payload_len(self, key: bytes) -> tuple[int, int]:
         """(largest payload sent by the key's A end, by its B end) over the whole flow."""
         return self._max_payload_len.get(key, (0, 0))
