@@ -31,11 +31,6 @@ def all_resets(records: RecordSource) -> list[ResetRecord]:
     return list(records.typed_resets())
 
 
-def all_flows(records: RecordSource) -> list[FlowRecord]:
-    """All flow records."""
-    return list(records.typed_flows())
-
-
 def find_flow(records: RecordSource, flow_id: object) -> FlowRecord:
     """The flow record with this ``flow_id``; :class:`UsageError` if there is none."""
     found = records.flows_by_id(ids_matching([flow_id]))
@@ -181,6 +176,10 @@ class FlowRows:
         """The rows where ``keep`` is true."""
         return FlowRows(self.ts_ns[keep], self.flags[keep], self.payload_len[keep],
                         self.ttl[keep], self.orig[keep])
+
+    def sent_by(self, direction: str) -> npt.NDArray[np.bool_]:
+        """Which rows ``direction`` ("orig" or "resp") sent."""
+        return self.orig if direction == "orig" else ~self.orig
 
 
 def flow_rows(records: RecordSource, flow: FlowRecord,

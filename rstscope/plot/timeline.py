@@ -151,8 +151,7 @@ def timeline(
 
     _draw_gaps(ax, taxis, gaps, {(g.start_ns, g.end_ns) for g in squeeze})
     for direction in ("orig", "resp"):
-        _draw_lane(ax, taxis, pk.where(pk.orig if direction == "orig" else ~pk.orig),
-                   direction, max_ticks)
+        _draw_lane(ax, taxis, pk.where(pk.sent_by(direction)), direction, max_ticks)
     _draw_resets(ax, taxis, resets, highlight)
     _draw_timeouts(ax, taxis, resets, highlight)
     _decorate(ax, taxis, flow, resets, len(pk), squeeze)
@@ -642,7 +641,7 @@ def _draw_ttl(ax: Axes, taxis: TimeAxis, pk: FlowRows, flow: FlowRecord,
               resets: Sequence[ResetRecord], max_ticks: int) -> None:
     not_rst = (pk.flags & TH_RST) == 0
     for direction in ("orig", "resp"):
-        sel = (pk.orig if direction == "orig" else ~pk.orig) & not_rst
+        sel = pk.sent_by(direction) & not_rst
         x = taxis.to_x(pk.ts_ns[sel])
         ttl = pk.ttl[sel]
         if len(x) > max_ticks:

@@ -96,11 +96,8 @@ class StringTextRenderer(RendererAgg):  # type: ignore[misc]  # matplotlib is un
         font = self._set_text(s, prop, antialiased)
         # FreeType works in 26.6 fixed point (as RendererAgg measures).
         w, h = font.get_width_height()
-        d = font.get_descent()
-        off_x, off_y = font.get_bitmap_offset()
-        self._bitmaps[self._key(s, prop, antialiased)] = _Bitmap(
-            np.array(font.get_image()), off_x / 64.0, off_y / 64.0, d / 64.0)
-        return w / 64.0, h / 64.0, d / 64.0
+        bitmap = self._bitmaps[self._key(s, prop, antialiased)] = _bitmap_of(font)
+        return w / 64.0, h / 64.0, bitmap.descent_px
 
     def _get_font_height_metrics(self, prop: Any
                                  ) -> tuple[float, float, float] | tuple[None, None, None]:
@@ -127,10 +124,7 @@ class StringTextRenderer(RendererAgg):  # type: ignore[misc]  # matplotlib is un
         bitmap = (self._bitmaps.get(self._key(s, prop, antialiased))
                   if features is None and language is None else None)
         if bitmap is None:
-            font = self._set_text(s, prop, antialiased, features, language)
-            off_x, off_y = font.get_bitmap_offset()
-            bitmap = _Bitmap(font.get_image(), off_x / 64.0, off_y / 64.0,
-                             font.get_descent() / 64.0)
+            bitmap = _bitmap_of(self._set_text(s, prop, antialiased, features, language))
         # y is measured downwards here; the descent turns with the text.
         rad = math.radians(angle)
         self._renderer.draw_text_image(
@@ -138,6 +132,14 @@ class StringTextRenderer(RendererAgg):  # type: ignore[misc]  # matplotlib is un
             round(x + bitmap.offset_x_px + bitmap.descent_px * math.sin(rad)),
             round(y + bitmap.offset_y_px + bitmap.descent_px * math.cos(rad)) + 1,
             angle, gc)
+
+
+def _bitmap_of(font: Any) -> _Bitmap:
+    """The string ``font`` has just rendered (``_set_text``), in pixels (FreeType
+    gives 26.6 fixed point); a copy of the image, as the font reuses its buffer."""
+    off_x, off_y = font.get_bitmap_offset()
+    return _Bitmap(np.array(font.get_image()), off_x / 64.0, off_y / 64.0,
+                   font.get_descent() / 64.0)
 
 
 def _font_heights(prop: Any, dpi: float) -> tuple[float, float, float] | None:
