@@ -36,6 +36,7 @@ from rstscope.ingest.index import PacketIndex
 from rstscope.ingest.packet_filter import PacketFilter
 from rstscope.schema import SCHEMA_VERSION
 from rstscope.table import render
+from rstscope.wire.opener import rereadable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,7 +198,7 @@ class Analysis:
             # lazy: pandas, only when a DataFrame is asked for
             from rstscope.ingest import read_packets
 
-            if self._source is None or not _rereadable(self._source):
+            if self._source is None or not rereadable(self._source):
                 raise ValueError("packets are only available for analyses of files on disk")
             self._packets_df = read_packets(self._source)
         return self._packets_df
@@ -308,14 +309,6 @@ class Analysis:
         return summary_html(self)
 
 
-def _rereadable(source: Sources) -> bool:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source) != "-"
-    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
-        return all(_rereadable(s) for s in source)
-    return False
-
-
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 
 
@@ -403,7 +396,7 @@ def analyze(
     flt = PacketFilter(tuple(int(p) for p in ports), tuple(hosts), start_ns, end_ns)
     tracker = Tracker(cfg)
     packets = 0
-    with open_capture(source, batch_size=batch_size, index=_rereadable(source)) as reader:
+    with open_capture(source, batch_size=batch_size, index=rereadable(source)) as reader:
         for n, batch in enumerate(reader, 1):
             keep = flt.mask(batch)
             if keep is not None:

@@ -17,7 +17,6 @@ imports none of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rstscope.schema import PACKET_DTYPE, addr_bytes
+from rstscope.wire.opener import rereadable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,7 +87,7 @@ def _batches_of(source: Any, index: PacketIndex | None, flows: Sequence[FlowReco
     Raises:
         ValueError: at once (not on the first batch) when ``source`` cannot be re-read.
     """
-    if source is None or not _rereadable(source):
+    if source is None or not rereadable(source):
         raise ValueError("packets are only available for analyses of files on disk")
     return _filtered(source, index, flows)
 
@@ -123,10 +123,3 @@ def _filtered(source: Any, index: PacketIndex | None, flows: Sequence[FlowRecord
             if len(sub):
                 yield sub
 
-
-def _rereadable(source: object) -> bool:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source) != "-"
-    if isinstance(source, (list, tuple)):
-        return all(_rereadable(s) for s in source)
-    return False

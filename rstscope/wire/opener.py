@@ -16,7 +16,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, Final
 
@@ -125,6 +125,16 @@ def _read_prefix(f: Any, n: int) -> bytes:
             break
         out += chunk
     return out
+
+
+def rereadable(source: object) -> bool:
+    """Whether ``source`` (a path, ``-``, a file object, or a list of them read as one
+    stream) can be opened again from the start: only paths other than ``-`` can."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source) != "-"
+    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
+        return all(rereadable(s) for s in source)
+    return False
 
 
 def source_name(src: object) -> str:
